@@ -1,0 +1,43 @@
+"""Command-line entry point: ``flaggerpy <command> ...``.
+
+Each command lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``. Only the chosen
+command's module is imported, so ``flaggerpy sandbox`` does not pay for the controller's imports and vice versa.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sandbox": ("flaggerpy.sandbox.cli", "run the embedded Kubernetes API server (a kubeconfig points at it)"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    return "usage: flaggerpy COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command named by the first argument; returns the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(_usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(f"flaggerpy: unknown command {name!r}\n\n{_usage()}")
+        return 2
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"flaggerpy {name}", description=help_text)
+    module.configure(parser)
+    return int(module.run(parser.parse_args(rest)) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""structlog configuration: a console renderer on a TTY, JSON lines everywhere else."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(level: str = "info", json: bool | None = None) -> None:
+    """Configure structlog and the stdlib root logger once per process.
+
+    ``json`` defaults to "stderr is not a TTY", so a container logs JSON and a developer's terminal stays readable.
+    """
+    if json is None:
+        json = not sys.stderr.isatty()
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise ValueError(f"--log-level: unknown level {level!r} (debug, info, warning, error)")
+    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger bound with ``logger=name``; bind ``canary=namespace/name`` at the call site."""
+    return structlog.get_logger(logger=name)
