@@ -37,5 +37,8 @@ def configure(level: str = "info", json: bool | None = None) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A logger bound with ``logger=name``; bind ``canary=namespace/name`` at the call site."""
-    return structlog.get_logger(logger=name)
+    """A logger bound with ``logger_name=name``; bind ``canary=namespace/name`` at the call site.
+
+    The key is not ``logger`` because structlog's ``get_logger`` reserves that keyword for the wrapped logger.
+    """
+    return structlog.get_logger(logger_name=name)

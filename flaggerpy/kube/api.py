@@ -1,0 +1,486 @@
+"""One API client per process and typed resource handles over plain dicts.
+
+kubernetes-asyncio supplies configuration, authentication and the aiohttp transport; requests go straight through
+its ``rest_client`` with JSON bodies, because the generated models cost several times the CPU of a raw request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from flaggerpy.kube.errors import ApiError, ConfigError, Unavailable, error_from_status
+from flaggerpy.kube.settings import ClientSettings
+from flaggerpy.log import get_logger
+
+log = get_logger(__name__)
+
+Obj = dict[str, Any]
+PatchType = Literal["merge", "json", "strategic"]
+RequestObserver = Callable[[str, str, int, float], None]
+"""``on_request(verb, resource, status, seconds)``: called once per HTTP attempt; status 0 = no answer."""
+
+_PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+}
+_IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource type the API serves: ``group`` "" is the core group (``/api/v1``)."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        """The ``apiVersion`` of objects of this type (``v1``, ``apps/v1``)."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        """The URL path of the collection, or of one object (and its subresource) when ``name`` is given."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{quote(name, safe='')}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+    def __str__(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Parse ``Retry-After``: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and (exc.status == 0 or exc.status == 429 or exc.status >= 500)
+
+
+def _query(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Drop unset parameters and spell booleans the way the API server documents them."""
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if value is None:
+            continue
+        out.append((key, ("true" if value else "false") if isinstance(value, bool) else str(value)))
+    return out
+
+
+def _namespace_of(resource: Resource, obj: Obj) -> str | None:
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    if resource.namespaced and not namespace:
+        raise ValueError(f"{resource}: metadata.namespace is required for a namespaced object")
+    return namespace if resource.namespaced else None
+
+
+def _name_of(resource: Resource, obj: Obj) -> str:
+    name = (obj.get("metadata") or {}).get("name")
+    if not name:
+        raise ValueError(f"{resource}: metadata.name is required")
+    return str(name)
+
+
+def _check_namespace(resource: Resource, namespace: str | None) -> None:
+    if resource.namespaced and not namespace:
+        raise ValueError(f"{resource} is namespaced: a namespace is required")
+
+
+def _kubeconfig_path(explicit: str | None) -> str:
+    path = explicit or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or str(Path.home() / ".kube" / "config")
+    if not Path(path).is_file():
+        raise ConfigError(f"kubeconfig {path!r} does not exist (pass --kubeconfig or run in a pod)")
+    return path
+
+
+async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
+    """Build a client Configuration the way kubectl does.
+
+    An explicit ``kubeconfig`` wins; otherwise in-cluster service-account config when running in a pod; otherwise
+    ``$KUBECONFIG`` (first entry) or ``~/.kube/config``. Raises :class:`ConfigError` naming what was missing.
+    """
+    cfg = Configuration()
+    try:
+        if kubeconfig is None and os.environ.get(_IN_CLUSTER_ENV):
+            load_incluster_config(client_configuration=cfg)
+            return cfg
+        path = _kubeconfig_path(kubeconfig)
+        await load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
+    except ConfigException as exc:
+        raise ConfigError(f"cannot load cluster configuration: {exc}") from exc
+    return cfg
+
+
+class KubeClient:
+    """The process's connection to the API server. Use as ``async with KubeClient(kubeconfig=...) as kube:``.
+
+    Either pass a ready ``api_client`` or let :meth:`open` build one from ``kubeconfig``/``context`` (or in-cluster
+    config). Closing the client closes the aiohttp session.
+    """
+
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        *,
+        settings: ClientSettings | None = None,
+        api_client: ApiClient | None = None,
+        on_request: RequestObserver | None = None,
+    ) -> None:
+        self.settings = settings or ClientSettings()
+        self._kubeconfig = kubeconfig
+        self._context = context
+        self._api = api_client
+        self._observers: list[RequestObserver] = [on_request] if on_request else []
+
+    async def open(self) -> KubeClient:
+        """Load configuration and create the shared ApiClient (idempotent)."""
+        if self._api is None:
+            cfg = await load_configuration(self._kubeconfig, self._context)
+            cfg.connection_pool_maxsize = self.settings.pool_size
+            self._api = ApiClient(configuration=cfg)
+            self._api.user_agent = "flaggerpy"
+        return self
+
+    async def close(self) -> None:
+        """Close the HTTP session; the client cannot be used afterwards."""
+        if self._api is not None:
+            await self._api.close()
+
+    async def __aenter__(self) -> KubeClient:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def api_client(self) -> ApiClient:
+        """The underlying kubernetes-asyncio ApiClient (for code that needs its configuration)."""
+        if self._api is None:
+            raise RuntimeError("KubeClient is not open: use 'async with KubeClient(...)' or await open()")
+        return self._api
+
+    @property
+    def closed(self) -> bool:
+        """True once the HTTP session is closed (or was never opened)."""
+        return self._api is None or self._api.rest_client.pool_manager.closed
+
+    def add_observer(self, observer: RequestObserver) -> None:
+        """Register ``observer(verb, resource, status, seconds)``, called after every HTTP attempt."""
+        self._observers.append(observer)
+
+    def resource(self, resource: Resource) -> ResourceClient:
+        """A handle bound to this client: ``kube.resource(DEPLOYMENTS).get(name, namespace)``."""
+        return ResourceClient(self, resource)
+
+    def _observe(self, verb: str, resource: str, status: int, seconds: float) -> None:
+        for observer in self._observers:
+            try:
+                observer(verb, resource, status, seconds)
+            except Exception:  # an observer is telemetry: it must never fail a request
+                log.exception("request observer failed", observer=repr(observer))
+
+    def _timeout(self, read: float | None = None) -> aiohttp.ClientTimeout:
+        connect = self.settings.connect_timeout
+        return aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=read or self.settings.read_timeout
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+        timeouts: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        api = self.api_client
+        headers = dict(api.default_headers)
+        headers["Accept"] = "application/json"
+        headers["Content-Type"] = content_type
+        await api.update_params_for_auth(headers, query, ["BearerToken"])
+        return await api.rest_client.request(
+            method,
+            api.configuration.host + path,
+            query_params=query or None,
+            headers=headers,
+            body=body,
+            _preload_content=False,
+            _request_timeout=timeouts,
+        )
+
+    async def _attempt(
+        self,
+        verb: str,
+        label: str,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: Any,
+        content_type: str,
+    ) -> Any:
+        start = time.monotonic()
+        status = 0
+        try:
+            response = await self._send(method, path, list(query), body, content_type, self._timeout())
+            try:
+                status = response.status
+                data = await response.read()
+                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            finally:
+                response.release()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unavailable(0, reason=type(exc).__name__, message=str(exc) or "request timed out") from exc
+        finally:
+            self._observe(verb, label, status, time.monotonic() - start)
+        if not 200 <= status < 300:
+            raise error_from_status(status, data, retry_after)
+        return json.loads(data) if data else {}
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.settings.retry_after_max)
+        backoff = wait_exponential_jitter(
+            initial=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
+        )
+        return float(backoff(state))
+
+    async def request(
+        self,
+        verb: str,
+        resource: Resource | str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """Send one API request with retries on 429/5xx/connection errors; return the decoded JSON answer.
+
+        ``verb`` and ``resource`` only label the request for observers and logs. Raises the mapped
+        :class:`~flaggerpy.kube.errors.ApiError` subclass once the retry budget is spent.
+        """
+        label = str(resource)
+        params = _query(query or {})
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=lambda s: log.debug(
+                "retrying API request",
+                verb=verb,
+                resource=label,
+                attempt=s.attempt_number,
+                error=str(s.outcome.exception()) if s.outcome else None,
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(verb, label, method, path, params, body, content_type)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, resource: Resource, namespace: str | None, query: Mapping[str, Any], read_timeout: float
+    ) -> AsyncIterator[aiohttp.StreamReader]:
+        """Open a watch stream (one attempt, no retries: the watcher owns reconnect policy).
+
+        Yields the response body as a line-readable stream; raises the mapped ApiError on a non-2xx answer and
+        :class:`Unavailable` when the server cannot be reached.
+        """
+        start = time.monotonic()
+        status = 0
+        label = str(resource)
+        try:
+            response = await self._send(
+                "GET", resource.path(namespace), _query(query), None, "application/json", self._timeout(read_timeout)
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._observe("watch", label, status, time.monotonic() - start)
+            raise Unavailable(0, reason=type(exc).__name__, message=str(exc) or "connect timed out") from exc
+        try:
+            status = response.status
+            self._observe("watch", label, status, time.monotonic() - start)
+            if status != 200:
+                data = await response.read()
+                raise error_from_status(status, data, _retry_after_seconds(response.headers.get("Retry-After")))
+            yield response.content
+        finally:
+            response.release()
+
+    # Typed verbs: thin wrappers that build paths and bodies.
+
+    async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Obj:
+        """Read one object; raises NotFound when absent."""
+        _check_namespace(resource, namespace)
+        return await self.request("get", resource, "GET", resource.path(namespace, name))  # type: ignore[no-any-return]
+
+    async def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[Obj], str]:
+        """List objects (all namespaces when ``namespace`` is None) following pagination.
+
+        Returns the items (each with ``kind``/``apiVersion`` filled in, which list answers omit) and the list's
+        resourceVersion, the point a watch resumes from.
+        """
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            query = {
+                "labelSelector": label_selector,
+                "fieldSelector": field_selector,
+                "limit": self.settings.list_page_size,
+                "continue": token,
+            }
+            doc = await self.request("list", resource, "GET", resource.path(namespace), query=query)
+            for item in doc.get("items") or []:
+                item.setdefault("kind", resource.kind)
+                item.setdefault("apiVersion", resource.api_version)
+                items.append(item)
+            meta = doc.get("metadata") or {}
+            token = meta.get("continue") or None
+            if token is None:
+                return items, str(meta.get("resourceVersion", ""))
+
+    async def create(self, resource: Resource, obj: Obj) -> Obj:
+        """Create ``obj`` in its ``metadata.namespace``; raises AlreadyExists or Invalid."""
+        namespace = _namespace_of(resource, obj)
+        return await self.request("create", resource, "POST", resource.path(namespace), body=obj)  # type: ignore[no-any-return]
+
+    async def replace(self, resource: Resource, obj: Obj) -> Obj:
+        """Replace ``obj`` (PUT); send its resourceVersion to get a Conflict instead of a lost update."""
+        namespace = _namespace_of(resource, obj)
+        path = resource.path(namespace, _name_of(resource, obj))
+        return await self.request("update", resource, "PUT", path, body=obj)  # type: ignore[no-any-return]
+
+    async def replace_status(self, resource: Resource, obj: Obj) -> Obj:
+        """Replace the ``status`` subresource of ``obj``."""
+        namespace = _namespace_of(resource, obj)
+        path = resource.path(namespace, _name_of(resource, obj), "status")
+        return await self.request("update", f"{resource}/status", "PUT", path, body=obj)  # type: ignore[no-any-return]
+
+    async def patch(
+        self,
+        resource: Resource,
+        name: str,
+        namespace: str | None,
+        body: Any,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+    ) -> Obj:
+        """Patch one object with a merge (dict), JSON (list of ops) or strategic merge patch."""
+        _check_namespace(resource, namespace)
+        if patch_type not in _PATCH_CONTENT_TYPES:
+            raise ValueError(f"patch_type: must be one of {sorted(_PATCH_CONTENT_TYPES)}, got {patch_type!r}")
+        label = f"{resource}/{subresource}" if subresource else str(resource)
+        path = resource.path(namespace, name, subresource)
+        return await self.request(  # type: ignore[no-any-return]
+            "patch", label, "PATCH", path, body=body, content_type=_PATCH_CONTENT_TYPES[patch_type]
+        )
+
+    async def patch_status(
+        self, resource: Resource, name: str, namespace: str | None, body: Any, patch_type: PatchType = "merge"
+    ) -> Obj:
+        """Patch the ``status`` subresource."""
+        return await self.patch(resource, name, namespace, body, patch_type, subresource="status")
+
+    async def delete(
+        self, resource: Resource, name: str, namespace: str | None = None, propagation_policy: str | None = None
+    ) -> Obj:
+        """Delete one object; returns the server's answer (the object being finalized, or a Status)."""
+        _check_namespace(resource, namespace)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation_policy}
+        return await self.request(  # type: ignore[no-any-return]
+            "delete",
+            resource,
+            "DELETE",
+            resource.path(namespace, name),
+            body=body if propagation_policy else None,
+        )
+
+
+class ResourceClient:
+    """A :class:`Resource` bound to a :class:`KubeClient`; same verbs without repeating the resource."""
+
+    def __init__(self, kube: KubeClient, resource: Resource) -> None:
+        self.kube = kube
+        self.resource = resource
+
+    async def get(self, name: str, namespace: str | None = None) -> Obj:
+        """See :meth:`KubeClient.get`."""
+        return await self.kube.get(self.resource, name, namespace)
+
+    async def list(
+        self, namespace: str | None = None, label_selector: str | None = None, field_selector: str | None = None
+    ) -> tuple[list[Obj], str]:
+        """See :meth:`KubeClient.list`."""
+        return await self.kube.list(self.resource, namespace, label_selector, field_selector)
+
+    async def create(self, obj: Obj) -> Obj:
+        """See :meth:`KubeClient.create`."""
+        return await self.kube.create(self.resource, obj)
+
+    async def replace(self, obj: Obj) -> Obj:
+        """See :meth:`KubeClient.replace`."""
+        return await self.kube.replace(self.resource, obj)
+
+    async def replace_status(self, obj: Obj) -> Obj:
+        """See :meth:`KubeClient.replace_status`."""
+        return await self.kube.replace_status(self.resource, obj)
+
+    async def patch(self, name: str, namespace: str | None, body: Any, patch_type: PatchType = "merge") -> Obj:
+        """See :meth:`KubeClient.patch`."""
+        return await self.kube.patch(self.resource, name, namespace, body, patch_type)
+
+    async def patch_status(self, name: str, namespace: str | None, body: Any, patch_type: PatchType = "merge") -> Obj:
+        """See :meth:`KubeClient.patch_status`."""
+        return await self.kube.patch_status(self.resource, name, namespace, body, patch_type)
+
+    async def delete(self, name: str, namespace: str | None = None, propagation_policy: str | None = None) -> Obj:
+        """See :meth:`KubeClient.delete`."""
+        return await self.kube.delete(self.resource, name, namespace, propagation_policy)

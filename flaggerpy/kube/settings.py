@@ -1,0 +1,85 @@
+"""Every timeout, backoff and limit of the kube layer, as typed fields tests can override.
+
+No number that changes behaviour lives anywhere else in ``flaggerpy.kube``: pass a modified copy
+(``dataclasses.replace(ClientSettings(), read_timeout=1.0)``) to make a test fast or a deployment patient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Timeouts and retries of single API requests."""
+
+    connect_timeout: float = 5.0
+    """Seconds to establish a TCP/TLS connection to the API server."""
+    read_timeout: float = 30.0
+    """Seconds to wait for (more of) a response before giving up on a non-watch request."""
+    retry_attempts: int = 5
+    """Attempts per request (first try included) on 429, 5xx and connection errors."""
+    backoff_initial: float = 0.2
+    """First retry delay in seconds; doubles per attempt."""
+    backoff_max: float = 5.0
+    """Upper bound of the exponential retry delay."""
+    backoff_jitter: float = 0.2
+    """Random seconds added to each retry delay so clients that failed together do not retry together."""
+    retry_after_max: float = 30.0
+    """Cap on a server's ``Retry-After`` so a broken proxy cannot park a worker for hours."""
+    list_page_size: int = 500
+    """``limit`` of each list page; the client follows ``continue`` tokens until the list is complete."""
+    pool_size: int = 64
+    """Maximum parallel connections to the API server."""
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Behaviour of one list+watch stream."""
+
+    server_timeout: int = 300
+    """``timeoutSeconds`` asked of the server: it ends the stream cleanly and we resume from the last version."""
+    client_timeout_margin: float = 15.0
+    """The client read timeout is ``server_timeout`` plus this, so a half-open connection never hangs forever."""
+    allow_bookmarks: bool = True
+    """Ask for BOOKMARK events so the resourceVersion advances even when nothing we watch changes."""
+    backoff_initial: float = 0.5
+    """First reconnect delay after a failed or dropped stream; doubles per consecutive failure."""
+    backoff_max: float = 30.0
+    """Cap of the reconnect delay."""
+    backoff_jitter: float = 1.0
+    """Random seconds added to each reconnect delay."""
+    backoff_reset_after: float = 60.0
+    """A stream that stayed healthy this long resets the reconnect backoff to ``backoff_initial``."""
+
+
+@dataclass(frozen=True)
+class WorkQueueSettings:
+    """Per-key rate limiting of ``WorkQueue.add_rate_limited``."""
+
+    backoff_base: float = 0.005
+    """Delay of the first rate-limited requeue of a key; doubles per requeue until ``forget``."""
+    backoff_cap: float = 1000.0
+    """Maximum per-key requeue delay in seconds."""
+
+
+@dataclass(frozen=True)
+class LeaderSettings:
+    """Lease-based leader election, same defaults as client-go."""
+
+    lease_duration: float = 15.0
+    """Seconds a standby waits after the last renewal before it may take the lease."""
+    renew_deadline: float = 10.0
+    """The leader gives up leading when it could not renew for this long; must be < ``lease_duration``."""
+    retry_period: float = 2.0
+    """Seconds between acquire/renew attempts."""
+    release_on_stop: bool = True
+    """On a graceful stop, clear the holder so a standby takes over at once instead of after ``lease_duration``."""
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    """The EventRecorder's aggregation cache."""
+
+    cache_size: int = 4096
+    """Distinct (object, type, reason, message) entries remembered for count aggregation (LRU)."""
