@@ -1,0 +1,216 @@
+"""A client-go style work queue for asyncio.
+
+Three structures give the guarantees: ``queue`` (order of keys waiting), ``dirty`` (keys that need processing) and
+``processing`` (keys a worker holds). A key is queued at most once; a key is never handed to two workers at once;
+a key added while a worker holds it is processed again after :meth:`WorkQueue.done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from flaggerpy.kube.settings import WorkQueueSettings
+from flaggerpy.log import get_logger
+
+log = get_logger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+
+
+class ShutDown(Exception):
+    """Raised by :meth:`WorkQueue.get` once the queue is shut down."""
+
+
+class WorkQueue(Generic[K]):
+    """De-duplicating queue of keys with per-key rate limiting and delayed adds."""
+
+    def __init__(self, settings: WorkQueueSettings | None = None, name: str = "") -> None:
+        self.settings = settings or WorkQueueSettings()
+        self.name = name
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._nonempty = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._shutting_down = False
+        self._requeues: dict[K, int] = {}
+        # Delayed adds: one heap and one timer task; ``_deadlines`` holds the live deadline per key so stale heap
+        # entries (superseded by an earlier deadline) are skipped when they surface.
+        self._heap: list[tuple[float, int, K]] = []
+        self._deadlines: dict[K, float] = {}
+        self._seq = itertools.count()
+        self._timer_wakeup = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        """Keys waiting to be processed (the depth metric); excludes keys being processed or delayed."""
+        return len(self._queue)
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once :meth:`shutdown` was called."""
+        return self._shutting_down
+
+    @property
+    def in_flight(self) -> int:
+        """Keys currently held by workers."""
+        return len(self._processing)
+
+    @property
+    def delayed(self) -> int:
+        """Keys waiting for their :meth:`add_after` deadline."""
+        return len(self._deadlines)
+
+    def add(self, key: K) -> None:
+        """Queue ``key`` unless it is already queued; if a worker holds it, queue it again after ``done``."""
+        if self._shutting_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return
+        self._queue.append(key)
+        self._nonempty.set()
+        self._drained.clear()
+
+    async def get(self) -> K:
+        """Wait for a key and mark it as processing; the caller must call :meth:`done` with it."""
+        while True:
+            if self._shutting_down:
+                raise ShutDown(self.name)
+            if self._queue:
+                key = self._queue.popleft()
+                if not self._queue:
+                    self._nonempty.clear()
+                self._dirty.discard(key)
+                self._processing.add(key)
+                self._idle.clear()
+                return key
+            await self._nonempty.wait()
+
+    def done(self, key: K) -> None:
+        """Release ``key``; if it was added while held, it goes back into the queue."""
+        if key not in self._processing:
+            return
+        self._processing.discard(key)
+        if key in self._dirty and not self._shutting_down:
+            self._queue.append(key)
+            self._nonempty.set()
+        if not self._processing:
+            self._idle.set()
+            if not self._queue:
+                self._drained.set()
+
+    async def join(self) -> None:
+        """Wait until no key is queued or being processed (delayed keys do not count)."""
+        while self._queue or self._processing:
+            await self._drained.wait()
+            await asyncio.sleep(0)
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Add ``key`` after ``delay`` seconds; an earlier pending deadline for the same key wins."""
+        if self._shutting_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        current = self._deadlines.get(key)
+        if current is not None and current <= deadline:
+            return
+        self._deadlines[key] = deadline
+        heapq.heappush(self._heap, (deadline, next(self._seq), key))
+        if self._heap[0][2] == key:
+            self._timer_wakeup.set()
+        if self._timer is None or self._timer.done():
+            self._timer = loop.create_task(self._run_timer(), name=f"workqueue-timer-{self.name}")
+
+    def add_rate_limited(self, key: K) -> float:
+        """Requeue ``key`` after a per-key exponential backoff (base doubling, capped); returns the delay used."""
+        requeues = self._requeues.get(key, 0)
+        self._requeues[key] = requeues + 1
+        delay = min(self.settings.backoff_base * (2**requeues), self.settings.backoff_cap)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """Reset ``key``'s backoff, typically after it was processed successfully."""
+        self._requeues.pop(key, None)
+
+    def num_requeues(self, key: K) -> int:
+        """How many rate-limited requeues ``key`` had since the last :meth:`forget`."""
+        return self._requeues.get(key, 0)
+
+    async def _run_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._heap and not self._shutting_down:
+            deadline, _, key = self._heap[0]
+            if self._deadlines.get(key) != deadline:
+                heapq.heappop(self._heap)
+                continue
+            wait = deadline - loop.time()
+            if wait <= 0:
+                heapq.heappop(self._heap)
+                del self._deadlines[key]
+                self.add(key)
+                continue
+            self._timer_wakeup.clear()
+            # Sleep until the earliest deadline, or until an earlier one is pushed.
+            try:
+                async with asyncio.timeout(wait):
+                    await self._timer_wakeup.wait()
+            except TimeoutError:
+                pass
+
+    async def shutdown(self, drain: bool = True) -> None:
+        """Stop handing out keys and drop queued and delayed ones; with ``drain``, wait for in-flight keys."""
+        self._shutting_down = True
+        self._queue.clear()
+        self._dirty.clear()
+        self._heap.clear()
+        self._deadlines.clear()
+        if not self._processing:
+            self._drained.set()
+        self._nonempty.set()  # wakes every waiting get() so it can raise ShutDown
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+        if drain:
+            await self._idle.wait()
+
+    async def run_workers(self, n: int, handler: Callable[[K], Awaitable[None]]) -> None:
+        """Run ``n`` workers calling ``handler(key)`` until :meth:`shutdown`.
+
+        A handler that returns resets the key's backoff (``forget``); one that raises is logged and the key is
+        requeued with :meth:`add_rate_limited`. Scheduling the next visit (``add_after``) is the handler's business.
+        """
+        if n < 1:
+            raise ValueError(f"workers: must be >= 1, got {n}")
+
+        async def worker() -> None:
+            while True:
+                try:
+                    key = await self.get()
+                except ShutDown:
+                    return
+                try:
+                    await handler(key)
+                except Exception:
+                    delay = self.add_rate_limited(key)
+                    log.exception("work item failed; requeued", queue=self.name, key=str(key), retry_in=delay)
+                else:
+                    self.forget(key)
+                finally:
+                    self.done(key)
+
+        async with asyncio.TaskGroup() as group:
+            for i in range(n):
+                group.create_task(worker(), name=f"workqueue-worker-{self.name}-{i}")

@@ -1,0 +1,156 @@
+"""WorkQueue: de-duplication, one worker per key, re-add while processing, backoff, delayed adds, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flaggerpy.kube.settings import WorkQueueSettings
+from flaggerpy.kube.workqueue import ShutDown, WorkQueue
+
+
+async def test_duplicate_adds_are_processed_once() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    for key in ["a", "b", "a", "a", "b"]:
+        q.add(key)
+    assert len(q) == 2
+    assert [await q.get(), await q.get()] == ["a", "b"]
+    assert len(q) == 0
+
+
+async def test_key_readded_while_processing_is_processed_again_after_done() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add("a")
+    key = await q.get()
+    q.add("a")
+    q.add("a")
+    assert len(q) == 0, "a held key must not be handed to a second worker"
+    q.done(key)
+    assert len(q) == 1
+    assert await q.get() == "a"
+    q.done("a")
+    assert len(q) == 0
+
+
+async def test_rate_limited_backoff_grows_caps_and_forget_resets() -> None:
+    q: WorkQueue[str] = WorkQueue(WorkQueueSettings(backoff_base=0.01, backoff_cap=0.05))
+    delays = [q.add_rate_limited("a") for _ in range(5)]
+    assert delays == [0.01, 0.02, 0.04, 0.05, 0.05]
+    assert q.num_requeues("a") == 5
+    q.forget("a")
+    assert q.num_requeues("a") == 0
+    assert q.add_rate_limited("a") == 0.01
+    assert await asyncio.wait_for(q.get(), 1) == "a"
+    await q.shutdown(drain=False)
+
+
+async def test_add_after_fires_in_deadline_order_and_earlier_deadline_wins() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("late", 0.06)
+    q.add_after("early", 0.02)
+    q.add_after("middle", 0.04)
+    q.add_after("moved", 0.5)
+    q.add_after("moved", 0.03)  # earlier deadline replaces the later one
+    q.add_after("middle", 0.5)  # a later deadline does not postpone
+    got = [await asyncio.wait_for(q.get(), 1) for _ in range(4)]
+    assert got == ["early", "moved", "middle", "late"]
+    assert q.delayed == 0
+    await q.shutdown(drain=False)
+
+
+async def test_add_after_zero_adds_now() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("a", 0)
+    assert len(q) == 1
+
+
+async def test_shutdown_lets_in_flight_work_finish_and_stops_workers() -> None:
+    q: WorkQueue[int] = WorkQueue()
+    started = asyncio.Event()
+    release = asyncio.Event()
+    finished: list[int] = []
+
+    async def handler(key: int) -> None:
+        started.set()
+        await release.wait()
+        finished.append(key)
+
+    q.add(1)
+    workers = asyncio.create_task(q.run_workers(1, handler))
+    await started.wait()
+    q.add(2)  # queued but never started: dropped by shutdown
+    stopping = asyncio.create_task(q.shutdown())
+    await asyncio.sleep(0)
+    assert not stopping.done(), "shutdown must wait for the in-flight key"
+    release.set()
+    await asyncio.wait_for(stopping, 1)
+    await asyncio.wait_for(workers, 1)
+    assert finished == [1]
+    with pytest.raises(ShutDown):
+        await q.get()
+    q.add(3)
+    assert len(q) == 0, "adds after shutdown are ignored"
+
+
+async def test_failing_handler_is_requeued_with_backoff_then_forgotten() -> None:
+    q: WorkQueue[str] = WorkQueue(WorkQueueSettings(backoff_base=0.001, backoff_cap=0.01))
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(key: str) -> None:
+        attempts.append(q.num_requeues(key))
+        if len(attempts) < 3:
+            raise RuntimeError("transient")
+        done.set()
+
+    q.add("a")
+    workers = asyncio.create_task(q.run_workers(1, handler))
+    await asyncio.wait_for(done.wait(), 1)
+    await q.shutdown()
+    await workers
+    assert attempts == [0, 1, 2]
+    assert q.num_requeues("a") == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    adds=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), min_size=1, max_size=40),
+    workers=st.integers(1, 5),
+)
+def test_property_no_key_is_processed_concurrently_and_every_add_is_seen(
+    adds: list[tuple[int, int]], workers: int
+) -> None:
+    """Random adds (some while the key is being processed) with several workers: never two at once per key,
+    and every key's last add is followed by a processing of that key."""
+
+    async def scenario() -> None:
+        q: WorkQueue[int] = WorkQueue()
+        active: set[int] = set()
+        processed_after_last_add: dict[int, bool] = {}
+        violations: list[int] = []
+
+        async def handler(key: int) -> None:
+            if key in active:
+                violations.append(key)
+            active.add(key)
+            processed_after_last_add[key] = True
+            for _ in range(key % 3):
+                await asyncio.sleep(0)
+            active.discard(key)
+
+        runner = asyncio.create_task(q.run_workers(workers, handler))
+        for key, yields in adds:
+            q.add(key)
+            processed_after_last_add[key] = False
+            for _ in range(yields):
+                await asyncio.sleep(0)
+        await asyncio.wait_for(q.join(), 5)
+        await q.shutdown()
+        await runner
+        assert violations == []
+        assert all(processed_after_last_add.values()), processed_after_last_add
+
+    asyncio.run(scenario())
