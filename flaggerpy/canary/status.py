@@ -1,0 +1,133 @@
+"""``Canary.status``: the engine's only memory, built and compared as plain dicts.
+
+Flagger's status carries one condition, ``Promoted``, whose reason follows the phase. flaggerpy adds a second one,
+``Halted`` (a flaggerpy extension), that says why a canary is not moving right now (route not accepted yet, route
+owned by someone else, waiting for a concurrency slot, pods not ready) without overwriting the phase's story.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flaggerpy.canary.phases import Phase
+
+PROMOTED = "Promoted"
+HALTED = "Halted"
+INVALID_SPEC = "InvalidSpec"
+
+# (condition status, reason, message) of the Promoted condition in each phase, in Flagger's words.
+_PHASE_CONDITIONS: dict[Phase, tuple[str, str, str]] = {
+    Phase.INITIALIZING: ("Unknown", "Initializing", "Deployment initialization in progress."),
+    Phase.INITIALIZED: ("True", "Initialized", "Deployment initialization completed."),
+    Phase.WAITING: ("Unknown", "Waiting", "Waiting for approval."),
+    Phase.PROGRESSING: ("Unknown", "Progressing", "New revision detected, progressing canary analysis."),
+    Phase.WAITING_PROMOTION: ("Unknown", "WaitingPromotion", "Waiting for approval."),
+    Phase.PROMOTING: ("Unknown", "Progressing", "Canary analysis completed, starting primary rolling update."),
+    Phase.FINALISING: ("Unknown", "Finalising", "Canary analysis completed, routing all traffic to primary."),
+    Phase.SUCCEEDED: ("True", "Succeeded", "Canary analysis completed successfully, promotion finished."),
+    Phase.FAILED: ("False", "Failed", "Canary analysis failed, Deployment scaled to zero."),
+    Phase.TERMINATING: ("Unknown", "Terminating", "Canary is being deleted, restoring the target."),
+    Phase.TERMINATED: ("False", "Terminated", "Canary deleted, target restored."),
+}
+
+
+def now() -> datetime:
+    """The current time in UTC (one place, so tests reason about a single clock)."""
+    return datetime.now(UTC)
+
+
+def timestamp(when: datetime) -> str:
+    """RFC 3339 with second precision and a ``Z``, as Kubernetes writes ``metav1.Time``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def precise_timestamp(when: datetime) -> str:
+    """RFC 3339 with microseconds: sub-second intervals need a last-step time finer than Kubernetes' seconds."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A status time (string or datetime) as an aware datetime, or None when absent or unreadable."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def seconds_since(value: Any, at: datetime) -> float | None:
+    """Seconds between a status time and ``at``; None when the time is unknown."""
+    when = parse_time(value)
+    return None if when is None else max(0.0, (at - when).total_seconds())
+
+
+def condition(status: Mapping[str, Any], cond_type: str) -> dict[str, Any] | None:
+    """The condition of ``cond_type`` in a status, if present."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == cond_type:
+            return cond
+    return None
+
+
+def set_condition(
+    status: dict[str, Any], cond_type: str, cond_status: str, reason: str, message: str, at: datetime
+) -> None:
+    """Set a condition in place; ``lastTransitionTime`` moves only when the condition's status changes."""
+    conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
+    stamp = timestamp(at)
+    for cond in conditions:
+        if cond.get("type") == cond_type:
+            if (cond.get("status"), cond.get("reason"), cond.get("message")) == (cond_status, reason, message):
+                return
+            if cond.get("status") != cond_status:
+                cond["lastTransitionTime"] = stamp
+            cond.update(status=cond_status, reason=reason, message=message, lastUpdateTime=stamp)
+            return
+    conditions.append({"type": cond_type, "status": cond_status, "reason": reason, "message": message,
+                       "lastUpdateTime": stamp, "lastTransitionTime": stamp})
+
+
+def clear_condition(status: dict[str, Any], cond_type: str) -> None:
+    """Remove a condition in place (no-op when absent)."""
+    conditions = status.get("conditions")
+    if conditions:
+        status["conditions"] = [c for c in conditions if c.get("type") != cond_type]
+
+
+def set_phase(status: dict[str, Any], phase: Phase, at: datetime) -> None:
+    """Move to ``phase`` in place and set the Promoted condition Flagger shows for it."""
+    status["phase"] = phase.value
+    cond_status, reason, message = _PHASE_CONDITIONS[phase]
+    set_condition(status, PROMOTED, cond_status, reason, message, at)
+
+
+def mark_step(status: dict[str, Any], at: datetime) -> None:
+    """Record that a step happened now: the next interval is counted from here, also after a restart."""
+    status["lastTransitionTime"] = precise_timestamp(at)
+
+
+def halt(status: dict[str, Any], reason: str, message: str, at: datetime) -> None:
+    """Say why the canary is not moving (the ``Halted`` condition)."""
+    set_condition(status, HALTED, "True", reason, message, at)
+
+
+def unhalt(status: dict[str, Any]) -> None:
+    """The canary moves again: drop the ``Halted`` condition."""
+    clear_condition(status, HALTED)
+
+
+def working_copy(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of the canary's status to edit (an empty dict for a new canary)."""
+    return copy.deepcopy(dict(obj.get("status") or {}))
+
+
+def phase_of(status: Mapping[str, Any]) -> Phase | None:
+    """The phase recorded in a status (None for a canary never initialised)."""
+    return Phase.parse(status.get("phase"))
