@@ -1,0 +1,188 @@
+"""Semantic checks of a parsed Canary: ranges, cross-field rules and what Gateway API routing can express.
+
+Type and shape errors are pydantic's (translated in ``errors.py``); these run on a well-formed Canary and return
+every problem at once, each with the JSON path of the field to change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flaggerpy.apis.errors import FieldError, join_path
+
+if TYPE_CHECKING:
+    from flaggerpy.apis.flagger import (
+        Canary,
+        CanaryAnalysis,
+        CanaryMetric,
+        CanaryService,
+        HTTPMatchRequest,
+        SessionAffinity,
+    )
+
+GATEWAY_PROVIDERS = ("gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1")
+TARGET_KINDS = ("Deployment", "DaemonSet")
+BUILTIN_METRICS = ("request-success-rate", "request-duration")
+
+
+def canary_problems(canary: Canary) -> list[FieldError]:
+    """Every semantic problem of ``canary``'s spec; empty when it can be released."""
+    spec = canary.spec
+    problems: list[FieldError] = []
+    if spec.provider is not None and spec.provider not in GATEWAY_PROVIDERS:
+        problems.append(
+            FieldError(
+                "spec.provider",
+                f'"{spec.provider}" is not a Gateway API provider ({", ".join(GATEWAY_PROVIDERS)})',
+            )
+        )
+    kind = spec.target_ref.kind
+    if kind is not None and kind not in TARGET_KINDS:
+        problems.append(FieldError("spec.targetRef.kind", "must be Deployment or DaemonSet"))
+    problems += _service_problems(spec.service)
+    if spec.analysis is None:
+        problems.append(FieldError("spec.analysis", "required"))
+    else:
+        problems += _analysis_problems(spec.analysis)
+    return problems
+
+
+def _service_problems(service: CanaryService) -> list[FieldError]:
+    problems: list[FieldError] = []
+    if not service.gateway_refs:
+        problems.append(FieldError("spec.service.gatewayRefs", "required: name at least one Gateway for the HTTPRoute"))
+    for i, match in enumerate(service.match or ()):
+        problems += _match_problems(match, ("spec", "service", "match", i))
+    if service.rewrite is not None and service.rewrite.type == "ReplacePrefixMatch":
+        prefixed = any(m.uri is not None and m.uri.prefix is not None for m in service.match or ())
+        if not prefixed:
+            problems.append(
+                FieldError("spec.service.rewrite.type", "ReplacePrefixMatch needs a service.match with uri.prefix")
+            )
+    return problems
+
+
+def _match_problems(match: HTTPMatchRequest, at: tuple[str | int, ...]) -> list[FieldError]:
+    """What Gateway API cannot express: HTTPRoute matches headers and query params only exactly or by regex."""
+    problems: list[FieldError] = []
+    for field, rules in (("headers", match.headers), ("queryParams", match.query_params)):
+        for name, rule in (rules or {}).items():
+            if rule.kind in ("prefix", "suffix"):
+                problems.append(
+                    FieldError(
+                        join_path(*at, field, name, rule.kind),
+                        "Gateway API matches headers and query params only by exact or regex",
+                    )
+                )
+    if match.uri is not None and match.uri.kind == "suffix":
+        problems.append(
+            FieldError(join_path(*at, "uri", "suffix"), "Gateway API matches paths by exact, prefix or regex")
+        )
+    for field in ("scheme", "authority"):
+        if getattr(match, field) is not None:
+            problems.append(FieldError(join_path(*at, field), "not supported by Gateway API routing"))
+    if match.method is not None and match.method.kind not in (None, "exact"):
+        problems.append(FieldError(join_path(*at, "method"), "Gateway API matches the method only exactly"))
+    return problems
+
+
+def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
+    at = "spec.analysis"
+    problems: list[FieldError] = []
+    iterations = analysis.iterations or 0
+
+    if analysis.max_weight is not None and not 1 <= analysis.max_weight <= 100:
+        problems.append(FieldError(f"{at}.maxWeight", "must be between 1 and 100"))
+    if analysis.step_weight is not None and analysis.step_weight <= 0:
+        problems.append(FieldError(f"{at}.stepWeight", "must be > 0"))
+    elif analysis.step_weight is not None and analysis.step_weight > 100:
+        problems.append(FieldError(f"{at}.stepWeight", "must be between 1 and 100"))
+    elif (
+        analysis.step_weight is not None
+        and analysis.max_weight is not None
+        and 1 <= analysis.max_weight < analysis.step_weight
+    ):
+        problems.append(FieldError(f"{at}.maxWeight", f"must be >= stepWeight ({analysis.step_weight})"))
+    if analysis.step_weight_promotion is not None and not 1 <= analysis.step_weight_promotion <= 100:
+        problems.append(FieldError(f"{at}.stepWeightPromotion", "must be between 1 and 100"))
+
+    steps = analysis.step_weights or []
+    if analysis.step_weights is not None and not steps:
+        problems.append(FieldError(f"{at}.stepWeights", "must not be empty"))
+    for i, weight in enumerate(steps):
+        if not 1 <= weight <= 100:
+            problems.append(FieldError(f"{at}.stepWeights[{i}]", "must be between 1 and 100"))
+        elif i > 0 and weight <= steps[i - 1]:
+            problems.append(
+                FieldError(f"{at}.stepWeights[{i}]", f"must be greater than the previous step ({steps[i - 1]})")
+            )
+        elif analysis.max_weight is not None and 1 <= analysis.max_weight < weight:
+            problems.append(FieldError(f"{at}.stepWeights[{i}]", f"exceeds maxWeight ({analysis.max_weight})"))
+    if steps and analysis.step_weight is not None:
+        problems.append(FieldError(f"{at}.stepWeights", "set either stepWeight or stepWeights, not both"))
+
+    if analysis.match and not iterations:
+        problems.append(FieldError(f"{at}.iterations", "required for A/B testing (analysis.match is set)"))
+    if not iterations and analysis.step_weight is None and not steps:
+        problems.append(
+            FieldError(
+                f"{at}.stepWeight",
+                "required for a canary release (or set stepWeights; or iterations for A/B and blue/green)",
+            )
+        )
+    if analysis.mirror and not iterations and not analysis.mirror_weight:
+        problems.append(FieldError(f"{at}.mirror", "needs iterations (blue/green) or mirrorWeight (canary)"))
+    if analysis.mirror_weight and not analysis.mirror:
+        problems.append(FieldError(f"{at}.mirrorWeight", "needs mirror: true"))
+    if analysis.mirror and analysis.match:
+        problems.append(FieldError(f"{at}.mirror", "cannot be combined with A/B testing (analysis.match)"))
+
+    for i, match in enumerate(analysis.match or ()):
+        problems += _match_problems(match, ("spec", "analysis", "match", i))
+    if analysis.session_affinity is not None:
+        problems += _affinity_problems(analysis.session_affinity, iterations, bool(analysis.match))
+    names: dict[str, int] = {}
+    for i, metric in enumerate(analysis.metrics or ()):
+        problems += _metric_problems(metric, f"{at}.metrics[{i}]")
+        if metric.name in names:
+            problems.append(
+                FieldError(f"{at}.metrics[{i}].name", f'"{metric.name}" repeats metrics[{names[metric.name]}]')
+            )
+        names.setdefault(metric.name, i)
+    hooks: dict[str, int] = {}
+    for i, hook in enumerate(analysis.webhooks or ()):
+        if hook.name in hooks:
+            problems.append(
+                FieldError(f"{at}.webhooks[{i}].name", f'"{hook.name}" repeats webhooks[{hooks[hook.name]}]')
+            )
+        hooks.setdefault(hook.name, i)
+    return problems
+
+
+def _affinity_problems(affinity: SessionAffinity, iterations: int, ab: bool) -> list[FieldError]:
+    at = "spec.analysis.sessionAffinity"
+    problems: list[FieldError] = []
+    if not affinity.cookie_name:
+        problems.append(FieldError(f"{at}.cookieName", "required"))
+    elif affinity.primary_cookie_name == affinity.cookie_name:
+        problems.append(FieldError(f"{at}.primaryCookieName", "must differ from cookieName"))
+    if iterations or ab:
+        problems.append(FieldError(at, "works only with a weighted canary release (stepWeight/stepWeights)"))
+    return problems
+
+
+def _metric_problems(metric: CanaryMetric, at: str) -> list[FieldError]:
+    problems: list[FieldError] = []
+    if metric.template_ref is None and not metric.query and metric.name not in BUILTIN_METRICS:
+        problems.append(FieldError(at, f"needs templateRef or a builtin name ({', '.join(BUILTIN_METRICS)})"))
+    rng = metric.threshold_range
+    if rng is not None:
+        if rng.min is None and rng.max is None:
+            problems.append(FieldError(f"{at}.thresholdRange", "needs min or max"))
+        elif rng.min is not None and rng.max is not None and rng.min > rng.max:
+            problems.append(FieldError(f"{at}.thresholdRange", f"min ({rng.min:g}) must be <= max ({rng.max:g})"))
+    elif metric.threshold is None:
+        problems.append(FieldError(f"{at}.thresholdRange", "required (min and/or max the value must stay within)"))
+    if metric.template_ref is not None and metric.query:
+        problems.append(FieldError(f"{at}.query", "set either query or templateRef, not both"))
+    return problems
