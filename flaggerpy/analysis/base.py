@@ -51,6 +51,8 @@ class WebhookResult:
     passed: bool
     status_code: int | None = None
     error: str | None = None
+    # The hook's muteAlert: the engine sends no alert about this hook's failure.
+    mute_alert: bool = False
 
 
 @dataclass(frozen=True)
