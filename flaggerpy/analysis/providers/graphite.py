@@ -1,0 +1,97 @@
+"""Graphite: the render URL API with ``format=json``, as Flagger's graphite provider does.
+
+The template is the render query string itself (``target=...&from=-5min``). Optional Secret keys ``username`` and
+``password`` (basic auth). The last non-null datapoint of the single returned target is the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+from multidict import MultiDict
+
+from flaggerpy.analysis.providers.base import (
+    ProviderSpec,
+    deadline,
+    finite,
+    provider_name,
+    require_address,
+    require_secret_key,
+    ssl_option,
+    template_headers,
+)
+from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData, ProviderConfigError
+from flaggerpy.analysis.providers.http import request, snippet
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+async def query(
+    rendered: str,
+    provider: ProviderSpec,
+    credentials: Mapping[str, str],
+    *,
+    session: aiohttp.ClientSession,
+    timeout: float,  # noqa: ASYNC109 - the per-check budget is part of the provider contract
+    interval: float = 60.0,
+) -> float:
+    """Run ``rendered`` (a render API query string) and return the last datapoint."""
+    name = provider_name(provider, "graphite")
+    url = require_address(provider, name) + "/render"
+    headers = template_headers(provider)
+    if credentials:
+        user = require_secret_key(credentials, "username", name)
+        headers["Authorization"] = aiohttp.BasicAuth(user, require_secret_key(credentials, "password", name)).encode()
+    pairs = parse_qsl(_WHITESPACE.sub(" ", rendered).strip(), keep_blank_values=True)
+    if not any(key == "target" for key, _ in pairs):
+        raise ProviderConfigError(name, "the query must be a render query string with a target= parameter")
+    params: MultiDict[str] = MultiDict((key, value) for key, value in pairs if key != "format")
+    params["format"] = "json"
+    async with deadline(timeout, name):
+        resp = await request(
+            session,
+            "GET",
+            url,
+            provider=name,
+            time_limit=timeout,
+            params=params,
+            headers=headers,
+            ssl=ssl_option(provider),
+        )
+    payload = resp.json(name)
+    if not isinstance(payload, list):
+        raise MalformedResponse(name, f"answer is not a list of targets: {snippet(resp.body)}")
+    if not payload:
+        raise NoData(name, "no values found (no target matched)")
+    if len(payload) > 1:
+        raise MultipleSeries(name, f"query returned {len(payload)} targets, expected one")
+    target = payload[0]
+    points = target.get("datapoints") if isinstance(target, dict) else None
+    if not isinstance(points, list):
+        raise MalformedResponse(name, f"target has no 'datapoints': {snippet(resp.body)}")
+    for point in reversed(points):
+        value = _point_value(point, name)
+        if value is not None:
+            return finite(value, name)
+    raise NoData(name, "no values found (every datapoint is null)")
+
+
+def _point_value(point: Any, name: str) -> float | None:
+    """The value of a ``[value, timestamp]`` datapoint; Graphite sends null for empty buckets."""
+    if not isinstance(point, list) or len(point) != 2:
+        raise MalformedResponse(name, f"datapoint is not [value, timestamp]: {point!r}")
+    value = point[0]
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError as exc:
+            raise MalformedResponse(name, f"datapoint value {value!r} is not a number") from exc
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedResponse(name, f"datapoint value {value!r} is not a number")
+    return float(value)

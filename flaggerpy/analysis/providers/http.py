@@ -1,0 +1,149 @@
+"""One HTTP exchange with a metrics backend: timeout, retry of transient failures, errors mapped to types."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from yarl import URL
+
+from flaggerpy.analysis.providers.errors import (
+    AuthError,
+    HttpError,
+    MalformedResponse,
+    ProviderTimeout,
+    Unreachable,
+)
+
+# Statuses a load balancer or a restarting backend answers for a moment; anything else is the backend's verdict.
+_TRANSIENT_STATUSES = frozenset({502, 503, 504})
+_ATTEMPTS = 3
+_DETAIL_LIMIT = 300
+_XML_DETAIL = re.compile(r"<(?:Code|Message)>([^<]*)</(?:Code|Message)>")
+
+
+class _Transient(Exception):
+    """Internal: a failure worth one more attempt; carries the error to raise when attempts run out."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Response:
+    """A successful (< 400) answer."""
+
+    status: int
+    body: bytes
+    headers: CIMultiDict[str]
+
+    def json(self, provider: str) -> Any:
+        """The body as JSON, or MalformedResponse."""
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise MalformedResponse(provider, f"response is not JSON: {snippet(self.body)}") from exc
+
+
+def snippet(body: bytes) -> str:
+    """A short, single-line excerpt of a response body for error messages."""
+    text = body.decode("utf-8", errors="replace").strip().replace("\n", " ")
+    return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "..."
+
+
+def error_detail(body: bytes) -> str:
+    """The human part of an error body: the usual JSON ``error``/``message`` fields or AWS's XML Code/Message."""
+    if body.lstrip().startswith(b"<"):
+        found = [m.group(1) for m in _XML_DETAIL.finditer(body.decode("utf-8", errors="replace"))]
+        if found:
+            return snippet(": ".join(found).encode())
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return snippet(body)
+    if isinstance(data, dict):
+        for key in ("error", "message", "errors", "errorMessage"):
+            if data.get(key):
+                value = data[key]
+                if isinstance(value, dict):
+                    value = value.get("message", value)
+                return snippet(str(value).encode())
+    return snippet(body)
+
+
+async def request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    time_limit: float,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | CIMultiDict[str] | None = None,
+    data: bytes | str | Mapping[str, str] | None = None,
+    ssl: bool | None = None,
+) -> Response:
+    """Send one request; retry connection failures and 502/503/504 with backoff, each try within ``time_limit``.
+
+    Raises AuthError (401/403), HttpError (other >= 400), Unreachable or ProviderTimeout.
+    """
+    client_timeout = aiohttp.ClientTimeout(total=time_limit)
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(_ATTEMPTS),
+        wait=wait_exponential(multiplier=0.1, max=1.0),
+        retry=retry_if_exception_type(_Transient),
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                return await _once(session, method, url, provider, client_timeout, params, headers, data, ssl)
+    except _Transient as exc:
+        raise exc.error from None
+    raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+async def _once(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    provider: str,
+    client_timeout: aiohttp.ClientTimeout,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str] | CIMultiDict[str] | None,
+    data: bytes | str | Mapping[str, str] | None,
+    ssl: bool | None,
+) -> Response:
+    try:
+        async with session.request(
+            method, url, params=params, headers=headers, data=data, ssl=ssl, timeout=client_timeout
+        ) as resp:
+            body = await resp.read()
+            status = resp.status
+            resp_headers = CIMultiDict(resp.headers)
+    except TimeoutError as exc:
+        raise ProviderTimeout(provider, f"no answer within {client_timeout.total:g}s") from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise _Transient(Unreachable(provider, f"cannot reach {_origin(url)}: {exc.__class__.__name__}")) from exc
+    except aiohttp.ClientError as exc:
+        raise Unreachable(provider, f"request to {_origin(url)} failed: {exc}") from exc
+    if status in (401, 403):
+        raise AuthError(provider, status, f"credentials rejected: {error_detail(body)}")
+    if status in _TRANSIENT_STATUSES:
+        raise _Transient(HttpError(provider, status, error_detail(body)))
+    if status >= 400:
+        raise HttpError(provider, status, error_detail(body))
+    return Response(status, body, resp_headers)
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port only: paths and query strings may carry tenant ids or queries we should not echo."""
+    parsed = URL(url)
+    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.explicit_port else "")

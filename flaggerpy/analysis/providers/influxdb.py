@@ -1,0 +1,111 @@
+"""InfluxDB 2.x: a Flux query on ``POST /api/v2/query``, the call Flagger's influxdb provider makes via the client.
+
+Secret keys (when ``secretRef`` is set): ``token`` (``Authorization: Token ...``) and ``org``. The answer is
+annotated CSV; the ``_value`` of the single record is the result.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+
+import aiohttp
+
+from flaggerpy.analysis.providers.base import (
+    ProviderSpec,
+    deadline,
+    finite,
+    provider_name,
+    require_address,
+    require_secret_key,
+    ssl_option,
+    template_headers,
+)
+from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
+from flaggerpy.analysis.providers.http import request, snippet
+
+# The CSV dialect the official clients ask for: the annotation rows tell each column's type.
+_DIALECT = {
+    "header": True,
+    "delimiter": ",",
+    "annotations": ["datatype", "group", "default"],
+    "commentPrefix": "#",
+    "dateTimeFormat": "RFC3339",
+}
+_NUMERIC_TYPES = {"double", "long", "unsignedLong"}
+
+
+async def query(
+    rendered: str,
+    provider: ProviderSpec,
+    credentials: Mapping[str, str],
+    *,
+    session: aiohttp.ClientSession,
+    timeout: float,  # noqa: ASYNC109 - the per-check budget is part of the provider contract
+    interval: float = 60.0,
+) -> float:
+    """Run ``rendered`` as a Flux query and return the ``_value`` of its single record."""
+    name = provider_name(provider, "influxdb")
+    url = require_address(provider, name) + "/api/v2/query"
+    headers = template_headers(provider)
+    headers["Content-Type"] = "application/json"
+    headers["Accept"] = "application/csv"
+    params: dict[str, str] = {}
+    if credentials:
+        headers["Authorization"] = "Token " + require_secret_key(credentials, "token", name)
+        params["org"] = require_secret_key(credentials, "org", name)
+    body = json.dumps({"query": rendered, "type": "flux", "dialect": _DIALECT})
+    async with deadline(timeout, name):
+        resp = await request(
+            session,
+            "POST",
+            url,
+            provider=name,
+            time_limit=timeout,
+            params=params,
+            headers=headers,
+            data=body,
+            ssl=ssl_option(provider),
+        )
+    return parse_annotated_csv(resp.body, name)
+
+
+def parse_annotated_csv(body: bytes, name: str = "influxdb") -> float:
+    """The ``_value`` of the only record in an annotated-CSV answer (several tables may each have a header)."""
+    values: list[tuple[str, str]] = []
+    datatypes: list[str] = []
+    header: list[str] | None = None
+    for row in csv.reader(io.StringIO(body.decode("utf-8", errors="replace"))):
+        if not row or all(cell == "" for cell in row):
+            header = None  # a blank line separates tables, each with its own annotations
+            continue
+        if row[0] == "#datatype":
+            datatypes, header = row, None
+            continue
+        if row[0].startswith("#"):
+            continue
+        if header is None:
+            header = row
+            continue
+        record = dict(zip(header, row, strict=False))
+        if "error" in record and "_value" not in record:
+            raise MalformedResponse(name, f"query error: {record['error']}")
+        if "_value" not in record:
+            raise MalformedResponse(name, f"record has no _value column: {snippet(body)}")
+        index = header.index("_value")
+        values.append((record["_value"], datatypes[index] if index < len(datatypes) else ""))
+    if not values:
+        raise NoData(name, "no values found (the query returned no records)")
+    if len(values) > 1:
+        raise MultipleSeries(name, f"query returned {len(values)} records, expected one (end with a reducer)")
+    text, datatype = values[0]
+    if text == "":
+        raise NoData(name, "no values found (_value is null)")
+    if datatype and datatype not in _NUMERIC_TYPES:
+        raise MalformedResponse(name, f"_value has type {datatype}, not a number")
+    try:
+        return finite(float(text), name)
+    except ValueError as exc:
+        raise MalformedResponse(name, f"_value {text!r} is not a number") from exc

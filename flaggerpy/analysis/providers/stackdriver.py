@@ -1,0 +1,106 @@
+"""Google Cloud Monitoring (Stackdriver): an MQL query on ``projects/<project>/timeSeries:query``.
+
+That is the REST form of the QueryTimeSeries call Flagger's stackdriver provider makes. Secret keys: ``project``
+(the project id) and ``serviceAccountKey`` (a JSON key file; without it the node's metadata server provides the
+token, as Application Default Credentials do in GKE). The first point of the single returned series is the value
+(MQL returns the newest point first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from flaggerpy.analysis.providers.base import (
+    ProviderSpec,
+    deadline,
+    finite,
+    provider_name,
+    require_address,
+    ssl_option,
+    template_headers,
+)
+from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
+from flaggerpy.analysis.providers.gcp_auth import (
+    ServiceAccountKey,
+    metadata_project,
+    metadata_token,
+    service_account_token,
+)
+from flaggerpy.analysis.providers.http import request, snippet
+
+DEFAULT_ADDRESS = "https://monitoring.googleapis.com"
+
+
+async def query(
+    rendered: str,
+    provider: ProviderSpec,
+    credentials: Mapping[str, str],
+    *,
+    session: aiohttp.ClientSession,
+    timeout: float,  # noqa: ASYNC109 - the per-check budget is part of the provider contract
+    interval: float = 60.0,
+) -> float:
+    """Run ``rendered`` as an MQL query and return the newest point of its single series."""
+    name = provider_name(provider, "stackdriver")
+    address = require_address(provider, name) if provider.address else DEFAULT_ADDRESS
+    async with deadline(timeout, name):
+        key_text = credentials.get("serviceAccountKey")
+        if key_text:
+            key = ServiceAccountKey.from_json(key_text, name)
+            token = await service_account_token(key, session, name=name, time_limit=timeout)
+        else:
+            token = await metadata_token(session, name=name, time_limit=timeout)
+        project = credentials.get("project") or await metadata_project(session, name=name, time_limit=timeout)
+        headers = template_headers(provider)
+        headers["Authorization"] = "Bearer " + token
+        headers["Content-Type"] = "application/json"
+        resp = await request(
+            session,
+            "POST",
+            f"{address}/v3/projects/{project}/timeSeries:query",
+            provider=name,
+            time_limit=timeout,
+            headers=headers,
+            data=json.dumps({"query": rendered}),
+            ssl=ssl_option(provider),
+        )
+    return parse_response(resp.json(name), resp.body, name)
+
+
+def parse_response(payload: Any, body: bytes, name: str = "stackdriver") -> float:
+    """The first value of the first point of the single series in a QueryTimeSeries answer."""
+    if not isinstance(payload, dict):
+        raise MalformedResponse(name, f"answer is not an object: {snippet(body)}")
+    series = payload.get("timeSeriesData") or []
+    if not isinstance(series, list):
+        raise MalformedResponse(name, f"timeSeriesData is not a list: {snippet(body)}")
+    if not series:
+        raise NoData(name, "no values found (the query returned no time series)")
+    if len(series) > 1:
+        raise MultipleSeries(name, f"query returned {len(series)} time series, expected one")
+    points = series[0].get("pointData") if isinstance(series[0], dict) else None
+    if not points:
+        raise NoData(name, "no values found (the series has no points)")
+    values = points[0].get("values") if isinstance(points[0], dict) else None
+    if not values:
+        raise NoData(name, "no values found (the newest point has no values)")
+    return finite(_typed_value(values[0], name), name)
+
+
+def _typed_value(value: Any, name: str) -> float:
+    """A TypedValue: doubleValue is a JSON number, int64Value a decimal string (proto3 JSON mapping)."""
+    if not isinstance(value, dict):
+        raise MalformedResponse(name, f"value is not a TypedValue: {value!r}")
+    for field in ("doubleValue", "int64Value"):
+        if field in value:
+            try:
+                return float(value[field])
+            except (TypeError, ValueError) as exc:
+                raise MalformedResponse(name, f"{field} {value[field]!r} is not a number") from exc
+    if "boolValue" in value:
+        return 1.0 if value["boolValue"] else 0.0
+    raise MalformedResponse(name, f"value type {sorted(value)} is not numeric")
