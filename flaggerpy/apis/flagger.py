@@ -748,11 +748,10 @@ class Canary(_Resource):
         if step <= 0 or canary_weight <= 0:
             return [(TOTAL_WEIGHT, 0)]
         steps: list[tuple[int, int]] = []
-        primary, canary = TOTAL_WEIGHT - canary_weight, canary_weight
-        while canary > 0:
+        primary = TOTAL_WEIGHT - canary_weight
+        while primary < TOTAL_WEIGHT:
             primary = min(TOTAL_WEIGHT, primary + step)
-            canary = max(0, canary - step)
-            steps.append((primary, TOTAL_WEIGHT - primary if canary else 0))
+            steps.append((primary, TOTAL_WEIGHT - primary))
         return steps
 
 

@@ -121,6 +121,13 @@ def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
     if steps and analysis.step_weight is not None:
         problems.append(FieldError(f"{at}.stepWeights", "set either stepWeight or stepWeights, not both"))
 
+    if iterations and (analysis.step_weight is not None or steps):
+        problems.append(
+            FieldError(
+                f"{at}.iterations",
+                "set iterations (A/B testing, blue/green) or stepWeight/stepWeights (canary), not both",
+            )
+        )
     if analysis.match and not iterations:
         problems.append(FieldError(f"{at}.iterations", "required for A/B testing (analysis.match is set)"))
     if not iterations and analysis.step_weight is None and not steps:
