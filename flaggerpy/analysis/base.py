@@ -41,6 +41,11 @@ class MetricResult:
     skipped: bool = False
     error: str | None = None
 
+    @property
+    def fails_step(self) -> bool:
+        """Whether this result fails the analysis step: a dry-run metric reports its verdict but never fails it."""
+        return not self.passed and not self.dry_run
+
 
 @dataclass(frozen=True)
 class WebhookResult:

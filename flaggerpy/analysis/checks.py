@@ -1,0 +1,191 @@
+"""The metrics half of the analysis: resolve, render, query and judge every ``analysis.metrics[]`` entry.
+
+All checks of a step run concurrently, each under its own timeout, so one slow backend delays neither the other
+checks nor (since the engine awaits steps per canary) other canaries beyond that timeout. Failures never raise:
+each becomes a :class:`MetricResult` whose ``error`` says what happened.
+
+Beyond Flagger: ``onNoData: skip`` turns "no values found" into a skipped, passing check (Flagger #1353), and
+``dryRun: true`` reports the verdict without failing the step (see :attr:`MetricResult.fails_step`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from flaggerpy.analysis.base import MetricResult, ObjectLookup, StepContext
+from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, Flavour, builtin_query, parse_flavour
+from flaggerpy.analysis.providers import DEFAULT_TIMEOUT, NoData, ProviderError, ProviderSpec, run_query
+from flaggerpy.analysis.providers.base import deadline
+from flaggerpy.analysis.templates import TemplateError, TemplateModel, render
+from flaggerpy.apis.errors import SpecError
+from flaggerpy.apis.flagger import MetricTemplateProvider
+from flaggerpy.log import get_logger
+
+if TYPE_CHECKING:
+    from flaggerpy.apis.flagger import Canary, CanaryMetric, CrossNamespaceObjectReference, ThresholdRange
+
+# Flagger's default for --metrics-server.
+DEFAULT_METRICS_SERVER = "http://prometheus:9090"
+
+log = get_logger(__name__)
+
+QueryRunner = Callable[..., Awaitable[float]]
+
+
+class MetricSetupError(Exception):
+    """A metric cannot be measured because of the Canary or its references (missing template, secret...)."""
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """Controller-wide settings of the metric checks (``--metrics-server``, builtin flavour, query timeout)."""
+
+    metrics_server: str = DEFAULT_METRICS_SERVER
+    builtin_flavour: Flavour = DEFAULT_FLAVOUR
+    query_timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "builtin_flavour", parse_flavour(self.builtin_flavour))
+        if self.query_timeout <= 0:
+            raise ValueError(f"metric query timeout must be > 0, not {self.query_timeout}")
+
+
+def judge(value: float, bounds: ThresholdRange) -> str | None:
+    """Why ``value`` is outside ``bounds`` (both ends inclusive, as in Flagger), or None when it is inside."""
+    if bounds.min is not None and value < bounds.min:
+        return f"value {value:g} is below the minimum {bounds.min:g}"
+    if bounds.max is not None and value > bounds.max:
+        return f"value {value:g} is above the maximum {bounds.max:g}"
+    return None
+
+
+class MetricChecker:
+    """Runs a canary's metric checks. Use as an async context manager, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        lookup: ObjectLookup,
+        settings: MetricSettings | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        query: QueryRunner = run_query,
+    ) -> None:
+        self._lookup = lookup
+        self._settings = settings or MetricSettings()
+        self._session = session
+        self._owns_session = session is None
+        self._query = query
+
+    async def __aenter__(self) -> MetricChecker:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session if this checker created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created lazily so the checker can be built outside a running event loop.
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "flaggerpy"})
+        return self._session
+
+    async def check_metrics(self, canary: Canary, step: StepContext) -> list[MetricResult]:
+        """Run every ``analysis.metrics[]`` check concurrently and judge each against its thresholdRange."""
+        metrics = canary.analysis.metrics or []
+        return list(await asyncio.gather(*(self._check(canary, metric) for metric in metrics)))
+
+    async def _check(self, canary: Canary, metric: CanaryMetric) -> MetricResult:
+        bounds = metric.effective_range
+        dry_run = bool(metric.dry_run)
+
+        def result(value: float | None, passed: bool, error: str | None, skipped: bool = False) -> MetricResult:
+            return MetricResult(
+                name=metric.name,
+                value=value,
+                passed=passed,
+                min=bounds.min,
+                max=bounds.max,
+                dry_run=dry_run,
+                skipped=skipped,
+                error=error,
+            )
+
+        try:
+            value = await self._measure(canary, metric)
+        except NoData as exc:
+            if metric.skip_on_no_data:
+                return result(None, True, str(exc), skipped=True)
+            return result(None, False, str(exc))
+        except (ProviderError, TemplateError, MetricSetupError, SpecError) as exc:
+            return result(None, False, str(exc))
+        except Exception as exc:
+            # A bug here must not take the worker down; it fails this check loudly instead.
+            log.exception("metric check crashed", canary=canary.key, metric=metric.name)
+            return result(None, False, f"internal error: {exc.__class__.__name__}: {exc}")
+        problem = judge(value, bounds)
+        return result(value, problem is None, problem)
+
+    async def _measure(self, canary: Canary, metric: CanaryMetric) -> float:
+        timeout = self._settings.query_timeout
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + timeout
+        model = TemplateModel.for_metric(canary, metric)
+        interval = metric.interval_seconds
+        async with deadline(timeout, metric.name):
+            if metric.template_ref is not None:
+                provider, credentials, query = await self._template(canary, metric.template_ref)
+            else:
+                provider, credentials = self._metrics_server(canary), {}
+                query = metric.query if metric.query else self._builtin(metric)
+            rendered = render(query, model)
+            log.debug("metric query", canary=canary.key, metric=metric.name, query=rendered)
+            return await self._query(
+                rendered,
+                provider,
+                credentials,
+                session=self._client(),
+                timeout=max(ends - loop.time(), 0.001),
+                interval=interval,
+            )
+
+    def _builtin(self, metric: CanaryMetric) -> str:
+        try:
+            return builtin_query(metric.name, self._settings.builtin_flavour)
+        except KeyError:
+            raise MetricSetupError(
+                f"metric {metric.name!r} needs a templateRef (or is a builtin: request-success-rate, request-duration)"
+            ) from None
+
+    def _metrics_server(self, canary: Canary) -> ProviderSpec:
+        address = canary.spec.metrics_server or self._settings.metrics_server
+        return MetricTemplateProvider(type="prometheus", address=address)
+
+    async def _template(
+        self, canary: Canary, ref: CrossNamespaceObjectReference
+    ) -> tuple[ProviderSpec, Mapping[str, str], str]:
+        namespace = ref.namespace or canary.metadata.namespace
+        template = self._lookup.metric_template(namespace, ref.name)
+        if template is None:
+            raise MetricSetupError(f"MetricTemplate {namespace}/{ref.name} not found")
+        provider = template.spec.provider
+        credentials: Mapping[str, str] = {}
+        if provider.secret_ref is not None:
+            # Like Flagger, the Secret lives next to the MetricTemplate, not next to the Canary.
+            secret = await self._lookup.secret_data(namespace, provider.secret_ref.name)
+            if secret is None:
+                raise MetricSetupError(
+                    f"Secret {namespace}/{provider.secret_ref.name} (spec.provider.secretRef of MetricTemplate "
+                    f"{namespace}/{ref.name}) not found"
+                )
+            credentials = secret
+        return provider, credentials, template.spec.query

@@ -1,0 +1,139 @@
+"""Rendering of MetricTemplate queries with Flagger's variables.
+
+Flagger writes queries in Go's text/template with niladic functions: ``{{ name }}``, ``{{ namespace }}``,
+``{{ target }}``, ``{{ service }}``, ``{{ ingress }}``, ``{{ route }}``, ``{{ interval }}`` and
+``{{ variables.key }}`` (the metric's ``templateVariables``). Those forms, Go's ``{{- x -}}`` whitespace trimming
+and ``{{/* comments */}}`` render the same here through a sandboxed jinja2 environment. Only ``{{ }}`` is template
+syntax, as in Go: jinja2's ``{% %}`` and ``{# #}`` delimiters are moved out of the way so that a query containing
+them is left alone. A variable that does not exist is an error naming it, never an empty string.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+if TYPE_CHECKING:
+    from flaggerpy.apis.flagger import Canary, CanaryMetric
+
+DEFAULT_INTERVAL = "1m"
+VARIABLES = ("name", "namespace", "target", "service", "ingress", "route", "interval", "variables")
+
+_GO_COMMENT = re.compile(r"\{\{(-?)\s*/\*.*?\*/\s*(-?)\}\}", re.DOTALL)
+_GO_DOT = re.compile(r"\{\{-?\s*\.([A-Za-z_]\w*)")
+
+
+class TemplateError(ValueError):
+    """A query template cannot be rendered; the message names the variable or the syntax problem."""
+
+
+@dataclass(frozen=True)
+class TemplateModel:
+    """The values a query template can use (Flagger's MetricTemplateModel)."""
+
+    name: str
+    namespace: str
+    target: str
+    service: str
+    ingress: str
+    route: str
+    interval: str = DEFAULT_INTERVAL
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_metric(cls, canary: Canary, metric: CanaryMetric) -> TemplateModel:
+        """The model of one ``analysis.metrics[]`` entry of ``canary``, with Flagger's fallbacks to targetRef."""
+        spec = canary.spec
+        target = spec.target_ref.name
+        return cls(
+            name=canary.metadata.name,
+            namespace=canary.metadata.namespace,
+            target=target,
+            service=spec.service.name or target,
+            ingress=spec.ingress_ref.name if spec.ingress_ref else target,
+            route=spec.route_ref.name if spec.route_ref else target,
+            interval=metric.interval_text,
+            variables=dict(metric.template_variables or {}),
+        )
+
+
+class _Variables(dict[str, str]):
+    """templateVariables; a distinct type so that a missing key gets a message that lists the defined ones."""
+
+
+class _StrictUndefined(jinja2.StrictUndefined):
+    """Fails on any use, with a message a MetricTemplate author can act on."""
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> NoReturn:
+        owner = self._undefined_obj
+        key = self._undefined_name
+        if isinstance(owner, _Variables):
+            defined = ", ".join(sorted(owner)) or "none"
+            raise TemplateError(
+                f"{{{{ variables.{key} }}}} is not defined: add it to the metric's templateVariables "
+                f"(defined: {defined})"
+            )
+        if owner is jinja2.utils.missing:
+            raise TemplateError(f"{{{{ {key} }}}} is not a template variable (known: {', '.join(VARIABLES)})")
+        raise TemplateError(f"{key!r} is not defined on {type(owner).__name__}")
+
+    __str__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __iter__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __bool__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __len__ = _fail_with_undefined_error  # type: ignore[assignment]
+
+
+_ENV = ImmutableSandboxedEnvironment(
+    undefined=_StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    # Go templates have no block or comment tags of their own; these delimiters cannot occur in a query.
+    block_start_string="{{%",
+    block_end_string="%}}",
+    comment_start_string="{{#",
+    comment_end_string="#}}",
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(query: str) -> jinja2.Template:
+    dot = _GO_DOT.search(query)
+    if dot:
+        raise TemplateError(
+            f"'{{{{ .{dot.group(1)} }}}}' is Go data-field syntax, which Flagger's templates do not support: "
+            f"write {{{{ {dot.group(1)} }}}}"
+        )
+    source = _GO_COMMENT.sub(lambda m: "{{#" + m.group(1) + " " + m.group(2) + "#}}", query)
+    try:
+        return _ENV.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"query template syntax error on line {exc.lineno}: {exc.message}") from exc
+
+
+def render(query: str, model: TemplateModel) -> str:
+    """The query with every ``{{ ... }}`` replaced; TemplateError names what is wrong."""
+    template = _compile(query)
+    context = {
+        "name": model.name,
+        "namespace": model.namespace,
+        "target": model.target,
+        "service": model.service,
+        "ingress": model.ingress,
+        "route": model.route,
+        "interval": model.interval,
+        "variables": _Variables(model.variables),
+    }
+    try:
+        return template.render(context)
+    except TemplateError:
+        raise
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"query template error: {exc}") from exc
