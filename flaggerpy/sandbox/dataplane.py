@@ -1,0 +1,429 @@
+"""The sandbox's simulated Gateway data plane: an in-sandbox controller that programs every Gateway.
+
+It watches Gateways, HTTPRoutes, GRPCRoutes (all served versions), Services, workloads, Namespaces and
+ReferenceGrants through the sandbox's ``Cluster``; after each burst of changes it rebuilds one routing table and
+writes the Gateway and route statuses that differ. Requests, synthetic (``handle``/``start_traffic``) or real
+(``listen``), are matched and split like a real Gateway and counted per backend, route and workload (see
+``dataplane_stats`` for the exported metric names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from flaggerpy.sandbox.dataplane_http import control_routes
+from flaggerpy.sandbox.dataplane_match import Request
+from flaggerpy.sandbox.dataplane_proxy import GatewayListener
+from flaggerpy.sandbox.dataplane_stats import DataPlaneStats, SeriesStats
+from flaggerpy.sandbox.dataplane_status import GATEWAY_GROUP, Program, Snapshot, build_program
+from flaggerpy.sandbox.dataplane_table import Backend, RouteKey, RoutingTable, Rule, ServiceRef
+from flaggerpy.sandbox.dataplane_traffic import FieldProblem, TrafficError, TrafficGenerator, TrafficSpec
+from flaggerpy.sandbox.dataplane_workloads import Behaviour, Workload, resolve_workloads
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+# The sandbox is a standalone server: it logs through structlog directly, never through flaggerpy.log.
+log = structlog.get_logger(logger_name="flaggerpy.sandbox.dataplane")
+
+CONTROLLER_NAME = "sandbox.flaggerpy.io/gateway-controller"
+PORT_ANNOTATION = "sandbox.flaggerpy.io/port"
+_NO_ENDPOINTS = Behaviour(error_rate=0.0, latency_ms=0.0, ready=False)
+
+# (group, plural) pairs whose changes can alter statuses, the routing table or workload behaviour.
+WATCHED: frozenset[tuple[str, str]] = frozenset(
+    {
+        (GATEWAY_GROUP, "gateways"),
+        (GATEWAY_GROUP, "httproutes"),
+        (GATEWAY_GROUP, "grpcroutes"),
+        (GATEWAY_GROUP, "referencegrants"),
+        ("", "services"),
+        ("", "namespaces"),
+        ("apps", "deployments"),
+        ("apps", "daemonsets"),
+    }
+)
+
+
+class Change(Protocol):
+    """A watch event from the sandbox cluster."""
+
+    type: str
+    group: str
+    plural: str
+    object: dict
+
+
+class Cluster(Protocol):
+    """The part of the sandbox's in-process cluster interface the data plane uses."""
+
+    def list(self, group: str, plural: str, namespace: str | None = None) -> list[dict]: ...
+
+    def get(self, group: str, plural: str, namespace: str | None, name: str) -> dict | None: ...
+
+    def changes(self) -> AsyncIterator[Change]: ...
+
+    async def patch_status(self, group: str, plural: str, namespace: str | None, name: str,
+                           status: dict) -> dict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DataPlaneSettings:
+    """Every knob of the data plane; tests override the ones they care about."""
+
+    controller_name: str = CONTROLLER_NAME
+    # Seconds between a change and the Gateway acting on it, like a real proxy's config propagation.
+    programming_delay: float = 0.0
+    # Mean latency of a workload without a latency annotation.
+    default_latency_ms: float = 2.0
+    # Log-normal sigma of simulated latencies (0 = every response takes exactly the mean).
+    latency_jitter: float = 0.25
+    # Seed of the traffic RNG; a fixed seed makes splits, errors and latencies reproducible.
+    seed: int | None = None
+    max_generators: int = 32
+    max_rps: float = 5000.0
+    generator_tick: float = 0.01
+    listen_host: str = "127.0.0.1"
+    upstream_timeout: float = 30.0
+    max_inflight_mirrors: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where the Gateway sends a request: a backend, or an answer of its own (``status``: 404/500)."""
+
+    rule: Rule | None
+    backend: Backend | None
+    status: int | None
+    headers: list[tuple[str, str]]
+    mirrors: list[ServiceRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The outcome of one synthetic request."""
+
+    status: int
+    latency_ms: float
+    backend: ServiceRef | None
+    route: RouteKey | None
+    rule: int | None
+    workload: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+    mirrored_to: tuple[ServiceRef, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """The first value of response header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class GatewayDataPlane:
+    """The simulated Gateway controller and proxy; ``Sandbox(dataplane=True)`` runs one."""
+
+    name = "gateway-dataplane"
+
+    def __init__(self, settings: DataPlaneSettings | None = None) -> None:
+        self.settings = settings or DataPlaneSettings()
+        self.rng = random.Random(self.settings.seed)
+        self.counters = DataPlaneStats()
+        self._table = RoutingTable([])
+        self._workloads: dict[tuple[str, str], Workload | None] = {}
+        self._warned: set[str] = set()
+        self._cluster: Cluster | None = None
+        self._dirty = asyncio.Event()
+        self._programmed = asyncio.Event()
+        self._generators: dict[str, TrafficGenerator] = {}
+        self._listeners: dict[tuple[str, str], GatewayListener] = {}
+
+    # ----- controller -----------------------------------------------------------------------------------------
+
+    async def run(self, cluster: Cluster) -> None:
+        """Program Gateways from ``cluster`` until cancelled; then stop traffic and close listeners."""
+        self._cluster = cluster
+        self._dirty.set()
+        programmer = asyncio.create_task(self._program_loop(cluster), name="dataplane-program")
+        try:
+            async for change in cluster.changes():
+                if (change.group, change.plural) in WATCHED:
+                    self._programmed.clear()
+                    self._dirty.set()
+        finally:
+            programmer.cancel()
+            await asyncio.gather(programmer, return_exceptions=True)
+            await self.close()
+
+    async def _program_loop(self, cluster: Cluster) -> None:
+        while True:
+            await self._dirty.wait()
+            if self.settings.programming_delay > 0:
+                await asyncio.sleep(self.settings.programming_delay)
+            self._dirty.clear()
+            try:
+                await self._program(cluster)
+            except Exception:
+                # A failed pass must not stop the Gateway: the next change reprograms from scratch.
+                log.exception("programming the gateways failed")
+            if not self._dirty.is_set():
+                self._programmed.set()
+
+    async def wait_programmed(self) -> None:
+        """Wait until every change seen so far is programmed (for tests and demos)."""
+        await self._programmed.wait()
+
+    async def _program(self, cluster: Cluster) -> None:
+        snapshot = Snapshot(
+            gateways=cluster.list(GATEWAY_GROUP, "gateways"),
+            httproutes=cluster.list(GATEWAY_GROUP, "httproutes"),
+            grpcroutes=cluster.list(GATEWAY_GROUP, "grpcroutes"),
+            services=cluster.list("", "services"),
+            namespaces=cluster.list("", "namespaces"),
+            referencegrants=cluster.list(GATEWAY_GROUP, "referencegrants"),
+        )
+        program = build_program(snapshot, self.settings.controller_name, _now())
+        self._table = program.table
+        self._workloads = resolve_workloads(
+            snapshot.services,
+            cluster.list("apps", "deployments"),
+            cluster.list("apps", "daemonsets"),
+            self.settings.default_latency_ms,
+        )
+        self._warn_bad_annotations()
+        await self._write_statuses(cluster, snapshot, program)
+
+    def _warn_bad_annotations(self) -> None:
+        for workload in self._workloads.values():
+            for problem in workload.problems if workload else ():
+                text = f"{workload.kind} {workload.namespace}/{workload.name}: {problem}" if workload else problem
+                if text not in self._warned:
+                    self._warned.add(text)
+                    log.warning("ignoring workload annotation", problem=text)
+
+    async def _write_statuses(self, cluster: Cluster, snapshot: Snapshot, program: Program) -> None:
+        current = {
+            (g["metadata"].get("namespace", ""), g["metadata"]["name"]): g.get("status") or {}
+            for g in snapshot.gateways
+        }
+        for (namespace, name), status in program.gateway_status.items():
+            old = current.get((namespace, name), {})
+            if any(old.get(key) != value for key, value in status.items()):
+                await self._patch(cluster, "gateways", namespace, name, status)
+        for kind, routes in (("HTTPRoute", snapshot.httproutes), ("GRPCRoute", snapshot.grpcroutes)):
+            for route in routes:
+                meta = route["metadata"]
+                key = RouteKey(kind, meta.get("namespace", ""), meta["name"])
+                parents = program.route_parents.get(key)
+                if parents is not None and (route.get("status") or {}).get("parents") != parents:
+                    plural = "httproutes" if kind == "HTTPRoute" else "grpcroutes"
+                    await self._patch(cluster, plural, key.namespace, key.name, {"parents": parents})
+
+    async def _patch(self, cluster: Cluster, plural: str, namespace: str, name: str, status: dict) -> None:
+        try:
+            await cluster.patch_status(GATEWAY_GROUP, plural, namespace, name, status)
+        except Exception as exc:
+            # Typically the object was deleted between the snapshot and the write; its change event
+            # triggers another pass anyway.
+            log.info("status write skipped", resource=plural, object=f"{namespace}/{name}", error=str(exc))
+
+    # ----- requests -------------------------------------------------------------------------------------------
+
+    def decide(self, request: Request, gateway: tuple[str, str] | None = None) -> Decision:
+        """Match ``request`` and pick its backend by weight; mirrors are drawn here too."""
+        rule = self._table.select(request, gateway)
+        if rule is None:
+            return Decision(None, None, 404, [])
+        headers: list[tuple[str, str]] = []
+        for edits in rule.response_edits:
+            edits.apply(headers)
+        mirrors = self._draw_mirrors(rule.mirrors)
+        if rule.total_weight <= 0:
+            # No backendRefs, or all at weight 0: the spec asks for a 500.
+            return Decision(rule, None, 500, headers, mirrors)
+        pick = self.rng.randrange(rule.total_weight)
+        chosen = rule.backends[-1]
+        for backend in rule.backends:
+            if pick < backend.weight:
+                chosen = backend
+                break
+            pick -= backend.weight
+        for edits in chosen.response_edits:
+            edits.apply(headers)
+        mirrors += self._draw_mirrors(chosen.mirrors)
+        if not chosen.resolved:
+            return Decision(rule, chosen, 500, headers, mirrors)
+        return Decision(rule, chosen, None, headers, mirrors)
+
+    def _draw_mirrors(self, mirrors: tuple) -> list[ServiceRef]:
+        return [
+            mirror.target
+            for mirror in mirrors
+            if mirror.resolved and mirror.numerator > 0 and self.rng.randrange(mirror.denominator) < mirror.numerator
+        ]
+
+    def workload_of(self, service: ServiceRef) -> Workload | None:
+        """The workload behind a backend Service, or None when its selector reaches none."""
+        return self._workloads.get((service.namespace, service.name))
+
+    def record(self, service: ServiceRef, route: RouteKey | None, code: int, latency_ms: float) -> None:
+        """Count one upstream response for ``service`` (Istio series only when a ready pod answered)."""
+        workload = self.workload_of(service)
+        reached = workload is not None and workload.behaviour.ready
+        self.counters.record(
+            (service.namespace, service.name, service.port),
+            (route.kind, route.namespace, route.name) if route else None,
+            (workload.namespace, workload.name) if reached and workload else None,
+            code,
+            latency_ms,
+        )
+
+    def handle(self, request: Request, gateway: tuple[str, str] | None = None) -> Response:
+        """Serve one synthetic request: match, split, mirror, simulate the workload and count it."""
+        decision = self.decide(request, gateway)
+        route = decision.rule.route if decision.rule else None
+        rule_index = decision.rule.index if decision.rule else None
+        for mirror in decision.mirrors:
+            self._simulate(mirror, route)
+        if decision.status is not None:
+            if decision.backend is not None:
+                self.record(decision.backend.ref, route, decision.status, 0.0)
+            elif route is not None:
+                self.counters.record_route_only((route.kind, route.namespace, route.name), decision.status, 0.0)
+            return Response(decision.status, 0.0, decision.backend.ref if decision.backend else None, route,
+                            rule_index, None, tuple(decision.headers), tuple(decision.mirrors))
+        assert decision.backend is not None
+        code, latency, workload = self._simulate(decision.backend.ref, route)
+        return Response(code, latency, decision.backend.ref, route, rule_index, workload,
+                        tuple(decision.headers), tuple(decision.mirrors))
+
+    def _simulate(self, service: ServiceRef, route: RouteKey | None) -> tuple[int, float, str | None]:
+        workload = self.workload_of(service)
+        code, latency = self.sample(workload.behaviour if workload else _NO_ENDPOINTS)
+        self.record(service, route, code, latency)
+        return code, latency, workload.name if workload else None
+
+    def sample(self, behaviour: Behaviour) -> tuple[int, float]:
+        """One simulated response of a workload: (status code, latency ms), drawn from the data plane's RNG."""
+        return behaviour.sample(self.rng, self.settings.latency_jitter)
+
+    def stats(self, namespace: str, service: str) -> SeriesStats:
+        """Counters of backend Service namespace/service (all ports)."""
+        return self.counters.service(namespace, service)
+
+    def route_stats(self, namespace: str, name: str, kind: str = "HTTPRoute") -> SeriesStats:
+        """Counters of one route."""
+        return self.counters.route(namespace, name, kind)
+
+    # ----- synthetic traffic ----------------------------------------------------------------------------------
+
+    def start_traffic(
+        self,
+        host: str,
+        path: str = "/",
+        rps: float = 50,
+        headers: dict[str, str] | None = None,
+        **options: Any,
+    ) -> str:
+        """Start a generator (options: method, query, duration, gateway "ns/name", keepCookies); returns its id.
+
+        Raises TrafficError naming bad fields, or when ``max_generators`` are already running.
+        """
+        body = {"host": host, "path": path, "rps": rps, "headers": headers or {}, **options}
+        return self.start_traffic_spec(TrafficSpec.from_json(body, self.settings.max_rps))
+
+    def start_traffic_spec(self, spec: TrafficSpec) -> str:
+        """Start a generator for a validated spec; returns its id."""
+        self._generators = {key: gen for key, gen in self._generators.items() if gen.task and not gen.task.done()}
+        if len(self._generators) >= self.settings.max_generators:
+            limit = self.settings.max_generators
+            raise TrafficError([FieldProblem("traffic", f"at most {limit} generators may run at once")])
+        generator = TrafficGenerator(spec, self.handle, self.settings.generator_tick)
+        generator.task = asyncio.get_running_loop().create_task(generator.run(), name=generator.id)
+        self._generators[generator.id] = generator
+        return generator.id
+
+    def traffic(self) -> list[dict]:
+        """Descriptions of the generators started and not yet pruned."""
+        return [generator.describe() for generator in self._generators.values()]
+
+    async def stop_traffic(self, traffic_id: str | None = None) -> int:
+        """Stop one generator, or all when ``traffic_id`` is None; returns how many were stopped."""
+        chosen = [
+            generator for key, generator in list(self._generators.items()) if traffic_id in (None, key)
+        ]
+        for generator in chosen:
+            self._generators.pop(generator.id, None)
+            if generator.task is not None:
+                generator.task.cancel()
+        await asyncio.gather(*(g.task for g in chosen if g.task is not None), return_exceptions=True)
+        return len(chosen)
+
+    # ----- real HTTP ------------------------------------------------------------------------------------------
+
+    async def listen(self, gateway_namespace: str, gateway_name: str) -> int:
+        """Serve real HTTP for one Gateway on ``listen_host``; returns the port (the same one on a repeat call).
+
+        The port is also published on the Gateway as annotation ``sandbox.flaggerpy.io/port`` when the cluster
+        supports metadata patches.
+        """
+        key = (gateway_namespace, gateway_name)
+        listener = self._listeners.get(key)
+        if listener is None:
+            listener = GatewayListener(
+                self, key, self.settings.listen_host, self.settings.upstream_timeout,
+                self.settings.max_inflight_mirrors,
+            )
+            await listener.start()
+            self._listeners[key] = listener
+            await self._publish_port(key, listener.port)
+        return listener.port
+
+    def ports(self) -> dict[str, int]:
+        """Open real-HTTP listeners: "namespace/name" → port."""
+        return {f"{ns}/{name}": listener.port for (ns, name), listener in self._listeners.items()}
+
+    async def _publish_port(self, key: tuple[str, str], port: int) -> None:
+        patch = getattr(self._cluster, "patch", None)
+        if patch is None:
+            return
+        try:
+            await patch(
+                GATEWAY_GROUP, "gateways", key[0], key[1],
+                {"metadata": {"annotations": {PORT_ANNOTATION: str(port)}}},
+            )
+        except Exception as exc:
+            log.info("could not annotate gateway with its port", gateway=f"{key[0]}/{key[1]}", error=str(exc))
+
+    async def close(self) -> None:
+        """Stop all traffic generators and real-HTTP listeners."""
+        await self.stop_traffic()
+        listeners, self._listeners = list(self._listeners.values()), {}
+        for listener in listeners:
+            await listener.stop()
+
+    def routes(self) -> list[web.RouteDef]:
+        """The control endpoints under /sandbox/dataplane, mounted by the sandbox server."""
+        return control_routes(self)
+
+
+__all__ = [
+    "CONTROLLER_NAME",
+    "PORT_ANNOTATION",
+    "DataPlaneSettings",
+    "Decision",
+    "GatewayDataPlane",
+    "Request",
+    "Response",
+    "SeriesStats",
+    "TrafficError",
+]
