@@ -1,0 +1,81 @@
+"""Deliver one JSON message: a timeout per attempt, retries with backoff, optional proxy and bearer token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+_RETRY_STATUSES = frozenset({429, *range(500, 600)}) - {501}
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Limits of alert delivery; tests shrink the backoff."""
+
+    # Flagger gives a chat service 5 seconds per message.
+    attempt_seconds: float = 5.0
+    retries: int = 2
+    backoff_min: float = 0.5
+    backoff_max: float = 5.0
+    max_error_body: int = 512
+
+
+class DeliveryError(Exception):
+    """The service refused the message or could not be reached; the text is safe to log (no URL, no token)."""
+
+
+class _Retryable(DeliveryError):
+    """A refusal worth another attempt (429, 5xx)."""
+
+
+async def _attempt(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    proxy: str | None,
+    settings: DeliverySettings,
+) -> None:
+    try:
+        async with session.post(
+            url,
+            json=body,
+            headers=headers,
+            proxy=proxy,
+            timeout=aiohttp.ClientTimeout(total=settings.attempt_seconds),
+        ) as resp:
+            if 200 <= resp.status < 300:
+                return
+            text = (await resp.content.read(settings.max_error_body)).decode("utf-8", errors="replace").strip()
+            error = _Retryable if resp.status in _RETRY_STATUSES else DeliveryError
+            raise error(f"HTTP {resp.status}: {text}".rstrip(": "))
+    except TimeoutError:
+        raise _Retryable(f"no answer within {settings.attempt_seconds:g}s") from None
+    except aiohttp.ClientError as exc:
+        # aiohttp's messages can carry the URL, which holds the webhook secret: keep only the kind of failure.
+        raise _Retryable(f"request failed: {type(exc).__name__}") from None
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    *,
+    token: str = "",
+    proxy: str = "",
+    settings: DeliverySettings,
+) -> None:
+    """POST ``body`` as JSON; raises DeliveryError once the retries are spent or the service refused it."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(settings.retries + 1),
+        wait=wait_exponential(multiplier=settings.backoff_min, min=settings.backoff_min, max=settings.backoff_max),
+        retry=retry_if_exception_type(_Retryable),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await _attempt(session, url, body, headers, proxy or None, settings)

@@ -1,0 +1,205 @@
+"""The engine's notifier: resolves a canary's ``analysis.alerts[]`` to AlertProviders and delivers to each.
+
+Flagger's rules: an alert subscribed at ``info`` gets everything, at ``warn`` gets warn and error, at ``error``
+only errors; a canary without ``alerts`` falls back to the controller-wide default (``--slack-url`` or
+``--msteams-url``), which gets every message. A provider's ``secretRef`` Secret supplies ``address`` (required,
+overrides ``spec.address``), and optionally ``token`` (sent as a bearer token) and ``proxy``. Delivery failures are
+logged, never raised: an unreachable chat service must not stop a release.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from flaggerpy.alerts.client import DeliveryError, DeliverySettings, post_json
+from flaggerpy.alerts.factory import UnsupportedProvider, chat_format
+from flaggerpy.alerts.message import Alert, Severity, Target
+from flaggerpy.apis.flagger import AlertProvider, Canary, CanaryAlert
+from flaggerpy.log import get_logger
+
+_log = get_logger("flaggerpy.alerts")
+
+DEFAULT_USERNAME = "flagger"
+DEFAULT_CHANNEL = "general"
+
+
+class ProviderLookup(Protocol):
+    """Where AlertProviders and their Secrets come from (the analysis contract's ObjectLookup satisfies it)."""
+
+    def alert_provider(self, namespace: str, name: str) -> AlertProvider | None:
+        """The AlertProvider, or None when it does not exist."""
+        ...
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The Secret's data decoded to text, or None when it does not exist."""
+        ...
+
+
+class ResolveError(Exception):
+    """An alert's provider cannot be used; the message names the object and the problem."""
+
+
+@dataclass(frozen=True)
+class DefaultAlerts:
+    """The controller-wide destination, from Flagger's flags. MS Teams wins when both URLs are set, as in Flagger."""
+
+    slack_url: str = ""
+    slack_token: str = ""
+    slack_proxy_url: str = ""
+    slack_user: str = DEFAULT_USERNAME
+    slack_channel: str = ""
+    msteams_url: str = ""
+    msteams_proxy_url: str = ""
+
+    def target(self) -> Target | None:
+        """The resolved destination, or None when no URL is configured."""
+        if self.msteams_url:
+            return Target("msteams", self.msteams_url, proxy=self.msteams_proxy_url, label="--msteams-url")
+        if self.slack_url:
+            return Target(
+                "slack",
+                self.slack_url,
+                token=self.slack_token,
+                proxy=self.slack_proxy_url,
+                username=self.slack_user or DEFAULT_USERNAME,
+                channel=self.slack_channel,
+                label="--slack-url",
+            )
+        return None
+
+
+class AlertNotifier:
+    """Sends alerts about canaries; implements ``flaggerpy.analysis.base.Notifier``.
+
+    ``cluster_name`` (Flagger's ``-cluster-name``) is added to every message as a ``Cluster`` field. One aiohttp
+    session serves every delivery; pass ``session`` to share one, else it is created on first use and closed by
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        lookup: ProviderLookup,
+        *,
+        defaults: DefaultAlerts | None = None,
+        cluster_name: str = "",
+        session: aiohttp.ClientSession | None = None,
+        settings: DeliverySettings | None = None,
+    ) -> None:
+        self._lookup = lookup
+        self._default = (defaults or DefaultAlerts()).target()
+        self._cluster_name = cluster_name
+        self._session = session
+        self._owns_session = session is None
+        self._settings = settings or DeliverySettings()
+
+    async def __aenter__(self) -> AlertNotifier:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session if this notifier created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "flaggerpy"})
+        return self._session
+
+    async def notify(self, canary: Canary, message: str, severity: str, fields: dict[str, str]) -> None:
+        """Deliver ``message`` to every alert of the canary whose severity admits ``severity``; never raises."""
+        try:
+            level = Severity.parse(severity)
+        except ValueError as exc:
+            _log.warning("alert severity not understood, sending as info", canary=canary.key, error=str(exc))
+            level = Severity.INFO
+        alert = self._alert(canary, message, level, fields)
+        alerts = canary.analysis.alerts or []
+        if not alerts:
+            if self._default is not None:
+                await self._deliver(canary, self._default, alert)
+            return
+        subscribed = [entry for entry in alerts if _admits(entry, level)]
+        await asyncio.gather(*(self._resolve_and_deliver(canary, entry, alert) for entry in subscribed))
+
+    def _alert(self, canary: Canary, message: str, level: Severity, fields: Mapping[str, str]) -> Alert:
+        rows = [("Cluster", self._cluster_name)] if self._cluster_name else []
+        rows.extend((name, value) for name, value in fields.items() if name != "Cluster" or not self._cluster_name)
+        return Alert(canary.metadata.name, canary.metadata.namespace, message, level, tuple(rows))
+
+    async def _resolve_and_deliver(self, canary: Canary, entry: CanaryAlert, alert: Alert) -> None:
+        try:
+            target = await self.resolve(canary, entry)
+        except ResolveError as exc:
+            _log.error("alert not sent", canary=canary.key, alert=entry.name, error=str(exc))
+            return
+        await self._deliver(canary, target, alert)
+
+    async def resolve(self, canary: Canary, entry: CanaryAlert) -> Target:
+        """The destination of one ``analysis.alerts[]`` entry; raises ResolveError naming what is wrong."""
+        namespace = entry.provider_ref.namespace or canary.metadata.namespace
+        ref = f"AlertProvider {namespace}/{entry.provider_ref.name}"
+        provider = self._lookup.alert_provider(namespace, entry.provider_ref.name)
+        if provider is None:
+            raise ResolveError(f"{ref}: not found")
+        spec = provider.spec
+        try:
+            chat_format(spec.type)
+        except UnsupportedProvider as exc:
+            raise ResolveError(f"{ref}: {exc}") from None
+        address, token, proxy = spec.address or "", "", spec.proxy or ""
+        if spec.secret_ref is not None:
+            secret = await self._lookup.secret_data(namespace, spec.secret_ref.name)
+            if secret is None:
+                raise ResolveError(f"{ref}: spec.secretRef: Secret {namespace}/{spec.secret_ref.name} not found")
+            if not secret.get("address"):
+                raise ResolveError(
+                    f"{ref}: spec.secretRef: Secret {namespace}/{spec.secret_ref.name} has no 'address' key"
+                )
+            address = secret["address"].strip()
+            token = secret.get("token", "").strip()
+            proxy = secret.get("proxy", "").strip() or proxy
+        if not address:
+            raise ResolveError(f"{ref}: spec.address: required when there is no secretRef")
+        return Target(
+            spec.type,
+            address,
+            token=token,
+            proxy=proxy,
+            username=spec.username or DEFAULT_USERNAME,
+            channel=spec.channel or DEFAULT_CHANNEL,
+            label=ref,
+        )
+
+    async def _deliver(self, canary: Canary, target: Target, alert: Alert) -> None:
+        fmt = chat_format(target.type)
+        try:
+            await post_json(
+                self._client(),
+                fmt.endpoint(target.url),
+                fmt.payload(alert, target),
+                token=target.token,
+                proxy=target.proxy,
+                settings=self._settings,
+            )
+        except (DeliveryError, ValueError) as exc:
+            # ValueError: aiohttp's verdict on a malformed URL; its text is not logged as it may echo the URL.
+            reason = str(exc) if isinstance(exc, DeliveryError) else "the webhook address is not a valid URL"
+            _log.error("alert delivery failed", canary=canary.key, to=target.label, type=target.type, error=reason)
+            return
+        _log.debug("alert delivered", canary=canary.key, to=target.label, severity=str(alert.severity))
+
+
+def _admits(entry: CanaryAlert, level: Severity) -> bool:
+    try:
+        return Severity.parse(entry.severity).admits(level)
+    except ValueError:
+        return True
