@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, model_validator
 
 from flaggerpy.apis.base import ApiModel, Duration, IntOrString, Time
 from flaggerpy.apis.durations import parse_duration
@@ -422,6 +422,27 @@ class SessionAffinity(ApiModel):
 Percent = Annotated[int, Field(ge=0, le=100)]
 
 
+def _weight(value: int) -> int:
+    if not 1 <= value <= TOTAL_WEIGHT:
+        raise ValueError("must be between 1 and 100")
+    return value
+
+
+def _step(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return _weight(value)
+
+
+Weight = Annotated[
+    int, AfterValidator(_weight), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": TOTAL_WEIGHT})
+]
+"""A traffic percentage between 1 and 100."""
+
+Step = Annotated[int, AfterValidator(_step), WithJsonSchema({"type": "integer", "minimum": 1, "maximum": TOTAL_WEIGHT})]
+"""A weight increment between 1 and 100."""
+
+
 class CanaryAnalysis(ApiModel):
     """How a new revision is analysed and how traffic moves to it."""
 
@@ -433,10 +454,10 @@ class CanaryAnalysis(ApiModel):
         default=None, description="Mirror primary traffic to the canary (blue/green, or canary with mirrorWeight)."
     )
     mirror_weight: Percent | None = Field(default=None, description="Percentage of traffic to mirror.")
-    max_weight: int | None = Field(default=None, description="Highest canary weight before promotion.")
-    step_weight: int | None = Field(default=None, description="Canary weight increment per step.")
-    step_weights: list[int] | None = Field(default=None, description="Explicit increasing canary weights.")
-    step_weight_promotion: int | None = Field(
+    max_weight: Weight | None = Field(default=None, description="Highest canary weight before promotion.")
+    step_weight: Step | None = Field(default=None, description="Canary weight increment per step.")
+    step_weights: list[Weight] | None = Field(default=None, description="Explicit increasing canary weights.")
+    step_weight_promotion: Step | None = Field(
         default=None, description="Primary weight increment per step while promoting (all at once when unset)."
     )
     threshold: Annotated[int, Field(ge=0)] | None = Field(
@@ -602,12 +623,16 @@ class Canary(_Resource):
     @classmethod
     def from_dict(cls, obj: Any) -> Canary:
         """Parse and validate a raw Canary; :class:`SpecError` lists every problem with its JSON path."""
-        from flaggerpy.apis.validation import canary_problems
+        from flaggerpy.apis.validation import canary_problems, parse_leniently, unaffected
 
-        canary = cls._parse(obj)
-        problems = canary_problems(canary)
+        if not isinstance(obj, dict):
+            raise SpecError([FieldError("<root>", "must be an object")], kind="Canary")
+        canary, problems, cuts = parse_leniently(cls, obj)
+        if canary is not None:
+            problems += unaffected(canary_problems(canary), cuts)
         if problems:
             raise SpecError(problems, kind="Canary")
+        assert canary is not None
         return canary
 
     # -- helpers the engine uses; pure functions of the spec --

@@ -6,9 +6,12 @@ every problem at once, each with the JSON path of the field to change.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flaggerpy.apis.errors import FieldError, join_path
+from pydantic import BaseModel, ValidationError
+
+from flaggerpy.apis.errors import FieldError, from_validation_error, join_path
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import (
@@ -23,6 +26,94 @@ if TYPE_CHECKING:
 GATEWAY_PROVIDERS = ("gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1")
 TARGET_KINDS = ("Deployment", "DaemonSet")
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
+
+
+_MAX_PRUNE_ROUNDS = 8
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _prune_point(error: Any) -> Loc:
+    """Where to cut the input so that this error disappears: the bad value, or the object missing a field."""
+    loc: Loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    if error["type"] == "missing":
+        loc = loc[:-1]
+    # Cutting one list item would shift the indexes later messages name; cut the whole list instead.
+    while loc and isinstance(loc[-1], int):
+        loc = loc[:-1]
+    return loc
+
+
+def _cut(data: Any, loc: Loc) -> bool:
+    node = data
+    for part in loc[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(node, dict) and loc and loc[-1] in node:
+        del node[loc[-1]]
+        return True
+    return False
+
+
+def parse_leniently(model: type[M], obj: dict[str, Any]) -> tuple[M | None, list[FieldError], list[Loc]]:
+    """Validate ``obj``; on errors, also try the object with the bad fields cut out.
+
+    Returns the model parsed from what was left (None when even that fails, e.g. ``spec`` itself is unusable),
+    the translated errors of the first attempt, and the cut locations, so semantic checks can still run on the
+    rest and every problem is reported in one go.
+    """
+    try:
+        return model.model_validate(obj), [], []
+    except ValidationError as exc:
+        first = exc
+    errors = from_validation_error(first)
+    data = copy.deepcopy(obj)
+    cuts: list[Loc] = []
+    exc = first
+    for _ in range(_MAX_PRUNE_ROUNDS):
+        progress = False
+        for error in exc.errors(include_url=False):
+            point = _prune_point(error)
+            # The top-level fields (spec) are never cut: without them nothing is left to check.
+            if len(point) < 2 or not _cut(data, point):
+                continue
+            cuts.append(point)
+            progress = True
+        if not progress:
+            return None, errors, cuts
+        try:
+            return model.model_validate(data), errors, cuts
+        except ValidationError as again:
+            exc = again
+    return None, errors, cuts
+
+
+def unaffected(problems: list[FieldError], cuts: list[Loc]) -> list[FieldError]:
+    """The semantic problems that do not involve a cut field's object or its other fields.
+
+    A cut field looks absent to the cross-field checks, which would then report it missing; problems on the
+    cut field's parent object and its siblings are dropped, deeper ones kept.
+    """
+    parents = {join_path(*cut[:-1]) for cut in cuts}
+    kept = []
+    for problem in problems:
+        path = problem.field
+        parent = path.rsplit(".", 1)[0] if "." in path else ""
+        if path in parents or parent in parents or _list_parent(path) in parents:
+            continue
+        kept.append(problem)
+    return kept
+
+
+def _list_parent(path: str) -> str:
+    """``a.b[2]`` → ``a``, the object holding the list; other paths unchanged."""
+    if path.endswith("]") and "[" in path:
+        head = path[: path.rindex("[")]
+        return head.rsplit(".", 1)[0] if "." in head else ""
+    return path
 
 
 def canary_problems(canary: Canary) -> list[FieldError]:
@@ -91,32 +182,23 @@ def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
     problems: list[FieldError] = []
     iterations = analysis.iterations or 0
 
-    if analysis.max_weight is not None and not 1 <= analysis.max_weight <= 100:
-        problems.append(FieldError(f"{at}.maxWeight", "must be between 1 and 100"))
-    if analysis.step_weight is not None and analysis.step_weight <= 0:
-        problems.append(FieldError(f"{at}.stepWeight", "must be > 0"))
-    elif analysis.step_weight is not None and analysis.step_weight > 100:
-        problems.append(FieldError(f"{at}.stepWeight", "must be between 1 and 100"))
-    elif (
+    # Ranges of single fields are checked while parsing; these are the rules between fields.
+    if (
         analysis.step_weight is not None
         and analysis.max_weight is not None
-        and 1 <= analysis.max_weight < analysis.step_weight
+        and analysis.max_weight < analysis.step_weight
     ):
         problems.append(FieldError(f"{at}.maxWeight", f"must be >= stepWeight ({analysis.step_weight})"))
-    if analysis.step_weight_promotion is not None and not 1 <= analysis.step_weight_promotion <= 100:
-        problems.append(FieldError(f"{at}.stepWeightPromotion", "must be between 1 and 100"))
 
     steps = analysis.step_weights or []
     if analysis.step_weights is not None and not steps:
         problems.append(FieldError(f"{at}.stepWeights", "must not be empty"))
     for i, weight in enumerate(steps):
-        if not 1 <= weight <= 100:
-            problems.append(FieldError(f"{at}.stepWeights[{i}]", "must be between 1 and 100"))
-        elif i > 0 and weight <= steps[i - 1]:
+        if i > 0 and weight <= steps[i - 1]:
             problems.append(
                 FieldError(f"{at}.stepWeights[{i}]", f"must be greater than the previous step ({steps[i - 1]})")
             )
-        elif analysis.max_weight is not None and 1 <= analysis.max_weight < weight:
+        elif analysis.max_weight is not None and analysis.max_weight < weight:
             problems.append(FieldError(f"{at}.stepWeights[{i}]", f"exceeds maxWeight ({analysis.max_weight})"))
     if steps and analysis.step_weight is not None:
         problems.append(FieldError(f"{at}.stepWeights", "set either stepWeight or stepWeights, not both"))
@@ -130,7 +212,7 @@ def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
         )
     if analysis.match and not iterations:
         problems.append(FieldError(f"{at}.iterations", "required for A/B testing (analysis.match is set)"))
-    if not iterations and analysis.step_weight is None and not steps:
+    if not iterations and not analysis.match and analysis.step_weight is None and not steps:
         problems.append(
             FieldError(
                 f"{at}.stepWeight",
