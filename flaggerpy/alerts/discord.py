@@ -23,4 +23,4 @@ def endpoint(address: str) -> str:
     url = URL(address)
     if url.path.rstrip("/").endswith("/slack"):
         return address
-    return str(url.with_path(url.path.rstrip("/") + "/slack"))
+    return str(url.with_path(url.path.rstrip("/") + "/slack").with_query(url.query))
