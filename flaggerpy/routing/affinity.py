@@ -1,0 +1,79 @@
+"""Session affinity (``analysis.sessionAffinity``) on Gateway API routes, with Flagger's semantics.
+
+While the canary gets traffic, responses from the canary backend set a cookie, and a rule matching that cookie in
+the ``Cookie`` header sends those users to the canary every time. With ``primaryCookieName`` the primary's
+responses set a second cookie, valid for one analysis interval, that pins its users to the primary. When the
+canary weight is back to 0 the rule for the run's cookie answers with ``Max-Age=-1`` so browsers drop it.
+
+Flagger keeps the random cookie values in the Canary status. Here they are derived from the Canary's uid and the
+revision under analysis (``status.lastAppliedSpec``): unguessable without reading the Canary, stable across
+controller restarts and leader changes, new for every revision, and the router needs no extra status field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_INACTIVE_PHASES = ("", "Initializing", "Initialized")
+
+
+def cookie_value(canary: Mapping[str, Any], role: str) -> str:
+    """The cookie value of one revision's run: 16 hex characters, ``role`` is "canary" or "primary"."""
+    meta = canary.get("metadata") or {}
+    status = canary.get("status") or {}
+    identity = meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    seed = f"{identity}/{status.get('lastAppliedSpec', '')}/{role}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def build_cookie(affinity: Mapping[str, Any], name: str, value: str, max_age: int) -> str:
+    """A ``Set-Cookie`` value with the attributes the user configured (Domain, Path, SameSite, ...)."""
+    parts = [f"{name}={value}", f"Max-Age={max_age}"]
+    if affinity.get("domain"):
+        parts.append(f"Domain={affinity['domain']}")
+    if affinity.get("httpOnly"):
+        parts.append("HttpOnly")
+    if affinity.get("partitioned"):
+        parts.append("Partitioned")
+    if affinity.get("path"):
+        parts.append(f"Path={affinity['path']}")
+    if affinity.get("sameSite"):
+        parts.append(f"SameSite={affinity['sameSite']}")
+    if affinity.get("secure"):
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def cookie_match(name: str, value: str) -> dict[str, Any]:
+    """An HTTPRouteMatch on requests whose ``Cookie`` header carries ``name=value``."""
+    return {
+        "headers": [
+            {"name": "Cookie", "type": "RegularExpression", "value": f".*{re.escape(name)}={re.escape(value)}.*"}
+        ]
+    }
+
+
+def max_age(affinity: Mapping[str, Any]) -> int:
+    """The canary cookie's lifetime in seconds; Flagger's default is one day."""
+    value = affinity.get("maxAge")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 86400
+
+
+def run_ended(canary: Mapping[str, Any]) -> bool:
+    """True when a run of the current revision may have handed out cookies (so they need expiring)."""
+    status = canary.get("status") or {}
+    return bool(status.get("lastAppliedSpec")) and status.get("phase", "") not in _INACTIVE_PHASES
+
+
+def is_cookie_rule(rule: Mapping[str, Any], cookie_names: tuple[str, ...]) -> bool:
+    """True for a sticky rule: one whose matches test the ``Cookie`` header for one of ``cookie_names``."""
+    for match in rule.get("matches") or ():
+        for header in match.get("headers") or ():
+            if str(header.get("name", "")).lower() != "cookie" or header.get("type") != "RegularExpression":
+                continue
+            if any(name and re.escape(name) + "=" in str(header.get("value", "")) for name in cookie_names):
+                return True
+    return False

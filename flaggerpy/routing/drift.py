@@ -1,0 +1,73 @@
+"""Has a live route drifted from what its Canary intends? Used by the engine's HTTPRoute reconciler.
+
+The intended weights come from the Canary's persisted status (the only memory), so after someone edits the route
+by hand, ``router.reconcile(canary)`` puts back exactly what the analysis had reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flaggerpy.routing.build import (
+    ALL_PRIMARY,
+    STANDARD_V1_6,
+    RouteFeatures,
+    RouteWeights,
+    canary_doc,
+    desired_metadata,
+    desired_spec,
+    route_kind,
+)
+from flaggerpy.routing.normalize import managed_spec, specs_equal
+
+# Phases in which the engine may have switched mirroring on (Flagger ignores the mirror filter in these too).
+_MIRROR_PHASES = ("Progressing", "WaitingPromotion")
+
+
+def intended_weights(canary: Any) -> RouteWeights:
+    """The split the Canary's status says the route should have now.
+
+    ``status.canaryWeight`` is what the last persisted step set; mirroring is on while an analysis with
+    ``analysis.mirror`` runs and the canary does not yet take all traffic.
+    """
+    doc = canary_doc(canary)
+    status = doc.get("status") or {}
+    spec = doc.get("spec") or {}
+    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    weight = status.get("canaryWeight") or 0
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+        return ALL_PRIMARY
+    mirror = bool(analysis.get("mirror")) and status.get("phase") in _MIRROR_PHASES and weight < 100
+    return RouteWeights(100 - weight, weight, mirror)
+
+
+def metadata_drifted(canary: Any, live: Mapping[str, Any]) -> bool:
+    """True when a label or annotation the canary sets is missing or different (foreign keys do not count)."""
+    labels, annotations = desired_metadata(canary_doc(canary))
+    meta = live.get("metadata") or {}
+    live_labels = meta.get("labels") or {}
+    live_annotations = meta.get("annotations") or {}
+    return any(live_labels.get(k) != v for k, v in labels.items()) or any(
+        live_annotations.get(k) != v for k, v in annotations.items()
+    )
+
+
+def spec_drifted(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str) -> bool:
+    """True when the managed part of the live spec differs from ``desired`` beyond server defaults."""
+    return not specs_equal(managed_spec(dict(desired)), managed_spec(dict(live.get("spec") or {})), kind)
+
+
+def route_drifted(
+    canary: Any,
+    live: Mapping[str, Any],
+    weights: RouteWeights | None = None,
+    features: RouteFeatures = STANDARD_V1_6,
+) -> bool:
+    """True when ``live`` differs from the route the Canary intends (spec normalised for defaults, or metadata).
+
+    ``weights`` defaults to :func:`intended_weights`. Raises SpecError when the Canary itself is invalid.
+    """
+    doc = canary_doc(canary)
+    wanted = desired_spec(doc, weights or intended_weights(doc), features)
+    return spec_drifted(wanted, live, route_kind(doc)) or metadata_drifted(doc, live)

@@ -1,0 +1,290 @@
+"""The Gateway API router: one HTTPRoute (or GRPCRoute) per Canary, written through the kube layer.
+
+It reads the live route from the engine's informer cache when one is injected (``get_live``) and falls back to a
+GET; it never lists. It writes only when the route differs from the desired one once server defaults are
+accounted for, with a merge patch that carries the resourceVersion it compared against, so a concurrent edit
+surfaces as a Conflict and is re-read and re-compared instead of being overwritten blindly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from flaggerpy.kube.api import KubeClient, Resource
+from flaggerpy.kube.errors import AlreadyExists, Conflict, NotFound
+from flaggerpy.kube.resources import GRPCROUTES_V1, HTTPROUTES_V1, HTTPROUTES_V1BETA1
+from flaggerpy.log import get_logger
+from flaggerpy.routing import affinity
+from flaggerpy.routing.acceptance import route_acceptance
+from flaggerpy.routing.build import (
+    ALL_PRIMARY,
+    API_VERSIONS,
+    GRPC_ROUTE,
+    STANDARD_V1_6,
+    RouteFeatures,
+    RouteWeights,
+    canary_doc,
+    desired_metadata,
+    desired_route,
+    desired_spec,
+    route_kind,
+    service_names,
+)
+from flaggerpy.routing.drift import intended_weights, spec_drifted
+from flaggerpy.routing.errors import RouteNotFound, RouteNotOwned, RouterError
+from flaggerpy.routing.features import FeatureDetector
+
+log = get_logger(__name__)
+
+LiveLookup = Callable[[str, str], Mapping[str, Any] | None]
+"""``get_live(namespace, name)``: the HTTPRoute from an informer cache, or None when the cache does not hold it."""
+
+WRITE_ATTEMPTS = 4
+"""Read-compare-write rounds before giving up when others keep writing the same route."""
+_MANAGED_SPEC_KEYS = ("parentRefs", "hostnames", "rules")
+
+
+def _route_name(doc: Mapping[str, Any]) -> tuple[str, str]:
+    return str((doc.get("metadata") or {}).get("namespace") or ""), service_names(doc)[0]
+
+
+def controller_of(route: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The route's controller ownerReference, if it has one."""
+    for ref in (route.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref  # type: ignore[no-any-return]
+    return None
+
+
+def owned_by(route: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """True when the route's controller is this Canary (same uid; same name when the Canary has no uid yet)."""
+    ref = controller_of(route)
+    if ref is None or ref.get("kind") != "Canary" or not str(ref.get("apiVersion", "")).startswith("flagger.app/"):
+        return False
+    meta = doc.get("metadata") or {}
+    if meta.get("uid"):
+        return bool(ref.get("uid") == meta["uid"])
+    return bool(ref.get("name") == meta.get("name"))
+
+
+def _describe_owner(ref: Mapping[str, Any] | None, namespace: str) -> str | None:
+    if ref is None:
+        return None
+    return f"{ref.get('kind', '?')} {namespace}/{ref.get('name', '?')}"
+
+
+def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+    """The JSON merge patch that turns ``live`` into ``desired`` on the fields a canary owns, or None if none.
+
+    Labels and annotations are merged (foreign keys stay); spec fields other than parentRefs, hostnames and rules
+    are left alone. The patch carries the live resourceVersion, so the API server refuses it if the route changed
+    since it was read.
+    """
+    body: dict[str, Any] = {}
+    live_meta = live.get("metadata") or {}
+    want_meta = desired.get("metadata") or {}
+    for key in ("labels", "annotations"):
+        have = live_meta.get(key) or {}
+        changed = {k: v for k, v in (want_meta.get(key) or {}).items() if have.get(k) != v}
+        if changed:
+            body.setdefault("metadata", {})[key] = changed
+    want_spec = desired.get("spec") or {}
+    if spec_drifted(want_spec, live, kind):
+        # Lists are atomic in the CRD, so a merge patch replaces each one whole; None deletes an absent field.
+        body["spec"] = {key: copy.deepcopy(want_spec.get(key)) for key in _MANAGED_SPEC_KEYS}
+    if not body:
+        return None
+    body.setdefault("metadata", {})["resourceVersion"] = live_meta.get("resourceVersion")
+    return body
+
+
+class GatewayAPIRouter:
+    """Routes a Canary's traffic with Gateway API ``HTTPRoute`` (v1 or v1beta1) or ``GRPCRoute`` (v1)."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        api_version: str = "v1",
+        get_live: LiveLookup | None = None,
+        features: RouteFeatures | None = None,
+    ) -> None:
+        if api_version not in API_VERSIONS:
+            raise ValueError(f"api_version: must be one of {', '.join(API_VERSIONS)}, not {api_version!r}")
+        self.api_version = api_version
+        self._kube = kube
+        self._get_live = get_live
+        self._fixed_features = features
+        self._detector = FeatureDetector(kube, api_version)
+
+    def _resource(self, kind: str) -> Resource:
+        if kind == GRPC_ROUTE:
+            return GRPCROUTES_V1
+        return HTTPROUTES_V1 if self.api_version == "v1" else HTTPROUTES_V1BETA1
+
+    async def _features(self, kind: str) -> RouteFeatures:
+        if kind == GRPC_ROUTE:
+            return STANDARD_V1_6
+        if self._fixed_features is not None:
+            return self._fixed_features
+        return await self._detector.get()
+
+    async def _read(self, kind: str, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
+        if not fresh and self._get_live is not None and kind != GRPC_ROUTE:
+            cached = self._get_live(namespace, name)
+            if cached is not None:
+                return copy.deepcopy(dict(cached))
+        try:
+            return await self._kube.get(self._resource(kind), name, namespace)
+        except NotFound:
+            return None
+
+    def _check_owner(self, live: Mapping[str, Any], doc: Mapping[str, Any], kind: str) -> None:
+        if not owned_by(live, doc):
+            namespace, name = _route_name(doc)
+            raise RouteNotOwned(f"{kind} {namespace}/{name}", _describe_owner(controller_of(live), namespace))
+
+    async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights) -> None:
+        doc = canary_doc(canary)
+        kind = route_kind(doc)
+        namespace, name = _route_name(doc)
+        features = await self._features(kind)
+        # Build before any I/O: an invalid Canary fails here with every bad field named.
+        desired = desired_route(doc, weights, api_version=self.api_version, features=features)
+        resource = self._resource(kind)
+        fresh = False
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((Conflict, AlreadyExists)),
+            stop=stop_after_attempt(WRITE_ATTEMPTS),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                live = await self._read(kind, namespace, name, fresh=fresh)
+                # After a Conflict or AlreadyExists the cache is behind: read from the server.
+                fresh = True
+                if live is None:
+                    created = desired
+                    if create_weights != weights:
+                        created = desired_route(doc, create_weights, api_version=self.api_version, features=features)
+                    await self._kube.create(resource, created)
+                    log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
+                    return
+                self._check_owner(live, doc, kind)
+                patch = merge_patch(desired, live, kind)
+                if patch is None:
+                    return
+                await self._kube.patch(resource, name, namespace, patch, "merge")
+                log.info(
+                    "route updated",
+                    route=f"{kind} {namespace}/{name}",
+                    primary=weights.primary,
+                    canary=weights.canary,
+                    mirror=weights.mirror,
+                )
+
+    async def reconcile(self, canary: Any) -> None:
+        """Create the route (100% primary) or bring it back to the weights the Canary's status holds."""
+        doc = canary_doc(canary)
+        await self._apply(doc, intended_weights(doc), ALL_PRIMARY)
+
+    async def set_routes(self, canary: Any, primary_weight: int, canary_weight: int, mirror: bool = False) -> None:
+        """Split traffic ``primary_weight`` / ``canary_weight`` (summing to 100), mirroring to the canary if asked."""
+        weights = RouteWeights(primary_weight, canary_weight, mirror)
+        await self._apply(canary, weights, weights)
+
+    async def get_routes(self, canary: Any) -> tuple[int, int, bool]:
+        """(primary weight, canary weight, mirrored) as the live route has them; RouteNotFound when absent."""
+        doc = canary_doc(canary)
+        kind = route_kind(doc)
+        namespace, name = _route_name(doc)
+        live = await self._read(kind, namespace, name)
+        if live is None:
+            raise RouteNotFound(f"{kind} {namespace}/{name} does not exist")
+        return weights_of(live, doc)
+
+    async def is_accepted(self, canary: Any) -> tuple[bool, str]:
+        """(True, "") once every parent Gateway accepted the route's current generation, else (False, reason)."""
+        doc = canary_doc(canary)
+        kind = route_kind(doc)
+        namespace, name = _route_name(doc)
+        live = await self._read(kind, namespace, name)
+        if live is None:
+            return False, f"{kind} {namespace}/{name} does not exist yet"
+        return route_acceptance(live)
+
+    async def finalize(self, canary: Any) -> None:
+        """On deletion with revertOnDeletion: send all traffic to the apex Service and release the route.
+
+        The apex Service selects the restored target by then, and dropping the ownerReference keeps the route
+        (and so the traffic) alive after the Canary is gone. A route the Canary does not own is left alone.
+        """
+        doc = canary_doc(canary)
+        kind = route_kind(doc)
+        namespace, name = _route_name(doc)
+        live = await self._read(kind, namespace, name, fresh=True)
+        if live is None or not owned_by(live, doc):
+            return
+        spec = apex_spec(doc, await self._features(kind))
+        owners = [r for r in (live.get("metadata") or {}).get("ownerReferences") or [] if not r.get("controller")]
+        patch = {
+            "metadata": {
+                "resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
+                "ownerReferences": owners or None,
+            },
+            "spec": {key: spec.get(key) for key in _MANAGED_SPEC_KEYS},
+        }
+        await self._kube.patch(self._resource(kind), name, namespace, patch, "merge")
+        log.info("route reverted to the apex service", route=f"{kind} {namespace}/{name}")
+
+
+def apex_spec(canary: Any, features: RouteFeatures = STANDARD_V1_6) -> dict[str, Any]:
+    """The route spec after a revert: the canary's matches and filters, all traffic to the apex Service."""
+    doc = copy.deepcopy(canary_doc(canary))
+    spec = doc.setdefault("spec", {})
+    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    # Without A/B matches and cookies the route is one weighted rule per match set, easy to repoint.
+    for key in ("match", "sessionAffinity"):
+        analysis.pop(key, None)
+    out = desired_spec(doc, ALL_PRIMARY, features)
+    apex, _, _ = service_names(doc)
+    port = (spec.get("service") or {}).get("port")
+    for rule in out["rules"]:
+        rule["backendRefs"] = [{"group": "", "kind": "Service", "name": apex, "port": port, "weight": 100}]
+    return out
+
+
+def weights_of(route: Mapping[str, Any], canary: Any) -> tuple[int, int, bool]:
+    """(primary, canary, mirrored) read from a route: the weighted rule is the one with both backends that is
+    not a session-affinity cookie rule; a missing weight means the server default, 1."""
+    doc = canary_doc(canary)
+    _, primary, canary_name = service_names(doc)
+    spec = doc.get("spec") or {}
+    session = (spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("sessionAffinity") or {}
+    cookies = tuple(n for n in (session.get("cookieName"), session.get("primaryCookieName")) if n)
+    weights: tuple[int, int] | None = None
+    mirrored = False
+    for rule in (route.get("spec") or {}).get("rules") or []:
+        by_name = {b.get("name"): b for b in rule.get("backendRefs") or []}
+        if (
+            weights is None
+            and primary in by_name
+            and canary_name in by_name
+            and not affinity.is_cookie_rule(rule, cookies)
+        ):
+            weights = (int(by_name[primary].get("weight", 1)), int(by_name[canary_name].get("weight", 1)))
+        for item in rule.get("filters") or []:
+            target = (item.get("requestMirror") or {}).get("backendRef") or {}
+            if item.get("type") == "RequestMirror" and target.get("name") == canary_name:
+                mirrored = True
+    if weights is None:
+        raise RouterError(f"route {primary.removesuffix('-primary')} has no rule with both {primary} and {canary_name}")
+    return weights[0], weights[1], mirrored
+
+
+__all__ = ["GatewayAPIRouter", "LiveLookup", "apex_spec", "desired_metadata", "merge_patch", "weights_of"]
