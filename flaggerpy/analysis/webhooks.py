@@ -187,15 +187,12 @@ class WebhookRunner:
         """
         current_phase = phase if phase is not None else canary.status.phase or ""
         hooks = _hooks_of(canary, HookType.EVENT)
-        if not hooks and self._event_webhook is None:
-            return []
         if hooks:
             calls = [
                 self._call(hook, build_event_payload(canary, type, message, current_phase, hook.metadata))
                 for hook in hooks
             ]
-        else:
-            assert self._event_webhook is not None
+        elif self._event_webhook is not None:
             calls = [
                 self._post(
                     EVENTS_HOOK_NAME,
@@ -207,6 +204,8 @@ class WebhookRunner:
                     verify_tls=True,
                 )
             ]
+        else:
+            return []
         results = list(await asyncio.gather(*calls))
         for result in results:
             if not result.passed:

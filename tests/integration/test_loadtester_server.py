@@ -214,3 +214,28 @@ async def test_hey_load_reaches_the_target(make_client: Factory) -> None:
         assert hits == 20
     finally:
         await server.close()
+
+
+@pytest.mark.skipif(shutil.which("hey") is None, reason="the hey binary is not installed")
+async def test_background_hey_generates_traffic_like_a_rollout_hook(make_client: Factory) -> None:
+    hits = 0
+
+    async def target(_: web.Request) -> web.Response:
+        nonlocal hits
+        hits += 1
+        return web.Response(text="podinfo")
+
+    app = web.Application()
+    app.router.add_get("/", target)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        client = await make_client()
+        url = f"http://127.0.0.1:{server.port}/"
+        # The shape of Flagger's documented load-test hook, shortened to one second.
+        resp = await client.post("/", json=hook({"cmd": f"hey -z 1s -q 10 -c 2 {url}", "logCmdOutput": "true"}))
+        assert resp.status == 202
+        await client.app[RUNNER].wait_idle()
+        assert hits > 0
+    finally:
+        await server.close()
