@@ -1,0 +1,99 @@
+"""``meta.k8s.io/v1 Table`` responses, so ``kubectl get`` prints useful columns (CRD printer columns included)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from flaggerpy.sandbox.registry import ResourceType
+
+_NAME_COLUMN = {"name": "Name", "type": "string", "format": "name", "description": "Name of the object",
+                "priority": 0}
+_AGE_COLUMN = {"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0}
+_TOKEN_RE = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.\-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]")
+_BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
+    ("apps", "deployments"): [
+        ("Ready", "string", "ready"), ("Up-to-date", "integer", ".status.updatedReplicas"),
+        ("Available", "integer", ".status.availableReplicas"),
+    ],
+    ("", "services"): [("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")],
+}
+
+
+def wants_table(accept: str) -> bool:
+    """Whether the client (kubectl) asked for a Table."""
+    return "as=Table" in accept
+
+
+def json_path(obj: Any, path: str) -> Any:
+    """Evaluate the simple JSONPath forms CRD printer columns use (``.a.b``, ``[0]``, ``[?(@.type=="X")]``)."""
+    values = [obj]
+    for m in _TOKEN_RE.finditer(path.strip().strip("{}")):
+        field, index, filter_key, filter_value = m.groups()
+        next_values = []
+        for value in values:
+            if field is not None and isinstance(value, dict) and field in value:
+                next_values.append(value[field])
+            elif index is not None and isinstance(value, list) and int(index) < len(value):
+                next_values.append(value[int(index)])
+            elif filter_key is not None and isinstance(value, list):
+                next_values.extend(
+                    item for item in value
+                    if isinstance(item, dict) and str(json_path(item, "." + filter_key)) == filter_value
+                )
+        values = next_values
+    return values[0] if values else None
+
+
+def age(timestamp: str | None) -> str:
+    """kubectl's short duration format (``45s``, ``3m``, ``2h``, ``5d``)."""
+    if not timestamp:
+        return "<unknown>"
+    created = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    seconds = int((datetime.datetime.now(datetime.UTC) - created).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _cell(obj: dict[str, Any], path: str, kind: str) -> Any:
+    if path == "ready":
+        status = obj.get("status") or {}
+        return f"{status.get('readyReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 1)}"
+    value = json_path(obj, path)
+    if kind == "date" and isinstance(value, str):
+        return age(value)
+    if value is None:
+        return "" if kind == "string" else None
+    return value
+
+
+def table(
+    rt: ResourceType, version: str, objs: list[dict[str, Any]], rv: Any, continue_token: str | None = None
+) -> dict[str, Any]:
+    """A Table of ``objs`` with Name, the resource's columns, and Age."""
+    if rt.custom:
+        specs = [(c["name"], c.get("type", "string"), c["jsonPath"]) for c in rt.printer_columns.get(version, [])]
+    else:
+        specs = _BUILTIN_COLUMNS.get(rt.key, [])
+    columns = [_NAME_COLUMN]
+    columns += [{"name": name, "type": "string" if kind == "date" else kind, "format": "", "description": path,
+                 "priority": 0} for name, kind, path in specs]
+    has_age = not any(name == "Age" for name, _, _ in specs)
+    if has_age:
+        columns.append(_AGE_COLUMN)
+    rows = []
+    api_version = rt.api_version(version)
+    for obj in objs:
+        cells: list[Any] = [obj["metadata"]["name"]]
+        cells += [_cell(obj, path, kind) for _, kind, path in specs]
+        if has_age:
+            cells.append(age(obj["metadata"].get("creationTimestamp")))
+        rows.append({"cells": cells, "object": {**obj, "apiVersion": api_version}})
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if continue_token:
+        meta["continue"] = continue_token
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": columns,
+            "rows": rows}

@@ -1,0 +1,205 @@
+"""The workload simulator: Deployments and DaemonSets become ready after a delay, like kube-controller-manager
+and kubelets would make them.
+
+Per object, in ``metadata.annotations`` or the pod template's annotations (the template wins):
+``sandbox.flaggerpy.io/ready-delay: "2s"`` overrides the delay, ``sandbox.flaggerpy.io/ready: "false"`` keeps the
+pods from ever becoming ready (a crash loop); after ``spec.progressDeadlineSeconds`` (default 600) the Deployment's
+Progressing condition turns False with reason ProgressDeadlineExceeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flaggerpy.log import get_logger
+from flaggerpy.sandbox.clock import now
+from flaggerpy.sandbox.cluster import Cluster
+from flaggerpy.sandbox.errors import StatusError
+from flaggerpy.sandbox.selectors import match_label_selector
+
+log = get_logger("flaggerpy.sandbox.workloads")
+
+READY_DELAY_ANNOTATION = "sandbox.flaggerpy.io/ready-delay"
+READY_ANNOTATION = "sandbox.flaggerpy.io/ready"
+DEPLOYMENTS = ("apps", "deployments")
+DAEMONSETS = ("apps", "daemonsets")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``"250ms"``, ``"2s"``, ``"1.5"``, ``"1m"``; None when unparseable."""
+    m = _DURATION_RE.match(text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else None
+
+
+@dataclass
+class WorkloadSettings:
+    """How the simulated cluster behaves."""
+
+    ready_delay: float = 0.2
+    """Seconds from a spec change to all replicas ready."""
+    nodes: int = 1
+    """Simulated nodes (a DaemonSet runs one pod per matching node)."""
+
+
+def _annotation(obj: dict[str, Any], key: str) -> str | None:
+    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    for source in (template.get("annotations") or {}, obj["metadata"].get("annotations") or {}):
+        if isinstance(source, dict) and key in source:
+            return str(source[key])
+    return None
+
+
+def _condition(kind: str, status: str, reason: str, message: str, stamp: str) -> dict[str, str]:
+    return {"type": kind, "status": status, "reason": reason, "message": message,
+            "lastUpdateTime": stamp, "lastTransitionTime": stamp}
+
+
+def _as_int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+class WorkloadSimulator:
+    """An in-sandbox controller (``SandboxController``) that writes Deployment and DaemonSet status."""
+
+    name = "workloads"
+
+    def __init__(self, settings: WorkloadSettings | None = None) -> None:
+        self.settings = settings or WorkloadSettings()
+        self._timers: dict[tuple[tuple[str, str], str, str], asyncio.TimerHandle] = {}
+        self._cluster: Cluster | None = None
+
+    def node_labels(self) -> list[dict[str, str]]:
+        """Labels of the simulated nodes (DaemonSets schedule by nodeSelector against these)."""
+        return [{"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                 "kubernetes.io/hostname": f"sandbox-node-{i}"} for i in range(self.settings.nodes)]
+
+    async def run(self, cluster: Cluster) -> None:
+        """Follow Deployments and DaemonSets until cancelled."""
+        self._cluster = cluster
+        try:
+            for key in (DEPLOYMENTS, DAEMONSETS):
+                for obj in cluster.store.items(key):
+                    self._observe(key, obj)
+            async for event in cluster.subscribe_events():
+                if event.key in (DEPLOYMENTS, DAEMONSETS):
+                    if event.type == "DELETED":
+                        self._cancel(event.key, event.obj)
+                    else:
+                        self._observe(event.key, event.obj)
+        finally:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+
+    def _ident(self, key: tuple[str, str], obj: dict[str, Any]) -> tuple[tuple[str, str], str, str]:
+        return (key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+
+    def _cancel(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        timer = self._timers.pop(self._ident(key, obj), None)
+        if timer is not None:
+            timer.cancel()
+
+    def _desired(self, key: tuple[str, str], obj: dict[str, Any]) -> int:
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        if key == DEPLOYMENTS:
+            return _as_int(spec.get("replicas"), 1)
+        pod_spec = ((spec.get("template") or {}).get("spec") or {}) if isinstance(spec.get("template"), dict) else {}
+        selector = pod_spec.get("nodeSelector") if isinstance(pod_spec, dict) else None
+        if not isinstance(selector, dict):
+            return self.settings.nodes
+        return sum(1 for labels in self.node_labels() if match_label_selector({"matchLabels": selector}, labels))
+
+    def _delay(self, obj: dict[str, Any]) -> float:
+        text = _annotation(obj, READY_DELAY_ANNOTATION)
+        if text is not None:
+            parsed = parse_duration(text)
+            if parsed is not None:
+                return parsed
+            log.warning("ignoring unparseable ready-delay annotation", object=obj["metadata"]["name"], value=text)
+        return self.settings.ready_delay
+
+    def _observe(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        """On a new generation, report a rollout in progress and schedule readiness."""
+        status = obj.get("status") or {}
+        generation = obj["metadata"].get("generation", 1)
+        if status.get("observedGeneration") == generation:
+            return
+        self._cancel(key, obj)
+        desired = self._desired(key, obj)
+        never_ready = (_annotation(obj, READY_ANNOTATION) or "").lower() == "false"
+        if desired == 0:
+            self._write(key, obj, self._status(key, obj, desired, desired, "ready"))
+            return
+        self._write(key, obj, self._status(key, obj, desired, 0, "progressing"))
+        loop = asyncio.get_running_loop()
+        ident = self._ident(key, obj)
+        if never_ready:
+            if key == DEPLOYMENTS:
+                deadline = _as_int((obj.get("spec") or {}).get("progressDeadlineSeconds"), 600)
+                self._timers[ident] = loop.call_later(deadline, self._fire, key, ident, generation, "deadline")
+            return
+        self._timers[ident] = loop.call_later(self._delay(obj), self._fire, key, ident, generation, "ready")
+
+    def _fire(self, key: tuple[str, str], ident: tuple[tuple[str, str], str, str], generation: int, what: str) -> None:
+        self._timers.pop(ident, None)
+        cluster = self._cluster
+        if cluster is None:
+            return
+        obj = cluster.store.get(key, ident[1], ident[2])
+        if obj is None or obj["metadata"].get("generation", 1) != generation:
+            return
+        desired = self._desired(key, obj)
+        ready = desired if what == "ready" else 0
+        self._write(key, obj, self._status(key, obj, desired, ready, what))
+
+    def _status(
+        self, key: tuple[str, str], obj: dict[str, Any], desired: int, ready: int, phase: str
+    ) -> dict[str, Any]:
+        generation = obj["metadata"].get("generation", 1)
+        if key == DAEMONSETS:
+            return {"observedGeneration": generation, "desiredNumberScheduled": desired,
+                    "currentNumberScheduled": desired, "updatedNumberScheduled": desired, "numberReady": ready,
+                    "numberAvailable": ready, "numberUnavailable": desired - ready, "numberMisscheduled": 0}
+        stamp = now()
+        name = obj["metadata"]["name"]
+        if phase == "ready":
+            progressing = _condition("Progressing", "True", "NewReplicaSetAvailable",
+                                     f'ReplicaSet "{name}" has successfully progressed.', stamp)
+        elif phase == "deadline":
+            progressing = _condition("Progressing", "False", "ProgressDeadlineExceeded",
+                                     f'ReplicaSet "{name}" has timed out progressing.', stamp)
+        else:
+            progressing = _condition("Progressing", "True", "ReplicaSetUpdated",
+                                     f'ReplicaSet "{name}" is progressing.', stamp)
+        if ready >= desired:
+            available = _condition("Available", "True", "MinimumReplicasAvailable",
+                                   "Deployment has minimum availability.", stamp)
+        else:
+            available = _condition("Available", "False", "MinimumReplicasUnavailable",
+                                   "Deployment does not have minimum availability.", stamp)
+        status: dict[str, Any] = {"observedGeneration": generation, "replicas": desired,
+                                  "updatedReplicas": desired, "readyReplicas": ready,
+                                  "availableReplicas": ready, "unavailableReplicas": desired - ready,
+                                  "conditions": [available, progressing]}
+        # kube-apiserver omits zero counts (omitempty); clients must cope with their absence, so do the same.
+        return {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"}
+
+    def _write(self, key: tuple[str, str], obj: dict[str, Any], status: dict[str, Any]) -> None:
+        cluster = self._cluster
+        if cluster is None:
+            return
+        current = cluster.store.get(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if current is None or current["metadata"].get("generation") != obj["metadata"].get("generation"):
+            return
+        rt = cluster.registry.get(*key)
+        if rt is None:
+            return
+        try:
+            cluster.commit_update(rt, current, dict(current, status=status))
+        except StatusError as exc:
+            log.warning("could not write workload status", object=obj["metadata"]["name"], error=str(exc))
