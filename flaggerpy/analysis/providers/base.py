@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -76,6 +77,11 @@ def require_secret_key(credentials: Mapping[str, str], key: str, name: str) -> s
     if value is None or value == "":
         raise ProviderConfigError(name, f"the secret referenced by spec.provider.secretRef has no key {key!r}")
     return value
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An ``Authorization`` header value for HTTP basic auth (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def template_headers(provider: ProviderSpec) -> CIMultiDict[str]:

@@ -16,6 +16,7 @@ from multidict import MultiDict
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
+    basic_auth,
     deadline,
     finite,
     provider_name,
@@ -45,7 +46,7 @@ async def query(
     headers = template_headers(provider)
     if credentials:
         user = require_secret_key(credentials, "username", name)
-        headers["Authorization"] = aiohttp.BasicAuth(user, require_secret_key(credentials, "password", name)).encode()
+        headers["Authorization"] = basic_auth(user, require_secret_key(credentials, "password", name))
     pairs = parse_qsl(_WHITESPACE.sub(" ", rendered).strip(), keep_blank_values=True)
     if not any(key == "target" for key, _ in pairs):
         raise ProviderConfigError(name, "the query must be a render query string with a target= parameter")

@@ -15,6 +15,7 @@ import aiohttp
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
+    basic_auth,
     deadline,
     finite,
     provider_name,
@@ -46,7 +47,7 @@ async def query(
         headers["Authorization"] = "Bearer " + require_secret_key(credentials, "token", name)
     elif credentials:
         user = require_secret_key(credentials, "username", name)
-        headers["Authorization"] = aiohttp.BasicAuth(user, require_secret_key(credentials, "password", name)).encode()
+        headers["Authorization"] = basic_auth(user, require_secret_key(credentials, "password", name))
     # Collapsing whitespace keeps multi-line templates short enough for a GET URL, like Flagger.
     params = {"query": _WHITESPACE.sub(" ", rendered).strip()}
     async with deadline(timeout, name):
