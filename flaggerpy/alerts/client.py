@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from yarl import URL
 
 _RETRY_STATUSES = frozenset({429, *range(500, 600)}) - {501}
 
@@ -21,6 +22,25 @@ class DeliverySettings:
     backoff_min: float = 0.5
     backoff_max: float = 5.0
     max_error_body: int = 512
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be posted to, or None. The URL itself is left out: webhook URLs carry secrets."""
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        return "not a URL"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "must be an http:// or https:// URL"
+    return None
+
+
+def normalize_proxy(proxy: str) -> str:
+    """A proxy address with a scheme; ``my-proxy:3128`` (as Flagger's docs write it) means ``http://my-proxy:3128``."""
+    proxy = proxy.strip()
+    if proxy and "://" not in proxy:
+        return f"http://{proxy}"
+    return proxy
 
 
 class DeliveryError(Exception):
@@ -54,6 +74,8 @@ async def _attempt(
             raise error(f"HTTP {resp.status}: {text}".rstrip(": "))
     except TimeoutError:
         raise _Retryable(f"no answer within {settings.attempt_seconds:g}s") from None
+    except aiohttp.InvalidURL:
+        raise DeliveryError("request failed: invalid URL") from None
     except aiohttp.ClientError as exc:
         # aiohttp's messages can carry the URL, which holds the webhook secret: keep only the kind of failure.
         raise _Retryable(f"request failed: {type(exc).__name__}") from None

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import aiohttp
 
-from flaggerpy.alerts.client import DeliveryError, DeliverySettings, post_json
+from flaggerpy.alerts.client import DeliveryError, DeliverySettings, normalize_proxy, post_json, url_problem
 from flaggerpy.alerts.factory import UnsupportedProvider, chat_format
 from flaggerpy.alerts.message import Alert, Severity, Target
 from flaggerpy.apis.flagger import AlertProvider, Canary, CanaryAlert
@@ -57,15 +57,28 @@ class DefaultAlerts:
     msteams_proxy_url: str = ""
 
     def target(self) -> Target | None:
-        """The resolved destination, or None when no URL is configured."""
+        """The resolved destination, or None when no URL is configured; raises ValueError naming a bad flag."""
+        for flag, value in (
+            ("--msteams-url", self.msteams_url),
+            ("--msteams-proxy-url", self.msteams_proxy_url),
+            ("--slack-url", self.slack_url),
+            ("--slack-proxy-url", self.slack_proxy_url),
+        ):
+            if flag.endswith("proxy-url"):
+                value = normalize_proxy(value)
+            problem = url_problem(value) if value else None
+            if problem is not None:
+                raise ValueError(f"{flag}: {problem}")
         if self.msteams_url:
-            return Target("msteams", self.msteams_url, proxy=self.msteams_proxy_url, label="--msteams-url")
+            return Target(
+                "msteams", self.msteams_url, proxy=normalize_proxy(self.msteams_proxy_url), label="--msteams-url"
+            )
         if self.slack_url:
             return Target(
                 "slack",
                 self.slack_url,
                 token=self.slack_token,
-                proxy=self.slack_proxy_url,
+                proxy=normalize_proxy(self.slack_proxy_url),
                 username=self.slack_user or DEFAULT_USERNAME,
                 channel=self.slack_channel,
                 label="--slack-url",
@@ -78,7 +91,7 @@ class AlertNotifier:
 
     ``cluster_name`` (Flagger's ``-cluster-name``) is added to every message as a ``Cluster`` field. One aiohttp
     session serves every delivery; pass ``session`` to share one, else it is created on first use and closed by
-    :meth:`close`.
+    :meth:`close`. Construction raises ValueError naming the flag when ``defaults`` holds a malformed URL.
     """
 
     def __init__(
@@ -155,7 +168,7 @@ class AlertNotifier:
             chat_format(spec.type)
         except UnsupportedProvider as exc:
             raise ResolveError(f"{ref}: {exc}") from None
-        address, token, proxy = spec.address or "", "", spec.proxy or ""
+        address, token, proxy, proxy_field = spec.address or "", "", spec.proxy or "", "spec.proxy"
         if spec.secret_ref is not None:
             secret = await self._lookup.secret_data(namespace, spec.secret_ref.name)
             if secret is None:
@@ -166,9 +179,16 @@ class AlertNotifier:
                 )
             address = secret["address"].strip()
             token = secret.get("token", "").strip()
-            proxy = secret.get("proxy", "").strip() or proxy
+            if secret.get("proxy", "").strip():
+                proxy, proxy_field = secret["proxy"], "secretRef proxy"
         if not address:
             raise ResolveError(f"{ref}: spec.address: required when there is no secretRef")
+        where = "secretRef address" if spec.secret_ref is not None else "spec.address"
+        proxy = normalize_proxy(proxy)
+        for field, value in ((where, address), (proxy_field, proxy)):
+            problem = url_problem(value) if value else None
+            if problem is not None:
+                raise ResolveError(f"{ref}: {field}: {problem}")
         return Target(
             spec.type,
             address,
@@ -190,10 +210,8 @@ class AlertNotifier:
                 proxy=target.proxy,
                 settings=self._settings,
             )
-        except (DeliveryError, ValueError) as exc:
-            # ValueError: aiohttp's verdict on a malformed URL; its text is not logged as it may echo the URL.
-            reason = str(exc) if isinstance(exc, DeliveryError) else "the webhook address is not a valid URL"
-            _log.error("alert delivery failed", canary=canary.key, to=target.label, type=target.type, error=reason)
+        except DeliveryError as exc:
+            _log.error("alert delivery failed", canary=canary.key, to=target.label, type=target.type, error=str(exc))
             return
         _log.debug("alert delivered", canary=canary.key, to=target.label, severity=str(alert.severity))
 

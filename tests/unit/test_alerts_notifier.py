@@ -334,3 +334,38 @@ def test_canary_fields_like_flagger() -> None:
     }
     blue_green = make_canary([], iterations=10)
     assert canary_fields(blue_green)["Traffic routing"] == "Blue/Green"
+
+
+@pytest.mark.parametrize(
+    ("spec", "secret", "problem"),
+    [
+        ({"address": "hooks.slack.com/services/x"}, None, "spec.address: must be an http:// or https:// URL"),
+        ({"secretRef": {"name": "s"}}, {"address": "ftp://x/y"}, "secretRef address: must be an http://"),
+        ({"address": "https://hooks.slack.com/x", "proxy": "http://"}, None, "spec.proxy: must be an http://"),
+    ],
+)
+async def test_bad_addresses_name_the_field(spec: dict[str, Any], secret: dict[str, str] | None, problem: str) -> None:
+    lookup = Lookup()
+    lookup.providers[("test", "p")] = AlertProvider.model_validate(
+        {"metadata": {"name": "p", "namespace": "test"}, "spec": {"type": "slack", **spec}}
+    )
+    if secret is not None:
+        lookup.secrets[("test", "s")] = secret
+    canary = make_canary([alert("a", "p")])
+    async with AlertNotifier(lookup, settings=FAST) as notifier:
+        with pytest.raises(ResolveError, match="AlertProvider test/p: ") as caught:
+            await notifier.resolve(canary, canary.analysis.alerts[0])  # type: ignore[index]
+    assert problem in str(caught.value)
+
+
+async def test_proxy_without_scheme_means_http(chat: Chat) -> None:
+    lookup = Lookup()
+    proxy = f"127.0.0.1:{chat.server.port}"
+    lookup.add("p", type="generic", address="http://chat.example.invalid/hook", proxy=proxy)
+    await send(lookup, make_canary([alert("p", "p")]), "m", "info")
+    assert len(chat.bodies["/hook"]) == 1
+
+
+def test_bad_default_flag_is_named() -> None:
+    with pytest.raises(ValueError, match="--slack-url: must be an http:// or https:// URL"):
+        AlertNotifier(Lookup(), defaults=DefaultAlerts(slack_url="hooks.slack.com/services/x"))
