@@ -108,6 +108,7 @@ async def run_command(argv: Sequence[str], *, time_limit: float, max_output: int
         async with asyncio.timeout(time_limit):
             await consume()
     except TimeoutError:
+        _log.warning("command exceeded its time limit, stopping it", program=argv[0], limit_seconds=time_limit)
         await _stop(process, kill_grace)
         return CommandResult(exit_code=None, output=buffer.text(), truncated=buffer.truncated, timed_out=True)
     except asyncio.CancelledError:
