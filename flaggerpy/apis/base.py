@@ -46,6 +46,16 @@ Duration = Annotated[
 """A Go duration string, checked when the object is parsed; convert with ``parse_duration``."""
 
 
+def _check_positive(value: str) -> str:
+    if not any(c in "123456789" for c in value):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_check_positive)]
+"""A Go duration string longer than zero (intervals and timeouts)."""
+
+
 def _int_or_string(value: Any) -> int | str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be a port number or a port name")

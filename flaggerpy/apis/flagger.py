@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, model_validator
 
-from flaggerpy.apis.base import ApiModel, Duration, IntOrString, Time
+from flaggerpy.apis.base import ApiModel, Duration, IntOrString, PositiveDuration, Time
 from flaggerpy.apis.durations import parse_duration
 from flaggerpy.apis.errors import FieldError, SpecError, from_validation_error
 from flaggerpy.apis.gatewayapi import HTTPRequestMirrorFilter, ParentReference
@@ -277,7 +277,7 @@ class CanaryMetric(ApiModel):
     name: Annotated[str, Field(min_length=1)] = Field(
         description="Name of the check; request-success-rate and request-duration are builtin."
     )
-    interval: Duration | None = Field(default=None, description="Query window, e.g. 1m (default 1m).")
+    interval: PositiveDuration | None = Field(default=None, description="Query window, e.g. 1m (default 1m).")
     threshold: float | None = Field(
         default=None, description="Deprecated: use thresholdRange. A min for success rate, else a max."
     )
@@ -350,7 +350,7 @@ class CanaryWebhook(ApiModel):
     type: WebhookType | None = Field(default=None, description="When it runs; rollout when unset.")
     url: Annotated[str, Field(min_length=1)] = Field(description="URL to POST the payload to.")
     mute_alert: bool | None = Field(default=None, description="Send no alert when this hook fails.")
-    timeout: Duration | None = Field(default=None, description="Request timeout, e.g. 30s (default 10s).")
+    timeout: PositiveDuration | None = Field(default=None, description="Request timeout, e.g. 30s (default 10s).")
     metadata: dict[str, str] | None = Field(default=None, description="Key/value pairs sent in the payload.")
     retries: Annotated[int, Field(ge=0)] | None = Field(default=None, description="Retries on failure.")
     disable_tls: bool | None = Field(default=None, alias="disableTLS", description="Skip TLS certificate verification.")
@@ -446,7 +446,7 @@ Step = Annotated[int, AfterValidator(_step), WithJsonSchema({"type": "integer", 
 class CanaryAnalysis(ApiModel):
     """How a new revision is analysed and how traffic moves to it."""
 
-    interval: Duration | None = Field(default=None, description="Time between analysis steps (default 1m).")
+    interval: PositiveDuration | None = Field(default=None, description="Time between analysis steps (default 1m).")
     iterations: Annotated[int, Field(ge=0)] | None = Field(
         default=None, description="Number of analysis runs for A/B testing and blue/green."
     )

@@ -84,6 +84,7 @@ def test_minimal_canary_is_valid() -> None:
         ({"stepWeightPromotion": 0}, "spec.analysis.stepWeightPromotion: must be > 0"),
         ({"interval": "1x"}, 'spec.analysis.interval: "1x" is not a duration'),
         ({"interval": 60}, "spec.analysis.interval: must be a string, not 60"),
+        ({"interval": "0s"}, "spec.analysis.interval: must be longer than 0s"),
         ({"threshold": -1}, "spec.analysis.threshold: must be >= 0"),
         ({"threshold": "five"}, 'spec.analysis.threshold: must be an integer, not "five"'),
         ({"iterations": -1}, "spec.analysis.iterations: must be >= 0"),
