@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import aiohttp
@@ -56,6 +56,17 @@ class DefaultAlerts:
     msteams_url: str = ""
     msteams_proxy_url: str = ""
 
+    def with_environment(self, environ: Mapping[str, str]) -> DefaultAlerts:
+        """These settings with Flagger's environment variables applied; a non-empty variable wins over its flag.
+
+        Flagger's Helm chart passes the webhook URLs as ``SLACK_URL``/``MSTEAMS_URL`` from a Secret, so honouring
+        them keeps those deployments working unchanged.
+        """
+        overrides = {
+            attribute: environ[variable] for attribute, variable in _ENVIRONMENT.items() if environ.get(variable)
+        }
+        return replace(self, **overrides)
+
     def target(self) -> Target | None:
         """The resolved destination, or None when no URL is configured; raises ValueError naming a bad flag."""
         for flag, value in (
@@ -84,6 +95,15 @@ class DefaultAlerts:
                 label="--slack-url",
             )
         return None
+
+
+_ENVIRONMENT = {
+    "slack_url": "SLACK_URL",
+    "slack_token": "SLACK_TOKEN",
+    "slack_proxy_url": "SLACK_PROXY_URL",
+    "msteams_url": "MSTEAMS_URL",
+    "msteams_proxy_url": "MSTEAMS_PROXY_URL",
+}
 
 
 class AlertNotifier:

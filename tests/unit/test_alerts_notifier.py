@@ -369,3 +369,18 @@ async def test_proxy_without_scheme_means_http(chat: Chat) -> None:
 def test_bad_default_flag_is_named() -> None:
     with pytest.raises(ValueError, match="--slack-url: must be an http:// or https:// URL"):
         AlertNotifier(Lookup(), defaults=DefaultAlerts(slack_url="hooks.slack.com/services/x"))
+
+
+def test_environment_wins_over_flags_like_flagger() -> None:
+    flags = DefaultAlerts(slack_url="https://hooks.slack.com/services/flag", slack_channel="deploys")
+    merged = flags.with_environment({"SLACK_URL": "https://hooks.slack.com/services/env", "SLACK_TOKEN": ""})
+    target = merged.target()
+    assert target is not None
+    assert (target.type, target.url, target.channel, target.token) == (
+        "slack",
+        "https://hooks.slack.com/services/env",
+        "deploys",
+        "",
+    )
+    teams = flags.with_environment({"MSTEAMS_URL": "https://example.webhook.office.com/x"}).target()
+    assert teams is not None and teams.type == "msteams"
