@@ -87,6 +87,8 @@ class DataPlaneSettings:
     latency_jitter: float = 0.25
     # Seed of the traffic RNG; a fixed seed makes splits, errors and latencies reproducible.
     seed: int | None = None
+    # Minimum seconds between two programming passes; changes arriving meanwhile are handled together.
+    min_interval: float = 0.005
     max_generators: int = 32
     max_rps: float = 5000.0
     generator_tick: float = 0.01
@@ -147,6 +149,10 @@ class GatewayDataPlane:
         self._generators: dict[str, TrafficGenerator] = {}
         self._listeners: dict[tuple[str, str], GatewayListener] = {}
 
+    def reseed(self, seed: int) -> None:
+        """Restart the traffic RNG from ``seed`` (for reproducible runs in a sandbox started with defaults)."""
+        self.rng.seed(seed)
+
     # ----- controller -----------------------------------------------------------------------------------------
 
     async def run(self, cluster: Cluster) -> None:
@@ -165,10 +171,16 @@ class GatewayDataPlane:
             await self.close()
 
     async def _program_loop(self, cluster: Cluster) -> None:
+        loop = asyncio.get_running_loop()
+        last = float("-inf")
         while True:
             await self._dirty.wait()
-            if self.settings.programming_delay > 0:
-                await asyncio.sleep(self.settings.programming_delay)
+            # Bursts of changes (a controller writing many objects) coalesce into one pass per min_interval, so
+            # rebuilding from a full snapshot stays cheap in large sandboxes.
+            wait = max(self.settings.programming_delay, last + self.settings.min_interval - loop.time())
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last = loop.time()
             self._dirty.clear()
             try:
                 await self._program(cluster)
@@ -183,10 +195,17 @@ class GatewayDataPlane:
         await self._programmed.wait()
 
     async def _program(self, cluster: Cluster) -> None:
+        gateways = cluster.list(GATEWAY_GROUP, "gateways")
+        httproutes = cluster.list(GATEWAY_GROUP, "httproutes")
+        grpcroutes = cluster.list(GATEWAY_GROUP, "grpcroutes")
+        if not (gateways or httproutes or grpcroutes):
+            # Most sandboxes run no Gateway at all: do not copy every Service and Deployment for nothing.
+            self._table, self._workloads = RoutingTable([]), {}
+            return
         snapshot = Snapshot(
-            gateways=cluster.list(GATEWAY_GROUP, "gateways"),
-            httproutes=cluster.list(GATEWAY_GROUP, "httproutes"),
-            grpcroutes=cluster.list(GATEWAY_GROUP, "grpcroutes"),
+            gateways=gateways,
+            httproutes=httproutes,
+            grpcroutes=grpcroutes,
             services=cluster.list("", "services"),
             namespaces=cluster.list("", "namespaces"),
             referencegrants=cluster.list(GATEWAY_GROUP, "referencegrants"),

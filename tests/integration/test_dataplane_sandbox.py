@@ -1,0 +1,234 @@
+"""The data plane inside a running sandbox, driven like a user would: kubectl, HTTP, hey."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from flaggerpy.sandbox import Sandbox
+from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, PORT_ANNOTATION, Request
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT.parent / "shared" / "gateway-api-v1.6.1"
+GW = "gateway.networking.k8s.io"
+HOST = "app.example.com"
+pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")
+
+MANIFESTS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: infra}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: test}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: public, namespace: infra}
+spec:
+  gatewayClassName: sandbox
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 80
+    allowedRoutes: {namespaces: {from: All}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: podinfo-primary, namespace: test}
+spec:
+  selector: {app: podinfo-primary}
+  ports: [{port: 9898}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: podinfo-canary, namespace: test}
+spec:
+  selector: {app: podinfo}
+  ports: [{port: 9898}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo-primary, namespace: test}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: podinfo-primary}}
+  template:
+    metadata: {labels: {app: podinfo-primary}}
+    spec: {containers: [{name: podinfod, image: ghcr.io/stefanprodan/podinfo:6.0.0}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: podinfo, namespace: test}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: podinfo}}
+  template:
+    metadata:
+      labels: {app: podinfo}
+      annotations: {sandbox.flaggerpy.io/error-rate: "0.25", sandbox.flaggerpy.io/latency: "20ms"}
+    spec: {containers: [{name: podinfod, image: ghcr.io/stefanprodan/podinfo:6.0.1}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: podinfo, namespace: test}
+spec:
+  parentRefs: [{name: public, namespace: infra}]
+  hostnames: [app.example.com]
+  rules:
+  - backendRefs:
+    - {name: podinfo-primary, port: 9898, weight: 80}
+    - {name: podinfo-canary, port: 9898, weight: 20}
+"""
+
+
+async def _kubectl(sb: Sandbox, *args: str, stdin: str | None = None) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "kubectl", "--kubeconfig", str(sb.kubeconfig_path), *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate(stdin.encode() if stdin else None)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def _install(sb: Sandbox) -> None:
+    for path in sorted(CRDS.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", doc)
+    for doc in yaml.safe_load_all(MANIFESTS):
+        group = doc["apiVersion"].rpartition("/")[0]
+        plural = doc["kind"].lower() + "s"
+        await sb.cluster.create(group, plural, doc)
+
+
+async def _until(check: Any, within: float = 10.0) -> Any:
+    async with asyncio.timeout(within):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.02)
+
+
+def _route_conditions(route: dict) -> dict[str, dict]:
+    for parent in (route.get("status") or {}).get("parents") or []:
+        if parent["controllerName"] == CONTROLLER_NAME:
+            return {c["type"]: c for c in parent["conditions"]}
+    return {}
+
+
+async def _ready(sb: Sandbox) -> None:
+    async def ready() -> bool:
+        deployment = sb.cluster.get("apps", "deployments", "test", "podinfo") or {}
+        route = sb.cluster.get(GW, "httproutes", "test", "podinfo") or {}
+        return bool((deployment.get("status") or {}).get("readyReplicas")) and bool(_route_conditions(route))
+
+    await _until(ready)
+    await sb.dataplane.wait_programmed()
+
+
+async def test_kubectl_shows_the_gateway_and_route_status() -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
+        await _install(sb)
+        await _ready(sb)
+        route = json.loads(await _kubectl(sb, "get", "httproutes.v1beta1.gateway.networking.k8s.io", "podinfo",
+                                          "-n", "test", "-o", "json"))
+        conditions = _route_conditions(route)
+        assert conditions["Accepted"]["status"] == "True"
+        assert conditions["ResolvedRefs"]["status"] == "True"
+        gateway = json.loads(await _kubectl(sb, "get", "gateway", "public", "-n", "infra", "-o", "json"))
+        assert {c["type"]: c["status"] for c in gateway["status"]["conditions"]} == {
+            "Accepted": "True", "Programmed": "True"}
+        assert gateway["status"]["listeners"][0]["attachedRoutes"] == 1
+
+        # An edit naming a missing Service is reported against the new generation.
+        patch = {"spec": {"rules": [{"backendRefs": [{"name": "podinfo-primary", "port": 9898, "weight": 50},
+                                                     {"name": "podinfo-next", "port": 9898, "weight": 50}]}]}}
+        await _kubectl(sb, "patch", "httproute", "podinfo", "-n", "test", "--type", "merge", "-p", json.dumps(patch))
+
+        async def reported() -> dict | None:
+            route = sb.cluster.get(GW, "httproutes", "test", "podinfo") or {}
+            resolved = _route_conditions(route).get("ResolvedRefs", {})
+            return resolved if resolved.get("observedGeneration") == 2 else None
+
+        resolved = await _until(reported)
+        assert (resolved["status"], resolved["reason"]) == ("False", "BackendNotFound")
+        # Half the requests go to the missing backend and get a 500, like on a real Gateway.
+        sb.dataplane.reseed(1)
+        codes = [sb.dataplane.handle(Request(HOST)).status for _ in range(2000)]
+        assert abs(codes.count(500) / 2000 - 0.5) < 0.05
+
+
+async def test_traffic_started_over_http_is_split_and_counted() -> None:
+    async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
+        await _install(sb)
+        await _ready(sb)
+        async with aiohttp.ClientSession(base_url=sb.url) as client:
+            async with client.post("/sandbox/dataplane/traffic", json={"host": HOST, "rps": 2000}) as reply:
+                assert reply.status == 201
+                traffic_id = (await reply.json())["id"]
+
+            async def enough() -> dict | None:
+                async with client.get("/sandbox/dataplane/stats") as reply:
+                    stats = await reply.json()
+                total = sum(item["requests"] for item in stats["services"])
+                return stats if total >= 1000 else None
+
+            await _until(enough)
+            async with client.delete(f"/sandbox/dataplane/traffic/{traffic_id}") as reply:
+                assert (await reply.json()) == {"stopped": 1}
+            async with client.get("/sandbox/dataplane/metrics") as reply:
+                text = await reply.text()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        per_cluster: dict[str, float] = {}
+        for sample in families["envoy_cluster_upstream_rq"].samples:
+            name = sample.labels["envoy_cluster_name"]
+            per_cluster[name] = per_cluster.get(name, 0) + sample.value
+        total = sum(per_cluster.values())
+        assert abs(per_cluster["test_podinfo-canary_9898"] / total - 0.2) < 0.05
+        canary = sb.dataplane.stats("test", "podinfo-canary")
+        assert abs(canary.error_rate - 0.25) < 0.08
+        assert sb.dataplane.stats("test", "podinfo-primary").errors == 0
+        istio = {s.labels["destination_workload"] for s in families["istio_requests"].samples}
+        assert istio == {"podinfo", "podinfo-primary"}
+
+
+async def test_hey_sends_real_http_through_the_gateway() -> None:
+    if shutil.which("hey") is None:
+        pytest.skip("hey is not installed")
+    async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
+        await _install(sb)
+        await _ready(sb)
+        async with (
+            aiohttp.ClientSession(base_url=sb.url) as client,
+            client.post("/sandbox/dataplane/listen", json={"gateway": "infra/public"}) as reply,
+        ):
+            port = (await reply.json())["port"]
+        gateway = sb.cluster.get(GW, "gateways", "infra", "public")
+        assert gateway["metadata"]["annotations"][PORT_ANNOTATION] == str(port)
+        process = await asyncio.create_subprocess_exec(
+            "hey", "-n", "200", "-c", "4", "-host", HOST, f"http://127.0.0.1:{port}/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(60):
+            out, _ = await process.communicate()
+        assert process.returncode == 0
+        assert "[200]" in out.decode()
+        primary, canary = sb.dataplane.stats("test", "podinfo-primary"), sb.dataplane.stats("test", "podinfo-canary")
+        assert primary.requests + canary.requests == 200
+        assert canary.requests > 0 and primary.errors == 0
+        assert canary.mean_latency_ms >= 15
