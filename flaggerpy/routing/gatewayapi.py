@@ -160,7 +160,7 @@ class GatewayAPIRouter:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((Conflict, AlreadyExists)),
             stop=stop_after_attempt(WRITE_ATTEMPTS),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             reraise=True,
         )
         async for attempt in retrying:
