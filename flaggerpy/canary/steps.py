@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from flaggerpy.apis.durations import parse_duration
+from flaggerpy.apis.flagger import Strategy as ModelStrategy
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary
@@ -54,42 +54,28 @@ class Plan:
         return self.step_weights[-1] if self.step_weights else self.max_weight
 
 
-def _seconds(value: Any, default: float, field: str) -> float:
-    """A duration the model gives as seconds, a timedelta or a string, with the default for unset values."""
-    if value is None or value == "":
-        return default
-    if hasattr(value, "total_seconds"):
-        return float(value.total_seconds())
-    if isinstance(value, int | float):
-        return float(value)
-    return float(parse_duration(str(value), field))
-
-
 def plan_of(canary: Canary) -> Plan:
-    """Read the schedule out of a parsed Canary (Flagger's defaults for unset fields)."""
-    analysis = canary.spec.analysis
-    iterations = int(getattr(analysis, "iterations", None) or 0)
-    match = getattr(analysis, "match", None)
-    if match:
-        strategy = Strategy.AB
-    elif iterations > 0 and not (analysis.step_weight or analysis.step_weights):
-        strategy = Strategy.BLUE_GREEN
-    else:
-        strategy = Strategy.CANARY
+    """Read the schedule out of a parsed Canary (the model applies Flagger's defaults for unset fields)."""
+    analysis = canary.analysis
+    strategy = {
+        ModelStrategy.AB: Strategy.AB,
+        ModelStrategy.BLUE_GREEN: Strategy.BLUE_GREEN,
+        ModelStrategy.MIRROR: Strategy.BLUE_GREEN,
+    }.get(canary.strategy, Strategy.CANARY)
     return Plan(
         strategy=strategy,
-        interval=_seconds(getattr(analysis, "interval", None), DEFAULT_INTERVAL_SECONDS, "spec.analysis.interval"),
-        threshold=int(analysis.threshold or DEFAULT_THRESHOLD),
+        interval=canary.interval_seconds,
+        threshold=canary.threshold,
         step_weight=int(analysis.step_weight or 0),
         step_weights=tuple(int(w) for w in (analysis.step_weights or ())),
-        max_weight=int(analysis.max_weight or DEFAULT_MAX_WEIGHT),
-        step_weight_promotion=int(getattr(analysis, "step_weight_promotion", None) or 0),
-        iterations=iterations,
-        mirror=bool(getattr(analysis, "mirror", False)),
-        progress_deadline=float(canary.spec.progress_deadline_seconds or DEFAULT_PROGRESS_DEADLINE_SECONDS),
-        canary_ready_threshold=int(getattr(analysis, "canary_ready_threshold", None) or DEFAULT_READY_THRESHOLD),
-        primary_ready_threshold=int(getattr(analysis, "primary_ready_threshold", None) or DEFAULT_READY_THRESHOLD),
-        skip_analysis=bool(canary.spec.skip_analysis),
+        max_weight=canary.max_weight,
+        step_weight_promotion=int(analysis.step_weight_promotion or 0),
+        iterations=canary.iterations,
+        mirror=bool(analysis.mirror),
+        progress_deadline=float(canary.progress_deadline_seconds),
+        canary_ready_threshold=canary.canary_ready_threshold,
+        primary_ready_threshold=canary.primary_ready_threshold,
+        skip_analysis=canary.skip_analysis,
     )
 
 
@@ -117,17 +103,18 @@ def analysis_started(plan: Plan, weight: int, iterations: int) -> bool:
     return iterations > 0
 
 
-def analysis_routes(plan: Plan, weight: int) -> tuple[int, int, bool]:
-    """(primary weight, canary weight, mirror) to apply during analysis at ``weight``.
+def analysis_weight(plan: Plan, weight: int) -> int:
+    """The ``status.canaryWeight`` to hold during analysis steps once traffic flows.
 
-    A/B sends matched requests 100% to the canary (the router keeps the default rule on the primary); blue/green
-    keeps the canary dark, optionally mirrored; the progressive strategy splits by weight, mirroring when asked.
+    The router derives the route from this persisted weight: A/B sends the matched audience 100% to the canary
+    (its default rule stays on the primary), blue/green keeps the canary dark (mirrored when asked), and the
+    progressive strategy uses the scheduled weight.
     """
     if plan.strategy is Strategy.AB:
-        return 0, 100, False
+        return 100
     if plan.strategy is Strategy.BLUE_GREEN:
-        return 100, 0, plan.mirror
-    return 100 - weight, weight, plan.mirror and weight > 0
+        return 0
+    return weight
 
 
 def promotion_weight(plan: Plan, weight: int) -> int:

@@ -27,18 +27,15 @@ def test_step_weights_schedule_ends_at_last_step() -> None:
 def test_iteration_strategies_complete_by_count_and_route_right() -> None:
     ab = Plan(Strategy.AB, iterations=3)
     assert not steps.analysis_complete(ab, 0, 2) and steps.analysis_complete(ab, 0, 3)
-    assert steps.analysis_routes(ab, 0) == (0, 100, False)
+    assert steps.analysis_weight(ab, 0) == 100
     bg = Plan(Strategy.BLUE_GREEN, iterations=2, mirror=True)
-    assert steps.analysis_routes(bg, 0) == (100, 0, True)
-    assert steps.analysis_routes(Plan(Strategy.BLUE_GREEN, iterations=2), 0) == (100, 0, False)
+    assert steps.analysis_weight(bg, 0) == 0
     assert not steps.analysis_started(bg, 0, 0) and steps.analysis_started(bg, 0, 1)
 
 
-def test_progressive_routes_sum_to_100() -> None:
+def test_progressive_weight_is_the_scheduled_one() -> None:
     plan = Plan(Strategy.CANARY, step_weight=10, max_weight=50)
-    for weight in (0, 10, 50):
-        primary, canary, mirror = steps.analysis_routes(plan, weight)
-        assert primary + canary == 100 and canary == weight and not mirror
+    assert [steps.analysis_weight(plan, w) for w in (0, 10, 50)] == [0, 10, 50]
 
 
 def test_gradual_promotion() -> None:

@@ -1,0 +1,187 @@
+"""Writes to the workloads, configs and Services a canary manages — each only when the cache shows a difference.
+
+The apiserver fills defaults into what we write (pod template fields, Service clusterIP, ...), so "did it change" is
+judged on what the canary decides: a hash of the desired spec kept in an annotation for workloads and HPAs, the
+managed fields for Services, the data for config copies.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from flaggerpy.canary import service as svc
+from flaggerpy.canary import workload as wl
+from flaggerpy.canary.cache import Caches
+from flaggerpy.kube import resources as res
+from flaggerpy.kube.api import KubeClient, Resource
+from flaggerpy.kube.errors import AlreadyExists, NotFound
+
+# Where the engine remembers which desired spec it last wrote to a primary workload or HPA.
+SPEC_HASH_ANNOTATION = "flaggerpy.io/spec-hash"
+
+
+class MissingConfig(LookupError):
+    """A required ConfigMap/Secret referenced by the target does not exist."""
+
+
+def workload_resource(kind: str) -> Resource:
+    """The resource handle of a target kind (Deployment or DaemonSet)."""
+    return res.DAEMONSETS if kind == "DaemonSet" else res.DEPLOYMENTS
+
+
+def _with_hash(obj: dict[str, Any], digest: str) -> dict[str, Any]:
+    obj["metadata"].setdefault("annotations", {})[SPEC_HASH_ANNOTATION] = digest
+    return obj
+
+
+def _stored_hash(obj: Mapping[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH_ANNOTATION)
+
+
+def _replace_keeping_identity(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """``desired`` with the live object's identity (resourceVersion for concurrency, uid) and foreign metadata."""
+    out = copy.deepcopy(dict(desired))
+    live_meta = live.get("metadata") or {}
+    meta = out["metadata"]
+    meta["resourceVersion"] = live_meta.get("resourceVersion")
+    for field_name in ("labels", "annotations"):
+        merged = {**(live_meta.get(field_name) or {}), **(meta.get(field_name) or {})}
+        if merged:
+            meta[field_name] = merged
+    return out
+
+
+class Applier:
+    """Create/update/scale/delete through the API, deciding from the informer caches."""
+
+    def __init__(self, kube: KubeClient, caches: Caches) -> None:
+        self._kube = kube
+        self._caches = caches
+
+    async def _create_or_replace(self, resource: Resource, desired: dict[str, Any],
+                                 live: Mapping[str, Any] | None) -> dict[str, Any]:
+        client = self._kube.resource(resource)
+        if live is None:
+            try:
+                return await client.create(desired)
+            except AlreadyExists:
+                # The cache lags behind a create we (or a previous replica) made; read it once and update.
+                meta = desired["metadata"]
+                live = await client.get(meta["name"], meta.get("namespace"))
+        return await client.replace(_replace_keeping_identity(live, desired))
+
+    async def ensure_primary(
+        self,
+        canary_obj: Mapping[str, Any],
+        target: Mapping[str, Any],
+        renames: Mapping[str, str],
+        hpa_managed: bool,
+    ) -> bool:
+        """Make ``<target>-primary`` run the target's pod template; True when something was written."""
+        namespace = target["metadata"]["namespace"]
+        resource = workload_resource(target.get("kind", "Deployment"))
+        live = self._caches.get(resource, namespace, wl.primary_name(target["metadata"]["name"]))
+        replicas = None
+        if live is not None and (hpa_managed or wl.replicas_of(target) == 0):
+            # The HPA (or the running primary) owns the replica count once the target is scaled down.
+            replicas = wl.replicas_of(live) or None
+        desired = wl.build_primary(target, canary_obj, renames, replicas)
+        digest = wl.spec_hash(desired["spec"]["template"])
+        if live is not None and _stored_hash(live) == digest:
+            return False
+        await self._create_or_replace(resource, _with_hash(desired, digest), live)
+        return True
+
+    async def ensure_configs(self, canary_obj: Mapping[str, Any], target: Mapping[str, Any]) -> tuple[
+        dict[str, str], dict[str, str]
+    ]:
+        """The tracked configs of the target: (checksums by ``kind/name``, renames to the ``-primary`` copies).
+
+        Reads only; copies are written by :meth:`copy_configs` when a revision is promoted.
+        """
+        namespace = target["metadata"]["namespace"]
+        checksums: dict[str, str] = {}
+        renames: dict[str, str] = {}
+        for ref in wl.config_refs(target["spec"]["template"].get("spec") or {}):
+            resource = res.CONFIGMAPS if ref.kind == "configmap" else res.SECRETS
+            obj = self._caches.get(resource, namespace, ref.name)
+            if obj is None:
+                if ref.optional:
+                    continue
+                raise MissingConfig(f"{ref.kind} {namespace}/{ref.name} referenced by "
+                                    f"{target.get('kind', 'Deployment')} {target['metadata']['name']} not found")
+            if not wl.is_tracked(obj):
+                continue
+            checksums[ref.key] = wl.config_checksum(obj)
+            renames[ref.key] = wl.primary_name(ref.name)
+        return checksums, renames
+
+    async def copy_configs(self, canary_obj: Mapping[str, Any], namespace: str, keys: list[str]) -> None:
+        """Write the ``-primary`` copies of the tracked configs (only those whose data differs)."""
+        for key in keys:
+            kind, _, name = key.partition("/")
+            resource = res.CONFIGMAPS if kind == "configmap" else res.SECRETS
+            source = self._caches.get(resource, namespace, name)
+            if source is None:
+                continue
+            desired = wl.build_config_copy(source, canary_obj)
+            live = self._caches.get(resource, namespace, desired["metadata"]["name"])
+            if live is not None and wl.config_checksum(live) == wl.config_checksum(desired):
+                continue
+            await self._create_or_replace(resource, desired, live)
+
+    async def ensure_hpa(self, canary_obj: Mapping[str, Any], namespace: str, hpa_name: str, target_name: str,
+                         replicas: tuple[int | None, int | None]) -> bool:
+        """Keep ``<hpa>-primary`` scaling the primary; False when the target has no such HPA."""
+        hpa = self._caches.get(res.HPAS, namespace, hpa_name)
+        if hpa is None:
+            return False
+        desired = wl.build_primary_hpa(hpa, canary_obj, target_name, replicas)
+        digest = wl.spec_hash(desired["spec"])
+        live = self._caches.get(res.HPAS, namespace, desired["metadata"]["name"])
+        if live is None or _stored_hash(live) != digest:
+            await self._create_or_replace(res.HPAS, _with_hash(desired, digest), live)
+        return True
+
+    async def ensure_services(self, desired: Mapping[str, dict[str, Any]]) -> list[str]:
+        """Create or repair the apex/primary/canary Services; the names of those written."""
+        written: list[str] = []
+        for obj in desired.values():
+            meta = obj["metadata"]
+            live = self._caches.get(res.SERVICES, meta["namespace"], meta["name"])
+            if live is None:
+                await self._create_or_replace(res.SERVICES, obj, None)
+            elif svc.needs_update(live, obj):
+                await self._kube.resource(res.SERVICES).replace(svc.merged(live, obj))
+            else:
+                continue
+            written.append(meta["name"])
+        return written
+
+    async def scale(self, workload: Mapping[str, Any], replicas: int) -> bool:
+        """Set a Deployment's replicas; False when it already has that many (or is a DaemonSet)."""
+        if workload.get("kind") == "DaemonSet" or wl.replicas_of(workload) == replicas:
+            return False
+        meta = workload["metadata"]
+        await self._kube.resource(res.DEPLOYMENTS).patch(
+            meta["name"], meta["namespace"], {"spec": {"replicas": replicas}}
+        )
+        return True
+
+    async def delete(self, resource: Resource, namespace: str, name: str) -> None:
+        """Delete an object; absent is fine."""
+        try:
+            await self._kube.resource(resource).delete(name, namespace)
+        except NotFound:
+            return
+
+    async def point_apex_at_target(self, apex: Mapping[str, Any], key: str, value: str) -> None:
+        """On deletion with revertOnDeletion: the apex Service selects the target again and outlives the Canary."""
+        out = copy.deepcopy(dict(apex))
+        out["spec"]["selector"] = {key: value}
+        out["metadata"]["ownerReferences"] = [
+            ref for ref in out["metadata"].get("ownerReferences") or [] if ref.get("kind") != "Canary"
+        ]
+        await self._kube.resource(res.SERVICES).replace(out)

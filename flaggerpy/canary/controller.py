@@ -1,0 +1,222 @@
+"""The controller: informers → work queue → CanaryReconciler workers.
+
+Watch events only enqueue canary keys: a Canary's own change, a change of its target Deployment/DaemonSet (so a new
+revision is seen at once, not at the next interval), and changes of the primary, Services and HTTPRoute it owns (so
+drift is repaired within a second). Workers call :meth:`CanaryReconciler.reconcile` and schedule the next visit with
+``add_after``. Workers start only when :meth:`start_workers` is called, so a LeaderElector can gate them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flaggerpy.analysis.base import Analyzer, Notifier
+from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink
+from flaggerpy.kube import resources as res
+from flaggerpy.kube.api import KubeClient, Resource
+from flaggerpy.kube.errors import Conflict
+from flaggerpy.kube.informer import Informer
+from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
+from flaggerpy.kube.workqueue import WorkQueue
+from flaggerpy.log import get_logger
+from flaggerpy.routing.base import Router, Routers
+
+log = get_logger(__name__)
+
+TARGET_INDEX = "target"
+
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """Process-wide knobs of the controller (flags of ``flaggerpy run``)."""
+
+    namespace: str | None = None
+    """Watch one namespace only (None: all namespaces)."""
+    threadiness: int = 2
+    """Worker coroutines reconciling canaries in parallel (never two on one canary)."""
+    sync_timeout: float = 30.0
+    """Seconds to wait for the informer caches before starting workers anyway (a missing CRD never syncs)."""
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    queue: WorkQueueSettings = field(default_factory=WorkQueueSettings)
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def target_index(obj: Mapping[str, Any]) -> list[str]:
+    """Index canaries by the workload they release: ``namespace/Kind/name``."""
+    spec = obj.get("spec") or {}
+    ref = spec.get("targetRef") or {}
+    if not ref.get("name"):
+        return []
+    return [f"{(obj.get('metadata') or {}).get('namespace', '')}/{ref.get('kind') or 'Deployment'}/{ref['name']}"]
+
+
+def canary_owner(obj: Mapping[str, Any]) -> str | None:
+    """The key of the Canary controlling ``obj`` (primary workloads, Services, routes, config copies)."""
+    meta = obj.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "Canary" and ref.get("controller"):
+            return f"{meta.get('namespace', '')}/{ref.get('name', '')}"
+    return None
+
+
+def _spec_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A Canary update worth a reconcile: its spec, deletion or finalizers changed — not our own status writes."""
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return (
+        old_meta.get("generation") != new_meta.get("generation")
+        or old_meta.get("deletionTimestamp") != new_meta.get("deletionTimestamp")
+        or old_meta.get("finalizers") != new_meta.get("finalizers")
+        or old.get("spec") != new.get("spec")
+    )
+
+
+class Controller:
+    """Owns the informers, the work queue and the workers of one flaggerpy process."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        analyzer: Analyzer,
+        notifier: Notifier,
+        events: EventSink,
+        settings: ControllerSettings | None = None,
+    ) -> None:
+        self.settings = settings or ControllerSettings()
+        self._kube = kube
+        engine = self.settings.engine
+        watched: list[Resource] = [
+            res.CANARIES, res.DEPLOYMENTS, res.DAEMONSETS, res.SERVICES, res.HTTPROUTES_V1, res.HPAS,
+            res.METRICTEMPLATES, res.ALERTPROVIDERS,
+        ]
+        if engine.config_tracking:
+            watched += [res.CONFIGMAPS, res.SECRETS]
+        self.informers: dict[Resource, Informer] = {
+            resource: Informer(
+                kube, resource, self.settings.namespace, settings=self.settings.watch,
+                indexers={TARGET_INDEX: target_index} if resource is res.CANARIES else None,
+            )
+            for resource in watched
+        }
+        self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
+        routes = self.informers[res.HTTPROUTES_V1].store
+        self._routers = Routers(kube, get_live=routes.get_by_name)
+        self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries")
+        self.reconciler = CanaryReconciler(kube, self.caches, self._router_for, analyzer, notifier, events, engine)
+        self._workers: asyncio.Task[None] | None = None
+        self._wire()
+
+    def _router_for(self, canary: Canary) -> Router:
+        return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)
+
+    # -- event handlers: they only enqueue -----------------------------------------------------------------------
+
+    def enqueue(self, key: str) -> None:
+        """Ask for a reconcile of the canary ``namespace/name`` as soon as a worker is free."""
+        self.queue.add(key)
+
+    def _enqueue_all(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.enqueue(key)
+
+    def _canaries_targeting(self, obj: Mapping[str, Any], kind: str) -> list[str]:
+        meta = obj.get("metadata") or {}
+        value = f"{meta.get('namespace', '')}/{kind}/{meta.get('name', '')}"
+        return [_key(c) for c in self.informers[res.CANARIES].store.by_index(TARGET_INDEX, value)]
+
+    def _on_workload(self, kind: str) -> Any:
+        def handler(*objs: Mapping[str, Any]) -> None:
+            obj = objs[-1]
+            owner = canary_owner(obj)
+            if owner is not None:
+                self.enqueue(owner)
+            self._enqueue_all(self._canaries_targeting(obj, kind))
+
+        return handler
+
+    def _on_owned(self, *objs: Mapping[str, Any]) -> None:
+        owner = canary_owner(objs[-1])
+        if owner is not None:
+            self.enqueue(owner)
+
+    def _on_config(self, *objs: Mapping[str, Any]) -> None:
+        # A ConfigMap/Secret change may be a new revision of any canary in its namespace; the reconcile decides.
+        namespace = (objs[-1].get("metadata") or {}).get("namespace", "")
+        self._enqueue_all(_key(c) for c in self.caches.list(res.CANARIES, namespace))
+
+    def _on_canary_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if _spec_changed(old, new):
+            self.enqueue(_key(new))
+
+    def _wire(self) -> None:
+        def enqueue_obj(obj: Mapping[str, Any]) -> None:
+            self.enqueue(_key(obj))
+
+        self.informers[res.CANARIES].add_handlers(enqueue_obj, self._on_canary_update, enqueue_obj)
+        for resource, kind in ((res.DEPLOYMENTS, "Deployment"), (res.DAEMONSETS, "DaemonSet")):
+            handler = self._on_workload(kind)
+            self.informers[resource].add_handlers(handler, handler, handler)
+        for resource in (res.SERVICES, res.HTTPROUTES_V1, res.HPAS):
+            self.informers[resource].add_handlers(self._on_owned, self._on_owned, self._on_owned)
+        for resource in (res.CONFIGMAPS, res.SECRETS):
+            if resource in self.informers:
+                self.informers[resource].add_handlers(self._on_config, self._on_config, self._on_config)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    async def start_informers(self) -> None:
+        """Start every informer and wait (bounded) until their caches are filled."""
+        for informer in self.informers.values():
+            informer.start()
+        results = await asyncio.gather(
+            *(inf.wait_for_sync(self.settings.sync_timeout) for inf in self.informers.values())
+        )
+        for resource, synced in zip(self.informers, results, strict=True):
+            if not synced:
+                log.warning("cache not synced; is the CRD installed?", resource=str(resource))
+
+    async def _process(self, key: str) -> None:
+        try:
+            delay = await self.reconciler.reconcile(key)
+        except Conflict:
+            # Someone (maybe another replica) wrote first: re-read from the cache and try the step again.
+            self.queue.add_rate_limited(key)
+            log.info("conflict writing canary; retrying", canary=key)
+            return
+        if delay is not None:
+            self.queue.add_after(key, delay)
+
+    def start_workers(self) -> None:
+        """Start the worker pool (idempotent); the leader-election hook calls this when leading starts."""
+        if self._workers is None or self._workers.done():
+            self._workers = asyncio.get_running_loop().create_task(
+                self.queue.run_workers(self.settings.threadiness, self._process), name="canary-workers"
+            )
+
+    async def start(self) -> None:
+        """Fill the caches, then start the workers (no leader election)."""
+        await self.start_informers()
+        self.start_workers()
+
+    async def stop(self) -> None:
+        """Graceful stop: let in-flight steps finish and persist, then stop watching."""
+        await self.queue.shutdown(drain=True)
+        if self._workers is not None:
+            await asyncio.gather(self._workers, return_exceptions=True)
+        await asyncio.gather(*(inf.stop() for inf in self.informers.values()))
+
+    async def __aenter__(self) -> Controller:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
