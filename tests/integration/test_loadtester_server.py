@@ -6,6 +6,7 @@ import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -190,52 +191,50 @@ async def test_namespace_regexp_refuses_other_namespaces(make_client: Factory, t
     assert marker.exists()
 
 
-@pytest.mark.skipif(shutil.which("hey") is None, reason="the hey binary is not installed")
-async def test_hey_load_reaches_the_target(make_client: Factory) -> None:
-    hits = 0
+@dataclass
+class Target:
+    """A local HTTP service standing in for podinfo; counts the requests it answers."""
 
-    async def target(_: web.Request) -> web.Response:
-        nonlocal hits
-        hits += 1
+    url: str
+    hits: int = 0
+
+
+@pytest.fixture
+async def podinfo() -> AsyncIterator[Target]:
+    state = Target(url="")
+
+    async def answer(_: web.Request) -> web.Response:
+        state.hits += 1
         return web.Response(text="podinfo")
 
     app = web.Application()
-    app.router.add_get("/", target)
+    app.router.add_get("/", answer)
     server = TestServer(app)
     await server.start_server()
-    try:
-        client = await make_client()
-        url = f"http://127.0.0.1:{server.port}/"
-        resp = await client.post(
-            "/", json=hook({"type": "bash", "cmd": f"hey -n 20 -c 2 {url}", "returnCmdOutput": "true"})
-        )
-        assert resp.status == 200
-        assert "[200]\t20 responses" in await resp.text()
-        assert hits == 20
-    finally:
-        await server.close()
+    state.url = f"http://127.0.0.1:{server.port}/"
+    yield state
+    await server.close()
 
 
-@pytest.mark.skipif(shutil.which("hey") is None, reason="the hey binary is not installed")
-async def test_background_hey_generates_traffic_like_a_rollout_hook(make_client: Factory) -> None:
-    hits = 0
+needs_hey = pytest.mark.skipif(shutil.which("hey") is None, reason="the hey binary is not installed")
 
-    async def target(_: web.Request) -> web.Response:
-        nonlocal hits
-        hits += 1
-        return web.Response(text="podinfo")
 
-    app = web.Application()
-    app.router.add_get("/", target)
-    server = TestServer(app)
-    await server.start_server()
-    try:
-        client = await make_client()
-        url = f"http://127.0.0.1:{server.port}/"
-        # The shape of Flagger's documented load-test hook, shortened to one second.
-        resp = await client.post("/", json=hook({"cmd": f"hey -z 1s -q 10 -c 2 {url}", "logCmdOutput": "true"}))
-        assert resp.status == 202
-        await client.app[RUNNER].wait_idle()
-        assert hits > 0
-    finally:
-        await server.close()
+@needs_hey
+async def test_hey_load_reaches_the_target(make_client: Factory, podinfo: Target) -> None:
+    client = await make_client()
+    command = f"hey -n 20 -c 2 {podinfo.url}"
+    resp = await client.post("/", json=hook({"type": "bash", "cmd": command, "returnCmdOutput": "true"}))
+    assert resp.status == 200
+    assert "[200]\t20 responses" in await resp.text()
+    assert podinfo.hits == 20
+
+
+@needs_hey
+async def test_background_hey_generates_traffic_like_a_rollout_hook(make_client: Factory, podinfo: Target) -> None:
+    client = await make_client()
+    # The shape of Flagger's documented load-test hook, shortened to one second.
+    command = f"hey -z 1s -q 10 -c 2 {podinfo.url}"
+    resp = await client.post("/", json=hook({"cmd": command, "logCmdOutput": "true"}))
+    assert resp.status == 202
+    await client.app[RUNNER].wait_idle()
+    assert podinfo.hits > 0
