@@ -69,27 +69,25 @@ class DefaultAlerts:
 
     def target(self) -> Target | None:
         """The resolved destination, or None when no URL is configured; raises ValueError naming a bad flag."""
+        msteams_proxy = normalize_proxy(self.msteams_proxy_url)
+        slack_proxy = normalize_proxy(self.slack_proxy_url)
         for flag, value in (
             ("--msteams-url", self.msteams_url),
-            ("--msteams-proxy-url", self.msteams_proxy_url),
+            ("--msteams-proxy-url", msteams_proxy),
             ("--slack-url", self.slack_url),
-            ("--slack-proxy-url", self.slack_proxy_url),
+            ("--slack-proxy-url", slack_proxy),
         ):
-            if flag.endswith("proxy-url"):
-                value = normalize_proxy(value)
             problem = url_problem(value) if value else None
             if problem is not None:
                 raise ValueError(f"{flag}: {problem}")
         if self.msteams_url:
-            return Target(
-                "msteams", self.msteams_url, proxy=normalize_proxy(self.msteams_proxy_url), label="--msteams-url"
-            )
+            return Target("msteams", self.msteams_url, proxy=msteams_proxy, label="--msteams-url")
         if self.slack_url:
             return Target(
                 "slack",
                 self.slack_url,
                 token=self.slack_token,
-                proxy=normalize_proxy(self.slack_proxy_url),
+                proxy=slack_proxy,
                 username=self.slack_user or DEFAULT_USERNAME,
                 channel=self.slack_channel,
                 label="--slack-url",
