@@ -506,16 +506,25 @@ class CanarySpec(ApiModel):
     )
     suspend: bool | None = Field(default=None, description="Pause all work on this canary.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_analysis(cls, data: Any) -> Any:
-        # canaryAnalysis is Flagger's deprecated name for analysis; analysis wins when both are given.
-        if isinstance(data, dict) and "canaryAnalysis" in data:
-            data = dict(data)
-            legacy = data.pop("canaryAnalysis")
-            if data.get("analysis") is None and data.get("canary_analysis") is None:
-                data["analysis"] = legacy
-        return data
+    canary_analysis: CanaryAnalysis | None = Field(
+        default=None,
+        exclude=True,
+        description="Deprecated: Flagger's old name for analysis; read into analysis when analysis is unset.",
+    )
+
+    @model_validator(mode="after")
+    def _legacy_analysis(self) -> Self:
+        # The engine reads spec.analysis only; a manifest with the deprecated name behaves the same.
+        if self.analysis is None and self.canary_analysis is not None:
+            self.analysis = self.canary_analysis
+        return self
+
+    @property
+    def analysis_path(self) -> str:
+        """The JSON path the user wrote the analysis under (``spec.analysis`` or ``spec.canaryAnalysis``)."""
+        if self.canary_analysis is not None and self.analysis is self.canary_analysis:
+            return "spec.canaryAnalysis"
+        return "spec.analysis"
 
 
 class CanaryCondition(ApiModel):
@@ -686,7 +695,7 @@ class Canary(_Resource):
     def interval_seconds(self) -> float:
         """Seconds between analysis steps (60 when unset). Flagger raises values under 10s to 10s; we do not,
         so tests and demos can run fast; the engine may apply a floor from its settings."""
-        return parse_duration(self.analysis.interval or ANALYSIS_INTERVAL, "spec.analysis.interval")
+        return parse_duration(self.analysis.interval or ANALYSIS_INTERVAL, f"{self.spec.analysis_path}.interval")
 
     @property
     def progress_deadline_seconds(self) -> int:

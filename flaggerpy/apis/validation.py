@@ -134,7 +134,7 @@ def canary_problems(canary: Canary) -> list[FieldError]:
     if spec.analysis is None:
         problems.append(FieldError("spec.analysis", "required"))
     else:
-        problems += _analysis_problems(spec.analysis)
+        problems += _analysis_problems(spec.analysis, spec.analysis_path)
     return problems
 
 
@@ -177,8 +177,7 @@ def _match_problems(match: HTTPMatchRequest, at: tuple[str | int, ...]) -> list[
     return problems
 
 
-def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
-    at = "spec.analysis"
+def _analysis_problems(analysis: CanaryAnalysis, at: str) -> list[FieldError]:
     problems: list[FieldError] = []
     iterations = analysis.iterations or 0
 
@@ -227,9 +226,11 @@ def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
         problems.append(FieldError(f"{at}.mirror", "cannot be combined with A/B testing (analysis.match)"))
 
     for i, match in enumerate(analysis.match or ()):
-        problems += _match_problems(match, ("spec", "analysis", "match", i))
+        problems += _match_problems(match, (at, "match", i))
     if analysis.session_affinity is not None:
-        problems += _affinity_problems(analysis.session_affinity, iterations, bool(analysis.match))
+        problems += _affinity_problems(
+            analysis.session_affinity, f"{at}.sessionAffinity", iterations, bool(analysis.match)
+        )
     names: dict[str, int] = {}
     for i, metric in enumerate(analysis.metrics or ()):
         problems += _metric_problems(metric, f"{at}.metrics[{i}]")
@@ -248,8 +249,7 @@ def _analysis_problems(analysis: CanaryAnalysis) -> list[FieldError]:
     return problems
 
 
-def _affinity_problems(affinity: SessionAffinity, iterations: int, ab: bool) -> list[FieldError]:
-    at = "spec.analysis.sessionAffinity"
+def _affinity_problems(affinity: SessionAffinity, at: str, iterations: int, ab: bool) -> list[FieldError]:
     problems: list[FieldError] = []
     if not affinity.cookie_name:
         problems.append(FieldError(f"{at}.cookieName", "required"))
