@@ -136,27 +136,23 @@ class MetricChecker:
         return result(value, problem is None, problem)
 
     async def _measure(self, canary: Canary, metric: CanaryMetric) -> float:
-        timeout = self._settings.query_timeout
-        loop = asyncio.get_running_loop()
-        ends = loop.time() + timeout
         model = TemplateModel.for_metric(canary, metric)
         interval = metric.interval_seconds
-        async with deadline(timeout, metric.name):
-            if metric.template_ref is not None:
-                provider, credentials, query = await self._template(canary, metric.template_ref)
-            else:
-                provider, credentials = self._metrics_server(canary), {}
-                query = metric.query if metric.query else self._builtin(metric)
-            rendered = render(query, model)
-            log.debug("metric query", canary=canary.key, metric=metric.name, query=rendered)
-            return await self._query(
-                rendered,
-                provider,
-                credentials,
-                session=self._client(),
-                timeout=max(ends - loop.time(), 0.001),
-                interval=interval,
-            )
+        if metric.template_ref is not None:
+            provider, credentials, query = await self._template(canary, metric.template_ref)
+        else:
+            provider, credentials = self._metrics_server(canary), {}
+            query = metric.query if metric.query else self._builtin(metric)
+        rendered = render(query, model)
+        log.debug("metric query", canary=canary.key, metric=metric.name, query=rendered)
+        return await self._query(
+            rendered,
+            provider,
+            credentials,
+            session=self._client(),
+            timeout=self._settings.query_timeout,
+            interval=interval,
+        )
 
     def _builtin(self, metric: CanaryMetric) -> str:
         try:
@@ -181,7 +177,8 @@ class MetricChecker:
         credentials: Mapping[str, str] = {}
         if provider.secret_ref is not None:
             # Like Flagger, the Secret lives next to the MetricTemplate, not next to the Canary.
-            secret = await self._lookup.secret_data(namespace, provider.secret_ref.name)
+            async with deadline(self._settings.query_timeout, f"Secret {namespace}/{provider.secret_ref.name}"):
+                secret = await self._lookup.secret_data(namespace, provider.secret_ref.name)
             if secret is None:
                 raise MetricSetupError(
                     f"Secret {namespace}/{provider.secret_ref.name} (spec.provider.secretRef of MetricTemplate "
