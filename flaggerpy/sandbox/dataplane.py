@@ -219,15 +219,21 @@ class GatewayDataPlane:
             self.settings.default_latency_ms,
         )
         self._warn_bad_annotations()
+        for error in program.errors:
+            self._warn_once("ignoring malformed object", error)
         await self._write_statuses(cluster, snapshot, program)
 
     def _warn_bad_annotations(self) -> None:
         for workload in self._workloads.values():
             for problem in workload.problems if workload else ():
                 text = f"{workload.kind} {workload.namespace}/{workload.name}: {problem}" if workload else problem
-                if text not in self._warned:
-                    self._warned.add(text)
-                    log.warning("ignoring workload annotation", problem=text)
+                self._warn_once("ignoring workload annotation", text)
+
+    def _warn_once(self, event: str, problem: str) -> None:
+        # Every pass re-reads the same objects; a problem is worth one log line, not one per change.
+        if problem not in self._warned:
+            self._warned.add(problem)
+            log.warning(event, problem=problem)
 
     async def _write_statuses(self, cluster: Cluster, snapshot: Snapshot, program: Program) -> None:
         current = {
@@ -301,7 +307,7 @@ class GatewayDataPlane:
         self.counters.record(
             (service.namespace, service.name, service.port),
             (route.kind, route.namespace, route.name) if route else None,
-            (workload.namespace, workload.name) if reached and workload else None,
+            (workload.namespace, workload.name, workload.pod) if reached and workload else None,
             code,
             latency_ms,
         )

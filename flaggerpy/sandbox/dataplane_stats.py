@@ -10,6 +10,9 @@ Gateways and Istio export, so Flagger-style PromQL runs unchanged:
 - ``istio_requests_total`` and ``istio_request_duration_milliseconds_bucket`` with ``reporter="destination"`` and
   ``destination_workload``/``destination_workload_namespace``, which Flagger's builtin Istio checks query. Like a
   real sidecar, only requests that reached a workload's pod are reported there.
+- ``http_request_duration_seconds`` (buckets, ``_count`` by ``status``) with ``kubernetes_namespace`` and
+  ``kubernetes_pod_name``, as an instrumented app such as podinfo exports it and Prometheus' pod discovery labels
+  it; Flagger's builtin checks for ``provider: gatewayapi`` query these.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ ENVOY_BUCKETS_MS: tuple[float, ...] = (
 ISTIO_BUCKETS_MS: tuple[float, ...] = (
     1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
 )
+
+# The Prometheus client libraries' default buckets (seconds), kept in milliseconds like every other series here.
+APP_BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
 class _Series:
@@ -117,18 +123,20 @@ class DataPlaneStats:
         self._clusters: dict[tuple[str, str, int | None], _Series] = {}
         self._routes: dict[tuple[str, str, str], _Series] = {}
         self._workloads: dict[tuple[str, str, str, str], _Series] = {}
+        self._pods: dict[tuple[str, str, int], _Series] = {}
 
     def record(
         self,
         service: tuple[str, str, int | None],
         route: tuple[str, str, str] | None,
-        workload: tuple[str, str] | None,
+        workload: tuple[str, str, str] | None,
         code: int,
         latency_ms: float,
     ) -> None:
         """Count one response from backend ``service`` (namespace, name, port) through ``route``.
 
-        ``workload`` (namespace, name) is set when the request reached a pod, which is what Istio reports on.
+        ``workload`` (namespace, name, pod) is set when the request reached a pod: Istio and the app report only
+        those.
         """
         series = self._clusters.get(service)
         if series is None:
@@ -144,6 +152,11 @@ class DataPlaneStats:
             series = self._workloads.get(key)
             if series is None:
                 series = self._workloads[key] = _Series(ISTIO_BUCKETS_MS)
+            series.observe(code, latency_ms)
+            pod_key = (workload[0], workload[2], code)
+            series = self._pods.get(pod_key)
+            if series is None:
+                series = self._pods[pod_key] = _Series(APP_BUCKETS_MS)
             series.observe(code, latency_ms)
 
     def record_route_only(self, route: tuple[str, str, str], code: int, latency_ms: float) -> None:
@@ -177,6 +190,7 @@ class DataPlaneStats:
         self._clusters.clear()
         self._routes.clear()
         self._workloads.clear()
+        self._pods.clear()
 
     def as_json(self) -> dict:
         """Every series in a JSON-ready document."""
@@ -229,6 +243,13 @@ class DataPlaneStats:
         ]
         for key, series in workloads:
             _histogram(lines, "istio_request_duration_milliseconds", _istio_labels(*key), series)
+        lines += [
+            "# HELP http_request_duration_seconds Request duration as the application itself reports it.",
+            "# TYPE http_request_duration_seconds histogram",
+        ]
+        for (ns, pod, code), series in sorted(self._pods.items()):
+            label = _labels(kubernetes_namespace=ns, kubernetes_pod_name=pod, status=str(code))
+            _histogram(lines, "http_request_duration_seconds", label, series, scale=0.001)
         lines += [
             "# HELP sandbox_route_requests_total Requests served through each route, by response code.",
             "# TYPE sandbox_route_requests_total counter",
@@ -284,13 +305,14 @@ def _istio_labels(namespace: str, workload: str, service_ns: str, service: str) 
 def _format_le(bound: float) -> str:
     if bound == float("inf"):
         return "+Inf"
-    return str(int(bound)) if float(bound).is_integer() else str(bound)
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
-def _histogram(lines: list[str], name: str, labels: str, series: _Series) -> None:
+def _histogram(lines: list[str], name: str, labels: str, series: _Series, scale: float = 1.0) -> None:
+    """Append one histogram's samples; ``scale`` converts the stored milliseconds to the exported unit."""
     running = 0
     for bound, count in zip((*series.bounds, float("inf")), series.buckets, strict=True):
         running += count
-        lines.append(f'{name}_bucket{{{labels},le="{_format_le(bound)}"}} {running}')
-    lines.append(f"{name}_sum{{{labels}}} {series.sum_ms}")
+        lines.append(f'{name}_bucket{{{labels},le="{_format_le(bound * scale)}"}} {running}')
+    lines.append(f"{name}_sum{{{labels}}} {series.sum_ms * scale}")
     lines.append(f"{name}_count{{{labels}}} {running}")

@@ -43,6 +43,8 @@ class Program:
     gateway_status: dict[tuple[str, str], dict]
     route_parents: dict[RouteKey, list[dict]]
     table: RoutingTable
+    # Objects too malformed to program ("kind namespace/name: problem"); the rest of the cluster still is.
+    errors: list[str] = field(default_factory=list)
 
 
 def _condition(kind: str, ok: bool, reason: str, message: str, generation: int, now: str,
@@ -165,17 +167,30 @@ def build_program(snapshot: Snapshot, controller_name: str, now: str) -> Program
     attached_counts: dict[tuple[str, str, str], int] = {}
     route_parents: dict[RouteKey, list[dict]] = {}
     entries: list[Entry] = []
+    errors: list[str] = []
     for kind, routes in ((HTTPROUTE, snapshot.httproutes), (GRPCROUTE, snapshot.grpcroutes)):
         for route in routes:
-            parents = _route_parents(
-                kind, route, gateways, namespace_labels, resolver, controller_name, now, attached_counts, entries
-            )
+            # Entries are only kept when the whole route compiled, so a bad one never half-programs.
+            route_entries: list[Entry] = []
+            counts = dict(attached_counts)
+            try:
+                parents = _route_parents(
+                    kind, route, gateways, namespace_labels, resolver, controller_name, now, counts, route_entries
+                )
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                errors.append(f"{kind} {'/'.join(_meta(route)[:2])}: cannot be read ({exc!r})")
+                continue
+            attached_counts.update(counts)
+            entries.extend(route_entries)
             if parents is not None:
                 route_parents[RouteKey(kind, *_meta(route)[:2])] = parents
-    gateway_status = {
-        key: _gateway_status(gateway, attached_counts, now) for key, gateway in gateways.items()
-    }
-    return Program(gateway_status, route_parents, RoutingTable(entries))
+    gateway_status: dict[tuple[str, str], dict] = {}
+    for key, gateway in gateways.items():
+        try:
+            gateway_status[key] = _gateway_status(gateway, attached_counts, now)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            errors.append(f"Gateway {key[0]}/{key[1]}: cannot be read ({exc!r})")
+    return Program(gateway_status, route_parents, RoutingTable(entries), errors)
 
 
 def _route_parents(

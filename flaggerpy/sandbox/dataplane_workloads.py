@@ -12,6 +12,8 @@ A workload without ready replicas answers 503, like a Gateway with no healthy up
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import re
@@ -75,6 +77,7 @@ class Workload:
     name: str
     behaviour: Behaviour
     problems: tuple[str, ...] = ()
+    pod: str = ""
 
 
 def behaviour_of(workload: dict, kind: str, default_latency_ms: float) -> tuple[Behaviour, tuple[str, ...]]:
@@ -114,6 +117,17 @@ def _ready_replicas(workload: dict, kind: str) -> int:
     return int(status.get("readyReplicas") or 0)
 
 
+def pod_name(workload_name: str, workload: dict) -> str:
+    """A stable pod name shaped like a ReplicaSet's (``<name>-<template hash>-<suffix>``).
+
+    The hash follows the pod template, so a new revision shows up as a new pod, which is what queries that
+    select pods by ``<target>-<hash>-<suffix>`` rely on.
+    """
+    template = json.dumps((workload.get("spec") or {}).get("template") or {}, sort_keys=True)
+    digest = hashlib.sha256(template.encode()).hexdigest()
+    return f"{workload_name}-{digest[:10]}-{digest[10:15]}"
+
+
 def _selects(selector: dict, labels: dict) -> bool:
     return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
 
@@ -150,8 +164,9 @@ def resolve_workloads(
             labels = (((item.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
             if _selects(selector, labels):
                 behaviour, problems = behaviour_of(item, kind, default_latency_ms)
+                workload_name = item["metadata"].get("name", "")
                 resolved[(namespace, name)] = Workload(
-                    kind, namespace, item["metadata"].get("name", ""), behaviour, problems
+                    kind, namespace, workload_name, behaviour, problems, pod_name(workload_name, item)
                 )
                 break
     return resolved

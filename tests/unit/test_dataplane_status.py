@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings
+import asyncio
+
+from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings, Request
 from tests.unit.test_dataplane_support import (
     GW,
     FakeCluster,
@@ -175,3 +177,56 @@ async def test_deleting_the_gateway_detaches_the_route() -> None:
         cluster.delete(GW, "gateways", "infra", "gw")
         await settle(plane)
         assert _conditions(_route(cluster))["Accepted"]["reason"] == "NoMatchingParent"
+
+
+async def test_grpcroute_gets_status_and_serves_its_methods() -> None:
+    cluster = FakeCluster()
+    canary_world(cluster)
+    cluster.apply(
+        GW,
+        "grpcroutes",
+        {
+            "metadata": {"name": "greeter", "namespace": "test"},
+            "spec": {
+                "parentRefs": [{"name": "gw", "namespace": "infra"}],
+                "hostnames": ["grpc.example.com"],
+                "rules": [
+                    {"matches": [{"method": {"service": "pkg.Greeter", "method": "Hello"}}],
+                     "backendRefs": [backend("podinfo-canary")]},
+                    {"backendRefs": [backend("podinfo-primary")]},
+                ],
+            },
+        },
+    )
+    async with Running(cluster, DataPlaneSettings(seed=1)) as plane:
+        conditions = _conditions(cluster.get(GW, "grpcroutes", "test", "greeter"))
+        assert conditions["Accepted"]["status"] == "True"
+        hello = plane.handle(Request("grpc.example.com", "/pkg.Greeter/Hello", "POST"))
+        other = plane.handle(Request("grpc.example.com", "/pkg.Greeter/Bye", "POST"))
+        assert (hello.backend.name, other.backend.name) == ("podinfo-canary", "podinfo-primary")
+        assert hello.route.kind == "GRPCRoute"
+
+
+async def test_a_malformed_route_does_not_stop_the_others_from_being_programmed() -> None:
+    cluster = FakeCluster()
+    canary_world(cluster)
+    broken = httproute("broken")
+    broken["spec"]["rules"] = [{"backendRefs": "not-a-list"}]
+    cluster.apply(GW, "httproutes", broken)
+    cluster.apply(GW, "httproutes", httproute())
+    async with Running(cluster, DataPlaneSettings()) as plane:
+        assert _conditions(_route(cluster))["Accepted"]["status"] == "True"
+        assert plane.handle(Request("app.example.com")).status == 200
+
+
+async def test_programming_delay_postpones_status_and_routing() -> None:
+    cluster = FakeCluster()
+    canary_world(cluster)
+    async with Running(cluster, DataPlaneSettings(programming_delay=0.3)) as plane:
+        cluster.apply(GW, "httproutes", httproute())
+        await asyncio.sleep(0.01)
+        assert "status" not in _route(cluster)
+        assert plane.handle(Request("app.example.com")).status == 404
+        await settle(plane)
+        assert _conditions(_route(cluster))["Accepted"]["status"] == "True"
+        assert plane.handle(Request("app.example.com")).status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -84,8 +85,10 @@ async def test_ab_matches_route_to_the_canary_and_others_to_the_primary(match: d
     cluster = FakeCluster()
     canary_world(cluster)
     rules = [
-        {"matches": [{**match, "path": {"type": "PathPrefix", "value": "/"}}],
-         "backendRefs": [backend("podinfo-primary", 0), backend("podinfo-canary", 100)]},
+        {
+            "matches": [{**match, "path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [backend("podinfo-primary", 0), backend("podinfo-canary", 100)],
+        },
         {"backendRefs": [backend("podinfo-primary", 100)]},
     ]
     cluster.apply(GW, "httproutes", httproute(rules=rules))
@@ -94,14 +97,20 @@ async def test_ab_matches_route_to_the_canary_and_others_to_the_primary(match: d
         assert _send(plane, 200) == {"podinfo-primary": 200}
 
 
-@pytest.mark.parametrize(("mirror", "expected"), [({}, 1.0), ({"percent": 25}, 0.25),
-                                                   ({"fraction": {"numerator": 1, "denominator": 10}}, 0.1)])
+@pytest.mark.parametrize(
+    ("mirror", "expected"),
+    [({}, 1.0), ({"percent": 25}, 0.25), ({"fraction": {"numerator": 1, "denominator": 10}}, 0.1)],
+)
 async def test_request_mirror_copies_the_configured_share(mirror: dict, expected: float) -> None:
     cluster = FakeCluster()
     canary_world(cluster)
     rule = {
-        "filters": [{"type": "RequestMirror",
-                     "requestMirror": {"backendRef": {"name": "podinfo-canary", "port": 9898}, **mirror}}],
+        "filters": [
+            {
+                "type": "RequestMirror",
+                "requestMirror": {"backendRef": {"name": "podinfo-canary", "port": 9898}, **mirror},
+            }
+        ],
         "backendRefs": [backend("podinfo-primary", 100)],
     }
     cluster.apply(GW, "httproutes", httproute(rules=[rule]))
@@ -116,11 +125,15 @@ async def test_session_affinity_cookie_keeps_a_client_on_the_canary() -> None:
     cluster = FakeCluster()
     canary_world(cluster)
     cookie = "flagger-cookie=abc123"
-    set_cookie = {"type": "ResponseHeaderModifier",
-                  "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": f"{cookie}; Max-Age=3600"}]}}
+    set_cookie = {
+        "type": "ResponseHeaderModifier",
+        "responseHeaderModifier": {"add": [{"name": "Set-Cookie", "value": f"{cookie}; Max-Age=3600"}]},
+    }
     rules = [
-        {"matches": [{"headers": [{"name": "Cookie", "type": "RegularExpression", "value": f".*{cookie}.*"}]}],
-         "backendRefs": [backend("podinfo-canary", 100)]},
+        {
+            "matches": [{"headers": [{"name": "Cookie", "type": "RegularExpression", "value": f".*{cookie}.*"}]}],
+            "backendRefs": [backend("podinfo-canary", 100)],
+        },
         {"backendRefs": [backend("podinfo-primary", 90), backend("podinfo-canary", 10, filters=[set_cookie])]},
     ]
     cluster.apply(GW, "httproutes", httproute(rules=rules))
@@ -206,7 +219,8 @@ async def test_prometheus_text_parses_and_carries_envoy_and_istio_series() -> No
         upstream = families["envoy_cluster_upstream_rq"].samples
         canary_total = sum(s.value for s in upstream if s.labels["envoy_cluster_name"] == "test_podinfo-canary_9898")
         canary_5xx = sum(
-            s.value for s in upstream
+            s.value
+            for s in upstream
             if s.labels["envoy_cluster_name"] == "test_podinfo-canary_9898" and s.labels["envoy_response_code"] == "500"
         )
         assert canary_total == plane.stats("test", "podinfo-canary").requests
@@ -217,6 +231,12 @@ async def test_prometheus_text_parses_and_carries_envoy_and_istio_series() -> No
         assert {s.labels["destination_workload"] for s in istio} == {"podinfo-primary", "podinfo-canary"}
         assert all(s.labels["reporter"] == "destination" for s in istio)
         assert "istio_request_duration_milliseconds" in families
+        # The app-level series select pods the way Flagger's gatewayapi builtin checks do.
+        app = [s for s in families["http_request_duration_seconds"].samples if s.name.endswith("_count")]
+        canary_pods = [s for s in app if re.fullmatch(r"podinfo-canary-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)",
+                                                     s.labels["kubernetes_pod_name"])]
+        by_status = {s.labels["status"]: s.value for s in canary_pods}
+        assert by_status == {"200": canary_total - canary_5xx, "500": canary_5xx}
 
 
 async def test_traffic_generator_sends_at_the_requested_rate_and_stops() -> None:
