@@ -280,7 +280,7 @@ class KubeClient:
         if isinstance(exc, ApiError) and exc.retry_after is not None:
             return min(exc.retry_after, self.settings.retry_after_max)
         backoff = wait_exponential_jitter(
-            initial=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
+            multiplier=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
         )
         return float(backoff(state))
 

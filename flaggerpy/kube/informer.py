@@ -1,0 +1,251 @@
+"""Informers: a local cache of one resource type kept current by a list+watch, plus change handlers.
+
+The controller reads from :class:`Store` instead of the API server; handlers only enqueue keys. The store is updated
+before handlers run, so a handler that reads the cache sees the state it is told about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from flaggerpy.kube.api import KubeClient, Obj, Resource
+from flaggerpy.kube.settings import WatchSettings
+from flaggerpy.kube.watch import Listed, Watcher, WatchEvent, object_key
+from flaggerpy.log import get_logger
+
+log = get_logger(__name__)
+
+IndexFunc = Callable[[Obj], Iterable[str]]
+AddHandler = Callable[[Obj], Awaitable[None] | None]
+UpdateHandler = Callable[[Obj, Obj], Awaitable[None] | None]
+DeleteHandler = Callable[[Obj], Awaitable[None] | None]
+
+NAMESPACE_INDEX = "namespace"
+OWNER_INDEX = "owner"
+
+
+def namespace_index(obj: Obj) -> list[str]:
+    """Index value: the object's namespace (none for cluster-scoped objects)."""
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    return [namespace] if namespace else []
+
+
+def owner_index(obj: Obj) -> list[str]:
+    """Index value: the uid of the object's controller owner reference, if any."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return [str(r["uid"]) for r in refs if isinstance(r, dict) and r.get("controller") and r.get("uid")]
+
+
+class Store:
+    """Objects keyed ``namespace/name`` with secondary indexes (namespace, controller owner uid, custom)."""
+
+    def __init__(self, indexers: dict[str, IndexFunc] | None = None) -> None:
+        self._items: dict[str, Obj] = {}
+        self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: namespace_index, OWNER_INDEX: owner_index}
+        self._indexers.update(indexers or {})
+        self._indexes: dict[str, defaultdict[str, set[str]]] = {name: defaultdict(set) for name in self._indexers}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: str) -> Obj | None:
+        """The cached object for ``namespace/name`` (or ``name`` when cluster-scoped)."""
+        return self._items.get(key)
+
+    def get_by_name(self, namespace: str | None, name: str) -> Obj | None:
+        """The cached object ``name`` in ``namespace``."""
+        return self._items.get(f"{namespace}/{name}" if namespace else name)
+
+    def keys(self) -> list[str]:
+        """All cached keys."""
+        return list(self._items)
+
+    def list(self) -> list[Obj]:
+        """All cached objects (shared references: treat them as read-only)."""
+        return list(self._items.values())
+
+    def add_indexer(self, name: str, func: IndexFunc) -> None:
+        """Add a named index; existing objects are indexed at once."""
+        if name in self._indexers:
+            raise ValueError(f"indexer {name!r} already exists")
+        self._indexers[name] = func
+        index: defaultdict[str, set[str]] = defaultdict(set)
+        for key, obj in self._items.items():
+            for value in func(obj):
+                index[value].add(key)
+        self._indexes[name] = index
+
+    def by_index(self, name: str, value: str) -> list[Obj]:
+        """Objects whose index ``name`` yields ``value``."""
+        if name not in self._indexes:
+            raise KeyError(f"no indexer named {name!r}; known: {sorted(self._indexes)}")
+        return [self._items[k] for k in self._indexes[name].get(value, ())]
+
+    def by_namespace(self, namespace: str) -> list[Obj]:
+        """Objects in ``namespace``."""
+        return self.by_index(NAMESPACE_INDEX, namespace)
+
+    def by_owner(self, uid: str) -> list[Obj]:
+        """Objects whose controller owner has ``uid``."""
+        return self.by_index(OWNER_INDEX, uid)
+
+    def put(self, obj: Obj) -> Obj | None:
+        """Insert or replace; returns the previous object."""
+        key = object_key(obj)
+        old = self._items.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._items[key] = obj
+        for name, func in self._indexers.items():
+            for value in func(obj):
+                self._indexes[name][value].add(key)
+        return old
+
+    def remove(self, key: str) -> Obj | None:
+        """Remove ``key``; returns the removed object."""
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+        return old
+
+    def _unindex(self, key: str, obj: Obj) -> None:
+        for name, func in self._indexers.items():
+            index = self._indexes[name]
+            for value in func(obj):
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+
+
+async def _call(handler: Callable[..., Any], *args: Obj) -> None:
+    result = handler(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+class Informer:
+    """Keeps a :class:`Store` of ``resource`` current and calls add/update/delete handlers on changes.
+
+    Run it with ``start()``/``stop()`` or ``async with informer:``. Handlers may be sync or async; they run one at
+    a time in event order; a failing handler is logged and does not stop the informer.
+    """
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        *,
+        settings: WatchSettings | None = None,
+        indexers: dict[str, IndexFunc] | None = None,
+    ) -> None:
+        self.resource = resource
+        self.store = Store(indexers)
+        self._watcher = Watcher(kube, resource, namespace, label_selector, field_selector, settings)
+        self._add: list[AddHandler] = []
+        self._update: list[UpdateHandler] = []
+        self._delete: list[DeleteHandler] = []
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add_handlers(
+        self,
+        on_add: AddHandler | None = None,
+        on_update: UpdateHandler | None = None,
+        on_delete: DeleteHandler | None = None,
+    ) -> None:
+        """Register handlers; ``on_update(old, new)`` gets the previous and the new object."""
+        if on_add:
+            self._add.append(on_add)
+        if on_update:
+            self._update.append(on_update)
+        if on_delete:
+            self._delete.append(on_delete)
+
+    @property
+    def has_synced(self) -> bool:
+        """True once the initial list was delivered to the store and handlers."""
+        return self._synced.is_set()
+
+    @property
+    def resource_version(self) -> str:
+        """The last resourceVersion seen (from events and bookmarks)."""
+        return self._watcher.resource_version
+
+    @property
+    def relists(self) -> int:
+        """How many times the informer had to relist after 410 Gone."""
+        return self._watcher.relists
+
+    async def wait_for_sync(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (client-go API shape)
+        """Wait until :attr:`has_synced`; False if ``timeout`` seconds passed first."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._synced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the informer as a task (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"informer-{self.resource}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Cancel the informer task and wait for it to end."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def __aenter__(self) -> Informer:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def run(self) -> None:
+        """Consume the watch stream forever, applying each change to the store, then to the handlers."""
+        stream = self._watcher.events()
+        try:
+            async for item in stream:
+                if isinstance(item, WatchEvent):
+                    await self._dispatch(item)
+                elif isinstance(item, Listed):
+                    self._synced.set()
+        finally:
+            await stream.aclose()
+
+    async def _dispatch(self, event: WatchEvent) -> None:
+        obj = event.object
+        if event.type == "DELETED":
+            old = self.store.remove(object_key(obj))
+            if old is None:
+                return
+            await self._run_handlers(self._delete, obj)
+            return
+        old = self.store.put(obj)
+        if old is None:
+            await self._run_handlers(self._add, obj)
+        else:
+            await self._run_handlers(self._update, old, obj)
+
+    async def _run_handlers(self, handlers: list[Any], *args: Obj) -> None:
+        for handler in handlers:
+            try:
+                await _call(handler, *args)
+            except Exception:  # a broken handler must not stop the cache from following the server
+                log.exception("informer handler failed", resource=str(self.resource), key=object_key(args[-1]))

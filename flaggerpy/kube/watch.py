@@ -1,0 +1,255 @@
+"""Raw list+watch streams as one async generator.
+
+The generator lists, yields the listed objects as ADDED events and a :class:`Listed` marker, then watches from the
+list's resourceVersion. It takes the resourceVersion from every event (BOOKMARKs included), resumes a dropped stream
+from the last version it saw, and on 410 Gone (at connect time or as an in-stream ERROR) relists and yields only the
+DIFFERENCE against what it already delivered, so a consumer never loses or repeats a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+from tenacity import RetryCallState, wait_exponential_jitter
+
+from flaggerpy.kube.api import KubeClient, Obj, Resource
+from flaggerpy.kube.errors import ApiError, Gone
+from flaggerpy.kube.settings import WatchSettings
+from flaggerpy.log import get_logger
+
+log = get_logger(__name__)
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """A change of one object. After a relist, DELETED carries the last object the consumer was given."""
+
+    type: EventType
+    object: Obj
+
+
+@dataclass(frozen=True)
+class Listed:
+    """In-band marker: the (re)list is fully delivered; the consumer's view now equals the server's at this version."""
+
+    resource_version: str
+    relist: bool
+
+
+@dataclass(frozen=True)
+class Bookmark:
+    """In-band marker: the server says everything up to ``resource_version`` was delivered."""
+
+    resource_version: str
+
+
+StreamItem = WatchEvent | Listed | Bookmark
+
+
+def object_key(obj: Obj) -> str:
+    """The cache key of an object: ``namespace/name``, or ``name`` for cluster-scoped objects."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace")
+    return f"{namespace}/{meta.get('name', '')}" if namespace else str(meta.get("name", ""))
+
+
+def resource_version(obj: Obj) -> str:
+    """``metadata.resourceVersion`` or ""."""
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def is_newer(new: str, old: str) -> bool:
+    """Whether ``new`` supersedes ``old``.
+
+    resourceVersions are opaque: equal means same state. When both are integers (etcd and the sandbox use
+    integers) a smaller one is a stale replay; otherwise any different version counts as newer.
+    """
+    if new == old:
+        return False
+    if new.isdigit() and old.isdigit():
+        return int(new) > int(old)
+    return True
+
+
+class _StreamBroken(Exception):
+    """The stream failed in a way that calls for a backoff before resuming from the last version."""
+
+
+class _Backoff:
+    """Capped exponential backoff with jitter (tenacity's schedule), reset by a healthy stream."""
+
+    def __init__(self, settings: WatchSettings) -> None:
+        self._wait = wait_exponential_jitter(
+            multiplier=settings.backoff_initial, max=settings.backoff_max, jitter=settings.backoff_jitter
+        )
+        self._reset_after = settings.backoff_reset_after
+        self._state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        self._state.attempt_number = 0
+
+    def healthy_for(self, seconds: float) -> None:
+        """Record that a stream stayed up ``seconds``; long enough resets the schedule."""
+        if seconds >= self._reset_after:
+            self._state.attempt_number = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; grows with each consecutive failure."""
+        self._state.attempt_number += 1
+        return float(self._wait(self._state))
+
+
+class Watcher:
+    """State of one list+watch: what the consumer was given and the version to resume from."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        settings: WatchSettings | None = None,
+    ) -> None:
+        self.kube = kube
+        self.resource = resource
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.settings = settings or WatchSettings()
+        self.resource_version = ""
+        self.known: dict[str, Obj] = {}
+        self.relists = 0
+
+    async def _relist(self) -> list[StreamItem]:
+        items, version = await self.kube.list(self.resource, self.namespace, self.label_selector, self.field_selector)
+        relist = bool(self.resource_version)
+        fresh = {object_key(o): o for o in items}
+        out: list[StreamItem] = []
+        for key, old in self.known.items():
+            if key not in fresh:
+                out.append(WatchEvent("DELETED", old))
+        for key, obj in fresh.items():
+            old = self.known.get(key)
+            if old is None:
+                out.append(WatchEvent("ADDED", obj))
+            elif is_newer(resource_version(obj), resource_version(old)):
+                out.append(WatchEvent("MODIFIED", obj))
+        self.known = fresh
+        self.resource_version = version
+        if relist:
+            self.relists += 1
+        out.append(Listed(version, relist))
+        return out
+
+    def _apply(self, kind: str, obj: Obj) -> WatchEvent | None:
+        """Fold one watch event into ``known``; None when it changes nothing the consumer has not seen."""
+        key = object_key(obj)
+        old = self.known.get(key)
+        if kind == "DELETED":
+            if old is None:
+                return None
+            del self.known[key]
+            return WatchEvent("DELETED", obj)
+        if old is not None and not is_newer(resource_version(obj), resource_version(old)):
+            return None
+        self.known[key] = obj
+        return WatchEvent("ADDED" if old is None else "MODIFIED", obj)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "watch": True,
+            "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": self.settings.allow_bookmarks,
+            "timeoutSeconds": self.settings.server_timeout,
+            "labelSelector": self.label_selector,
+            "fieldSelector": self.field_selector,
+        }
+
+    async def _stream(self) -> AsyncIterator[StreamItem]:
+        """One watch connection. Returns on a clean end; raises Gone to relist, _StreamBroken to back off."""
+        read_timeout = self.settings.server_timeout + self.settings.client_timeout_margin
+        try:
+            async with self.kube.stream(self.resource, self.namespace, self._params(), read_timeout) as body:
+                async for line in body:
+                    if not line.strip():
+                        continue
+                    item = self._decode(line)
+                    if item is not None:
+                        yield item
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+
+    def _decode(self, line: bytes) -> StreamItem | None:
+        event = json.loads(line)
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            code = obj.get("code")
+            if code == 410:
+                raise Gone(410, reason=str(obj.get("reason", "Expired")), message=str(obj.get("message", "")))
+            raise _StreamBroken(f"watch ERROR event: {obj.get('code')} {obj.get('message', '')}")
+        version = resource_version(obj)
+        if version:
+            self.resource_version = version
+        if kind == "BOOKMARK":
+            return Bookmark(version)
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            return self._apply(kind, obj)
+        raise _StreamBroken(f"unknown watch event type {kind!r}")
+
+    async def events(self) -> AsyncIterator[StreamItem]:
+        """List, then watch forever (until the consumer stops iterating or the task is cancelled)."""
+        backoff = _Backoff(self.settings)
+        need_list = True
+        while True:
+            started = time.monotonic()
+            try:
+                if need_list:
+                    for item in await self._relist():
+                        yield item
+                    need_list = False
+                async for item in self._stream():
+                    yield item
+                lasted = time.monotonic() - started
+                backoff.healthy_for(lasted)
+                if lasted >= self.settings.server_timeout:
+                    continue
+                # The server hung up before the timeout it promised: a drop, so back off like any failure.
+                raise _StreamBroken(f"stream closed by the server after {lasted:.3f}s")
+            except Gone as exc:
+                log.info(
+                    "watch expired; relisting", resource=str(self.resource), rv=self.resource_version, error=str(exc)
+                )
+                need_list = True
+                continue
+            except (ApiError, _StreamBroken) as exc:
+                backoff.healthy_for(time.monotonic() - started)
+                delay = backoff.next_delay()
+                log.info(
+                    "watch interrupted; resuming",
+                    resource=str(self.resource),
+                    rv=self.resource_version,
+                    relist=need_list,
+                    retry_in=round(delay, 3),
+                    error=str(exc),
+                )
+                await asyncio.sleep(delay)
+
+
+def watch_objects(
+    kube: KubeClient,
+    resource: Resource,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    settings: WatchSettings | None = None,
+) -> AsyncIterator[StreamItem]:
+    """List+watch ``resource`` forever, yielding WatchEvents and Listed/Bookmark markers (see module docs)."""
+    return Watcher(kube, resource, namespace, label_selector, field_selector, settings).events()

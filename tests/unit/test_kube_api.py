@@ -1,0 +1,134 @@
+"""KubeClient against a scripted server: error mapping, retries with Retry-After, paths, session closing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from flaggerpy.kube.api import KubeClient, Resource
+from flaggerpy.kube.errors import AlreadyExists, ApiError, Conflict, Forbidden, Gone, Invalid, NotFound, Unavailable
+from flaggerpy.kube.resources import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, by_kind
+from flaggerpy.kube.settings import ClientSettings
+from tests.unit.test_kube_fakeserver import cm, fake_cluster, json_ok, listing, respond
+
+FAST = ClientSettings(retry_attempts=4, backoff_initial=0.01, backoff_max=0.02, backoff_jitter=0.0)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "expected"),
+    [
+        (404, "NotFound", NotFound),
+        (409, "Conflict", Conflict),
+        (409, "AlreadyExists", AlreadyExists),
+        (410, "Gone", Gone),
+        (422, "Invalid", Invalid),
+        (403, "Forbidden", Forbidden),
+        (400, "BadRequest", ApiError),
+    ],
+)
+async def test_error_statuses_map_to_typed_exceptions(code: int, reason: str, expected: type[ApiError]) -> None:
+    async with fake_cluster(FAST) as (script, kube):
+        script.then(respond(code, reason, f'configmaps "x" {reason}'))
+        with pytest.raises(expected) as info:
+            await kube.get(CONFIGMAPS, "x", "ns")
+        assert type(info.value) is expected
+        assert info.value.status == code
+        assert len(script.requests) == 1, "4xx answers are final, not retried"
+
+
+async def test_invalid_names_the_fields() -> None:
+    async with fake_cluster(FAST) as (script, kube):
+        causes = [
+            {"reason": "FieldValueInvalid", "message": "must be >= 0", "field": "spec.rules[0].backendRefs[0].weight"}
+        ]
+        script.then(respond(422, "Invalid", 'HTTPRoute "r" is invalid', causes=causes))
+        with pytest.raises(Invalid) as info:
+            await kube.create(CONFIGMAPS, cm("x", 0))
+        assert info.value.fields == ["spec.rules[0].backendRefs[0].weight"]
+        assert "spec.rules[0].backendRefs[0].weight: must be >= 0" in str(info.value)
+
+
+async def test_5xx_and_429_are_retried_honouring_retry_after() -> None:
+    async with fake_cluster(FAST) as (script, kube):
+        script.then(
+            respond(503, "ServiceUnavailable", "busy"),
+            respond(429, "TooManyRequests", "slow down", headers={"Retry-After": "0.3"}),
+            json_ok(cm("x", 5)),
+        )
+        seen: list[tuple[str, str, int]] = []
+        kube.add_observer(lambda verb, res, code, secs: seen.append((verb, res, code)))
+        start = time.monotonic()
+        obj = await kube.get(CONFIGMAPS, "x", "ns")
+        assert time.monotonic() - start >= 0.3, "Retry-After must be waited for"
+        assert obj["metadata"]["resourceVersion"] == "5"
+        assert seen == [("get", "configmaps", 503), ("get", "configmaps", 429), ("get", "configmaps", 200)]
+
+
+async def test_retries_give_up_with_the_last_error() -> None:
+    async with fake_cluster(FAST) as (script, kube):
+        script.then(*[respond(500, "InternalError", "boom")] * 4)
+        with pytest.raises(ApiError) as info:
+            await kube.get(CONFIGMAPS, "x", "ns")
+        assert info.value.status == 500
+        assert len(script.requests) == 4
+
+
+async def test_unreachable_server_raises_unavailable() -> None:
+    from kubernetes_asyncio.client import ApiClient, Configuration
+
+    kube = KubeClient(api_client=ApiClient(Configuration(host="http://127.0.0.1:9")), settings=FAST)
+    async with kube:
+        with pytest.raises(Unavailable) as info:
+            await kube.get(CONFIGMAPS, "x", "ns")
+        assert info.value.status == 0
+
+
+async def test_session_is_closed_after_the_context_exits() -> None:
+    async with fake_cluster(FAST) as (_, kube):
+        assert not kube.closed
+    assert kube.closed
+
+
+async def test_paths_verbs_and_list_fills_kind() -> None:
+    async with fake_cluster(FAST) as (script, kube):
+        script.then(
+            listing(42, {"metadata": {"name": "a", "namespace": "ns", "resourceVersion": "1"}}),
+            json_ok({}),
+            json_ok({}),
+            json_ok({}),
+            json_ok({}),
+        )
+        items, rv = await kube.resource(CONFIGMAPS).list("ns", label_selector="app=x")
+        assert rv == "42"
+        assert items[0]["kind"] == "ConfigMap" and items[0]["apiVersion"] == "v1"
+        await kube.patch(
+            DEPLOYMENTS, "web", "prod", [{"op": "replace", "path": "/spec/replicas", "value": 0}], patch_type="json"
+        )
+        await kube.patch_status(DEPLOYMENTS, "web", "prod", {"status": {}})
+        await kube.delete(NAMESPACES, "prod")
+        await kube.get(Resource("flagger.app", "v1beta1", "canaries", "Canary"), "a b", "ns")
+        paths = [(m, p) for m, p, _ in script.requests]
+        assert paths == [
+            ("GET", "/api/v1/namespaces/ns/configmaps"),
+            ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web"),
+            ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web/status"),
+            ("DELETE", "/api/v1/namespaces/prod"),
+            ("GET", "/apis/flagger.app/v1beta1/namespaces/ns/canaries/a b"),
+        ]
+        assert script.requests[0][2]["labelSelector"] == "app=x"
+
+
+async def test_bad_arguments_name_the_problem() -> None:
+    async with fake_cluster(FAST) as (_, kube):
+        with pytest.raises(ValueError, match="namespace is required"):
+            await kube.get(CONFIGMAPS, "x")
+        with pytest.raises(ValueError, match=r"metadata\.name"):
+            await kube.replace(CONFIGMAPS, {"metadata": {"namespace": "ns"}})
+        with pytest.raises(ValueError, match="patch_type"):
+            await kube.patch(CONFIGMAPS, "x", "ns", {}, patch_type="yaml")  # type: ignore[arg-type]
+
+
+def test_by_kind_finds_well_known_handles() -> None:
+    assert by_kind("apps/v1", "Deployment") is DEPLOYMENTS
+    assert by_kind("v1", "Nope") is None

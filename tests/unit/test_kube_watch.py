@@ -1,0 +1,145 @@
+"""The raw watch generator against a scripted server: bookmarks, resume, 410 at connect time and in-stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from flaggerpy.kube.resources import CONFIGMAPS
+from flaggerpy.kube.settings import WatchSettings
+from flaggerpy.kube.watch import Bookmark, Listed, StreamItem, Watcher, WatchEvent, is_newer
+from tests.unit.test_kube_fakeserver import cm, fake_cluster, listing, respond, stream
+
+FAST = WatchSettings(server_timeout=30, backoff_initial=0.001, backoff_max=0.005, backoff_jitter=0.0)
+
+
+def ev(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "object": obj}
+
+
+def bookmark(rv: int) -> dict[str, Any]:
+    return ev("BOOKMARK", {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": str(rv)}})
+
+
+def gone() -> dict[str, Any]:
+    return ev("ERROR", {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old resource version"})
+
+
+async def take(items: AsyncIterator[StreamItem], n: int) -> list[StreamItem]:
+    out = []
+    async with asyncio.timeout(5):
+        while len(out) < n:
+            out.append(await anext(items))
+    return out
+
+
+def summary(items: list[StreamItem]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        if isinstance(item, WatchEvent):
+            out.append((item.type, f"{item.object['metadata']['name']}@{item.object['metadata']['resourceVersion']}"))
+        elif isinstance(item, Listed):
+            out.append(("RELISTED" if item.relist else "LISTED", item.resource_version))
+        elif isinstance(item, Bookmark):
+            out.append(("BOOKMARK", item.resource_version))
+    return out
+
+
+async def test_bookmarks_advance_the_resume_version() -> None:
+    async with fake_cluster() as (script, kube):
+        script.then(
+            listing(10, cm("a", 3)),
+            stream(bookmark(15), ev("MODIFIED", cm("a", 17)), bookmark(20)),
+            stream(ev("MODIFIED", cm("a", 21))),
+        )
+        watcher = Watcher(kube, CONFIGMAPS, "ns", settings=FAST)
+        items = watcher.events()
+        got = await take(items, 6)
+        assert summary(got) == [
+            ("ADDED", "a@3"),
+            ("LISTED", "10"),
+            ("BOOKMARK", "15"),
+            ("MODIFIED", "a@17"),
+            ("BOOKMARK", "20"),
+            ("MODIFIED", "a@21"),
+        ]
+        await items.aclose()
+        watches = [q for _, _, q in script.requests if q.get("watch") == "true"]
+        assert [w["resourceVersion"] for w in watches] == ["10", "20"], "resume from the last bookmark"
+        assert watches[0]["allowWatchBookmarks"] == "true"
+        assert watches[0]["timeoutSeconds"] == "30"
+
+
+async def test_410_at_connect_time_relists_and_yields_only_the_difference() -> None:
+    async with fake_cluster() as (script, kube):
+        script.then(
+            listing(10, cm("same", 1), cm("changed", 2), cm("removed", 3)),
+            respond(410, "Expired", "too old resource version"),
+            listing(50, cm("same", 1), cm("changed", 40), cm("new", 45)),
+            stream(),
+        )
+        watcher = Watcher(kube, CONFIGMAPS, "ns", settings=FAST)
+        items = watcher.events()
+        got = await take(items, 8)
+        await items.aclose()
+        assert summary(got[:4]) == [
+            ("ADDED", "same@1"),
+            ("ADDED", "changed@2"),
+            ("ADDED", "removed@3"),
+            ("LISTED", "10"),
+        ]
+        assert sorted(summary(got[4:7])) == [("ADDED", "new@45"), ("DELETED", "removed@3"), ("MODIFIED", "changed@40")]
+        assert summary(got[7:]) == [("RELISTED", "50")]
+        assert watcher.relists == 1
+        assert sorted(watcher.known) == ["ns/changed", "ns/new", "ns/same"]
+
+
+async def test_410_in_stream_relists_without_repeating_delivered_events() -> None:
+    async with fake_cluster() as (script, kube):
+        script.then(
+            listing(10, cm("a", 1)),
+            stream(ev("ADDED", cm("b", 11)), ev("MODIFIED", cm("a", 12)), gone()),
+            # b was already delivered at 11; a moved on to 13 meanwhile; c appeared and went (never seen)
+            listing(60, cm("a", 13), cm("b", 11)),
+            stream(ev("DELETED", cm("b", 61))),
+        )
+        watcher = Watcher(kube, CONFIGMAPS, "ns", settings=FAST)
+        items = watcher.events()
+        got = await take(items, 7)
+        await items.aclose()
+        assert summary(got) == [
+            ("ADDED", "a@1"),
+            ("LISTED", "10"),
+            ("ADDED", "b@11"),
+            ("MODIFIED", "a@12"),
+            ("MODIFIED", "a@13"),
+            ("RELISTED", "60"),
+            ("DELETED", "b@61"),
+        ]
+        watches = [q for _, _, q in script.requests if q.get("watch") == "true"]
+        assert [w["resourceVersion"] for w in watches] == ["10", "60"]
+
+
+async def test_dropped_stream_resumes_from_last_version_and_skips_replays() -> None:
+    async with fake_cluster() as (script, kube):
+        script.then(
+            listing(10, cm("a", 1)),
+            stream(ev("MODIFIED", cm("a", 12))),
+            respond(503, "ServiceUnavailable", "apiserver restarting"),
+            stream(ev("MODIFIED", cm("a", 12)), ev("MODIFIED", cm("a", 14))),
+        )
+        watcher = Watcher(kube, CONFIGMAPS, "ns", settings=FAST)
+        items = watcher.events()
+        got = await take(items, 4)
+        await items.aclose()
+        assert summary(got) == [("ADDED", "a@1"), ("LISTED", "10"), ("MODIFIED", "a@12"), ("MODIFIED", "a@14")]
+        watches = [q["resourceVersion"] for _, _, q in script.requests if q.get("watch") == "true"]
+        assert watches[:3] == ["10", "12", "12"]
+
+
+def test_is_newer_compares_integers_and_treats_other_versions_as_opaque() -> None:
+    assert is_newer("11", "9")
+    assert not is_newer("9", "11")
+    assert not is_newer("abc", "abc")
+    assert is_newer("abd", "abc")
