@@ -461,9 +461,9 @@ class CanaryReconciler:
             return await self._promote(step)
         if await self._rollback_requested(step):
             return await self._fail(step, f"Rolling back {step.name} manual webhook invoked")
-        blocked = await self._blocked(step)
-        if blocked is not None:
-            return blocked
+        blocked, delay = await self._blocked(step)
+        if blocked:
+            return delay
         weight = int(step.status.get("canaryWeight") or 0)
         iterations = int(step.status.get("iterations") or 0)
         if not steps.analysis_started(step.plan, weight, iterations):
@@ -484,28 +484,32 @@ class CanaryReconciler:
             return await self._to_promotion(step)
         return await self._advance(step)
 
-    async def _blocked(self, step: Step) -> float | None:
-        """Halt while the primary or canary is not ready or the route is not accepted; fail past the deadline."""
+    async def _blocked(self, step: Step) -> tuple[bool, float | None]:
+        """Halt while the primary or canary is not ready or the route is not accepted; fail past the deadline.
+
+        (True, next delay) when the step must stop here, (False, None) when the analysis may go on.
+        """
         primary = self._primary(step)
         if primary is None:
             await self._halt(step, "PrimaryNotReady", f"{wl.primary_name(step.name)} not found")
-            return self.settings.poll_interval
+            return True, self.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
             await self._halt(step, "PrimaryNotReady", ready.message)
-            return self.settings.poll_interval
+            return True, self.settings.poll_interval
         ready = wl.readiness(step.target, step.plan.canary_ready_threshold)
         if not ready.ready:
             waited = st.seconds_since(step.status.get("lastTransitionTime"), step.at) or 0.0
             if ready.deadline_exceeded or waited > step.plan.progress_deadline:
-                return await self._fail(step, f"Rolling back {step.name} progress deadline exceeded {ready.message}")
+                return True, await self._fail(
+                    step, f"Rolling back {step.name} progress deadline exceeded {ready.message}")
             await self._halt(step, "CanaryNotReady", ready.message)
-            return self.settings.poll_interval
+            return True, self.settings.poll_interval
         accepted, reason = await self._router(step).is_accepted(step.doc)
         if not accepted:
             await self._halt(step, "RouteNotAccepted", reason)
-            return self.settings.poll_interval
-        return None
+            return True, self.settings.poll_interval
+        return False, None
 
     async def _analyse(self, step: Step) -> list[str]:
         """Run the metric checks and ``rollout`` webhooks of this step concurrently; the failures, in words."""
