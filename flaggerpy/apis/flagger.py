@@ -11,14 +11,16 @@ every problem, each named by its JSON path (``spec.analysis.stepWeight: must be 
 from __future__ import annotations
 
 import enum
+import math
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
 from flaggerpy.apis.base import ApiModel, Duration, IntOrString, PositiveDuration, Time
 from flaggerpy.apis.durations import parse_duration
 from flaggerpy.apis.errors import FieldError, SpecError, from_validation_error
 from flaggerpy.apis.gatewayapi import HTTPRequestMirrorFilter, ParentReference
+from flaggerpy.apis.lenient import parse_leniently, unaffected
 
 API_GROUP = "flagger.app"
 API_VERSION = "v1beta1"
@@ -548,6 +550,12 @@ class MetricSample(ApiModel):
     passed: bool = Field(description="Whether the value was within the thresholdRange.")
     time: Time = Field(description="When the value was measured.")
 
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        # JSON (and so the apiserver) has no NaN or infinity; a query that yields one measured nothing usable.
+        return value if value is None or math.isfinite(value) else None
+
 
 class CanaryStatus(ApiModel):
     """What the controller last observed and decided; the only memory of a release."""
@@ -632,7 +640,8 @@ class Canary(_Resource):
     @classmethod
     def from_dict(cls, obj: Any) -> Canary:
         """Parse and validate a raw Canary; :class:`SpecError` lists every problem with its JSON path."""
-        from flaggerpy.apis.validation import canary_problems, parse_leniently, unaffected
+        # validation reads this module's constants, so it is imported when first needed, not at import time.
+        from flaggerpy.apis.validation import canary_problems
 
         if not isinstance(obj, dict):
             raise SpecError([FieldError("<root>", "must be an object")], kind="Canary")

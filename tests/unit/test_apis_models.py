@@ -209,6 +209,7 @@ def test_status_writes_kubernetes_times_and_history() -> None:
             "time": "2026-11-22T02:00:00Z",
         }
     ]
+    assert MetricSample(iteration=1, weight=10, name="x", value=float("nan"), passed=False, time=when).value is None
     many = [sample.model_copy(update={"iteration": i}) for i in range(40)]
     kept = c.status.with_samples(many, limit=30)
     assert len(kept) == 30 and kept[-1].iteration == 39
