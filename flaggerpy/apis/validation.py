@@ -77,9 +77,10 @@ def _match_problems(match: HTTPMatchRequest, at: tuple[str | int, ...]) -> list[
         problems.append(
             FieldError(join_path(*at, "uri", "suffix"), "Gateway API matches paths by exact, prefix or regex")
         )
-    for field in ("scheme", "authority"):
+    for field in ("scheme", "authority", "without_headers"):
         if getattr(match, field) is not None:
-            problems.append(FieldError(join_path(*at, field), "not supported by Gateway API routing"))
+            name = "withoutHeaders" if field == "without_headers" else field
+            problems.append(FieldError(join_path(*at, name), "not supported by Gateway API routing"))
     if match.method is not None and match.method.kind not in (None, "exact"):
         problems.append(FieldError(join_path(*at, "method"), "Gateway API matches the method only exactly"))
     return problems

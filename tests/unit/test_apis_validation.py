@@ -302,6 +302,10 @@ def test_spec_rules(path: tuple[str, ...], value: Any, message: str) -> None:
             "spec.analysis.match[0].uri.suffix: Gateway API matches paths by exact, prefix or regex",
         ),
         ({"scheme": {"exact": "https"}}, "spec.analysis.match[0].scheme: not supported by Gateway API routing"),
+        (
+            {"withoutHeaders": {"x-beta": {"exact": "off"}}},
+            "spec.analysis.match[0].withoutHeaders: not supported by Gateway API routing",
+        ),
         ({"method": {"prefix": "P"}}, "spec.analysis.match[0].method: Gateway API matches the method only exactly"),
         (
             {"headers": {"x": {"exact": "a", "regex": "b"}}},
