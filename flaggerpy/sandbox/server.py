@@ -229,7 +229,7 @@ class ApiServer:
         method = request.method
         if target.name is None:
             if method == "GET":
-                return "watch" if request.query.get("watch") in ("true", "1") else "list"
+                return "watch" if _flag(request.query.get("watch")) else "list"
             if method == "POST":
                 return "create"
             if method == "DELETE":
@@ -408,10 +408,20 @@ class WatchStream:
         self.target = target
         self.api_version = target.rt.api_version(target.version)
         self.match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
-        self.bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+        self.bookmarks = _flag(request.query.get("allowWatchBookmarks"))
         timeout = request.query.get("timeoutSeconds")
         self.timeout = float(timeout) if timeout else server.settings.default_watch_timeout
         self.last_rv = 0
+        self.as_table = tables.wants_table(request.headers.get("Accept", ""))
+
+    def _line(self, event_type: str, obj: dict[str, Any], event: Event | None = None) -> bytes:
+        """One watch line; as a one-row Table when kubectl asked for tables."""
+        if self.as_table:
+            rows = tables.table(self.target.rt, self.target.version, [obj], obj["metadata"]["resourceVersion"])
+            return encode({"type": event_type, "object": rows}) + b"\n"
+        if event is not None:
+            return event.encode(self.api_version, event_type)
+        return encode({"type": event_type, "object": _with_version(obj, self.api_version)}) + b"\n"
 
     def _translate(self, event: Event) -> bytes | None:
         """The line to send for an event, or None when this watch must not see it."""
@@ -420,16 +430,15 @@ class WatchStream:
         if namespace is not None and obj["metadata"].get("namespace") != namespace:
             return None
         if self.match is None:
-            return event.encode(self.api_version)
+            return self._line(event.type, obj, event)
         now_matches = self.match(obj)
         if event.type == "MODIFIED":
             was_matching = event.old is not None and self.match(event.old)
             if now_matches and not was_matching:
-                return event.encode(self.api_version, "ADDED")
+                return self._line("ADDED", obj, event)
             if was_matching and not now_matches:
-                return event.encode(self.api_version, "DELETED")
-            return event.encode(self.api_version) if now_matches else None
-        return event.encode(self.api_version) if now_matches else None
+                return self._line("DELETED", obj, event)
+        return self._line(event.type, obj, event) if now_matches else None
 
     async def run(self) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
@@ -464,7 +473,7 @@ class WatchStream:
             lines = []
             for obj in store.items(self.target.rt.key, self.target.namespace):
                 if self.match is None or self.match(obj):
-                    lines.append(encode({"type": "ADDED", "object": _with_version(obj, self.api_version)}) + b"\n")
+                    lines.append(self._line("ADDED", obj))
             return lines
         try:
             start = int(rv_param)
@@ -517,6 +526,11 @@ class WatchStream:
                 if sub.overflowed:
                     await self._write_error(response, StatusError(410, "Expired", "watch fell too far behind"))
                 return
+
+
+def _flag(value: str | None) -> bool:
+    """A boolean query parameter, parsed like Go's strconv.ParseBool (clients send "true", "True", "1")."""
+    return value is not None and value in ("1", "t", "T", "true", "TRUE", "True")
 
 
 def _dry(request: web.Request) -> bool:
