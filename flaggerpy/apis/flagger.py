@@ -648,9 +648,8 @@ class Canary(_Resource):
         canary, problems, cuts = parse_leniently(cls, obj)
         if canary is not None:
             problems += unaffected(canary_problems(canary), cuts)
-        if problems:
+        if canary is None or problems:
             raise SpecError(problems, kind="Canary")
-        assert canary is not None
         return canary
 
     # -- helpers the engine uses; pure functions of the spec --
@@ -667,7 +666,7 @@ class Canary(_Resource):
 
     @property
     def primary_name(self) -> str:
-        """Name of the primary workload and Service: ``<targetRef.name>-primary``."""
+        """Name of the primary Deployment/DaemonSet: ``<targetRef.name>-primary``."""
         return f"{self.spec.target_ref.name}-primary"
 
     @property
@@ -702,8 +701,11 @@ class Canary(_Resource):
 
     @property
     def interval_seconds(self) -> float:
-        """Seconds between analysis steps (60 when unset). Flagger raises values under 10s to 10s; we do not,
-        so tests and demos can run fast; the engine may apply a floor from its settings."""
+        """Seconds between analysis steps (60 when unset).
+
+        Flagger raises values under 10s to 10s; this does not, so tests and demos can run fast. The engine may
+        apply a floor from its settings.
+        """
         return parse_duration(self.analysis.interval or ANALYSIS_INTERVAL, f"{self.spec.analysis_path}.interval")
 
     @property
