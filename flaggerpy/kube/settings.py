@@ -76,6 +76,14 @@ class LeaderSettings:
     release_on_stop: bool = True
     """On a graceful stop, clear the holder so a standby takes over at once instead of after ``lease_duration``."""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "leader election: need 0 < retry_period < renew_deadline < lease_duration, got "
+                f"retry_period={self.retry_period}, renew_deadline={self.renew_deadline}, "
+                f"lease_duration={self.lease_duration}"
+            )
+
 
 @dataclass(frozen=True)
 class EventSettings:
@@ -83,3 +91,5 @@ class EventSettings:
 
     cache_size: int = 4096
     """Distinct (object, type, reason, message) entries remembered for count aggregation (LRU)."""
+    max_message_length: int = 1024
+    """Longer messages are cut (with an ellipsis) so a huge error text cannot bloat etcd."""
