@@ -1,0 +1,107 @@
+"""Restart in the middle of an analysis resumes at the persisted step; drift of the route and Services is repaired."""
+
+from __future__ import annotations
+
+from tests.integration.conftest import (
+    Cluster,
+    ControllerFactory,
+    RecordingEvents,
+    ScriptedAnalyzer,
+    canary,
+    deployment,
+    wait_for,
+)
+
+NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
+ROUTES = ("gateway.networking.k8s.io", "httproutes")
+
+
+async def test_restart_resumes_at_persisted_step(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents, analyzer: ScriptedAnalyzer
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary())
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 30, 15)
+    # Graceful stop: the step in flight finished and was persisted.
+    persisted = cluster.status()["canaryWeight"]
+    assert persisted in (30, 40)
+    assert dict(cluster.route_weights())["podinfo-canary"] == persisted
+    checks_before = len(analyzer.metric_calls)
+
+    weights: list[int] = []
+
+    def observe() -> bool:
+        weight = cluster.status().get("canaryWeight", 0)
+        if not weights or weights[-1] != weight:
+            weights.append(weight)
+        return cluster.status().get("phase") == "Succeeded"
+
+    async with run_controller():
+        await wait_for(observe, 15, lambda: f"status {cluster.status()}")
+    # Invariant 4: no step repeated from scratch, none skipped, one promotion.
+    resumed = [w for w in weights if w][: 50 // 10]
+    assert resumed == list(range(persisted, 51, 10)), weights
+    assert [c.canary_weight for c in analyzer.metric_calls[checks_before:]] == list(range(persisted, 51, 10))
+    messages = events.messages("test/podinfo")
+    assert messages.count("Promotion completed! Scaling down podinfo.test") == 1
+    assert messages.count("New revision detected! Scaling up podinfo.test") == 1
+
+
+async def test_route_weight_edits_are_reverted_and_foreign_labels_kept(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary())
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await wait_for(lambda: bool(cluster.get(*ROUTES, "podinfo")))
+        route = cluster.get(*ROUTES, "podinfo")
+        route["metadata"].setdefault("labels", {})["team"] = "payments"
+        for backend in route["spec"]["rules"][-1]["backendRefs"]:
+            backend["weight"] = 50
+        await cluster.update(*ROUTES, route)
+        assert cluster.route_weights() == [("podinfo-primary", 50), ("podinfo-canary", 50)]
+        await wait_for(lambda: cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)], 1.0)
+    assert cluster.get(*ROUTES, "podinfo")["metadata"]["labels"]["team"] == "payments"
+
+
+async def test_route_repair_restores_weights_mid_analysis(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "30s", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+    }))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 10, 10)
+        route = cluster.get(*ROUTES, "podinfo")
+        route["spec"]["rules"][-1]["backendRefs"][0]["weight"] = 0
+        route["spec"]["rules"][-1]["backendRefs"][1]["weight"] = 100
+        await cluster.update(*ROUTES, route)
+        await wait_for(lambda: cluster.route_weights() == [("podinfo-primary", 90), ("podinfo-canary", 10)], 1.0)
+        # The repair did not advance the analysis (the 30 s interval is not over).
+        assert cluster.status()["canaryWeight"] == 10
+
+
+async def test_deleted_or_edited_services_are_repaired(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary())
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.sb.cluster.delete("", "services", "test", "podinfo-canary")
+        await wait_for(lambda: cluster.get("", "services", "podinfo-canary") is not None, 1.0)
+        apex = cluster.get("", "services", "podinfo")
+        apex["spec"]["selector"] = {"app": "somebody-else"}
+        apex["metadata"]["annotations"] = {"owner": "ops"}
+        await cluster.update("", "services", apex)
+        await wait_for(lambda: cluster.get("", "services", "podinfo")["spec"]["selector"]
+                       == {"app": "podinfo-primary"}, 1.0)
+    assert cluster.get("", "services", "podinfo")["metadata"]["annotations"]["owner"] == "ops"
+    assert cluster.get("", "services", "podinfo-canary")["spec"]["selector"] == {"app": "podinfo"}
