@@ -11,7 +11,7 @@ Beyond Flagger: ``onNoData: skip`` turns "no values found" into a skipped, passi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 DEFAULT_METRICS_SERVER = "http://prometheus:9090"
 
 log = get_logger(__name__)
-
-QueryRunner = Callable[..., Awaitable[float]]
 
 
 class MetricSetupError(Exception):
@@ -73,13 +71,11 @@ class MetricChecker:
         settings: MetricSettings | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        query: QueryRunner = run_query,
     ) -> None:
         self._lookup = lookup
         self._settings = settings or MetricSettings()
         self._session = session
         self._owns_session = session is None
-        self._query = query
 
     async def __aenter__(self) -> MetricChecker:
         return self
@@ -123,9 +119,12 @@ class MetricChecker:
         try:
             value = await self._measure(canary, metric)
         except NoData as exc:
+            message = str(exc)
+            if metric.is_builtin:
+                message += f": probably {canary.spec.target_ref.name}.{canary.metadata.namespace} gets no traffic"
             if metric.skip_on_no_data:
-                return result(None, True, str(exc), skipped=True)
-            return result(None, False, str(exc))
+                return result(None, True, message, skipped=True)
+            return result(None, False, message)
         except (ProviderError, TemplateError, MetricSetupError, SpecError) as exc:
             return result(None, False, str(exc))
         except Exception as exc:
@@ -145,7 +144,7 @@ class MetricChecker:
             query = metric.query if metric.query else self._builtin(metric)
         rendered = render(query, model)
         log.debug("metric query", canary=canary.key, metric=metric.name, query=rendered)
-        return await self._query(
+        return await run_query(
             rendered,
             provider,
             credentials,

@@ -233,3 +233,13 @@ def test_settings_reject_unknown_flavours_and_bad_timeouts() -> None:
         MetricSettings(builtin_flavour="linkerd")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout must be > 0"):
         MetricSettings(query_timeout=0)
+
+
+async def test_no_data_on_a_builtin_check_hints_at_missing_traffic(prom: FakeBackend) -> None:
+    answers(prom, {"": None})
+    subject = canary([{"name": "request-duration", "thresholdRange": {"max": 500}}], metricsServer=prom.url)
+    result = (await check(subject))["request-duration"]
+    assert not result.passed
+    assert result.error == (
+        "prometheus: no values found (the query matched no series): probably podinfo.test gets no traffic"
+    )
