@@ -91,6 +91,11 @@ class ApiServer:
         self._watches: set[Subscription] = set()
         faults.on_drop(self.drop_watches)
 
+    @property
+    def open_watches(self) -> int:
+        """How many watch streams are being served now."""
+        return len(self._watches)
+
     def drop_watches(self) -> None:
         """End every open watch stream."""
         for sub in list(self._watches):
@@ -248,6 +253,11 @@ class ApiServer:
     # ------------------------------------------------------------ verbs
 
     async def _body(self, request: web.Request) -> Any:
+        if request.content_type == "application/vnd.kubernetes.protobuf":
+            raise StatusError(415, "UnsupportedMediaType",
+                              "the flaggerpy sandbox speaks JSON only, not application/vnd.kubernetes.protobuf "
+                              "(kubectl's imperative 'create <kind>' commands send protobuf: use kubectl apply -f "
+                              "or create -f with a manifest)")
         raw = await request.read()
         if not raw:
             return {}

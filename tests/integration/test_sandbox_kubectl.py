@@ -119,6 +119,12 @@ async def test_get_watch_sees_an_update(sb: Sandbox) -> None:
         assert proc.stdout is not None
         first = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert first.strip() == b"1"
+        assert sb.server is not None
+        # kubectl watches from resourceVersion 0 after printing, so change the object only once it watches.
+        for _ in range(600):
+            if sb.server.open_watches:
+                break
+            await asyncio.sleep(0.05)
         await sb.cluster.patch("", "configmaps", "default", "cfg", {"data": {"v": "2"}})
         second = await asyncio.wait_for(proc.stdout.readline(), 30)
         assert second.strip() == b"2"
