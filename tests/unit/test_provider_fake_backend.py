@@ -7,6 +7,7 @@ request each real API expects, and answers with whatever the test scripted.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -80,16 +81,16 @@ class FakeBackend:
         self.requests.append(recorded)
         return await self._handler(recorded)
 
-    async def start(self) -> str:
-        """Listen on a free loopback port; returns the base URL."""
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> str:
+        """Listen on a free loopback port (HTTPS with ``ssl_context``); returns the base URL."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=ssl_context)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
         return self.url
 
     async def close(self) -> None:
@@ -104,10 +105,10 @@ async def _not_scripted(recorded: Recorded) -> web.StreamResponse:
 
 
 @asynccontextmanager
-async def running_backend() -> AsyncIterator[FakeBackend]:
+async def running_backend(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[FakeBackend]:
     """A started FakeBackend, closed afterwards."""
     backend = FakeBackend()
-    await backend.start()
+    await backend.start(ssl_context)
     try:
         yield backend
     finally:

@@ -98,9 +98,9 @@ def template_headers(provider: ProviderSpec) -> CIMultiDict[str]:
     return headers
 
 
-def ssl_option(provider: ProviderSpec) -> bool | None:
+def ssl_option(provider: ProviderSpec) -> bool:
     """aiohttp's ``ssl`` argument: False disables certificate checks when the template asks for it."""
-    return False if provider.insecure_skip_verify else None
+    return not provider.insecure_skip_verify
 
 
 def finite(value: float, name: str) -> float:

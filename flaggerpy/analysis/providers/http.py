@@ -42,7 +42,6 @@ class Response:
 
     status: int
     body: bytes
-    headers: CIMultiDict[str]
 
     def json(self, provider: str) -> Any:
         """The body as JSON, or MalformedResponse."""
@@ -88,7 +87,7 @@ async def request(
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | CIMultiDict[str] | None = None,
     data: bytes | str | Mapping[str, str] | None = None,
-    ssl: bool | None = None,
+    ssl: bool = True,
 ) -> Response:
     """Send one request; retry connection failures and 502/503/504 with backoff, each try within ``time_limit``.
 
@@ -119,7 +118,7 @@ async def _once(
     params: Mapping[str, str] | None,
     headers: Mapping[str, str] | CIMultiDict[str] | None,
     data: bytes | str | Mapping[str, str] | None,
-    ssl: bool | None,
+    ssl: bool,
 ) -> Response:
     try:
         async with session.request(
@@ -127,7 +126,6 @@ async def _once(
         ) as resp:
             body = await resp.read()
             status = resp.status
-            resp_headers = CIMultiDict(resp.headers)
     except TimeoutError as exc:
         raise ProviderTimeout(provider, f"no answer within {client_timeout.total:g}s") from exc
     except aiohttp.ClientConnectionError as exc:
@@ -140,7 +138,7 @@ async def _once(
         raise _Transient(HttpError(provider, status, error_detail(body)))
     if status >= 400:
         raise HttpError(provider, status, error_detail(body))
-    return Response(status, body, resp_headers)
+    return Response(status, body)
 
 
 def _origin(url: str) -> str:
