@@ -652,6 +652,12 @@ class Canary(_Resource):
             raise SpecError(problems, kind="Canary")
         return canary
 
+    def spec_warnings(self) -> list[FieldError]:
+        """Fields Flagger accepts but ignores here (the engine reports them as a Warning Event, once per generation)."""
+        from flaggerpy.apis.validation import canary_warnings
+
+        return canary_warnings(self)
+
     # -- helpers the engine uses; pure functions of the spec --
 
     @property

@@ -2,6 +2,10 @@
 
 Types and single-field ranges are checked while parsing (pydantic, translated in ``errors.py``); these run on a
 parsed Canary and return every problem at once, each with the JSON path of the field to change.
+
+Combinations Flagger accepts and resolves by precedence (``stepWeights`` over ``stepWeight``, ``iterations`` over
+``stepWeight``, mirroring only for blue/green, ...) are warnings, not problems: a manifest written for Flagger must
+apply and behave the same, so the engine follows Flagger's precedence and reports what it ignores as a Warning.
 """
 
 from __future__ import annotations
@@ -26,8 +30,18 @@ TARGET_KINDS = ("Deployment", "DaemonSet")
 
 def canary_problems(canary: Canary) -> list[FieldError]:
     """Every semantic problem of ``canary``'s spec; empty when it can be released."""
+    return _findings(canary)[0]
+
+
+def canary_warnings(canary: Canary) -> list[FieldError]:
+    """Fields Flagger accepts but ignores in this combination, each with what is ignored and why."""
+    return _findings(canary)[1]
+
+
+def _findings(canary: Canary) -> tuple[list[FieldError], list[FieldError]]:
     spec = canary.spec
     problems: list[FieldError] = []
+    warnings: list[FieldError] = []
     if spec.provider is not None and spec.provider not in GATEWAY_PROVIDERS:
         problems.append(
             FieldError(
@@ -42,8 +56,8 @@ def canary_problems(canary: Canary) -> list[FieldError]:
     if spec.analysis is None:
         problems.append(FieldError("spec.analysis", "required"))
     else:
-        problems += _analysis_problems(spec.analysis, spec.analysis_path)
-    return problems
+        problems += _analysis_problems(spec.analysis, spec.analysis_path, warnings)
+    return problems, warnings
 
 
 def _service_problems(service: CanaryService) -> list[FieldError]:
@@ -86,7 +100,7 @@ def _match_problems(match: HTTPMatchRequest, at: tuple[str | int, ...]) -> list[
     return problems
 
 
-def _analysis_problems(analysis: CanaryAnalysis, at: str) -> list[FieldError]:
+def _analysis_problems(analysis: CanaryAnalysis, at: str, warnings: list[FieldError]) -> list[FieldError]:
     problems: list[FieldError] = []
     iterations = analysis.iterations or 0
 
@@ -109,14 +123,12 @@ def _analysis_problems(analysis: CanaryAnalysis, at: str) -> list[FieldError]:
         elif analysis.max_weight is not None and analysis.max_weight < weight:
             problems.append(FieldError(f"{at}.stepWeights[{i}]", f"exceeds maxWeight ({analysis.max_weight})"))
     if steps and analysis.step_weight is not None:
-        problems.append(FieldError(f"{at}.stepWeights", "set either stepWeight or stepWeights, not both"))
+        warnings.append(FieldError(f"{at}.stepWeight", "ignored: stepWeights is set and takes precedence"))
 
     if iterations and (analysis.step_weight is not None or steps):
-        problems.append(
-            FieldError(
-                f"{at}.iterations",
-                "set iterations (A/B testing, blue/green) or stepWeight/stepWeights (canary), not both",
-            )
+        name = "stepWeights" if steps else "stepWeight"
+        warnings.append(
+            FieldError(f"{at}.{name}", "ignored: iterations is set, so the release is A/B testing or blue/green")
         )
     if analysis.match and not iterations:
         problems.append(FieldError(f"{at}.iterations", "required for A/B testing (analysis.match is set)"))
@@ -128,21 +140,28 @@ def _analysis_problems(analysis: CanaryAnalysis, at: str) -> list[FieldError]:
             )
         )
     if analysis.mirror and not iterations and not analysis.mirror_weight:
-        problems.append(FieldError(f"{at}.mirror", "needs iterations (blue/green) or mirrorWeight (canary)"))
+        warnings.append(
+            FieldError(f"{at}.mirror", "ignored: mirroring needs iterations (blue/green) or mirrorWeight (canary)")
+        )
     if analysis.mirror_weight and not analysis.mirror:
-        problems.append(FieldError(f"{at}.mirrorWeight", "needs mirror: true"))
+        warnings.append(FieldError(f"{at}.mirrorWeight", "ignored: mirror is not true"))
     if analysis.mirror and analysis.match:
-        problems.append(FieldError(f"{at}.mirror", "cannot be combined with A/B testing (analysis.match)"))
+        warnings.append(FieldError(f"{at}.mirror", "ignored: A/B testing (analysis.match) does not mirror"))
 
     for i, match in enumerate(analysis.match or ()):
         problems += _match_problems(match, (at, "match", i))
     if analysis.session_affinity is not None:
-        problems += _affinity_problems(
-            analysis.session_affinity, f"{at}.sessionAffinity", iterations, bool(analysis.match)
-        )
+        problems += _affinity_problems(analysis.session_affinity, f"{at}.sessionAffinity")
+        if iterations or analysis.match:
+            warnings.append(
+                FieldError(
+                    f"{at}.sessionAffinity",
+                    "ignored: it works only with a weighted canary release (stepWeight/stepWeights)",
+                )
+            )
     names: dict[str, int] = {}
     for i, metric in enumerate(analysis.metrics or ()):
-        problems += _metric_problems(metric, f"{at}.metrics[{i}]")
+        problems += _metric_problems(metric, f"{at}.metrics[{i}]", warnings)
         if metric.name in names:
             problems.append(
                 FieldError(f"{at}.metrics[{i}].name", f'"{metric.name}" repeats metrics[{names[metric.name]}]')
@@ -158,18 +177,16 @@ def _analysis_problems(analysis: CanaryAnalysis, at: str) -> list[FieldError]:
     return problems
 
 
-def _affinity_problems(affinity: SessionAffinity, at: str, iterations: int, ab: bool) -> list[FieldError]:
+def _affinity_problems(affinity: SessionAffinity, at: str) -> list[FieldError]:
     problems: list[FieldError] = []
     if not affinity.cookie_name:
         problems.append(FieldError(f"{at}.cookieName", "required"))
     elif affinity.primary_cookie_name == affinity.cookie_name:
         problems.append(FieldError(f"{at}.primaryCookieName", "must differ from cookieName"))
-    if iterations or ab:
-        problems.append(FieldError(at, "works only with a weighted canary release (stepWeight/stepWeights)"))
     return problems
 
 
-def _metric_problems(metric: CanaryMetric, at: str) -> list[FieldError]:
+def _metric_problems(metric: CanaryMetric, at: str, warnings: list[FieldError]) -> list[FieldError]:
     problems: list[FieldError] = []
     if metric.template_ref is None and not metric.query and metric.name not in BUILTIN_METRICS:
         problems.append(FieldError(at, f"needs templateRef or a builtin name ({', '.join(BUILTIN_METRICS)})"))
@@ -180,7 +197,7 @@ def _metric_problems(metric: CanaryMetric, at: str) -> list[FieldError]:
         elif rng.min is not None and rng.max is not None and rng.min > rng.max:
             problems.append(FieldError(f"{at}.thresholdRange", f"min ({rng.min:g}) must be <= max ({rng.max:g})"))
     elif metric.threshold is None:
-        problems.append(FieldError(f"{at}.thresholdRange", "required (min and/or max the value must stay within)"))
+        warnings.append(FieldError(f"{at}.thresholdRange", "not set: the check fails only when the query fails"))
     if metric.template_ref is not None and metric.query:
-        problems.append(FieldError(f"{at}.query", "set either query or templateRef, not both"))
+        warnings.append(FieldError(f"{at}.query", "ignored: templateRef is set and takes precedence"))
     return problems

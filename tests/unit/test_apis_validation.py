@@ -75,7 +75,6 @@ def test_minimal_canary_is_valid() -> None:
         ({"stepWeight": None, "stepWeights": [0, 10]}, "spec.analysis.stepWeights[0]: must be between 1 and 100"),
         ({"stepWeight": None, "stepWeights": [10, 60]}, "spec.analysis.stepWeights[1]: exceeds maxWeight (50)"),
         ({"stepWeight": None, "stepWeights": []}, "spec.analysis.stepWeights: must not be empty"),
-        ({"stepWeights": [10, 20]}, "spec.analysis.stepWeights: set either stepWeight or stepWeights, not both"),
         (
             {"stepWeight": None},
             "spec.analysis.stepWeight: required for a canary release "
@@ -102,26 +101,35 @@ def test_ab_testing_needs_iterations() -> None:
     assert problems(obj) == ["spec.analysis.iterations: required for A/B testing (analysis.match is set)"]
 
 
-def test_iterations_and_step_weight_conflict() -> None:
-    assert problems(with_analysis(iterations=10)) == [
-        "spec.analysis.iterations: set iterations (A/B testing, blue/green) or stepWeight/stepWeights (canary), "
-        "not both"
+def warnings(obj: dict[str, Any]) -> list[str]:
+    return [str(w) for w in Canary.from_dict(obj).spec_warnings()]
+
+
+def test_flagger_precedence_is_kept_and_reported_as_warnings() -> None:
+    """Manifests Flagger accepts must apply unchanged; what Flagger ignores is reported, not refused."""
+    assert warnings(with_analysis(stepWeights=[10, 20])) == [
+        "spec.analysis.stepWeight: ignored: stepWeights is set and takes precedence"
+    ]
+    blue_green = Canary.from_dict(with_analysis(iterations=10))
+    assert blue_green.strategy == "blue-green"
+    assert [str(w) for w in blue_green.spec_warnings()] == [
+        "spec.analysis.stepWeight: ignored: iterations is set, so the release is A/B testing or blue/green"
     ]
 
 
-def test_mirror_needs_iterations_or_mirror_weight() -> None:
-    assert problems(with_analysis(mirror=True)) == [
-        "spec.analysis.mirror: needs iterations (blue/green) or mirrorWeight (canary)"
+def test_mirror_without_iterations_or_mirror_weight_is_ignored() -> None:
+    assert warnings(with_analysis(mirror=True)) == [
+        "spec.analysis.mirror: ignored: mirroring needs iterations (blue/green) or mirrorWeight (canary)"
     ]
-    Canary.from_dict(with_analysis(mirror=True, mirrorWeight=20))
-    Canary.from_dict(with_analysis(mirror=True, iterations=5, stepWeight=None, maxWeight=None))
+    assert warnings(with_analysis(mirror=True, mirrorWeight=20)) == []
+    assert warnings(with_analysis(mirror=True, iterations=5, stepWeight=None, maxWeight=None)) == []
 
 
-def test_mirror_weight_needs_mirror() -> None:
-    assert problems(with_analysis(mirrorWeight=20)) == ["spec.analysis.mirrorWeight: needs mirror: true"]
+def test_mirror_weight_without_mirror_is_ignored() -> None:
+    assert warnings(with_analysis(mirrorWeight=20)) == ["spec.analysis.mirrorWeight: ignored: mirror is not true"]
 
 
-def test_mirror_and_ab_do_not_mix() -> None:
+def test_ab_testing_does_not_mirror() -> None:
     obj = with_analysis(
         stepWeight=None,
         maxWeight=None,
@@ -129,7 +137,7 @@ def test_mirror_and_ab_do_not_mix() -> None:
         mirror=True,
         match=[{"headers": {"x-canary": {"exact": "1"}}}],
     )
-    assert problems(obj) == ["spec.analysis.mirror: cannot be combined with A/B testing (analysis.match)"]
+    assert warnings(obj) == ["spec.analysis.mirror: ignored: A/B testing (analysis.match) does not mirror"]
 
 
 def test_session_affinity_rules() -> None:
@@ -141,8 +149,8 @@ def test_session_affinity_rules() -> None:
         "spec.analysis.sessionAffinity.primaryCookieName: must differ from cookieName"
     ]
     blue_green = with_analysis(sessionAffinity={"cookieName": "c"}, iterations=3, stepWeight=None, maxWeight=None)
-    assert problems(blue_green) == [
-        "spec.analysis.sessionAffinity: works only with a weighted canary release (stepWeight/stepWeights)"
+    assert warnings(blue_green) == [
+        "spec.analysis.sessionAffinity: ignored: it works only with a weighted canary release (stepWeight/stepWeights)"
     ]
     assert problems(with_analysis(sessionAffinity={"cookieName": "c", "sameSite": "Sometimes"})) == [
         "spec.analysis.sessionAffinity.sameSite: \"Sometimes\" is not one of 'Strict', 'Lax' or 'None'"
@@ -163,14 +171,6 @@ def test_session_affinity_rules() -> None:
         (
             {"name": "request-duration", "thresholdRange": {"min": 5, "max": 1}},
             "spec.analysis.metrics[0].thresholdRange: min (5) must be <= max (1)",
-        ),
-        (
-            {"name": "request-duration"},
-            "spec.analysis.metrics[0].thresholdRange: required (min and/or max the value must stay within)",
-        ),
-        (
-            {"name": "x", "query": "up", "templateRef": {"name": "t"}, "thresholdRange": {"min": 1}},
-            "spec.analysis.metrics[0].query: set either query or templateRef, not both",
         ),
         (
             {"name": "request-duration", "interval": "5 minutes", "thresholdRange": {"max": 1}},
@@ -391,3 +391,20 @@ def test_alert_provider_rules() -> None:
     assert str(info.value.errors[0]).startswith('spec.type: "pager" is not one of')
     provider["spec"] = {"type": "generic", "address": "https://hooks.example.com/x"}
     assert AlertProvider.from_dict(provider).spec.type == "generic"
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        (
+            {"name": "request-duration"},
+            "spec.analysis.metrics[0].thresholdRange: not set: the check fails only when the query fails",
+        ),
+        (
+            {"name": "x", "query": "up", "templateRef": {"name": "t"}, "thresholdRange": {"min": 1}},
+            "spec.analysis.metrics[0].query: ignored: templateRef is set and takes precedence",
+        ),
+    ],
+)
+def test_metric_warnings(metric: dict[str, Any], message: str) -> None:
+    assert warnings(with_analysis(metrics=[metric])) == [message]
