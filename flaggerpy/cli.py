@@ -18,6 +18,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "flaggerpy.loadtester.cli",
         "run the flagger-loadtester compatible webhook server (commands, manual gates)",
     ),
+    "get": ("flaggerpy.ctl.get", "list canaries with phase, weight and progress (--watch for a live view)"),
+    "status": ("flaggerpy.ctl.status", "show the timeline of one canary's current release"),
+    "promote": ("flaggerpy.ctl.promote", "promote a canary now, skipping the remaining analysis"),
+    "abort": ("flaggerpy.ctl.abort", "roll a canary back now"),
+    "retry": ("flaggerpy.ctl.retry", "re-run the analysis of a failed canary revision"),
+    "pause": ("flaggerpy.ctl.pause", "suspend a canary (spec.suspend)"),
+    "resume": ("flaggerpy.ctl.resume", "resume a suspended canary"),
+    "lint": ("flaggerpy.ctl.lint", "validate Canary, MetricTemplate and AlertProvider manifests offline"),
 }
 
 

@@ -1,0 +1,81 @@
+"""Rendering for terminals (rich) and for scripts (a plain, whitespace-aligned table like kubectl's)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from flaggerpy.ctl.view import Row, format_age, format_time
+
+PHASE_STYLES = {
+    "Succeeded": "green",
+    "Initialized": "green",
+    "Failed": "red",
+    "Progressing": "yellow",
+    "Promoting": "cyan",
+    "Finalising": "cyan",
+    "Waiting": "magenta",
+    "WaitingPromotion": "magenta",
+}
+MESSAGE_WIDTH = 80
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns separated by three spaces, padded to the widest cell; the last column is not padded."""
+    table = [list(headers), *[list(r) for r in rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
+    lines = []
+    for r in table:
+        cells = [cell.ljust(widths[i]) if i < len(r) - 1 else cell for i, cell in enumerate(r)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(message: str, width: int = MESSAGE_WIDTH) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _failed(row: Row) -> str:
+    return f"{row.failed_checks}/{row.threshold}" if row.threshold is not None else str(row.failed_checks)
+
+
+CANARY_HEADERS = ("NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LASTTRANSITION", "MESSAGE")
+
+
+def canary_cells(row: Row, all_namespaces: bool) -> list[str]:
+    """The plain-table cells of one row."""
+    cells = [row.name, row.phase, str(row.weight), _failed(row),
+             row.progress.bar() if row.progress else "-", format_time(row.last_transition), _one_line(row.message)]
+    return [row.namespace, *cells] if all_namespaces else cells
+
+
+def canaries_plain(rows: Sequence[Row], all_namespaces: bool) -> str:
+    """``get canaries`` as a stable text table."""
+    headers = ("NAMESPACE", *CANARY_HEADERS) if all_namespaces else CANARY_HEADERS
+    return plain_table(headers, [canary_cells(r, all_namespaces) for r in rows])
+
+
+def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime) -> Table:
+    """``get canaries`` for a terminal: coloured phases, progress bars, ages."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    if all_namespaces:
+        table.add_column("NAMESPACE")
+    for header in ("NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LAST TRANSITION", "MESSAGE"):
+        table.add_column(header, no_wrap=header != "MESSAGE", justify="right" if header == "WEIGHT" else "left")
+    for row in rows:
+        bar: Group | str = "-"
+        if row.progress is not None:
+            bar = Group(ProgressBar(total=max(1, row.progress.total), completed=row.progress.done, width=20),
+                        Text(f"{row.progress.done}/{row.progress.total} {row.progress.unit}s", style="dim"))
+        cells = [row.name, Text(row.phase, style=PHASE_STYLES.get(row.phase, "")), f"{row.weight}%", _failed(row),
+                 bar, format_age(row.last_transition, now) + " ago", row.message]
+        table.add_row(*([row.namespace] if all_namespaces else []), *cells)
+    if not rows:
+        table.add_row(*([""] if all_namespaces else []), Text("no canaries found", style="dim"))
+    return table

@@ -1,0 +1,166 @@
+"""``flaggerpy status NAME [-n NS]``: the timeline of one canary's current release.
+
+Shows the phase and progress, the conditions, each analysis step with its weight (or iteration) and the metric
+values measured at it (from ``status.metricHistory``), and the Canary's Events since the release started, oldest
+first, with their counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from flaggerpy.apis.annotations import handled
+from flaggerpy.apis.flagger import Strategy
+from flaggerpy.ctl import common
+from flaggerpy.ctl.render import plain_table
+from flaggerpy.ctl.view import (
+    EventLine,
+    StepView,
+    current_release,
+    events_for,
+    format_time,
+    parse_canary,
+    parse_time,
+    progress,
+    steps_of,
+)
+from flaggerpy.kube import resources as res
+from flaggerpy.kube.api import Obj
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``flaggerpy status``."""
+    parser.add_argument("name", help="name of the Canary")
+    common.add_cluster_args(parser)
+    parser.add_argument("--output-plain", action="store_true", help="plain text even on a terminal")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``flaggerpy status``."""
+    return common.run_async(lambda: show(args, sys.stdout))
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table of the report."""
+
+    title: str
+    headers: Sequence[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything ``status`` prints: a summary (label, value) and the sections."""
+
+    summary: list[tuple[str, str]]
+    sections: list[Section]
+
+
+def _metric(name: str, value: float | None, passed: bool) -> str:
+    shown = "no data" if value is None else f"{value:g}"
+    return f"{name}={shown} {'ok' if passed else 'FAIL'}"
+
+
+def _steps_section(steps: list[StepView], by_iteration: bool) -> Section:
+    rows = [[str(i), str(s.iteration) if by_iteration else f"{s.weight}%", format_time(s.time),
+             ", ".join(_metric(*m) for m in s.metrics)] for i, s in enumerate(steps, 1)]
+    return Section("Analysis steps", ("STEP", "ITERATION" if by_iteration else "WEIGHT", "TIME", "METRICS"), rows)
+
+
+def _events_section(lines: list[EventLine]) -> Section:
+    rows = [[format_time(e.time), e.type, e.reason, str(e.count), e.message] for e in lines]
+    return Section("Events", ("TIME", "TYPE", "REASON", "COUNT", "MESSAGE"), rows)
+
+
+def _conditions_section(status: Mapping[str, Any]) -> Section:
+    rows = [[str(c.get("type", "")), str(c.get("status", "")), str(c.get("reason", "")),
+             format_time(parse_time(c.get("lastTransitionTime"))), str(c.get("message", ""))]
+            for c in status.get("conditions") or []]
+    return Section("Conditions", ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"), rows)
+
+
+def build_report(obj: Mapping[str, Any], events: list[Obj]) -> Report:
+    """The status report of one Canary object and the Events of its namespace."""
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    canary = parse_canary(obj)
+    lines = current_release(events_for(events, namespace, name))
+    started = lines[0].time if lines and lines[0].message.startswith("New revision detected") else None
+    summary = [("Canary", f"{namespace}/{name}"), ("Phase", str(status.get("phase") or "Unknown"))]
+    by_iteration = False
+    if canary is not None:
+        by_iteration = canary.strategy is not Strategy.CANARY
+        ref = canary.spec.target_ref
+        summary.append(("Target", f"{ref.kind or 'Deployment'}/{ref.name}"))
+        summary.append(("Strategy", canary.strategy.value))
+        step = progress(canary, status)
+        if step is not None:
+            summary.append(("Progress", step.bar(20) + f" {step.unit}s"))
+        summary.append(("Failed checks", f"{int(status.get('failedChecks') or 0)}/{canary.threshold}"))
+        if canary.suspended:
+            summary.append(("Suspended", "yes (flaggerpy resume to continue)"))
+    else:
+        summary.append(("Spec", "invalid (see the Promoted condition)"))
+    summary.append(("Canary weight", f"{int(status.get('canaryWeight') or 0)}%"))
+    if by_iteration:
+        summary.append(("Iterations", str(int(status.get("iterations") or 0))))
+    summary.append(("Last transition", format_time(parse_time(status.get("lastTransitionTime")))))
+    summary.append(("Revision", f"applied {status.get('lastAppliedSpec') or '-'}, "
+                                f"promoted {status.get('lastPromotedSpec') or '-'}"))
+    requests = handled(status)
+    if requests:
+        summary.append(("Manual requests handled", ", ".join(f"{a.value} {rid}" for a, rid in requests.items())))
+    sections = [_conditions_section(status), _steps_section(steps_of(status, started), by_iteration),
+                _events_section(lines)]
+    return Report(summary, sections)
+
+
+def report_plain(report: Report) -> str:
+    """The report as plain text: aligned ``label: value`` lines, then each section as a text table."""
+    width = max(len(label) for label, _ in report.summary) + 1
+    text = "".join(f"{label + ':':<{width}} {value}\n" for label, value in report.summary)
+    for section in report.sections:
+        text += f"\n{section.title}:\n"
+        text += plain_table(section.headers, section.rows) if section.rows else "  <none>\n"
+    return text
+
+
+def report_rich(report: Report, console: Console) -> None:
+    """The report for a terminal."""
+    summary = Table.grid(padding=(0, 2))
+    for label, value in report.summary:
+        summary.add_row(f"[bold]{label}[/bold]", value)
+    console.print(summary)
+    for section in report.sections:
+        table = Table(title=section.title, title_justify="left", title_style="bold", box=None, pad_edge=False)
+        for header in section.headers:
+            table.add_column(header, overflow="fold")
+        for cells in section.rows:
+            table.add_row(*cells)
+        if not section.rows:
+            table.add_row("[dim]<none>[/dim]")
+        console.print()
+        console.print(table)
+
+
+async def show(args: argparse.Namespace, out: TextIO) -> int:
+    """Fetch the Canary and its Events and print the report to ``out``."""
+    namespace = common.namespace_of(args)
+    async with common.client(args) as kube:
+        obj = await common.get_canary(kube, namespace, args.name)
+        events, _ = await kube.list(res.EVENTS, namespace, field_selector=f"involvedObject.name={args.name}")
+    report = build_report(obj, events)
+    if out.isatty() and not args.output_plain:
+        report_rich(report, Console(file=out))
+    else:
+        out.write(report_plain(report))
+    return common.EXIT_OK

@@ -1,0 +1,204 @@
+"""What ``get`` and ``status`` show, computed from plain Canary and Event objects (no I/O, no rendering).
+
+Keeping the numbers apart from the rendering lets the live view, the plain table and the tests agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flaggerpy.apis.errors import SpecError
+from flaggerpy.apis.flagger import Canary, Strategy
+
+DONE_PHASES = ("Promoting", "Finalising", "Succeeded")
+RELEASE_START = "New revision detected"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a release is through its steps: ``done`` of ``total`` (weights, or iterations for A/B, blue/green)."""
+
+    done: int
+    total: int
+    unit: str
+
+    @property
+    def fraction(self) -> float:
+        """0.0 .. 1.0 (0 when there are no steps)."""
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def bar(self, width: int = 10) -> str:
+        """A text bar such as ``[####------] 2/5``."""
+        filled = round(self.fraction * width)
+        return f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total}"
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """One Kubernetes Event about a canary, normalised across the time fields Events may carry."""
+
+    time: datetime | None
+    type: str
+    reason: str
+    message: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of ``flaggerpy get canaries``."""
+
+    namespace: str
+    name: str
+    phase: str
+    weight: int
+    failed_checks: int
+    threshold: int | None
+    progress: Progress | None
+    last_transition: datetime | None
+    message: str
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time from a Kubernetes object, None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_time(when: datetime | None) -> str:
+    """``2026-11-22T01:50:22Z`` (``-`` when unknown): stable for scripts."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else "-"
+
+
+def format_age(when: datetime | None, now: datetime) -> str:
+    """kubectl-style age: ``45s``, ``3m``, ``2h``, ``5d`` (``-`` when unknown)."""
+    if when is None:
+        return "-"
+    seconds = max(0, int((now - when).total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_canary(obj: Mapping[str, Any]) -> Canary | None:
+    """The typed Canary, or None when its spec is invalid (the row still shows what the status says)."""
+    try:
+        return Canary.from_dict(dict(obj))
+    except SpecError:
+        return None
+
+
+def progress(canary: Canary | None, status: Mapping[str, Any]) -> Progress | None:
+    """Steps done out of the release's schedule: weights for a canary, iterations for A/B and blue/green."""
+    if canary is None:
+        return None
+    phase = str(status.get("phase") or "")
+    if canary.strategy is Strategy.CANARY:
+        schedule = canary.weight_schedule()
+        total = len(schedule)
+        weight = int(status.get("canaryWeight") or 0)
+        done = total if phase in DONE_PHASES else sum(1 for w in schedule if w <= weight)
+        return Progress(done, total, "weight")
+    total = canary.iterations
+    done = total if phase in DONE_PHASES else min(total, int(status.get("iterations") or 0))
+    return Progress(done, total, "iteration")
+
+
+def event_time(event: Mapping[str, Any]) -> datetime | None:
+    """When an Event last happened: lastTimestamp, else eventTime, else firstTimestamp, else creation."""
+    for value in (event.get("lastTimestamp"), event.get("eventTime"), event.get("firstTimestamp"),
+                  (event.get("metadata") or {}).get("creationTimestamp")):
+        when = parse_time(value)
+        if when is not None:
+            return when
+    return None
+
+
+def _event_count(event: Mapping[str, Any]) -> int:
+    series = event.get("series") or {}
+    count = series.get("count") or event.get("count") or 1
+    return int(count) if isinstance(count, int) else 1
+
+
+def events_for(events: Iterable[Mapping[str, Any]], namespace: str, name: str) -> list[EventLine]:
+    """The Events about the Canary ``namespace/name``, oldest first."""
+    out: list[EventLine] = []
+    for event in events:
+        involved = event.get("involvedObject") or event.get("regarding") or {}
+        if involved.get("kind") != "Canary" or involved.get("name") != name:
+            continue
+        if (involved.get("namespace") or (event.get("metadata") or {}).get("namespace")) != namespace:
+            continue
+        out.append(EventLine(event_time(event), str(event.get("type") or ""), str(event.get("reason") or ""),
+                             str(event.get("message") or event.get("note") or ""), _event_count(event)))
+    epoch = datetime.min.replace(tzinfo=UTC)
+    out.sort(key=lambda e: e.time or epoch)
+    return out
+
+
+def current_release(lines: list[EventLine]) -> list[EventLine]:
+    """The Events since the current release started (its last "New revision detected"), or all of them."""
+    starts = [i for i, line in enumerate(lines) if line.message.startswith(RELEASE_START)]
+    return lines[starts[-1]:] if starts else lines
+
+
+def row(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Row:
+    """The ``get canaries`` line of one Canary object, with its latest Event's message."""
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    canary = parse_canary(obj)
+    lines = events_for(events, namespace, name)
+    message = lines[-1].message if lines else ""
+    if not message:
+        promoted = next((c for c in status.get("conditions") or [] if c.get("type") == "Promoted"), None)
+        message = str((promoted or {}).get("message") or "")
+    return Row(
+        namespace=namespace,
+        name=name,
+        phase=str(status.get("phase") or "Unknown"),
+        weight=int(status.get("canaryWeight") or 0),
+        failed_checks=int(status.get("failedChecks") or 0),
+        threshold=canary.threshold if canary else None,
+        progress=progress(canary, status),
+        last_transition=parse_time(status.get("lastTransitionTime")),
+        message=message,
+    )
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One analysis step of the current release: its weight/iteration, when it was measured, the metric values."""
+
+    iteration: int
+    weight: int
+    time: datetime | None
+    metrics: list[tuple[str, float | None, bool]]
+
+
+def steps_of(status: Mapping[str, Any], since: datetime | None = None) -> list[StepView]:
+    """The metric history grouped by step (consecutive samples of one weight and iteration), oldest first."""
+    out: list[StepView] = []
+    for sample in status.get("metricHistory") or []:
+        when = parse_time(sample.get("time"))
+        if since is not None and when is not None and when < since:
+            continue
+        iteration, weight = int(sample.get("iteration") or 0), int(sample.get("weight") or 0)
+        value = sample.get("value")
+        metric = (str(sample.get("name") or ""), float(value) if isinstance(value, int | float) else None,
+                  bool(sample.get("passed")))
+        last = out[-1] if out else None
+        if last is not None and (last.iteration, last.weight, last.time) == (iteration, weight, when):
+            last.metrics.append(metric)
+        else:
+            out.append(StepView(iteration, weight, when, [metric]))
+    return out
