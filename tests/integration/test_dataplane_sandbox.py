@@ -1,4 +1,4 @@
-"""The data plane inside a running sandbox, driven like a user would: kubectl, HTTP, hey."""
+"""The data plane inside a running sandbox, driven like a user would: kubectl and HTTP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, PORT_ANNOTATION, Request
+from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, Request
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT.parent / "shared" / "gateway-api-v1.6.1"
@@ -102,7 +102,8 @@ async def _kubectl(sb: Sandbox, *args: str, stdin: str | None = None) -> str:
     return out.decode()
 
 
-async def _install(sb: Sandbox) -> None:
+async def install(sb: Sandbox) -> None:
+    """Apply the Gateway API CRDs and the podinfo primary/canary world to a sandbox."""
     for path in sorted(CRDS.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
@@ -129,7 +130,8 @@ def _route_conditions(route: dict) -> dict[str, dict]:
     return {}
 
 
-async def _ready(sb: Sandbox) -> None:
+async def ready(sb: Sandbox) -> None:
+    """Wait until the canary Deployment is ready and the route programmed."""
     async def ready() -> bool:
         deployment = sb.cluster.get("apps", "deployments", "test", "podinfo") or {}
         route = sb.cluster.get(GW, "httproutes", "test", "podinfo") or {}
@@ -143,8 +145,8 @@ async def test_kubectl_shows_the_gateway_and_route_status() -> None:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
     async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
-        await _install(sb)
-        await _ready(sb)
+        await install(sb)
+        await ready(sb)
         route = json.loads(await _kubectl(sb, "get", "httproutes.v1beta1.gateway.networking.k8s.io", "podinfo",
                                           "-n", "test", "-o", "json"))
         conditions = _route_conditions(route)
@@ -175,8 +177,8 @@ async def test_kubectl_shows_the_gateway_and_route_status() -> None:
 
 async def test_traffic_started_over_http_is_split_and_counted() -> None:
     async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
-        await _install(sb)
-        await _ready(sb)
+        await install(sb)
+        await ready(sb)
         async with aiohttp.ClientSession(base_url=sb.url) as client:
             async with client.post("/sandbox/dataplane/traffic", json={"host": HOST, "rps": 2000}) as reply:
                 assert reply.status == 201
@@ -205,30 +207,3 @@ async def test_traffic_started_over_http_is_split_and_counted() -> None:
         assert sb.dataplane.stats("test", "podinfo-primary").errors == 0
         istio = {s.labels["destination_workload"] for s in families["istio_requests"].samples}
         assert istio == {"podinfo", "podinfo-primary"}
-
-
-async def test_hey_sends_real_http_through_the_gateway() -> None:
-    if shutil.which("hey") is None:
-        pytest.skip("hey is not installed")
-    async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
-        await _install(sb)
-        await _ready(sb)
-        async with (
-            aiohttp.ClientSession(base_url=sb.url) as client,
-            client.post("/sandbox/dataplane/listen", json={"gateway": "infra/public"}) as reply,
-        ):
-            port = (await reply.json())["port"]
-        gateway = sb.cluster.get(GW, "gateways", "infra", "public")
-        assert gateway["metadata"]["annotations"][PORT_ANNOTATION] == str(port)
-        process = await asyncio.create_subprocess_exec(
-            "hey", "-n", "200", "-c", "4", "-host", HOST, f"http://127.0.0.1:{port}/",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        async with asyncio.timeout(60):
-            out, _ = await process.communicate()
-        assert process.returncode == 0
-        assert "[200]" in out.decode()
-        primary, canary = sb.dataplane.stats("test", "podinfo-primary"), sb.dataplane.stats("test", "podinfo-canary")
-        assert primary.requests + canary.requests == 200
-        assert canary.requests > 0 and primary.errors == 0
-        assert canary.mean_latency_ms >= 15
