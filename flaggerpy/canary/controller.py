@@ -16,7 +16,7 @@ from typing import Any
 from flaggerpy.analysis.base import Analyzer, Notifier
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink
+from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink, StatusObserver
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Conflict
@@ -80,6 +80,23 @@ def _spec_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     )
 
 
+def build_informers(kube: KubeClient, settings: ControllerSettings) -> dict[Resource, Informer]:
+    """The informers the engine reads from (ConfigMaps and Secrets only with config tracking)."""
+    watched: list[Resource] = [
+        res.CANARIES, res.DEPLOYMENTS, res.DAEMONSETS, res.SERVICES, res.HTTPROUTES_V1, res.HPAS,
+        res.METRICTEMPLATES, res.ALERTPROVIDERS,
+    ]
+    if settings.engine.config_tracking:
+        watched += [res.CONFIGMAPS, res.SECRETS]
+    return {
+        resource: Informer(
+            kube, resource, settings.namespace, settings=settings.watch,
+            indexers={TARGET_INDEX: target_index} if resource is res.CANARIES else None,
+        )
+        for resource in watched
+    }
+
+
 class Controller:
     """Owns the informers, the work queue and the workers of one flaggerpy process."""
 
@@ -90,28 +107,21 @@ class Controller:
         notifier: Notifier,
         events: EventSink,
         settings: ControllerSettings | None = None,
+        *,
+        informers: dict[Resource, Informer] | None = None,
+        on_status: StatusObserver | None = None,
     ) -> None:
         self.settings = settings or ControllerSettings()
         self._kube = kube
         engine = self.settings.engine
-        watched: list[Resource] = [
-            res.CANARIES, res.DEPLOYMENTS, res.DAEMONSETS, res.SERVICES, res.HTTPROUTES_V1, res.HPAS,
-            res.METRICTEMPLATES, res.ALERTPROVIDERS,
-        ]
-        if engine.config_tracking:
-            watched += [res.CONFIGMAPS, res.SECRETS]
-        self.informers: dict[Resource, Informer] = {
-            resource: Informer(
-                kube, resource, self.settings.namespace, settings=self.settings.watch,
-                indexers={TARGET_INDEX: target_index} if resource is res.CANARIES else None,
-            )
-            for resource in watched
-        }
+        self.informers = informers if informers is not None else build_informers(kube, self.settings)
         self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
         routes = self.informers[res.HTTPROUTES_V1].store
         self._routers = Routers(kube, get_live=routes.get_by_name)
         self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries")
-        self.reconciler = CanaryReconciler(kube, self.caches, self._router_for, analyzer, notifier, events, engine)
+        self.reconciler = CanaryReconciler(
+            kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=on_status
+        )
         self._workers: asyncio.Task[None] | None = None
         self._wire()
 

@@ -49,6 +49,8 @@ class EventSink(Protocol):
 
 
 RouterFor = Callable[[Canary], Router]
+StatusObserver = Callable[[Canary, Mapping[str, Any]], None]
+"""Called with each status the engine persisted (telemetry publishes phase and weights from it)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class CanaryReconciler:
         events: EventSink,
         settings: EngineSettings | None = None,
         clock: Callable[[], datetime] = st.now,
+        on_status: StatusObserver | None = None,
     ) -> None:
         self._kube = kube
         self._caches = caches
@@ -143,6 +146,7 @@ class CanaryReconciler:
         self._apply = Applier(kube, caches)
         self.slots = Slots(self.settings.max_concurrent_canaries)
         self._written: dict[str, str] = {}
+        self._on_status = on_status
 
     # -- entry point ---------------------------------------------------------------------------------------------
 
@@ -233,6 +237,11 @@ class CanaryReconciler:
         self._written[step.key] = written["metadata"].get("resourceVersion", "")
         step.obj = written
         step.status = st.working_copy(written)
+        if self._on_status is not None:
+            try:
+                self._on_status(step.canary, step.status)
+            except Exception:  # telemetry must never fail a step that is already persisted
+                step.log.exception("status observer failed")
 
     async def _event(self, step: Step, message: str, type_: str = NORMAL, reason: str = SYNCED) -> None:
         if type_ == NORMAL:

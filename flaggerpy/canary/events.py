@@ -1,0 +1,45 @@
+"""The engine's Event sink: a Kubernetes Event through the kube layer's recorder, copied to ``event`` webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from flaggerpy.apis.errors import SpecError
+from flaggerpy.apis.flagger import Canary
+from flaggerpy.kube.events import EventRecorder
+from flaggerpy.log import get_logger
+
+log = get_logger(__name__)
+
+
+class EventHooks(Protocol):
+    """What the engine needs of the webhook runner to forward Events (Flagger's ``event`` webhook type)."""
+
+    async def send_event(self, canary: Canary, type: str, message: str, phase: str | None = None) -> Any:
+        """POST the Event to the canary's ``event`` hooks (or the controller-wide one); never raises."""
+        ...
+
+
+class EngineEvents:
+    """Implements the reconciler's EventSink: record the Event, then forward it to the event webhooks."""
+
+    def __init__(self, recorder: EventRecorder, hooks: EventHooks | None = None) -> None:
+        self._recorder = recorder
+        self._hooks = hooks
+
+    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record one Event about ``obj`` (a Canary); failures are logged, never raised."""
+        body = dict(obj)
+        await self._recorder.record(body, "Warning" if type_ == "Warning" else "Normal", reason, message)
+        if self._hooks is None:
+            return
+        try:
+            canary = Canary.from_dict(body)
+        except SpecError:
+            # An invalid canary's webhooks cannot be trusted to be well-formed; the Event itself was recorded.
+            return
+        try:
+            await self._hooks.send_event(canary, type_, message)
+        except Exception:  # an event hook being down must not fail the step that produced the Event
+            log.exception("event webhook failed", canary=canary.key)

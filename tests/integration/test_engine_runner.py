@@ -1,0 +1,57 @@
+"""``flaggerpy run`` as a process against the sandbox: it initialises a canary, serves telemetry, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+
+import aiohttp
+import pytest
+
+from flaggerpy.canary import runner
+from tests.integration.conftest import REPO, Cluster, canary, deployment
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary())
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flaggerpy.cli", "run", "--kubeconfig", str(cluster.sb.kubeconfig_path),
+        "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+    )
+    try:
+        await cluster.wait_phase("Initialized", within=30)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                assert resp.status == 200
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                body = await resp.text()
+        assert 'flagger_canary_status{name="podinfo",namespace="test"} 1.0' in body
+        assert 'flagger_canary_weight{namespace="test",workload="podinfo-primary"} 100.0' in body
+        messages = [e.get("message") for e in cluster.sb.cluster.list("", "events", "test")]
+        assert "Initialization done! podinfo.test" in messages
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_bad_flags_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    runner.configure(parser)
+    args = parser.parse_args(["--threadiness", "0", "--mesh-provider", "istio"])
+    assert runner.run(args) == 2
+    err = capsys.readouterr().err
+    assert "--threadiness: must be >= 1, not 0" in err
+    assert "--mesh-provider: 'istio' is not one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1" in err
