@@ -10,20 +10,20 @@ writes the Gateway and route statuses that differ. Requests, synthetic (``handle
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.dataplane_http import control_routes
 from flaggerpy.sandbox.dataplane_match import Request
 from flaggerpy.sandbox.dataplane_proxy import GatewayListener
 from flaggerpy.sandbox.dataplane_stats import DataPlaneStats, SeriesStats
 from flaggerpy.sandbox.dataplane_status import GATEWAY_GROUP, Program, Snapshot, build_program
-from flaggerpy.sandbox.dataplane_table import Backend, RouteKey, RoutingTable, Rule, ServiceRef
+from flaggerpy.sandbox.dataplane_table import Decision, Mirror, RouteKey, RoutingTable, ServiceRef
 from flaggerpy.sandbox.dataplane_traffic import FieldProblem, TrafficError, TrafficGenerator, TrafficSpec
 from flaggerpy.sandbox.dataplane_workloads import Behaviour, Workload, resolve_workloads
 
@@ -89,23 +89,15 @@ class DataPlaneSettings:
     seed: int | None = None
     # Minimum seconds between two programming passes; changes arriving meanwhile are handled together.
     min_interval: float = 0.005
+    # Upper bound on the share of time spent programming: after a pass that took t seconds the next one waits at
+    # least t * (1 / max_busy - 1), so a large sandbox under heavy churn keeps CPU for the controller under test.
+    max_busy: float = 0.2
     max_generators: int = 32
     max_rps: float = 5000.0
     generator_tick: float = 0.01
     listen_host: str = "127.0.0.1"
     upstream_timeout: float = 30.0
     max_inflight_mirrors: int = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Where the Gateway sends a request: a backend, or an answer of its own (``status``: 404/500)."""
-
-    rule: Rule | None
-    backend: Backend | None
-    status: int | None
-    headers: list[tuple[str, str]]
-    mirrors: list[ServiceRef] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +117,6 @@ class Response:
         """The first value of response header ``name`` (case-insensitive), or None."""
         wanted = name.lower()
         return next((value for key, value in self.headers if key.lower() == wanted), None)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class GatewayDataPlane:
@@ -172,21 +160,24 @@ class GatewayDataPlane:
 
     async def _program_loop(self, cluster: Cluster) -> None:
         loop = asyncio.get_running_loop()
-        last = float("-inf")
+        next_allowed = float("-inf")
         while True:
             await self._dirty.wait()
-            # Bursts of changes (a controller writing many objects) coalesce into one pass per min_interval, so
-            # rebuilding from a full snapshot stays cheap in large sandboxes.
-            wait = max(self.settings.programming_delay, last + self.settings.min_interval - loop.time())
+            # Bursts of changes (a controller writing many objects) coalesce into one pass, so rebuilding from a
+            # full snapshot stays cheap in large sandboxes.
+            wait = max(self.settings.programming_delay, next_allowed - loop.time())
             if wait > 0:
                 await asyncio.sleep(wait)
-            last = loop.time()
             self._dirty.clear()
+            started = loop.time()
             try:
                 await self._program(cluster)
             except Exception:
                 # A failed pass must not stop the Gateway: the next change reprograms from scratch.
                 log.exception("programming the gateways failed")
+            took = loop.time() - started
+            busy = min(max(self.settings.max_busy, 0.01), 1.0)
+            next_allowed = loop.time() + max(self.settings.min_interval, took * (1 / busy - 1))
             if not self._dirty.is_set():
                 self._programmed.set()
 
@@ -210,7 +201,7 @@ class GatewayDataPlane:
             namespaces=cluster.list("", "namespaces"),
             referencegrants=cluster.list(GATEWAY_GROUP, "referencegrants"),
         )
-        program = build_program(snapshot, self.settings.controller_name, _now())
+        program = build_program(snapshot, self.settings.controller_name, now())
         self._table = program.table
         self._workloads = resolve_workloads(
             snapshot.services,
@@ -289,7 +280,7 @@ class GatewayDataPlane:
             return Decision(rule, chosen, 500, headers, mirrors)
         return Decision(rule, chosen, None, headers, mirrors)
 
-    def _draw_mirrors(self, mirrors: tuple) -> list[ServiceRef]:
+    def _draw_mirrors(self, mirrors: tuple[Mirror, ...]) -> list[ServiceRef]:
         return [
             mirror.target
             for mirror in mirrors
@@ -312,6 +303,16 @@ class GatewayDataPlane:
             latency_ms,
         )
 
+    def record_local(self, decision: Decision) -> None:
+        """Count an answer the Gateway gave itself (404/500): on the backend it picked, else on the route."""
+        if decision.status is None:
+            return
+        route = decision.rule.route if decision.rule else None
+        if decision.backend is not None:
+            self.record(decision.backend.ref, route, decision.status, 0.0)
+        elif route is not None:
+            self.counters.record_route_only((route.kind, route.namespace, route.name), decision.status, 0.0)
+
     def handle(self, request: Request, gateway: tuple[str, str] | None = None) -> Response:
         """Serve one synthetic request: match, split, mirror, simulate the workload and count it."""
         decision = self.decide(request, gateway)
@@ -320,10 +321,7 @@ class GatewayDataPlane:
         for mirror in decision.mirrors:
             self._simulate(mirror, route)
         if decision.status is not None:
-            if decision.backend is not None:
-                self.record(decision.backend.ref, route, decision.status, 0.0)
-            elif route is not None:
-                self.counters.record_route_only((route.kind, route.namespace, route.name), decision.status, 0.0)
+            self.record_local(decision)
             return Response(decision.status, 0.0, decision.backend.ref if decision.backend else None, route,
                             rule_index, None, tuple(decision.headers), tuple(decision.mirrors))
         assert decision.backend is not None

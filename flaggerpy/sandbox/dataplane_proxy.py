@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from flaggerpy.sandbox.dataplane_match import Request
-from flaggerpy.sandbox.dataplane_table import RouteKey, ServiceRef
+from flaggerpy.sandbox.dataplane_table import Decision, RouteKey, ServiceRef
 from flaggerpy.sandbox.dataplane_workloads import Behaviour, Workload
 
 log = structlog.get_logger(logger_name="flaggerpy.sandbox.dataplane")
@@ -33,11 +33,11 @@ _NO_ENDPOINTS = Behaviour(error_rate=0.0, latency_ms=0.0, ready=False)
 class _Plane(Protocol):
     """What the proxy needs from the data plane."""
 
-    settings: object
-
-    def decide(self, request: Request, gateway: tuple[str, str] | None = None): ...  # -> Decision
+    def decide(self, request: Request, gateway: tuple[str, str] | None = None) -> Decision: ...
 
     def workload_of(self, service: ServiceRef) -> Workload | None: ...
+
+    def record_local(self, decision: Decision) -> None: ...
 
     def record(self, service: ServiceRef, route: RouteKey | None, code: int, latency_ms: float) -> None: ...
 
@@ -135,10 +135,10 @@ class GatewayListener:
         body = await request.read()
         for mirror in decision.mirrors:
             self._mirror(mirror, route, request, body)
-        if decision.status is not None:
-            if decision.backend is not None:
-                self._plane.record(decision.backend.ref, route, decision.status, 0.0)
-            response = web.Response(status=decision.status, text=_reason(decision.status))
+        if decision.status is not None or decision.backend is None:
+            self._plane.record_local(decision)
+            status = decision.status or 500
+            response = web.Response(status=status, text=_reason(status))
         else:
             code, payload, content_type = await self._forward(decision.backend.ref, route, request, body)
             response = web.Response(status=code, body=payload, content_type=content_type)

@@ -102,6 +102,17 @@ class Entry:
     order: tuple  # static precedence after hostnames: match precedence, route age, name, rule and match index
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where the Gateway sends a request: a backend, or an answer of its own (``status``: 404/500)."""
+
+    rule: Rule | None
+    backend: Backend | None
+    status: int | None
+    headers: list[tuple[str, str]]
+    mirrors: list[ServiceRef] = field(default_factory=list)
+
+
 class RoutingTable:
     """All attached rules; ``select`` finds the rule a request takes, honouring Gateway API precedence."""
 
@@ -287,6 +298,7 @@ __all__ = [
     "GRPCROUTE",
     "HTTPROUTE",
     "Backend",
+    "Decision",
     "Entry",
     "HeaderEdits",
     "MatchError",
