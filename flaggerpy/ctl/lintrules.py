@@ -104,6 +104,8 @@ def _check_canary(item: _Parsed, parsed: list[_Parsed], findings: list[Finding])
     doc = item.doc
     own_ns = canary.metadata.namespace
     path = canary.spec.analysis_path
+    findings.extend(Finding(doc.source, doc.index, item.label, w.field, w.problem, WARNING)
+                    for w in canary.spec_warnings())
     for i, metric in enumerate(canary.analysis.metrics or []):
         ref = metric.template_ref
         if ref is None:
