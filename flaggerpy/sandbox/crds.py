@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flaggerpy.sandbox.cel import evaluate_rules
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.errors import Cause
 from flaggerpy.sandbox.registry import ResourceType, resource_type_from_crd
-
-__all__ = ["accepted_status", "evaluate_rules", "resource_type", "validate_crd"]
 
 
 def validate_crd(crd: dict[str, Any]) -> list[Cause]:

@@ -68,9 +68,12 @@ def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
             if (root or embedded) and key in _ROOT_KEYS:
                 result[key] = item
             elif key in props:
-                result[key] = prune(item, props[key])
+                # kube drops nulls of non-nullable fields before defaulting instead of rejecting them.
+                if item is not None or props[key].get("nullable"):
+                    result[key] = prune(item, props[key])
             elif isinstance(additional, dict):
-                result[key] = prune(item, additional)
+                if item is not None or additional.get("nullable"):
+                    result[key] = prune(item, additional)
             elif additional is True or _preserves(schema):
                 result[key] = item
         return result

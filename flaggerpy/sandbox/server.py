@@ -33,6 +33,8 @@ JSON = "application/json"
 KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-flaggerpy-sandbox", "gitCommit": "",
                 "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
                 "compiler": "gc", "platform": "linux/amd64"}
+# libyaml's loader is ten times faster than the pure-Python one when PyYAML was built with it.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FAULT_REASONS = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
 
 
@@ -263,7 +265,7 @@ class ApiServer:
             return {}
         try:
             if request.content_type == "application/apply-patch+yaml":
-                return yaml.safe_load(raw)
+                return yaml.load(raw, Loader=_YAML_LOADER)
             return json.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the request body is not valid {request.content_type}: {exc}") from exc

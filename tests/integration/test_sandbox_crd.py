@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -135,14 +136,20 @@ async def test_deleting_a_crd_removes_its_objects_and_endpoints(http: aiohttp.Cl
     assert status == 404
 
 
+@functools.cache
+def gateway_crds() -> list[dict[str, Any]]:
+    """The official CRDs, parsed once (pure-Python YAML takes seconds for them)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for path in sorted(GATEWAY_CRDS.glob("*.yaml"))
+            for doc in yaml.load_all(path.read_text(), Loader=loader) if doc]
+
+
 @pytest.fixture
 async def gateway_api(sb: Sandbox) -> None:
     if not GATEWAY_CRDS.is_dir():
         pytest.skip("Gateway API CRDs not found next to the repository")
-    for path in sorted(GATEWAY_CRDS.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
-                await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", doc)
+    for doc in gateway_crds():
+        await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", doc)
 
 
 def route(*backend_refs: dict[str, Any]) -> dict[str, Any]:
@@ -180,3 +187,27 @@ async def test_invalid_httproutes_are_rejected(gateway_api: None, http: aiohttp.
         "reason": "FieldValueRequired",
         "message": "Required value",
     } in err["details"]["causes"]
+
+
+async def test_cel_rules_of_the_gateway_api_are_enforced(gateway_api: None, http: aiohttp.ClientSession) -> None:
+    pytest.importorskip("celpy", reason="cel-python is not installed: CEL rules are not evaluated")
+    body = route({"name": "primary", "port": 80})
+    body["spec"]["rules"][0]["matches"] = [{"path": {"type": "Exact", "value": "no-leading-slash"}}]
+    status, err = await call(http, "POST", ROUTES, body)
+    assert status == 422
+    cause = err["details"]["causes"][0]
+    assert cause["field"] == "spec.rules[0].matches[0].path"
+    assert "must be an absolute path" in cause["message"]
+
+
+async def test_cel_rules_can_be_turned_off() -> None:
+    if not GATEWAY_CRDS.is_dir():
+        pytest.skip("Gateway API CRDs not found next to the repository")
+    async with Sandbox(dataplane=False, workloads=False, cel_rules=False) as sandbox:
+        for doc in gateway_crds():
+            await sandbox.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", doc)
+        body = route({"name": "primary", "port": 80})
+        body["metadata"]["namespace"] = "default"
+        body["spec"]["rules"][0]["matches"] = [{"path": {"type": "Exact", "value": "no-leading-slash"}}]
+        created = await sandbox.cluster.create("gateway.networking.k8s.io", "httproutes", body)
+        assert created["spec"]["rules"][0]["matches"][0]["path"]["value"] == "no-leading-slash"
