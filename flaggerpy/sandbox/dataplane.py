@@ -25,7 +25,7 @@ from flaggerpy.sandbox.dataplane_stats import DataPlaneStats, SeriesStats
 from flaggerpy.sandbox.dataplane_status import GATEWAY_GROUP, Program, Snapshot, build_program
 from flaggerpy.sandbox.dataplane_table import Decision, Mirror, RouteKey, RoutingTable, ServiceRef
 from flaggerpy.sandbox.dataplane_traffic import FieldProblem, TrafficError, TrafficGenerator, TrafficSpec
-from flaggerpy.sandbox.dataplane_workloads import Behaviour, Workload, resolve_workloads
+from flaggerpy.sandbox.dataplane_workloads import NO_ENDPOINTS, Behaviour, Workload, resolve_workloads
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -35,12 +35,12 @@ log = structlog.get_logger(logger_name="flaggerpy.sandbox.dataplane")
 
 CONTROLLER_NAME = "sandbox.flaggerpy.io/gateway-controller"
 PORT_ANNOTATION = "sandbox.flaggerpy.io/port"
-_NO_ENDPOINTS = Behaviour(error_rate=0.0, latency_ms=0.0, ready=False)
 
 # (group, plural) pairs whose changes can alter statuses, the routing table or workload behaviour.
 WATCHED: frozenset[tuple[str, str]] = frozenset(
     {
         (GATEWAY_GROUP, "gateways"),
+        (GATEWAY_GROUP, "gatewayclasses"),
         (GATEWAY_GROUP, "httproutes"),
         (GATEWAY_GROUP, "grpcroutes"),
         (GATEWAY_GROUP, "referencegrants"),
@@ -187,14 +187,16 @@ class GatewayDataPlane:
 
     async def _program(self, cluster: Cluster) -> None:
         gateways = cluster.list(GATEWAY_GROUP, "gateways")
+        gatewayclasses = cluster.list(GATEWAY_GROUP, "gatewayclasses")
         httproutes = cluster.list(GATEWAY_GROUP, "httproutes")
         grpcroutes = cluster.list(GATEWAY_GROUP, "grpcroutes")
-        if not (gateways or httproutes or grpcroutes):
+        if not (gateways or gatewayclasses or httproutes or grpcroutes):
             # Most sandboxes run no Gateway at all: do not copy every Service and Deployment for nothing.
             self._table, self._workloads = RoutingTable([]), {}
             return
         snapshot = Snapshot(
             gateways=gateways,
+            gatewayclasses=gatewayclasses,
             httproutes=httproutes,
             grpcroutes=grpcroutes,
             services=cluster.list("", "services"),
@@ -231,6 +233,10 @@ class GatewayDataPlane:
             (g["metadata"].get("namespace", ""), g["metadata"]["name"]): g.get("status") or {}
             for g in snapshot.gateways
         }
+        classes = {c["metadata"]["name"]: c.get("status") or {} for c in snapshot.gatewayclasses}
+        for name, status in program.class_status.items():
+            if classes.get(name, {}).get("conditions") != status["conditions"]:
+                await self._patch(cluster, "gatewayclasses", None, name, status)
         for (namespace, name), status in program.gateway_status.items():
             old = current.get((namespace, name), {})
             if any(old.get(key) != value for key, value in status.items()):
@@ -244,7 +250,7 @@ class GatewayDataPlane:
                     plural = "httproutes" if kind == "HTTPRoute" else "grpcroutes"
                     await self._patch(cluster, plural, key.namespace, key.name, {"parents": parents})
 
-    async def _patch(self, cluster: Cluster, plural: str, namespace: str, name: str, status: dict) -> None:
+    async def _patch(self, cluster: Cluster, plural: str, namespace: str | None, name: str, status: dict) -> None:
         try:
             await cluster.patch_status(GATEWAY_GROUP, plural, namespace, name, status)
         except Exception as exc:
@@ -331,7 +337,7 @@ class GatewayDataPlane:
 
     def _simulate(self, service: ServiceRef, route: RouteKey | None) -> tuple[int, float, str | None]:
         workload = self.workload_of(service)
-        code, latency = self.sample(workload.behaviour if workload else _NO_ENDPOINTS)
+        code, latency = self.sample(workload.behaviour if workload else NO_ENDPOINTS)
         self.record(service, route, code, latency)
         return code, latency, workload.name if workload else None
 

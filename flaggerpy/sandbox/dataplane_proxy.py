@@ -18,7 +18,7 @@ from aiohttp import web
 
 from flaggerpy.sandbox.dataplane_match import Request
 from flaggerpy.sandbox.dataplane_table import Decision, RouteKey, ServiceRef
-from flaggerpy.sandbox.dataplane_workloads import Behaviour, Workload
+from flaggerpy.sandbox.dataplane_workloads import NO_ENDPOINTS, Behaviour, Workload
 
 log = structlog.get_logger(logger_name="flaggerpy.sandbox.dataplane")
 
@@ -27,7 +27,6 @@ _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "host",
      "content-length"}
 )
-_NO_ENDPOINTS = Behaviour(error_rate=0.0, latency_ms=0.0, ready=False)
 
 
 class _Plane(Protocol):
@@ -70,7 +69,7 @@ class _Backends:
     async def _serve(self, request: web.Request) -> web.Response:
         service = ServiceRef(request.match_info["namespace"], request.match_info["service"])
         workload = self._plane.workload_of(service)
-        behaviour = workload.behaviour if workload else _NO_ENDPOINTS
+        behaviour = workload.behaviour if workload else NO_ENDPOINTS
         code, latency_ms = self._plane.sample(behaviour)
         if latency_ms > 0:
             await asyncio.sleep(latency_ms / 1000.0)

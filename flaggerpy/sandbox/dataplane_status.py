@@ -29,6 +29,7 @@ class Snapshot:
     """The objects the data plane reads, as plain dicts."""
 
     gateways: list[dict] = field(default_factory=list)
+    gatewayclasses: list[dict] = field(default_factory=list)
     httproutes: list[dict] = field(default_factory=list)
     grpcroutes: list[dict] = field(default_factory=list)
     services: list[dict] = field(default_factory=list)
@@ -43,6 +44,8 @@ class Program:
     gateway_status: dict[tuple[str, str], dict]
     route_parents: dict[RouteKey, list[dict]]
     table: RoutingTable
+    # GatewayClasses naming our controller: name → status (others belong to other controllers).
+    class_status: dict[str, dict] = field(default_factory=dict)
     # Objects too malformed to program ("kind namespace/name: problem"); the rest of the cluster still is.
     errors: list[str] = field(default_factory=list)
 
@@ -190,7 +193,22 @@ def build_program(snapshot: Snapshot, controller_name: str, now: str) -> Program
             gateway_status[key] = _gateway_status(gateway, attached_counts, now)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"Gateway {key[0]}/{key[1]}: cannot be read ({exc!r})")
-    return Program(gateway_status, route_parents, RoutingTable(entries), errors)
+    class_status = {
+        _meta(item)[1]: _class_status(item, now)
+        for item in snapshot.gatewayclasses
+        if (item.get("spec") or {}).get("controllerName") == controller_name
+    }
+    return Program(gateway_status, route_parents, RoutingTable(entries), class_status, errors)
+
+
+def _class_status(gateway_class: dict, now: str) -> dict:
+    generation = _meta(gateway_class)[2]
+    old = (gateway_class.get("status") or {}).get("conditions") or []
+    return {
+        "conditions": [
+            _condition("Accepted", True, "Accepted", "Handled by the sandbox data plane", generation, now, old),
+        ]
+    }
 
 
 def _route_parents(

@@ -68,6 +68,10 @@ class Behaviour:
         return status, rng.lognormvariate(mu, jitter)
 
 
+# What a Service whose selector reaches no workload behaves like: no endpoints, every request a 503.
+NO_ENDPOINTS = Behaviour(error_rate=0.0, latency_ms=0.0, ready=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Workload:
     """The workload a Service resolves to, with its behaviour; ``problems`` lists ignored bad annotations."""

@@ -23,6 +23,11 @@ HOST = "app.example.com"
 pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")
 
 MANIFESTS = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: sandbox}
+spec: {controllerName: sandbox.flaggerpy.io/gateway-controller}
+---
 apiVersion: v1
 kind: Namespace
 metadata: {name: infra}
@@ -110,7 +115,8 @@ async def install(sb: Sandbox) -> None:
                 await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", doc)
     for doc in yaml.safe_load_all(MANIFESTS):
         group = doc["apiVersion"].rpartition("/")[0]
-        plural = doc["kind"].lower() + "s"
+        kind = doc["kind"].lower()
+        plural = kind + ("es" if kind.endswith("s") else "s")
         await sb.cluster.create(group, plural, doc)
 
 
@@ -156,6 +162,9 @@ async def test_kubectl_shows_the_gateway_and_route_status() -> None:
         assert {c["type"]: c["status"] for c in gateway["status"]["conditions"]} == {
             "Accepted": "True", "Programmed": "True"}
         assert gateway["status"]["listeners"][0]["attachedRoutes"] == 1
+        gateway_class = json.loads(await _kubectl(sb, "get", "gatewayclass", "sandbox", "-o", "json"))
+        assert gateway_class["status"]["conditions"][0]["type"] == "Accepted"
+        assert gateway_class["status"]["conditions"][0]["status"] == "True"
 
         # An edit naming a missing Service is reported against the new generation.
         patch = {"spec": {"rules": [{"backendRefs": [{"name": "podinfo-primary", "port": 9898, "weight": 50},

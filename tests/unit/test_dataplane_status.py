@@ -230,3 +230,13 @@ async def test_programming_delay_postpones_status_and_routing() -> None:
         await settle(plane)
         assert _conditions(_route(cluster))["Accepted"]["status"] == "True"
         assert plane.handle(Request("app.example.com")).status == 200
+
+
+async def test_only_gateway_classes_naming_our_controller_are_accepted() -> None:
+    cluster = FakeCluster()
+    for name, controller in (("ours", CONTROLLER_NAME), ("theirs", "example.com/other")):
+        cluster.apply(GW, "gatewayclasses", {"metadata": {"name": name}, "spec": {"controllerName": controller}})
+    async with Running(cluster, DataPlaneSettings()):
+        ours = cluster.get(GW, "gatewayclasses", None, "ours")
+        assert [(c["type"], c["status"]) for c in ours["status"]["conditions"]] == [("Accepted", "True")]
+        assert "status" not in cluster.get(GW, "gatewayclasses", None, "theirs")
