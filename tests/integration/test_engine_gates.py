@@ -1,0 +1,201 @@
+"""Gates, skipAnalysis, suspend, config tracking, revisions changing mid-analysis, concurrency and revertOnDeletion."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flaggerpy.analysis.base import HookType
+from tests.integration.conftest import (
+    Cluster,
+    ControllerFactory,
+    RecordingEvents,
+    ScriptedAnalyzer,
+    canary,
+    deployment,
+    wait_for,
+)
+
+NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
+FAST = {"interval": "200ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}
+
+
+def image_of(cluster: Cluster, name: str) -> str:
+    dep = cluster.get("apps", "deployments", name)
+    assert dep is not None
+    return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+async def test_confirm_rollout_waits_then_starts(
+    cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer, events: RecordingEvents
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    analyzer.gates[HookType.CONFIRM_ROLLOUT] = False
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await cluster.wait_phase("Waiting")
+        assert cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 0
+        analyzer.gates[HookType.CONFIRM_ROLLOUT] = True
+        await cluster.wait_phase("Succeeded")
+    assert "Halt advancement podinfo.test waiting for approval confirm-rollout-gate" in events.messages("test/podinfo")
+
+
+async def test_confirm_promotion_holds_at_max_weight(
+    cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    analyzer.gates[HookType.CONFIRM_PROMOTION] = False
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        status = await cluster.wait_phase("WaitingPromotion")
+        assert status["canaryWeight"] == 20
+        assert image_of(cluster, "podinfo-primary") != NEW_IMAGE
+        analyzer.gates[HookType.CONFIRM_PROMOTION] = True
+        await cluster.wait_phase("Succeeded")
+    assert image_of(cluster, "podinfo-primary") == NEW_IMAGE
+
+
+async def test_confirm_traffic_increase_holds_weight(
+    cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    analyzer.gates[HookType.CONFIRM_TRAFFIC_INCREASE] = False
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: any(c.get("reason") == "WaitingTrafficIncrease"
+                                   for c in cluster.status().get("conditions") or []), 10)
+        assert cluster.status()["canaryWeight"] == 0
+        assert dict(cluster.route_weights())["podinfo-canary"] == 0
+        analyzer.gates[HookType.CONFIRM_TRAFFIC_INCREASE] = True
+        await cluster.wait_phase("Succeeded")
+
+
+async def test_skip_analysis_promotes_without_checks(
+    cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST, skipAnalysis=True))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await cluster.wait_phase("Succeeded")
+    assert analyzer.metric_calls == []
+    assert image_of(cluster, "podinfo-primary") == NEW_IMAGE
+
+
+async def test_suspended_canary_is_left_alone(cluster: Cluster, run_controller: ControllerFactory) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        obj = cluster.canary()
+        obj["spec"]["suspend"] = True
+        await cluster.update("flagger.app", "canaries", obj)
+        await wait_for(lambda: cluster.canary()["spec"].get("suspend") is True)
+        await cluster.set_image(NEW_IMAGE)
+        # Nothing to wait for when nothing should happen: give the watch and a worker ample time to react.
+        await asyncio.sleep(0.5)
+        assert cluster.status()["phase"] == "Initialized"
+        obj = cluster.canary()
+        obj["spec"]["suspend"] = False
+        await cluster.update("flagger.app", "canaries", obj)
+        await cluster.wait_phase("Succeeded")
+
+
+async def test_config_change_is_a_new_revision_and_primary_uses_copies(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
+) -> None:
+    await cluster.create("", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "podinfo-config", "namespace": "test"},
+                                            "data": {"color": "blue"}})
+    dep = deployment()
+    dep["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "podinfo-config"}}]
+    await cluster.create("apps", "deployments", dep)
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    async with run_controller():
+        status = await cluster.wait_phase("Initialized")
+        assert list(status["trackedConfigs"]) == ["configmap/podinfo-config"]
+        primary = cluster.get("apps", "deployments", "podinfo-primary")
+        container = primary["spec"]["template"]["spec"]["containers"][0]
+        assert container["envFrom"] == [{"configMapRef": {"name": "podinfo-config-primary"}}]
+        assert cluster.get("", "configmaps", "podinfo-config-primary")["data"] == {"color": "blue"}
+        cm = cluster.get("", "configmaps", "podinfo-config")
+        cm["data"]["color"] = "green"
+        await cluster.update("", "configmaps", cm)
+        await wait_for(lambda: cluster.status().get("phase") == "Progressing", 10)
+        # The primary keeps the old config until promotion.
+        assert cluster.get("", "configmaps", "podinfo-config-primary")["data"] == {"color": "blue"}
+        await cluster.wait_phase("Succeeded")
+    assert cluster.get("", "configmaps", "podinfo-config-primary")["data"] == {"color": "green"}
+    assert "New revision detected! Scaling up podinfo.test" in events.messages("test/podinfo")
+
+
+async def test_revision_change_mid_analysis_restarts(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "300ms", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+    }))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 20, 10)
+        await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
+        await wait_for(lambda: "New revision detected! Restarting analysis for podinfo.test"
+                       in events.messages("test/podinfo"), 5)
+        await cluster.wait_phase("Succeeded")
+    assert image_of(cluster, "podinfo-primary") == "ghcr.io/stefanprodan/podinfo:6.0.2"
+
+
+async def test_max_concurrent_canaries_queues_new_revisions_in_order(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    names = ("first", "second", "third")
+    for name in names:
+        await cluster.create("apps", "deployments", deployment(name))
+        await cluster.create("flagger.app", "canaries", canary(name, analysis={
+            "interval": "300ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10,
+        }))
+    order: list[str] = []
+
+    def observe() -> bool:
+        active = [n for n in names if cluster.status(n).get("phase") in ("Progressing", "Promoting", "Finalising")]
+        assert len(active) <= 1, active
+        for n in active:
+            if n not in order:
+                order.append(n)
+        return all(cluster.status(n).get("phase") == "Succeeded" for n in names)
+
+    async with run_controller(max_concurrent_canaries=1):
+        for name in names:
+            await cluster.wait_phase("Initialized", name)
+        for name in names:
+            await cluster.set_image(NEW_IMAGE, name)
+            await wait_for(lambda n=name: bool(cluster.status(n).get("conditions")), 5)
+        await wait_for(observe, 30, lambda: str({n: cluster.status(n).get("phase") for n in names}))
+    assert order == list(names)
+
+
+async def test_revert_on_deletion_restores_the_target(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST, revertOnDeletion=True))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await wait_for(lambda: "finalizer.flagger.app" in (cluster.canary()["metadata"].get("finalizers") or []))
+        await cluster.sb.cluster.delete("flagger.app", "canaries", "test", "podinfo")
+        await wait_for(lambda: cluster.get("flagger.app", "canaries", "podinfo") is None, 10)
+    assert cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 2
+    apex = cluster.get("", "services", "podinfo")
+    assert apex is not None and apex["spec"]["selector"] == {"app": "podinfo"}
+    await wait_for(lambda: cluster.get("apps", "deployments", "podinfo-primary") is None, 5)
+    route = cluster.get("gateway.networking.k8s.io", "httproutes", "podinfo")
+    assert route is not None
+    assert [b["name"] for b in route["spec"]["rules"][-1]["backendRefs"]] == ["podinfo"]
