@@ -58,6 +58,11 @@ class RouteWeights:
 ALL_PRIMARY = RouteWeights(100, 0)
 
 
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: status and metadata are read defensively."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def canary_doc(canary: Any) -> dict[str, Any]:
     """The Canary as Kubernetes JSON (camelCase keys), whether it came typed or as a dict."""
     if isinstance(canary, Mapping):
@@ -324,11 +329,78 @@ def _grpc_rules(doc: Mapping[str, Any], weights: RouteWeights, errors: list[Fiel
     return rules
 
 
+_SERVICE_SHAPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "appProtocol": (str,),
+    "timeout": (str,),
+    "backendTimeout": (str,),
+    "hosts": (list,),
+    "gatewayRefs": (list,),
+    "match": (list,),
+    "mirror": (list,),
+    "rewrite": (dict,),
+    "retries": (dict,),
+    "headers": (dict,),
+    "corsPolicy": (dict,),
+    "apex": (dict,),
+    "unmanagedMetadata": (dict,),
+}
+_ANALYSIS_SHAPES: dict[str, tuple[type, ...]] = {
+    "match": (list,),
+    "sessionAffinity": (dict,),
+    "mirror": (bool,),
+    "mirrorWeight": (int,),
+    "interval": (str,),
+}
+_METADATA_SHAPES: dict[str, tuple[type, ...]] = {"labels": (dict,), "annotations": (dict,)}
+_UNMANAGED_SHAPES: dict[str, tuple[type, ...]] = {"labels": (list,), "annotations": (list,)}
+_TYPE_NAMES = {str: "a string", list: "a list", dict: "an object", bool: "true or false", int: "an integer"}
+
+
+def _check_shapes(value: Any, shapes: dict[str, tuple[type, ...]], field: str, errors: list[FieldError]) -> None:
+    for key, types in shapes.items():
+        item = value.get(key)
+        if item is None:
+            continue
+        if (isinstance(item, bool) and bool not in types) or not isinstance(item, types):
+            errors.append(FieldError(f"{field}.{key}", f"must be {_TYPE_NAMES[types[0]]}"))
+
+
+def shape_problems(doc: Mapping[str, Any]) -> list[FieldError]:
+    """Wrong JSON types in the fields routing reads (a typed Canary never has these; raw JSON might)."""
+    errors: list[FieldError] = []
+    spec = doc.get("spec")
+    if not isinstance(spec, Mapping):
+        return [FieldError("spec", "must be an object")]
+    for key in ("service", "targetRef"):
+        if not isinstance(spec.get(key), Mapping):
+            errors.append(FieldError(f"spec.{key}", "required: an object"))
+    analysis_key = "analysis" if spec.get("analysis") is not None else "canaryAnalysis"
+    analysis = spec.get(analysis_key)
+    if analysis is not None and not isinstance(analysis, Mapping):
+        errors.append(FieldError(f"spec.{analysis_key}", "must be an object"))
+    if errors:
+        return errors
+    service = spec["service"]
+    _check_shapes(service, _SERVICE_SHAPES, "spec.service", errors)
+    if isinstance(service.get("apex"), Mapping):
+        _check_shapes(service["apex"], _METADATA_SHAPES, "spec.service.apex", errors)
+    if isinstance(service.get("unmanagedMetadata"), Mapping):
+        _check_shapes(service["unmanagedMetadata"], _UNMANAGED_SHAPES, "spec.service.unmanagedMetadata", errors)
+    if isinstance(analysis, Mapping):
+        _check_shapes(analysis, _ANALYSIS_SHAPES, f"spec.{analysis_key}", errors)
+    if not isinstance(spec["targetRef"].get("name", ""), str):
+        errors.append(FieldError("spec.targetRef.name", "must be a string"))
+    return errors
+
+
 def desired_spec(canary: Any, weights: RouteWeights, features: RouteFeatures = STANDARD_V1_6) -> dict[str, Any]:
     """The route ``spec`` (parentRefs, hostnames, rules) for these weights; raises SpecError naming every bad field."""
     doc = canary_doc(canary)
-    service = (doc.get("spec") or {}).get("service") or {}
-    errors: list[FieldError] = []
+    errors = shape_problems(doc)
+    if errors:
+        raise SpecError(errors, kind="Canary")
+    service = doc["spec"]["service"]
     port = service.get("port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         errors.append(FieldError("spec.service.port", "required: a port number between 1 and 65535"))
@@ -356,9 +428,11 @@ def desired_route(
 ) -> dict[str, Any]:
     """The whole route object: named after the apex Service, in the Canary's namespace, owned by the Canary."""
     doc = canary_doc(canary)
-    kind = route_kind(doc)
     if api_version not in API_VERSIONS:
         raise ValueError(f"api_version: must be one of {', '.join(API_VERSIONS)}, not {api_version!r}")
+    # The spec first: it checks the shapes everything below relies on.
+    spec = desired_spec(doc, weights, features)
+    kind = route_kind(doc)
     if kind == GRPC_ROUTE:
         # GRPCRoute is served as v1 only since Gateway API v1.1.
         api_version = "v1"
@@ -376,5 +450,5 @@ def desired_route(
         "apiVersion": f"{GATEWAY_GROUP}/{api_version}",
         "kind": kind,
         "metadata": metadata,
-        "spec": desired_spec(doc, weights, features),
+        "spec": spec,
     }

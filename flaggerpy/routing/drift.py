@@ -17,6 +17,7 @@ from flaggerpy.routing.build import (
     canary_doc,
     desired_metadata,
     desired_spec,
+    mapping,
     route_kind,
 )
 from flaggerpy.routing.normalize import managed_spec, specs_equal
@@ -32,9 +33,9 @@ def intended_weights(canary: Any) -> RouteWeights:
     ``analysis.mirror`` runs and the canary does not yet take all traffic.
     """
     doc = canary_doc(canary)
-    status = doc.get("status") or {}
-    spec = doc.get("spec") or {}
-    analysis = spec.get("analysis") or spec.get("canaryAnalysis") or {}
+    status = mapping(doc.get("status"))
+    spec = mapping(doc.get("spec"))
+    analysis = mapping(spec.get("analysis") or spec.get("canaryAnalysis"))
     weight = status.get("canaryWeight") or 0
     if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
         return ALL_PRIMARY
