@@ -1,0 +1,141 @@
+"""``flaggerpy lint``: offline validation of Flagger manifests, with findings that name file, document and field."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from flaggerpy.cli import main as cli_main
+from flaggerpy.ctl.lint import lint_sources, main
+
+REPO = Path(__file__).resolve().parents[2]
+FLAGGER_FIXTURES = sorted((REPO / "tests" / "fixtures" / "flagger").glob("*.yaml"))
+EXAMPLES = sorted((REPO / "deploy" / "examples").glob("*.yaml"))
+
+CANARY = """\
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898, gatewayRefs: [{name: gw}]}
+  analysis:
+    interval: 1m
+    threshold: 2
+    maxWeight: 50
+    stepWeight: STEP
+    metrics:
+      - name: errors
+        templateRef: {name: error-rate}
+        thresholdRange: {max: 1}
+        templateVariables: {app: podinfo}
+    alerts:
+      - name: team
+        providerRef: {name: team-slack, namespace: flagger}
+"""
+TEMPLATE = """\
+apiVersion: flagger.app/v1beta1
+kind: MetricTemplate
+metadata: {name: error-rate, namespace: test}
+spec:
+  provider: {type: prometheus, address: "http://prometheus:9090"}
+  query: 'sum(rate(x{namespace="{{ namespace }}", app="{{ variables.VAR }}"}[{{ interval }}]))'
+"""
+PROVIDER = """\
+apiVersion: flagger.app/v1beta1
+kind: AlertProvider
+metadata: {name: team-slack, namespace: flagger}
+spec: {type: slack, channel: team, address: "https://hooks.slack.com/services/x"}
+"""
+
+
+def lines(*sources: tuple[str, str]) -> list[str]:
+    return [str(f) for f in lint_sources(list(sources))]
+
+
+def test_flaggers_own_examples_have_no_errors() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main([str(p) for p in FLAGGER_FIXTURES], False, out, err, io.StringIO())
+    assert code == 0, out.getvalue()
+    assert "0 error(s)" in err.getvalue()
+
+
+def test_shipped_examples_are_clean() -> None:
+    # Linted together, as a user applies them: the A/B and blue/green examples use the first file's templates.
+    assert len(EXAMPLES) == 3
+    assert lines(*[(str(p), p.read_text()) for p in EXAMPLES]) == []
+
+
+def test_good_files_with_references_across_files_pass() -> None:
+    canary = CANARY.replace("STEP", "10")
+    template = TEMPLATE.replace("VAR", "app")
+    assert lines(("canary.yaml", canary), ("template.yaml", template), ("provider.yaml", PROVIDER)) == []
+
+
+def test_schema_errors_name_file_document_object_and_field() -> None:
+    stream = "---\n" + TEMPLATE.replace("VAR", "app") + "---\n" + CANARY.replace("STEP", "-5")
+    # An invalid Canary is not checked further: its references would only add noise to the real problem.
+    assert lines(("bad.yaml", stream)) == ["bad.yaml:doc 2: Canary/podinfo: spec.analysis.stepWeight: must be > 0"]
+
+
+def test_missing_references_are_warnings_and_exit_zero() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    stdin = io.StringIO(CANARY.replace("STEP", "10"))
+    assert main(["-"], False, out, err, stdin) == 0
+    found = out.getvalue().splitlines()
+    assert found == [
+        "<stdin>:doc 1: Canary/podinfo: spec.analysis.metrics[0].templateRef: warning: MetricTemplate "
+        "test/error-rate is not in the given files (it must exist in the cluster)",
+        "<stdin>:doc 1: Canary/podinfo: spec.analysis.alerts[0].providerRef: warning: AlertProvider "
+        "flagger/team-slack is not in the given files (it must exist in the cluster)",
+    ]
+    assert main(["-"], True, io.StringIO(), io.StringIO(), io.StringIO(CANARY.replace("STEP", "10"))) == 1
+
+
+def test_a_query_that_does_not_render_for_the_canary_is_an_error() -> None:
+    found = lines(("c.yaml", CANARY.replace("STEP", "10")), ("t.yaml", TEMPLATE.replace("VAR", "missing")),
+                  ("p.yaml", PROVIDER))
+    assert len(found) == 1
+    assert found[0].startswith("c.yaml:doc 1: Canary/podinfo: spec.analysis.metrics[0].templateRef: query of "
+                               "MetricTemplate/error-rate (t.yaml:doc 1) does not render for this canary:")
+    assert "variables.missing" in found[0] and "defined: app" in found[0]
+
+
+def test_yaml_syntax_errors_and_non_objects_are_reported_and_other_kinds_skipped() -> None:
+    stream = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n---\n- a list\n---\nkey: [unclosed\n"
+    assert lines(("x.yaml", stream)) == [
+        "x.yaml:doc 2: <root>: must be a Kubernetes object (a mapping)",
+        "x.yaml:doc 3: yaml: expected ',' or ']', but got '<stream end>' (line 8, column 1)",
+    ]
+
+
+def test_unserved_api_version_and_missing_name() -> None:
+    stream = ("apiVersion: flagger.app/v1alpha3\nkind: Canary\nmetadata: {name: old}\n---\n"
+              + PROVIDER.replace("name: team-slack, ", ""))
+    assert lines(("x.yaml", stream)) == [
+        "x.yaml:doc 1: Canary/old: apiVersion: flagger.app/v1alpha3 is not served: use flagger.app/v1beta1",
+        "x.yaml:doc 2: AlertProvider/<unnamed>: metadata.name: required",
+    ]
+
+
+def test_duplicates_are_warned() -> None:
+    found = lines(("a.yaml", PROVIDER), ("b.yaml", PROVIDER))
+    assert found == ["b.yaml:doc 1: AlertProvider/team-slack: metadata.name: warning: duplicate of a.yaml:doc 1; "
+                     "the later one wins when applied"]
+
+
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(PROVIDER)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(PROVIDER.replace("type: slack", "type: pager"))
+    assert cli_main(["lint", str(good)]) == 0
+    assert cli_main(["lint", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:doc 1: AlertProvider/team-slack: spec.type: " in out
+    assert cli_main(["lint", str(tmp_path / "absent.yaml")]) == 1
+    assert "absent.yaml: cannot read: No such file or directory" in capsys.readouterr().out

@@ -1,0 +1,155 @@
+"""What ``get canaries`` and ``status`` show: progress through the steps, latest Event, plain tables, timeline."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from flaggerpy.ctl.render import canaries_plain, plain_table
+from flaggerpy.ctl.status import build_report, report_plain
+from flaggerpy.ctl.view import current_release, events_for, row, steps_of
+
+
+def canary(status: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None,
+           name: str = "podinfo", namespace: str = "test") -> dict[str, Any]:
+    return {
+        "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "service": {"port": 9898, "gatewayRefs": [{"name": "gw"}]},
+            "analysis": analysis or {"interval": "1m", "threshold": 2, "maxWeight": 50, "stepWeight": 10},
+        },
+        "status": status or {},
+    }
+
+
+def event(message: str, when: str, count: int = 1, name: str = "podinfo", type_: str = "Normal") -> dict[str, Any]:
+    return {"metadata": {"name": f"{name}.{when}", "namespace": "test"}, "type": type_, "reason": "Synced",
+            "message": message, "count": count, "lastTimestamp": when,
+            "involvedObject": {"kind": "Canary", "name": name, "namespace": "test"}}
+
+
+@pytest.mark.parametrize(("phase", "weight", "done"), [
+    ("Initialized", 0, 0), ("Progressing", 10, 1), ("Progressing", 30, 3), ("Promoting", 50, 5),
+    ("Succeeded", 0, 5),
+])
+def test_progress_of_a_weighted_canary_counts_weights(phase: str, weight: int, done: int) -> None:
+    r = row(canary({"phase": phase, "canaryWeight": weight}), [])
+    assert r.progress is not None
+    assert (r.progress.done, r.progress.total) == (done, 5)
+
+
+def test_progress_of_ab_and_blue_green_counts_iterations() -> None:
+    analysis = {"interval": "1m", "iterations": 10, "match": [{"headers": {"x": {"exact": "1"}}}]}
+    r = row(canary({"phase": "Progressing", "iterations": 4, "canaryWeight": 100}, analysis), [])
+    assert r.progress is not None and (r.progress.done, r.progress.total, r.progress.unit) == (4, 10, "iteration")
+    assert r.progress.bar() == "[####------] 4/10"
+
+
+def test_row_shows_the_latest_event_and_failed_checks() -> None:
+    events = [event("Advance podinfo.test canary weight 20", "2026-11-22T01:02:00Z"),
+              event("New revision detected! Scaling up podinfo.test", "2026-11-22T01:00:00Z"),
+              event("other canary", "2026-11-22T01:03:00Z", name="other")]
+    r = row(canary({"phase": "Progressing", "canaryWeight": 20, "failedChecks": 1}), events)
+    assert r.message == "Advance podinfo.test canary weight 20"
+    assert (r.failed_checks, r.threshold) == (1, 2)
+
+
+def test_invalid_spec_still_shows_a_row() -> None:
+    obj = canary({"phase": "Progressing", "canaryWeight": 10,
+                  "conditions": [{"type": "Promoted", "status": "False", "reason": "InvalidSpec",
+                                  "message": "spec.analysis.stepWeight: must be > 0"}]})
+    obj["spec"]["analysis"]["stepWeight"] = -1
+    r = row(obj, [])
+    assert r.progress is None and r.threshold is None
+    assert r.message == "spec.analysis.stepWeight: must be > 0"
+
+
+def test_plain_table_is_aligned_and_stable() -> None:
+    rows = [row(canary({"phase": "Progressing", "canaryWeight": 20, "lastTransitionTime": "2026-11-22T01:02:03Z"}),
+                []),
+            row(canary({"phase": "Succeeded"}, name="b", namespace="prod"), [])]
+    text = canaries_plain(sorted(rows, key=lambda r: (r.namespace, r.name)), all_namespaces=True)
+    lines = text.splitlines()
+    assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LASTTRANSITION",
+                                "MESSAGE"]
+    assert lines[1].split()[:4] == ["prod", "b", "Succeeded", "0"]
+    assert "[####------] 2/5" in lines[2] and "2026-11-22T01:02:03Z" in lines[2]
+    # Columns start at the same offset on every line.
+    assert lines[1].index("Succeeded") == lines[2].index("Progressing") == lines[0].index("PHASE")
+
+
+def test_plain_table_pads_every_column_but_the_last() -> None:
+    assert plain_table(("A", "BB"), [["xxx", "y"]]) == "A     BB\nxxx   y\n"
+
+
+def test_current_release_starts_at_the_last_new_revision() -> None:
+    lines = events_for([
+        event("New revision detected! Scaling up podinfo.test", "2026-11-22T00:00:00Z"),
+        event("Promotion completed! Scaling down podinfo.test", "2026-11-22T00:10:00Z"),
+        event("New revision detected! Scaling up podinfo.test", "2026-11-22T01:00:00Z"),
+        event("Advance podinfo.test canary weight 10", "2026-11-22T01:01:00Z", count=3),
+    ], "test", "podinfo")
+    current = current_release(lines)
+    assert [e.message for e in current] == ["New revision detected! Scaling up podinfo.test",
+                                           "Advance podinfo.test canary weight 10"]
+    assert current[-1].count == 3
+
+
+def test_steps_group_metric_history_by_step() -> None:
+    history = [
+        {"iteration": 0, "weight": 10, "name": "error-rate", "value": 0.1, "passed": True,
+         "time": "2026-11-22T01:01:00Z"},
+        {"iteration": 0, "weight": 10, "name": "latency", "value": 120, "passed": True,
+         "time": "2026-11-22T01:01:00Z"},
+        {"iteration": 0, "weight": 20, "name": "error-rate", "value": 5.0, "passed": False,
+         "time": "2026-11-22T01:02:00Z"},
+        {"iteration": 0, "weight": 20, "name": "latency", "passed": False, "time": "2026-11-22T01:02:00Z"},
+    ]
+    steps = steps_of({"metricHistory": history})
+    assert [(s.weight, len(s.metrics)) for s in steps] == [(10, 2), (20, 2)]
+    assert steps[1].metrics[1] == ("latency", None, False)
+
+
+def test_status_report_shows_the_timeline() -> None:
+    status = {
+        "phase": "Progressing", "canaryWeight": 20, "failedChecks": 1, "lastTransitionTime": "2026-11-22T01:02:00Z",
+        "lastAppliedSpec": "abc", "lastPromotedSpec": "def",
+        "conditions": [{"type": "Promoted", "status": "Unknown", "reason": "Progressing",
+                        "message": "New revision detected, progressing canary analysis.",
+                        "lastTransitionTime": "2026-11-22T01:00:00Z"}],
+        "metricHistory": [
+            {"iteration": 0, "weight": 5, "name": "error-rate", "value": 0.0, "passed": True,
+             "time": "2026-11-22T00:30:00Z"},
+            {"iteration": 0, "weight": 10, "name": "error-rate", "value": 0.5, "passed": True,
+             "time": "2026-11-22T01:01:00Z"},
+            {"iteration": 0, "weight": 20, "name": "error-rate", "value": 3.0, "passed": False,
+             "time": "2026-11-22T01:02:00Z"},
+        ],
+    }
+    events = [event("New revision detected! Scaling up podinfo.test", "2026-11-22T01:00:00Z"),
+              event("Advance podinfo.test canary weight 10", "2026-11-22T01:00:30Z"),
+              event("Halt podinfo.test advancement error-rate 3 outside [, 1]", "2026-11-22T01:02:00Z", count=2,
+                    type_="Warning")]
+    text = report_plain(build_report(canary(status), events))
+    assert "Phase:" in text and "Progressing" in text
+    assert "Failed checks:" in text and "1/2" in text
+    assert "applied abc, promoted def" in text
+    steps = text.split("Analysis steps:")[1].split("Events:")[0]
+    # Only the current release's steps: the 5% sample predates the release's first Event.
+    assert "5%" not in steps
+    assert "error-rate=0.5 ok" in steps and "error-rate=3 FAIL" in steps
+    events_part = text.split("Events:")[1]
+    assert events_part.index("New revision") < events_part.index("Advance") < events_part.index("Halt")
+    assert "Warning" in events_part and "   2   " in events_part
+
+
+def test_status_report_of_an_invalid_canary_does_not_crash() -> None:
+    obj = canary({"phase": "Progressing"})
+    broken = copy.deepcopy(obj)
+    broken["spec"]["service"] = "not an object"
+    text = report_plain(build_report(broken, []))
+    assert "invalid" in text and "<none>" in text
