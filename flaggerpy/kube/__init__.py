@@ -1,1 +1,10 @@
-"""flaggerpy.kube."""
+"""flaggerpy.kube: talking to Kubernetes; knows nothing about canaries.
+
+- ``api``: :class:`~flaggerpy.kube.api.KubeClient` (one per process) and
+  :class:`~flaggerpy.kube.api.Resource` handles; objects are plain dicts.
+- ``errors``: ``ApiError`` and its subclasses ``NotFound``, ``Conflict``, ``AlreadyExists``, ``Gone``, ``Invalid``,
+  ``Forbidden``, ``Unavailable``; ``ConfigError``.
+- ``resources``: well-known handles (``DEPLOYMENTS``, ``CANARIES``, ``HTTPROUTES_V1``, ...).
+- ``watch``: raw list+watch generator; ``informer``: ``Store`` + ``Informer``; ``workqueue``: ``WorkQueue``;
+  ``leader``: ``LeaderElector``; ``events``: ``EventRecorder``; ``settings``: every timeout/backoff/limit.
+"""

@@ -232,7 +232,9 @@ class Watcher:
             except (ApiError, _StreamBroken) as exc:
                 backoff.healthy_for(time.monotonic() - started)
                 delay = backoff.next_delay()
-                log.info(
+                # 4xx other than throttling will not heal by itself (RBAC, missing CRD): say so louder.
+                persistent = isinstance(exc, ApiError) and 400 <= exc.status < 500 and exc.status != 429
+                (log.warning if persistent else log.info)(
                     "watch interrupted; resuming",
                     resource=str(self.resource),
                     rv=self.resource_version,
