@@ -26,7 +26,7 @@ from flaggerpy.sandbox.errors import (
 )
 from flaggerpy.sandbox.patch import merge_patch
 from flaggerpy.sandbox.registry import CRDS, NAMESPACES, Registry, ResourceType
-from flaggerpy.sandbox.schema import admit
+from flaggerpy.sandbox.schema import admit, unknown_fields
 from flaggerpy.sandbox.store import Event, Store
 
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -117,8 +117,11 @@ class Cluster:
                           "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
                           "character")])
 
-    def _admit(self, rt: ResourceType, version: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """Schema admission for custom resources and CRDs; returns the pruned, defaulted object."""
+    def _admit(self, rt: ResourceType, version: str, obj: dict[str, Any], strict: bool = False) -> dict[str, Any]:
+        """Schema admission for custom resources and CRDs; returns the pruned, defaulted object.
+
+        ``strict`` (``fieldValidation=Strict``, what kubectl sends) refuses unknown fields instead of pruning them.
+        """
         name = obj["metadata"].get("name", "")
         if rt.key == CRDS:
             causes = crds.validate_crd(obj)
@@ -128,6 +131,10 @@ class Cluster:
         schema = rt.schemas.get(version) if rt.custom else None
         if schema is None:
             return obj
+        if strict:
+            unknown = unknown_fields(obj, schema, root=True)
+            if unknown:
+                raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
         admitted, causes = admit(obj, schema)
         if self.cel_rules:
             causes.extend(cel.evaluate_rules(admitted, schema))
@@ -154,7 +161,7 @@ class Cluster:
         return result
 
     def create_object(
-        self, rt: ResourceType, version: str, namespace: str, body: Any, dry_run: bool = False
+        self, rt: ResourceType, version: str, namespace: str, body: Any, dry_run: bool = False, strict: bool = False
     ) -> dict[str, Any]:
         """POST semantics: name/generateName, namespace checks, admission, server-set metadata."""
         obj = self._check_type(rt, version, body)
@@ -181,7 +188,7 @@ class Cluster:
             raise already_exists(rt.group, rt.plural, name)
         if rt.has_status and rt.key != CRDS:
             obj.pop("status", None)
-        obj = self._admit(rt, version, obj)
+        obj = self._admit(rt, version, obj, strict)
         meta = obj["metadata"]
         for server_field in _SERVER_FIELDS:
             meta.pop(server_field, None)
@@ -209,6 +216,7 @@ class Cluster:
         body: Any,
         subresource: str | None = None,
         dry_run: bool = False,
+        strict: bool = False,
     ) -> dict[str, Any]:
         """PUT semantics: optimistic concurrency, status subresource rules, generation, finalizer release."""
         current = self.get_object(rt, namespace, name)
@@ -244,7 +252,7 @@ class Cluster:
             if rt.namespaced:
                 new_meta["namespace"] = current["metadata"]["namespace"]
             new["metadata"] = new_meta
-        new = self._admit(rt, version, new)
+        new = self._admit(rt, version, new, strict)
         return self.commit_update(rt, current, new, dry_run)
 
     def commit_update(
@@ -267,19 +275,6 @@ class Cluster:
         if rt.key == CRDS:
             self.registry.put(crds.resource_type(new))
         return new
-
-    def patch_object(
-        self,
-        rt: ResourceType,
-        version: str,
-        namespace: str,
-        name: str,
-        patched: dict[str, Any],
-        subresource: str | None = None,
-        dry_run: bool = False,
-    ) -> dict[str, Any]:
-        """Store the result of a patch computed against the current object (see ``server``)."""
-        return self.update_object(rt, version, namespace, name, patched, subresource, dry_run)
 
     def delete_object(
         self,

@@ -84,6 +84,31 @@ def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
     return value
 
 
+def unknown_fields(value: Any, schema: dict[str, Any], path: str = "", root: bool = False) -> list[str]:
+    """Paths that pruning would drop: what ``fieldValidation=Strict`` refuses."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        if _preserves(schema) and not schema.get("properties"):
+            return found
+        props: dict[str, Any] = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
+        embedded = bool(schema.get("x-kubernetes-embedded-resource"))
+        for key, item in value.items():
+            child = _join(path, key)
+            if (root or embedded) and key in _ROOT_KEYS:
+                continue
+            if key in props:
+                found.extend(unknown_fields(item, props[key], child))
+            elif isinstance(additional, dict):
+                found.extend(unknown_fields(item, additional, f"{path}[{key}]"))
+            elif not (additional is True or _preserves(schema)):
+                found.append(child)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found.extend(unknown_fields(item, schema["items"], f"{path}[{i}]"))
+    return found
+
+
 # ---------------------------------------------------------------- defaulting
 
 

@@ -307,7 +307,8 @@ class ApiServer:
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         body = await self._body(request)
-        obj = self.cluster.create_object(target.rt, target.version, target.namespace or "", body, _dry(request))
+        obj = self.cluster.create_object(target.rt, target.version, target.namespace or "", body, _dry(request),
+                                         _strict(request))
         return self._out(target, obj, 201)
 
     async def _update(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -316,7 +317,7 @@ class ApiServer:
         if target.subresource == "scale":
             return self._set_scale(request, target, body)
         obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.name, body,
-                                         target.subresource, _dry(request))
+                                         target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
 
     async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -329,7 +330,8 @@ class ApiServer:
             if not isinstance(body, dict):
                 raise bad_request("an apply patch must be a YAML or JSON object")
             if current is None:
-                obj = self.cluster.create_object(rt, target.version, namespace, body, _dry(request))
+                obj = self.cluster.create_object(rt, target.version, namespace, body, _dry(request),
+                                                 _strict(request))
                 return self._out(target, obj, 201)
         if current is None:
             raise not_found(rt.group, rt.plural, target.name)
@@ -355,7 +357,7 @@ class ApiServer:
         if content_type == "application/apply-patch+yaml":
             patched["metadata"].pop("resourceVersion", None)
         obj = self.cluster.update_object(rt, target.version, namespace, target.name, patched,
-                                         target.subresource, _dry(request))
+                                         target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
 
     def _set_scale(self, request: web.Request, target: Target, scale: Any) -> web.Response:
@@ -543,6 +545,11 @@ class WatchStream:
 def _flag(value: str | None) -> bool:
     """A boolean query parameter, parsed like Go's strconv.ParseBool (clients send "true", "True", "1")."""
     return value is not None and value in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def _strict(request: web.Request) -> bool:
+    """``fieldValidation=Strict``: unknown fields of custom resources are errors, not silently pruned."""
+    return request.query.get("fieldValidation") == "Strict"
 
 
 def _dry(request: web.Request) -> bool:

@@ -211,3 +211,11 @@ async def test_cel_rules_can_be_turned_off() -> None:
         body["spec"]["rules"][0]["matches"] = [{"path": {"type": "Exact", "value": "no-leading-slash"}}]
         created = await sandbox.cluster.create("gateway.networking.k8s.io", "httproutes", body)
         assert created["spec"]["rules"][0]["matches"][0]["path"]["value"] == "no-leading-slash"
+
+
+async def test_strict_field_validation_refuses_unknown_fields(http: aiohttp.ClientSession) -> None:
+    await call(http, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)
+    status, err = await call(http, "POST", f"{WIDGETS}?fieldValidation=Strict", widget(size=1, colour="red"))
+    assert status == 400 and err["message"] == 'strict decoding error: unknown field "spec.colour"'
+    status, _ = await call(http, "POST", f"{WIDGETS}?fieldValidation=Strict", widget(size=1, extra={"x": 1}))
+    assert status == 201, "preserved fields are not unknown"
