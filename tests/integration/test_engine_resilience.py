@@ -105,3 +105,25 @@ async def test_deleted_or_edited_services_are_repaired(
                        == {"app": "podinfo-primary"}, 1.0)
     assert cluster.get("", "services", "podinfo")["metadata"]["annotations"]["owner"] == "ops"
     assert cluster.get("", "services", "podinfo-canary")["spec"]["selector"] == {"app": "podinfo"}
+
+
+async def test_foreign_route_is_never_overwritten(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
+) -> None:
+    foreign = {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"parentRefs": [{"name": "public-gateway", "namespace": "gateway"}],
+                 "rules": [{"backendRefs": [{"name": "legacy", "port": 80}]}]},
+    }
+    await cluster.create(*ROUTES, foreign)
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary())
+    async with run_controller():
+        await wait_for(lambda: any(c.get("reason") == "RouteNotOwned"
+                                   for c in cluster.status().get("conditions") or []), 10,
+                       lambda: f"status {cluster.status()}")
+    [halted] = [c for c in cluster.status()["conditions"] if c["type"] == "Halted"]
+    assert "HTTPRoute test/podinfo exists and is not owned by this Canary" in halted["message"]
+    assert cluster.route_weights() == [("legacy", 1)]
+    assert any(e[2] == "RouteNotOwned" and e[1] == "Warning" for e in events.events)
