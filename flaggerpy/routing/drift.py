@@ -29,8 +29,9 @@ _MIRROR_PHASES = ("Progressing", "WaitingPromotion")
 def intended_weights(canary: Any) -> RouteWeights:
     """The split the Canary's status says the route should have now.
 
-    ``status.canaryWeight`` is what the last persisted step set; mirroring is on while an analysis with
-    ``analysis.mirror`` runs and the canary does not yet take all traffic.
+    ``status.canaryWeight`` is what the last persisted step set. Mirroring is on while an analysis with
+    ``analysis.mirror`` runs, once traffic flows (a first iteration passed, or a canary weight is set: both only
+    happen after the canary is ready, invariant 2) and until the canary takes all traffic at the switch.
     """
     doc = canary_doc(canary)
     status = mapping(doc.get("status"))
@@ -39,7 +40,9 @@ def intended_weights(canary: Any) -> RouteWeights:
     weight = status.get("canaryWeight") or 0
     if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
         return ALL_PRIMARY
-    mirror = bool(analysis.get("mirror")) and status.get("phase") in _MIRROR_PHASES and weight < 100
+    iterations = status.get("iterations") or 0
+    flowing = weight > 0 or (isinstance(iterations, int) and iterations > 0)
+    mirror = bool(analysis.get("mirror")) and status.get("phase") in _MIRROR_PHASES and flowing and weight < 100
     return RouteWeights(100 - weight, weight, mirror)
 
 

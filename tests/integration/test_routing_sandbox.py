@@ -102,7 +102,7 @@ async def test_weights_move_and_the_gateway_accepts(
         ),
         pytest.param(
             {"interval": "1s", "iterations": 3, "mirror": True, "mirrorWeight": 50},
-            {"phase": "Progressing", "canaryWeight": 0},
+            {"phase": "Progressing", "canaryWeight": 0, "iterations": 1},
             {},
             (100, 0, True),
             id="blue-green-mirror",
