@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from flaggerpy.kube.api import KubeClient, Resource
-from flaggerpy.kube.errors import AlreadyExists, ApiError, Conflict, Forbidden, Gone, Invalid, NotFound, Unavailable
+from flaggerpy.kube.api import KubeClient, Resource, load_configuration
+from flaggerpy.kube.errors import (
+    AlreadyExists,
+    ApiError,
+    ConfigError,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    NotFound,
+    Unavailable,
+)
 from flaggerpy.kube.resources import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, by_kind
 from flaggerpy.kube.settings import ClientSettings
 from tests.unit.test_kube_fakeserver import cm, fake_cluster, json_ok, listing, respond
@@ -132,3 +146,59 @@ async def test_bad_arguments_name_the_problem() -> None:
 def test_by_kind_finds_well_known_handles() -> None:
     assert by_kind("apps/v1", "Deployment") is DEPLOYMENTS
     assert by_kind("v1", "Nope") is None
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    from email.utils import format_datetime
+
+    from flaggerpy.kube.api import _retry_after_seconds
+
+    assert _retry_after_seconds("2") == 2.0
+    assert _retry_after_seconds(None) is None
+    assert _retry_after_seconds("soon") is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 <= (_retry_after_seconds(later) or 0) <= 30
+
+
+async def test_missing_kubeconfig_is_a_clear_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match="does not exist"):
+        await load_configuration(str(missing))
+
+
+async def test_kubeconfig_context_selects_the_server(tmp_path: Path) -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "one", "cluster": {"server": "http://127.0.0.1:1111"}},
+            {"name": "two", "cluster": {"server": "http://127.0.0.1:2222"}},
+        ],
+        "users": [{"name": "u", "user": {"token": "secret-token"}}],
+        "contexts": [
+            {"name": "one", "context": {"cluster": "one", "user": "u"}},
+            {"name": "two", "context": {"cluster": "two", "user": "u"}},
+        ],
+        "current-context": "one",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+    assert (await load_configuration(str(path))).host == "http://127.0.0.1:1111"
+    assert (await load_configuration(str(path), context="two")).host == "http://127.0.0.1:2222"
+    with pytest.raises(ConfigError):
+        await load_configuration(str(path), context="three")
+
+
+async def test_bearer_token_is_sent() -> None:
+    async with fake_cluster(FAST) as (script, kube):
+        kube.api_client.configuration.api_key = {"BearerToken": "Bearer abc"}
+        seen: list[str] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            seen.append(request.headers.get("Authorization", ""))
+            return web.json_response(cm("x", 1))
+
+        script.then(handler)
+        await kube.get(CONFIGMAPS, "x", "ns")
+        assert seen == ["Bearer abc"]
