@@ -92,9 +92,13 @@ class DataPlaneSettings:
     # Upper bound on the share of time spent programming: after a pass that took t seconds the next one waits at
     # least t * (1 / max_busy - 1), so a large sandbox under heavy churn keeps CPU for the controller under test.
     max_busy: float = 0.2
+    # Bounds on synthetic traffic: concurrent generators, and requests per second of one generator.
     max_generators: int = 32
     max_rps: float = 5000.0
+    # How often a generator wakes to send the requests it owes.
     generator_tick: float = 0.01
+    # Real HTTP: the address listeners bind, the proxy's per-request timeout, and how many mirrored requests may
+    # be in flight before further mirrors are dropped.
     listen_host: str = "127.0.0.1"
     upstream_timeout: float = 30.0
     max_inflight_mirrors: int = 256
