@@ -240,3 +240,28 @@ async def test_only_gateway_classes_naming_our_controller_are_accepted() -> None
         ours = cluster.get(GW, "gatewayclasses", None, "ours")
         assert [(c["type"], c["status"]) for c in ours["status"]["conditions"]] == [("Accepted", "True")]
         assert "status" not in cluster.get(GW, "gatewayclasses", None, "theirs")
+
+
+async def test_listener_namespace_selector_and_parent_port() -> None:
+    cluster = FakeCluster()
+    canary_world(cluster)
+    cluster.apply("", "namespaces", {"metadata": {"name": "test", "labels": {"shared-gateway": "true"}}})
+    cluster.apply("", "namespaces", {"metadata": {"name": "other"}})
+    selector = {"from": "Selector", "selector": {"matchLabels": {"shared-gateway": "true"}}}
+    cluster.apply(
+        GW,
+        "gateways",
+        gateway("shared", listeners=[{"name": "web", "protocol": "HTTP", "port": 8080,
+                                      "allowedRoutes": {"namespaces": selector}}]),
+    )
+    parent = {"name": "shared", "namespace": "infra"}
+    cluster.apply(GW, "httproutes", httproute("labelled", parent=parent))
+    cluster.apply(GW, "httproutes", httproute("unlabelled", namespace="other", parent=parent))
+    cluster.apply(GW, "httproutes", httproute("wrong-port", parent={**parent, "port": 80}))
+    async with Running(cluster, DataPlaneSettings()):
+        assert _conditions(_route(cluster, "labelled"))["Accepted"]["status"] == "True"
+        unlabelled = _conditions(cluster.get(GW, "httproutes", "other", "unlabelled"))["Accepted"]
+        assert unlabelled["reason"] == "NotAllowedByListeners"
+        assert _conditions(_route(cluster, "wrong-port"))["Accepted"]["reason"] == "NoMatchingParent"
+        listener = cluster.get(GW, "gateways", "infra", "shared")["status"]["listeners"][0]
+        assert listener["attachedRoutes"] == 1
