@@ -1,0 +1,151 @@
+"""RBAC coverage: every API request the controller makes during real releases is allowed by deploy/rbac.
+
+The controller runs in-process against the sandbox with leader election and real Events, exactly as deployed,
+through a promotion and a rollback (with a tracked ConfigMap). The sandbox counts every request it serves by verb
+and ``plural.group[/subresource]``; each one must match a rule of the ClusterRole (or, for Leases in the controller's
+namespace, the Role). A request the role does not cover would be a 403 in a real cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flaggerpy.canary.controller import Controller, ControllerSettings
+from flaggerpy.canary.reconciler import EngineSettings
+from flaggerpy.kube.api import KubeClient
+from flaggerpy.kube.events import EventRecorder
+from flaggerpy.kube.leader import LeaderElector
+from flaggerpy.kube.settings import LeaderSettings, WatchSettings
+from flaggerpy.routing.features import HTTPROUTE_CRD
+from flaggerpy.sandbox import Sandbox
+from tests.integration.conftest import (
+    Cluster,
+    RecordingNotifier,
+    ScriptedAnalyzer,
+    canary,
+    deployment,
+    wait_for,
+)
+
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
+SYSTEM = "flaggerpy-system"
+LEASE = "flaggerpy"
+Rule = Mapping[str, Any]
+
+
+def load_rules() -> tuple[list[Rule], list[Rule]]:
+    """The ClusterRole's and the leader-election Role's rules, as written in deploy/rbac."""
+    docs = [d for path in sorted(RBAC.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    role = next(d for d in docs if d["kind"] == "Role")
+    return cluster_role["rules"], role["rules"]
+
+
+def split(counter_name: str) -> tuple[str, str]:
+    """``plural.group/sub`` → (group, ``plural/sub``); core resources have no group."""
+    name, _, sub = counter_name.partition("/")
+    plural, _, group = name.partition(".")
+    return group, f"{plural}/{sub}" if sub else plural
+
+
+def allowed(rules: list[Rule], verb: str, group: str, resource: str) -> bool:
+    for rule in rules:
+        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []) \
+                and verb in rule.get("verbs", []):
+            return True
+    return False
+
+
+def restricted_names(rules: list[Rule], verb: str, group: str, resource: str) -> set[str] | None:
+    """The resourceNames a matching rule limits ``verb`` to (None when some rule allows every name)."""
+    names: set[str] = set()
+    for rule in rules:
+        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []) \
+                and verb in rule.get("verbs", []):
+            if not rule.get("resourceNames"):
+                return None
+            names |= set(rule["resourceNames"])
+    return names
+
+
+def test_rules_have_no_wildcards_and_secrets_are_read_only() -> None:
+    cluster_rules, role_rules = load_rules()
+    for rule in cluster_rules + role_rules:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[key], rule
+    secret_verbs = {v for r in cluster_rules if "secrets" in r["resources"] for v in r["verbs"]}
+    assert secret_verbs == {"get", "list", "watch"}
+    assert all("coordination.k8s.io" not in r["apiGroups"] for r in cluster_rules), "Leases belong in the Role"
+
+
+async def test_every_request_of_a_release_and_a_rollback_is_allowed(sandbox: Sandbox, cluster: Cluster) -> None:
+    cluster_rules, role_rules = load_rules()
+    await cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM}})
+    await cluster.create("", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "podinfo-config", "namespace": "test"},
+                                            "data": {"level": "info"}})
+    target = deployment()
+    target["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "podinfo-config"}}]
+    await cluster.create("apps", "deployments", target)
+    await cluster.create("flagger.app", "canaries", canary(revertOnDeletion=True))
+    sandbox.counters.reset()
+
+    analyzer = ScriptedAnalyzer()
+    async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
+        recorder = EventRecorder(kube)
+
+        async def events(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+            await recorder.record(dict(obj), "Warning" if type_ == "Warning" else "Normal", reason, message)
+
+        settings = ControllerSettings(
+            threadiness=2, sync_timeout=10.0, engine=EngineSettings(poll_interval=0.2),
+            watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, backoff_jitter=0.05),
+        )
+        controller = Controller(kube, analyzer, RecordingNotifier(), events, settings)
+        leading = asyncio.Event()
+
+        async def started() -> None:
+            controller.start_workers()
+            leading.set()
+
+        elector = LeaderElector(kube, LEASE, SYSTEM, on_started_leading=started,
+                                settings=LeaderSettings(lease_duration=2.0, renew_deadline=1.5, retry_period=0.2))
+        await controller.start_informers()
+        elector.start()
+        try:
+            await asyncio.wait_for(leading.wait(), 10)
+            await cluster.wait_phase("Initialized")
+            await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
+            await cluster.wait_phase("Succeeded", within=30)
+            analyzer.metrics_pass = False
+            await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
+            await cluster.wait_phase("Failed", within=30)
+            await sandbox.cluster.delete("flagger.app", "canaries", "test", "podinfo")
+            await wait_for(lambda: cluster.get("flagger.app", "canaries", "podinfo") is None, 15)
+        finally:
+            await controller.stop()
+            await elector.stop()
+
+    served = sandbox.counters.snapshot()
+    made = sorted((verb, name) for name, verbs in served.items() for verb in verbs)
+    assert ("create", "events") in made and ("update", "canaries.flagger.app/status") in made
+    assert ("create", "configmaps") in made, "the tracked ConfigMap was copied to -primary"
+    assert any(name == "leases.coordination.k8s.io" for _, name in made)
+    denied = []
+    for verb, name in made:
+        group, resource = split(name)
+        rules = role_rules if group == "coordination.k8s.io" else cluster_rules
+        if not allowed(rules, verb, group, resource):
+            denied.append(f"{verb} {name}")
+    assert denied == [], f"requests the RBAC in deploy/rbac does not allow: {denied}"
+    # Rules limited to names: the controller uses exactly those names.
+    lease_names = restricted_names(role_rules, "update", "coordination.k8s.io", "leases")
+    assert lease_names == {LEASE}
+    crd_names = restricted_names(cluster_rules, "get", "apiextensions.k8s.io", "customresourcedefinitions")
+    assert crd_names is not None and HTTPROUTE_CRD in crd_names
+
