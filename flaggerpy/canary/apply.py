@@ -161,10 +161,19 @@ class Applier:
         return written
 
     async def scale(self, workload: Mapping[str, Any], replicas: int) -> bool:
-        """Set a Deployment's replicas; False when it already has that many (or is a DaemonSet)."""
-        if workload.get("kind") == "DaemonSet" or wl.replicas_of(workload) == replicas:
-            return False
+        """Set a Deployment's replicas, or run/stop a DaemonSet (any replicas > 0 means run); False when unchanged."""
         meta = workload["metadata"]
+        if workload.get("kind") == "DaemonSet":
+            running = replicas > 0
+            if running == (not wl.is_scaled_to_zero(workload)):
+                return False
+            # Merge patch: null removes the key, so the user's own nodeSelector entries stay untouched.
+            selector = {wl.SCALE_TO_ZERO_KEY: None if running else "true"}
+            body = {"spec": {"template": {"spec": {"nodeSelector": selector}}}}
+            await self._kube.resource(res.DAEMONSETS).patch(meta["name"], meta["namespace"], body)
+            return True
+        if wl.replicas_of(workload) == replicas:
+            return False
         await self._kube.resource(res.DEPLOYMENTS).patch(
             meta["name"], meta["namespace"], {"spec": {"replicas": replicas}}
         )

@@ -20,6 +20,9 @@ PRIMARY_SUFFIX = "-primary"
 # Flagger looks for the workload's identity label in this order (its --selector-labels default).
 SELECTOR_LABELS: tuple[str, ...] = ("app", "name", "app.kubernetes.io/name")
 
+# DaemonSets have no replica count: Flagger scales one to zero with a nodeSelector no node matches.
+SCALE_TO_ZERO_KEY = "flagger.app/scale-to-zero"
+
 # A ConfigMap/Secret carrying this annotation is left alone by config tracking (Flagger's opt-out).
 CONFIG_TRACKING_ANNOTATION = "flagger.app/config-tracking"
 
@@ -94,10 +97,32 @@ def clean_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _without_scale_to_zero(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``template`` without the scale-to-zero nodeSelector (it is not part of the revision).
+
+    Removing the key by merge patch can leave an empty ``nodeSelector``; empty and absent mean the same.
+    """
+    out = copy.deepcopy(dict(template))
+    pod = out.get("spec")
+    if isinstance(pod, dict) and "nodeSelector" in pod:
+        selector = {k: v for k, v in (pod["nodeSelector"] or {}).items() if k != SCALE_TO_ZERO_KEY}
+        if selector:
+            pod["nodeSelector"] = selector
+        else:
+            pod.pop("nodeSelector")
+    return out
+
+
+def is_scaled_to_zero(workload: Mapping[str, Any]) -> bool:
+    """Whether a DaemonSet carries the scale-to-zero nodeSelector."""
+    pod = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return SCALE_TO_ZERO_KEY in (pod.get("nodeSelector") or {})
+
+
 def primary_template(target: Mapping[str, Any], config_renames: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The target's pod template relabelled for the primary, with tracked config refs renamed to their copies."""
     key, value = selector_label(target)
-    template = copy.deepcopy(target["spec"]["template"])
+    template = _without_scale_to_zero(target["spec"]["template"])
     meta = template.setdefault("metadata", {})
     meta["labels"] = _relabel(meta.get("labels"), key, primary_name(value))
     if config_renames:
@@ -141,9 +166,10 @@ def _canonical(obj: Any) -> bytes:
 def spec_hash(template: Mapping[str, Any]) -> str:
     """The revision of a pod template: stable across key order, changed by any edit to labels, annotations or spec.
 
-    Flagger stores this in ``status.lastAppliedSpec``; a different value means a new revision to analyse.
+    Flagger stores this in ``status.lastAppliedSpec``; a different value means a new revision to analyse. The
+    DaemonSet scale-to-zero nodeSelector is not part of the revision.
     """
-    return hashlib.sha256(_canonical(template)).hexdigest()[:16]
+    return hashlib.sha256(_canonical(_without_scale_to_zero(template))).hexdigest()[:16]
 
 
 def config_checksum(obj: Mapping[str, Any]) -> str:
@@ -313,8 +339,8 @@ def readiness(workload: Mapping[str, Any], threshold_percent: int = 100) -> Read
 
 
 def replicas_of(workload: Mapping[str, Any]) -> int:
-    """The desired replica count of a Deployment (DaemonSets have none: 0)."""
+    """The desired replica count of a Deployment; for a DaemonSet 0 when scaled to zero, else 1 ("running")."""
     if workload.get("kind") == "DaemonSet":
-        return 0
+        return 0 if is_scaled_to_zero(workload) else 1
     spec = workload.get("spec") or {}
     return int(spec.get("replicas", 1) if "replicas" in spec else 1)

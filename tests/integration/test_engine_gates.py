@@ -19,8 +19,8 @@ NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 FAST = {"interval": "200ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}
 
 
-def image_of(cluster: Cluster, name: str) -> str:
-    dep = cluster.get("apps", "deployments", name)
+def image_of(cluster: Cluster, name: str, plural: str = "deployments") -> str:
+    dep = cluster.get("apps", plural, name)
     assert dep is not None
     return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
 
@@ -199,3 +199,30 @@ async def test_revert_on_deletion_restores_the_target(
     route = cluster.get("gateway.networking.k8s.io", "httproutes", "podinfo")
     assert route is not None
     assert [b["name"] for b in route["spec"]["rules"][-1]["backendRefs"]] == ["podinfo"]
+
+
+async def test_daemonset_canary_scales_with_a_node_selector(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
+) -> None:
+    ds = deployment()
+    ds["kind"] = "DaemonSet"
+    del ds["spec"]["replicas"]
+    await cluster.create("apps", "daemonsets", ds)
+    await cluster.create("flagger.app", "canaries", canary(
+        analysis=FAST, targetRef={"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "podinfo"}))
+    selector = lambda: cluster.get("apps", "daemonsets", "podinfo")["spec"]["template"]["spec"].get(  # noqa: E731
+        "nodeSelector")
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        assert selector() == {"flagger.app/scale-to-zero": "true"}
+        assert cluster.get("apps", "daemonsets", "podinfo-primary") is not None
+        ds = cluster.get("apps", "daemonsets", "podinfo")
+        ds["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
+        await cluster.update("apps", "daemonsets", ds)
+        await cluster.wait_phase("Succeeded")
+    primary = cluster.get("apps", "daemonsets", "podinfo-primary")
+    assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE
+    assert "nodeSelector" not in primary["spec"]["template"]["spec"]
+    assert selector() == {"flagger.app/scale-to-zero": "true"}
+    # Scaling the DaemonSet up and down is not mistaken for a new revision.
+    assert not any("Restarting analysis" in m for m in events.messages("test/podinfo"))

@@ -173,3 +173,21 @@ def test_daemonset_readiness() -> None:
     assert not wl.readiness(ds).ready
     ds["status"]["numberAvailable"] = 3
     assert wl.readiness(ds).ready
+
+
+def test_daemonset_scale_to_zero_is_not_a_revision() -> None:
+    ds = deployment()
+    ds["kind"] = "DaemonSet"
+    del ds["spec"]["replicas"]
+    running = wl.spec_hash(ds["spec"]["template"])
+    assert wl.replicas_of(ds) == 1
+    ds["spec"]["template"]["spec"]["nodeSelector"] = {wl.SCALE_TO_ZERO_KEY: "true", "disk": "ssd"}
+    assert wl.is_scaled_to_zero(ds) and wl.replicas_of(ds) == 0
+    ssd_only = copy.deepcopy(ds)
+    ssd_only["spec"]["template"]["spec"]["nodeSelector"] = {"disk": "ssd"}
+    assert wl.spec_hash(ds["spec"]["template"]) == wl.spec_hash(ssd_only["spec"]["template"]) != running
+    primary = wl.build_primary(ds, CANARY)
+    assert primary["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
+    assert "replicas" not in primary["spec"]
+    ssd_only["spec"]["template"]["spec"]["nodeSelector"] = {}
+    assert wl.spec_hash(ssd_only["spec"]["template"]) == running
