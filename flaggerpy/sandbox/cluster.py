@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from flaggerpy.sandbox import cel, crds, gc
+from flaggerpy.sandbox import cel, crds, defaults, gc
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.errors import (
     Cause,
@@ -70,6 +70,7 @@ class Cluster:
         self.store = store or Store()
         # CEL evaluation is slow in pure Python (tens of ms per HTTPRoute); benchmarks turn it off.
         self.cel_rules = cel_rules
+        self.cluster_ips = defaults.ClusterIPs()
         # uids of owners deleted with propagationPolicy=Orphan that still wait on their finalizers
         self.orphans: set[str] = set()
 
@@ -117,8 +118,11 @@ class Cluster:
                           "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
                           "character")])
 
-    def _admit(self, rt: ResourceType, version: str, obj: dict[str, Any], strict: bool = False) -> dict[str, Any]:
-        """Schema admission for custom resources and CRDs; returns the pruned, defaulted object.
+    def _admit(
+        self, rt: ResourceType, version: str, obj: dict[str, Any], strict: bool = False,
+        old: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Admission: built-in defaults, or schema pruning/defaulting/validation for custom resources and CRDs.
 
         ``strict`` (``fieldValidation=Strict``, what kubectl sends) refuses unknown fields instead of pruning them.
         """
@@ -128,7 +132,12 @@ class Cluster:
             if causes:
                 raise invalid(rt.kind, rt.group, name, causes)
             return obj
-        schema = rt.schemas.get(version) if rt.custom else None
+        if not rt.custom:
+            if rt.key in defaults.KINDS:
+                # A copy: nested parts may still be shared with the stored object.
+                return defaults.apply(rt.key, copy.deepcopy(obj), old, self.cluster_ips)
+            return obj
+        schema = rt.schemas.get(version)
         if schema is None:
             return obj
         if strict:
@@ -252,7 +261,7 @@ class Cluster:
             if rt.namespaced:
                 new_meta["namespace"] = current["metadata"]["namespace"]
             new["metadata"] = new_meta
-        new = self._admit(rt, version, new, strict)
+        new = self._admit(rt, version, new, strict, current)
         return self.commit_update(rt, current, new, dry_run)
 
     def commit_update(

@@ -208,14 +208,6 @@ class Registry:
         rt = self._types.get((group, plural))
         return rt if rt is not None and version in rt.versions else None
 
-    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        """The resource for an object's ``apiVersion`` and ``kind`` (for ownerReferences and in-process writes)."""
-        group, _, version = api_version.rpartition("/")
-        for rt in self._types.values():
-            if rt.group == group and rt.kind == kind and version in rt.versions:
-                return rt
-        return None
-
     def put(self, rt: ResourceType) -> None:
         """Serve a custom resource (or replace how it is served after its CRD changed)."""
         self._types[rt.key] = rt

@@ -113,10 +113,6 @@ class Store:
             return iter(list(bucket.values()))
         return iter([obj for (ns, _), obj in bucket.items() if ns == namespace])
 
-    def keys(self) -> list[StorageKey]:
-        """Every storage key that holds objects."""
-        return [k for k, bucket in self._objects.items() if bucket]
-
     def exists_uid(self, uid: str) -> bool:
         """Whether an object with this uid is stored (ownerReferences point at uids)."""
         return uid in self._uids
@@ -151,14 +147,6 @@ class Store:
         self._index_owners(key, okey, old, None)
         return self._emit(Event(int(meta["resourceVersion"]), "DELETED", key, obj))
 
-    def drop_resource(self, key: StorageKey) -> list[dict[str, Any]]:
-        """Forget every object of a resource (its CRD is gone); returns what was removed."""
-        bucket = self._objects.pop(key, {})
-        for okey, obj in bucket.items():
-            self._uids.pop(obj["metadata"].get("uid", ""), None)
-            self._index_owners(key, okey, obj, None)
-        return list(bucket.values())
-
     def _index_owners(
         self, key: StorageKey, okey: ObjectKey, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> None:
@@ -188,10 +176,6 @@ class Store:
         for sub in self._subs.get(None, ()):
             sub.offer(event)
         return event
-
-    def oldest_replayable(self) -> int:
-        """The oldest resourceVersion a watch may start from."""
-        return self._compacted_rv
 
     def events_after(self, key: StorageKey | None, rv: int) -> list[Event]:
         """History events of a resource after ``rv``; raises 410 Gone when some may have been dropped."""

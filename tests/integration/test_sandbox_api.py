@@ -254,3 +254,33 @@ async def test_scale_subresource(http: aiohttp.ClientSession) -> None:
     )
     _, got = await call(http, "GET", f"{DEPLOY}/web")
     assert got["spec"]["replicas"] == 0
+
+
+async def test_builtin_defaults_like_a_cluster(http: aiohttp.ClientSession) -> None:
+    svc = {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
+    _, created = await call(http, "POST", "/api/v1/namespaces/default/services", svc)
+    spec = created["spec"]
+    assert spec["type"] == "ClusterIP" and spec["clusterIP"].startswith("10.96.")
+    assert spec["ports"] == [{"port": 80, "protocol": "TCP", "targetPort": 80}]
+    allocated = created["spec"].pop("clusterIP")
+    created["spec"].pop("clusterIPs")
+    _, updated = await call(http, "PUT", "/api/v1/namespaces/default/services/web", created)
+    assert updated["spec"]["clusterIP"] == allocated, "the allocated IP survives updates that omit it"
+    body = deployment()
+    del body["spec"]["replicas"]
+    _, dep = await call(http, "POST", DEPLOY, body)
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["progressDeadlineSeconds"] == 600
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    _, ns = await call(http, "GET", "/api/v1/namespaces/default")
+    assert ns["status"] == {"phase": "Active"}
+
+
+async def test_generate_name_and_delete_collection(http: aiohttp.ClientSession) -> None:
+    for _ in range(3):
+        status, created = await call(http, "POST", CM, {"metadata": {"generateName": "job-", "labels": {"a": "b"}}})
+        assert status == 201 and created["metadata"]["name"].startswith("job-")
+    await call(http, "POST", CM, {"metadata": {"name": "other"}})
+    status, deleted = await call(http, "DELETE", f"{CM}?labelSelector=a%3Db")
+    assert status == 200 and len(deleted["items"]) == 3
+    _, remaining = await call(http, "GET", CM)
+    assert [o["metadata"]["name"] for o in remaining["items"]] == ["other"]

@@ -1,0 +1,75 @@
+"""Defaults kube-apiserver fills in for built-in kinds, so clients see the objects they would see on a cluster.
+
+Covers what controllers commonly read back: Service ``type``, ``sessionAffinity``, port ``protocol`` and
+``targetPort`` and an allocated ``clusterIP`` (kept across updates that omit it); Deployment ``replicas``,
+``strategy``, ``revisionHistoryLimit`` and ``progressDeadlineSeconds``; Namespace ``status.phase``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from flaggerpy.sandbox.registry import StorageKey
+
+SERVICES: StorageKey = ("", "services")
+DEPLOYMENTS: StorageKey = ("apps", "deployments")
+NAMESPACES: StorageKey = ("", "namespaces")
+KINDS = frozenset({SERVICES, DEPLOYMENTS, NAMESPACES})
+_SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/12")
+
+
+class ClusterIPs:
+    """Hands out Service ClusterIPs from 10.96.0.0/12 (10.96.0.1 is the API server's, as on a cluster)."""
+
+    def __init__(self) -> None:
+        self._next = 10
+
+    def allocate(self) -> str:
+        """The next free address."""
+        address = _SERVICE_RANGE.network_address + self._next
+        self._next += 1
+        return str(address)
+
+
+def _service(obj: dict[str, Any], old: dict[str, Any] | None, ips: ClusterIPs) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+    if spec["type"] == "ExternalName" or spec.get("clusterIP") == "None":
+        return
+    previous = ((old or {}).get("spec") or {}).get("clusterIP")
+    if not spec.get("clusterIP"):
+        spec["clusterIP"] = previous or ips.allocate()
+    spec.setdefault("clusterIPs", [spec["clusterIP"]])
+
+
+def _deployment(obj: dict[str, Any]) -> None:
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    if isinstance(strategy, dict) and strategy.get("type", "RollingUpdate") == "RollingUpdate":
+        strategy.setdefault("type", "RollingUpdate")
+        strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+
+
+def apply(key: StorageKey, obj: dict[str, Any], old: dict[str, Any] | None, ips: ClusterIPs) -> dict[str, Any]:
+    """``obj`` with built-in defaults (mutated in place: callers pass their own copy)."""
+    if key == SERVICES:
+        _service(obj, old, ips)
+    elif key == DEPLOYMENTS:
+        _deployment(obj)
+    elif key == NAMESPACES and old is None:
+        obj["status"] = {"phase": "Active"}
+    return obj
