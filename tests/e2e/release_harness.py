@@ -1,0 +1,395 @@
+"""The real parts of an end-to-end release, wired together for tests.
+
+- the sandbox cluster in this process, with the Gateway API and Flagger CRDs, a Gateway and real HTTP on it;
+- a real Prometheus scraping the data plane's Envoy/Istio-style metrics every second;
+- ``flaggerpy loadtester`` as a subprocess (rollout webhooks start ``hey`` through it);
+- ``flaggerpy run`` as a subprocess, pointed at the sandbox's kubeconfig and at that Prometheus;
+- a :class:`RouteObserver` that records every version of every HTTPRoute and Canary as the sandbox commits them,
+  and the data plane's per-backend request counters at every weight change (the measured traffic split).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import math
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from flaggerpy.sandbox import Sandbox
+from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, free_port, prometheus_available
+
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY_CRDS = Path("/work/shared/gateway-api-v1.6.1")
+FLAGGER_CRDS = REPO / "deploy" / "crds"
+NAMESPACE = "test"
+GATEWAY_NAMESPACE = "gateway"
+GATEWAY_NAME = "public-gateway"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+ERROR_RATE_ANNOTATION = "sandbox.flaggerpy.io/error-rate"
+LATENCY_ANNOTATION = "sandbox.flaggerpy.io/latency"
+_PROCESS_READY_TIMEOUT = 30.0
+_STOP_TIMEOUT = 15.0
+
+
+def missing_tools() -> str | None:
+    """Why the real-parts tests cannot run here, or None when prometheus and hey are installed."""
+    missing = [name for name, ok in (("prometheus", prometheus_available()), ("hey", shutil.which("hey") is not None))
+               if not ok]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not installed (apt-get install prometheus hey)"
+
+
+requires_tools = pytest.mark.skipif(missing_tools() is not None, reason=missing_tools() or "")
+
+
+def crd_documents() -> list[dict[str, Any]]:
+    """The Gateway API v1.6.1 CRDs and flaggerpy's Flagger CRDs."""
+    paths = sorted(GATEWAY_CRDS.glob("*.yaml")) + sorted(FLAGGER_CRDS.glob("*.yaml"))
+    docs = [doc for path in paths for doc in yaml.safe_load_all(path.read_text())]
+    return [doc for doc in docs if doc and doc.get("kind") == "CustomResourceDefinition"]
+
+
+def deployment(name: str, image: str = "ghcr.io/stefanprodan/podinfo:6.0.0",
+               annotations: dict[str, str] | None = None, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A podinfo-like Deployment; ``annotations`` on the pod template shape how the sandbox's pods answer."""
+    template_meta: dict[str, Any] = {"labels": {"app": name}}
+    if annotations:
+        template_meta["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": template_meta,
+                "spec": {"containers": [{"name": "podinfod", "image": image,
+                                         "ports": [{"name": "http", "containerPort": 9898}]}]},
+            },
+        },
+    }
+
+
+def canary(name: str, analysis: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A Gateway API Canary for the Deployment ``name``, served on host ``<name>.example.com``."""
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "provider": "gatewayapi:v1",
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "progressDeadlineSeconds": 60,
+            "service": {
+                "port": 9898,
+                "targetPort": 9898,
+                "hosts": [host_of(name)],
+                "gatewayRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
+            },
+            "analysis": analysis,
+        },
+    }
+
+
+def host_of(name: str) -> str:
+    """The hostname the canary ``name`` is served on."""
+    return f"{name}.example.com"
+
+
+def gateway() -> dict[str, Any]:
+    """A Gateway with one HTTP listener accepting routes from every namespace."""
+    return {
+        "apiVersion": f"{GATEWAY_GROUP}/v1",
+        "kind": "Gateway",
+        "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
+        "spec": {
+            "gatewayClassName": "sandbox",
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80,
+                           "allowedRoutes": {"namespaces": {"from": "All"}}}],
+        },
+    }
+
+
+def route_weights(route: dict[str, Any] | None) -> dict[str, int]:
+    """backend name → weight of the route's last (weighted) rule; empty for a missing route."""
+    if not route:
+        return {}
+    rules = (route.get("spec") or {}).get("rules") or []
+    if not rules:
+        return {}
+    return {b["name"]: int(b.get("weight", 1)) for b in rules[-1].get("backendRefs") or []}
+
+
+# -- observation ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """Requests the data plane sent to a canary's two backends while the route had one set of weights.
+
+    ``start``/``end`` are the (primary, canary) request counters when the weights came in force and went away.
+    """
+
+    canary_weight: int
+    start: tuple[int, int]
+    end: tuple[int, int] | None = None
+
+    @property
+    def primary_requests(self) -> int:
+        """Requests to the primary during the window (0 while it is open)."""
+        return self.end[0] - self.start[0] if self.end else 0
+
+    @property
+    def canary_requests(self) -> int:
+        """Requests to the canary during the window (0 while it is open)."""
+        return self.end[1] - self.start[1] if self.end else 0
+
+    @property
+    def requests(self) -> int:
+        """Requests to either backend during the window."""
+        return self.primary_requests + self.canary_requests
+
+    @property
+    def measured_canary_percent(self) -> float:
+        """The share of the window's requests the canary got, in percent."""
+        return 100.0 * self.canary_requests / self.requests if self.requests else math.nan
+
+    def tolerance(self) -> float:
+        """Percentage points the measured share may differ from the weight by chance (4 binomial sigmas, >= 2)."""
+        p = self.canary_weight / 100.0
+        sigma = math.sqrt(p * (1 - p) / self.requests) * 100.0 if self.requests else math.inf
+        return max(2.0, 4.0 * sigma)
+
+
+@dataclass
+class History:
+    """Everything observed about one canary: route weights, statuses and traffic windows, in commit order."""
+
+    name: str
+    weights: list[dict[str, int]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)
+
+    @property
+    def canary_weights(self) -> list[int]:
+        """The canary backend's weight in every distinct route version."""
+        return [w.get(f"{self.name}-canary", 0) for w in self.weights]
+
+    @property
+    def phases(self) -> list[str]:
+        """Distinct consecutive phases the Canary's status went through."""
+        out: list[str] = []
+        for status in self.statuses:
+            phase = status.get("phase") or ""
+            if phase and (not out or out[-1] != phase):
+                out.append(phase)
+        return out
+
+    @property
+    def phase(self) -> str:
+        """The latest phase."""
+        return self.phases[-1] if self.phases else ""
+
+
+class RouteObserver:
+    """Watches the sandbox in-process: every committed HTTPRoute and Canary version, and the traffic split."""
+
+    def __init__(self, sandbox: Sandbox, names: list[str], namespace: str = NAMESPACE) -> None:
+        self._sb = sandbox
+        self._namespace = namespace
+        self.histories = {name: History(name) for name in names}
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    def start(self) -> None:
+        """Subscribe now: later commits are all seen."""
+        self._task = asyncio.create_task(self._run(), name="e2e-observer")
+
+    async def stop(self) -> None:
+        """Stop watching and close every open traffic window."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for history in self.histories.values():
+            self._close_window(history)
+
+    def _requests(self, service: str) -> int:
+        return self._sb.dataplane.stats(self._namespace, service).requests
+
+    def _counters(self, history: History) -> tuple[int, int]:
+        return self._requests(f"{history.name}-primary"), self._requests(f"{history.name}-canary")
+
+    def _close_window(self, history: History) -> None:
+        if history.windows and history.windows[-1].end is None:
+            history.windows[-1].end = self._counters(history)
+
+    def _open_window(self, history: History, canary_weight: int) -> None:
+        history.windows.append(Window(canary_weight, self._counters(history)))
+
+    async def _run(self) -> None:
+        async for change in self._sb.cluster.changes():
+            meta = change.object.get("metadata") or {}
+            history = self.histories.get(meta.get("name", ""))
+            if history is None or meta.get("namespace") != self._namespace:
+                continue
+            if (change.group, change.plural) == (GATEWAY_GROUP, "httproutes") and change.type != "DELETED":
+                weights = route_weights(change.object)
+                if weights and (not history.weights or history.weights[-1] != weights):
+                    history.weights.append(weights)
+                    await self._sb.dataplane.wait_programmed()
+                    self._close_window(history)
+                    self._open_window(history, weights.get(f"{history.name}-canary", 0))
+            elif (change.group, change.plural) == ("flagger.app", "canaries") and change.type != "DELETED":
+                status = change.object.get("status") or {}
+                if not history.statuses or history.statuses[-1] != status:
+                    history.statuses.append(copy.deepcopy(status))
+            self._changed.set()
+
+    async def wait_phase(self, name: str, phases: set[str], within: float) -> str:
+        """Wait until canary ``name`` reaches one of ``phases``; returns it."""
+        history = self.histories[name]
+        async with asyncio.timeout(within):
+            while history.phase not in phases:
+                self._changed.clear()
+                await self._changed.wait()
+        return history.phase
+
+
+# -- processes --------------------------------------------------------------------------------------------------
+
+
+class Subprocess:
+    """A flaggerpy command in its own process; stopped with SIGTERM (SIGKILL when it lingers)."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start the process with its output going to ``log_path``."""
+        with self.log_path.open("wb") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    def tail(self, size: int = 3000) -> str:
+        """The end of the process's output (for failure messages)."""
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
+
+    async def wait_http(self, url: str) -> None:
+        """Wait until ``url`` answers 200 (or the process exits)."""
+        async with aiohttp.ClientSession() as session:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + _PROCESS_READY_TIMEOUT
+            while loop.time() < deadline:
+                if self.process is not None and self.process.returncode is not None:
+                    break
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer {url}:\n{self.tail()}")
+
+    async def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL if needed; the exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        return process.returncode
+
+
+def flaggerpy_argv(*args: str) -> list[str]:
+    """argv running ``flaggerpy <args>`` with this interpreter (no reliance on an installed script)."""
+    return [sys.executable, "-m", "flaggerpy.cli", *args]
+
+
+@dataclass
+class Release:
+    """The running real parts of one end-to-end test."""
+
+    sandbox: Sandbox
+    prometheus: PrometheusServer
+    loadtester_url: str
+    gateway_port: int
+    controller: Subprocess
+    loadtester: Subprocess
+
+    async def create(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object in the sandbox."""
+        return await self.sandbox.cluster.create(group, plural, copy.deepcopy(obj))
+
+    async def release(self, name: str, image: str, annotations: dict[str, str] | None = None) -> None:
+        """Roll out a new revision of Deployment ``name``: a new image and new pod-template annotations."""
+        dep = self.sandbox.cluster.get("apps", "deployments", NAMESPACE, name)
+        assert dep is not None, f"deployment {name} missing"
+        dep = copy.deepcopy(dep)
+        dep["metadata"].pop("resourceVersion", None)
+        template = dep["spec"]["template"]
+        template["spec"]["containers"][0]["image"] = image
+        template["metadata"]["annotations"] = dict(annotations or {})
+        await self.sandbox.cluster.update("apps", "deployments", dep)
+
+    def load_webhook(self, name: str, seconds: int, rps_per_worker: int, workers: int) -> dict[str, Any]:
+        """A ``rollout`` webhook asking the load tester to run ``hey`` against the canary's host."""
+        url = f"http://127.0.0.1:{self.gateway_port}/"
+        command = f"hey -z {seconds}s -q {rps_per_worker} -c {workers} -host {host_of(name)} {url}"
+        return {"name": "load-test", "type": "rollout", "url": f"{self.loadtester_url}/", "timeout": "5s",
+                "metadata": {"type": "cmd", "cmd": command}}
+
+
+@contextlib.asynccontextmanager
+async def real_parts(workdir: Path) -> AsyncIterator[Release]:
+    """Start the sandbox (with real HTTP on its Gateway), Prometheus, the load tester and the controller."""
+    async with Sandbox(ready_delay=0.05, bookmark_interval=1.0) as sb:
+        for doc in crd_documents():
+            await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", copy.deepcopy(doc))
+        for namespace in (NAMESPACE, GATEWAY_NAMESPACE):
+            await sb.cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": namespace}})
+        await sb.cluster.create(GATEWAY_GROUP, "gateways", gateway())
+        gateway_port = await sb.dataplane.listen(GATEWAY_NAMESPACE, GATEWAY_NAME)
+        target = ScrapeTarget(f"127.0.0.1:{sb.port}", "/sandbox/dataplane/metrics", job="gateway")
+        async with PrometheusServer([target], workdir / "prometheus") as prometheus:
+            lt_port, ctl_port = free_port(), free_port()
+            loadtester = Subprocess("loadtester", flaggerpy_argv(
+                "loadtester", "--host", "127.0.0.1", "--port", str(lt_port), "--timeout", "2m",
+                "--log-level", "warning"), workdir / "loadtester.log")
+            controller = Subprocess("controller", flaggerpy_argv(
+                "run", "--kubeconfig", str(sb.kubeconfig_path), "--metrics-server", prometheus.url,
+                "--port", str(ctl_port), "--listen-address", "127.0.0.1", "--threadiness", "4",
+                "--log-level", "info"), workdir / "controller.log")
+            try:
+                await loadtester.start()
+                await controller.start()
+                await loadtester.wait_http(f"http://127.0.0.1:{lt_port}/healthz")
+                await controller.wait_http(f"http://127.0.0.1:{ctl_port}/readyz")
+                yield Release(sb, prometheus, f"http://127.0.0.1:{lt_port}", gateway_port, controller, loadtester)
+            finally:
+                await controller.stop()
+                await loadtester.stop()
