@@ -218,9 +218,10 @@ class KubeClient:
                 log.exception("request observer failed", observer=repr(observer))
 
     def _timeout(self, read: float | None = None) -> aiohttp.ClientTimeout:
-        connect = self.settings.connect_timeout
+        # Only the socket connect is bounded, not aiohttp's "connect" (which includes waiting for a free pooled
+        # connection): under load a request may queue for the pool, and that wait is not a network failure.
         return aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_connect=connect, sock_read=read or self.settings.read_timeout
+            total=None, sock_connect=self.settings.connect_timeout, sock_read=read or self.settings.read_timeout
         )
 
     async def _send(
