@@ -66,6 +66,10 @@ def resource_version(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
+def _uid(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))
+
+
 def is_newer(new: str, old: str) -> bool:
     """Whether ``new`` supersedes ``old``.
 
@@ -138,6 +142,10 @@ class Watcher:
         for key, obj in fresh.items():
             old = self.known.get(key)
             if old is None:
+                out.append(WatchEvent("ADDED", obj))
+            elif _uid(old) != _uid(obj):
+                # Deleted and recreated while we were not watching: a different object under the same name.
+                out.append(WatchEvent("DELETED", old))
                 out.append(WatchEvent("ADDED", obj))
             elif is_newer(resource_version(obj), resource_version(old)):
                 out.append(WatchEvent("MODIFIED", obj))

@@ -143,3 +143,22 @@ def test_is_newer_compares_integers_and_treats_other_versions_as_opaque() -> Non
     assert not is_newer("9", "11")
     assert not is_newer("abc", "abc")
     assert is_newer("abd", "abc")
+
+
+async def test_object_recreated_during_a_relist_gap_is_a_delete_then_an_add() -> None:
+    before = cm("a", 1)
+    before["metadata"]["uid"] = "old-uid"
+    after = cm("a", 30)
+    after["metadata"]["uid"] = "new-uid"
+    async with fake_cluster() as (script, kube):
+        script.then(listing(10, before), respond(410, "Expired", "too old"), listing(40, after), stream())
+        items = Watcher(kube, CONFIGMAPS, "ns", settings=FAST).events()
+        got = await take(items, 5)
+        await items.aclose()
+        assert summary(got) == [
+            ("ADDED", "a@1"),
+            ("LISTED", "10"),
+            ("DELETED", "a@1"),
+            ("ADDED", "a@30"),
+            ("RELISTED", "40"),
+        ]
