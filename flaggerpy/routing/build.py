@@ -8,7 +8,7 @@ names are Flagger's and stable.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +137,7 @@ def _parent_refs(service: Mapping[str, Any], errors: list[FieldError]) -> list[d
 def _hostnames(service: Mapping[str, Any], errors: list[FieldError]) -> list[str]:
     hosts = service.get("hosts") or []
     for i, host in enumerate(hosts):
-        if not isinstance(host, str) or not _HOSTNAME.match(host):
+        if not isinstance(host, str) or len(host) > 253 or not _HOSTNAME.match(host):
             errors.append(FieldError(f"spec.service.hosts[{i}]", f"{host!r} is not a valid hostname"))
     return [h for h in hosts if isinstance(h, str)]
 
@@ -189,6 +189,60 @@ def _interval_seconds(analysis: Mapping[str, Any], errors: list[FieldError]) -> 
     return max(1, int(seconds))
 
 
+RuleMaker = Callable[..., dict[str, Any]]
+
+
+def _affinity(
+    doc: Mapping[str, Any],
+    weights: RouteWeights,
+    service_matches: list[dict[str, Any]],
+    rule: RuleMaker,
+    errors: list[FieldError],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Session-affinity pieces: the sticky rules (placed before the weighted one) and the primary and canary
+    backend filters of the weighted rule that hand out the cookies. All empty without ``sessionAffinity``."""
+    session = _analysis(doc).get("sessionAffinity")
+    if not session:
+        return [], [], []
+    cookie_name = session.get("cookieName")
+    if not cookie_name:
+        errors.append(FieldError("spec.analysis.sessionAffinity.cookieName", "required"))
+        return [], [], []
+    port = ((doc.get("spec") or {}).get("service") or {}).get("port")
+    _, primary, canary = service_names(doc)
+    value = affinity.cookie_value(doc, "canary")
+    canary_rule_matches = matches.merge_matches([affinity.cookie_match(cookie_name, value)], service_matches)
+    if weights.canary == 0:
+        if not affinity.run_ended(doc):
+            return [], [], []
+        # The run is over: whoever still carries its cookie is told to drop it.
+        expire = rule(
+            canary_rule_matches, [_backend(primary, port, weights.primary), _backend(canary, port, weights.canary)]
+        )
+        expire["filters"] = _with_response_header(
+            expire.get("filters", []), "Set-Cookie", f"{cookie_name}={value}; Max-Age=-1"
+        )
+        return [expire], [], []
+    canary_filters = [
+        filters.set_cookie_filter(affinity.build_cookie(session, cookie_name, value, affinity.max_age(session)))
+    ]
+    sticky = [rule(canary_rule_matches, [_backend(primary, port, 0), _backend(canary, port, 100)])]
+    primary_cookie = session.get("primaryCookieName")
+    if not primary_cookie:
+        return sticky, [], canary_filters
+    value = affinity.cookie_value(doc, "primary")
+    # Flagger gives the primary cookie one analysis interval of life: its holder is re-drawn at the next step.
+    lifetime = _interval_seconds(_analysis(doc), errors)
+    primary_filters = [filters.set_cookie_filter(affinity.build_cookie(session, primary_cookie, value, lifetime))]
+    sticky.append(
+        rule(
+            matches.merge_matches([affinity.cookie_match(primary_cookie, value)], service_matches),
+            [_backend(primary, port, 100), _backend(canary, port, 0)],
+        )
+    )
+    return sticky, primary_filters, canary_filters
+
+
 def _http_rules(
     doc: Mapping[str, Any], weights: RouteWeights, features: RouteFeatures, errors: list[FieldError]
 ) -> list[dict[str, Any]]:
@@ -227,49 +281,7 @@ def _http_rules(
         return out
 
     mirror = [filters.mirror_filter(canary, port, _mirror_percent(analysis, errors))] if weights.mirror else []
-    primary_filters: list[dict[str, Any]] = []
-    canary_filters: list[dict[str, Any]] = []
-    sticky: list[dict[str, Any]] = []
-    session = analysis.get("sessionAffinity")
-    if session:
-        cookie_name = session.get("cookieName")
-        if not cookie_name:
-            errors.append(FieldError("spec.analysis.sessionAffinity.cookieName", "required"))
-        elif weights.canary > 0:
-            value = affinity.cookie_value(doc, "canary")
-            canary_filters.append(
-                filters.set_cookie_filter(affinity.build_cookie(session, cookie_name, value, affinity.max_age(session)))
-            )
-            sticky.append(
-                rule(
-                    matches.merge_matches([affinity.cookie_match(cookie_name, value)], service_matches),
-                    [_backend(primary, port, 0), _backend(canary, port, 100)],
-                )
-            )
-            primary_cookie = session.get("primaryCookieName")
-            if primary_cookie:
-                value = affinity.cookie_value(doc, "primary")
-                lifetime = _interval_seconds(analysis, errors)
-                primary_filters.append(
-                    filters.set_cookie_filter(affinity.build_cookie(session, primary_cookie, value, lifetime))
-                )
-                sticky.append(
-                    rule(
-                        matches.merge_matches([affinity.cookie_match(primary_cookie, value)], service_matches),
-                        [_backend(primary, port, 100), _backend(canary, port, 0)],
-                    )
-                )
-        elif affinity.run_ended(doc):
-            value = affinity.cookie_value(doc, "canary")
-            expire = rule(
-                matches.merge_matches([affinity.cookie_match(cookie_name, value)], service_matches),
-                [_backend(primary, port, weights.primary), _backend(canary, port, weights.canary)],
-            )
-            expire["filters"] = _with_response_header(
-                expire.get("filters", []), "Set-Cookie", f"{cookie_name}={value}; Max-Age=-1"
-            )
-            sticky.append(expire)
-
+    sticky, primary_filters, canary_filters = _affinity(doc, weights, service_matches, rule, errors)
     weighted_matches = service_matches
     ab_matches = matches.http_matches(analysis.get("match"), "spec.analysis.match", errors)
     if ab_matches:
@@ -366,6 +378,25 @@ def _check_shapes(value: Any, shapes: dict[str, tuple[type, ...]], field: str, e
             errors.append(FieldError(f"{field}.{key}", f"must be {_TYPE_NAMES[types[0]]}"))
 
 
+MAX_MATCHES_PER_RULE = 64
+MAX_MATCHES_PER_ROUTE = 128
+
+
+def _check_match_counts(rules: list[dict[str, Any]], ab: bool, errors: list[FieldError]) -> None:
+    """A/B matches combine with every service match; the CRD caps matches per rule and per route."""
+    field = "spec.analysis.match" if ab else "spec.service.match"
+    biggest = max((len(r.get("matches") or ()) for r in rules), default=0)
+    total = sum(len(r.get("matches") or ()) for r in rules)
+    if biggest > MAX_MATCHES_PER_RULE:
+        errors.append(
+            FieldError(field, f"gives {biggest} matches in one rule; Gateway API allows {MAX_MATCHES_PER_RULE}")
+        )
+    elif total > MAX_MATCHES_PER_ROUTE:
+        errors.append(
+            FieldError(field, f"gives {total} matches in the route; Gateway API allows {MAX_MATCHES_PER_ROUTE}")
+        )
+
+
 def shape_problems(doc: Mapping[str, Any]) -> list[FieldError]:
     """Wrong JSON types in the fields routing reads (a typed Canary never has these; raw JSON might)."""
     errors: list[FieldError] = []
@@ -414,6 +445,7 @@ def desired_spec(canary: Any, weights: RouteWeights, features: RouteFeatures = S
         spec["rules"] = _grpc_rules(doc, weights, errors)
     else:
         spec["rules"] = _http_rules(doc, weights, features, errors)
+    _check_match_counts(spec["rules"], bool(_analysis(doc).get("match")), errors)
     if errors:
         raise SpecError(errors, kind="Canary")
     return spec

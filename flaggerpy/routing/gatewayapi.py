@@ -28,7 +28,6 @@ from flaggerpy.routing.build import (
     RouteFeatures,
     RouteWeights,
     canary_doc,
-    desired_metadata,
     desired_route,
     desired_spec,
     route_kind,
@@ -283,8 +282,12 @@ def weights_of(route: Mapping[str, Any], canary: Any) -> tuple[int, int, bool]:
             if item.get("type") == "RequestMirror" and target.get("name") == canary_name:
                 mirrored = True
     if weights is None:
-        raise RouterError(f"route {primary.removesuffix('-primary')} has no rule with both {primary} and {canary_name}")
+        meta = route.get("metadata") or {}
+        raise RouterError(
+            f"{route.get('kind', 'route')} {meta.get('namespace', '')}/{meta.get('name', '')} has no rule "
+            f"with both {primary} and {canary_name}"
+        )
     return weights[0], weights[1], mirrored
 
 
-__all__ = ["GatewayAPIRouter", "LiveLookup", "apex_spec", "desired_metadata", "merge_patch", "weights_of"]
+__all__ = ["GatewayAPIRouter", "LiveLookup", "apex_spec", "controller_of", "merge_patch", "owned_by", "weights_of"]

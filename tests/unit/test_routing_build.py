@@ -418,3 +418,13 @@ def test_plain_dict_canary_builds_the_same_route() -> None:
     canary = load("podinfo-ab.yaml")
     as_dict = copy.deepcopy(canary.to_dict())
     assert desired_route(as_dict, RouteWeights(0, 100)) == desired_route(canary, RouteWeights(0, 100))
+
+
+def test_too_many_combined_matches_names_the_ab_field() -> None:
+    canary = load(
+        "podinfo-ab.yaml",
+        spec__service__match=[{"uri": {"prefix": f"/p{i}"}} for i in range(9)],
+        spec__analysis__match=[{"headers": {"x-user": {"exact": f"u{i}"}}} for i in range(8)],
+    )
+    with pytest.raises(SpecError, match=r"spec\.analysis\.match: gives 72 matches in one rule"):
+        desired_route(canary, RouteWeights(0, 100))
