@@ -29,10 +29,17 @@ class Rule:
         """Whether the rule covers this request (``resource`` is ``plural.group[/sub]``)."""
         if self.verb not in ("*", verb):
             return False
-        if self.resource == "*":
-            return True
-        plural_and_sub = resource.split(".", 1)[0] + ("/" + resource.split("/", 1)[1] if "/" in resource else "")
-        return self.resource in (resource, resource.split("/", 1)[0], plural_and_sub, plural_and_sub.split("/")[0])
+        return self.resource == "*" or self.resource in resource_names(resource)
+
+
+def resource_names(resource: str) -> set[str]:
+    """Every name a rule may use for ``plural.group[/sub]``: with or without group, with or without sub."""
+    base, _, sub = resource.partition("/")
+    plural = base.split(".", 1)[0]
+    names = {resource, base, plural}
+    if sub:
+        names.add(f"{plural}/{sub}")
+    return names
 
 
 def _rule(data: dict[str, Any], what: str) -> Rule:
@@ -88,7 +95,7 @@ class Faults:
 
     def take_gone(self, resource: str) -> bool:
         """Consume one forced 410 for a watch of ``resource``, if one is pending."""
-        for key in (resource, resource.split(".", 1)[0], "*"):
+        for key in (*sorted(resource_names(resource)), "*"):
             if self.gone_next.get(key, 0) > 0:
                 self.gone_next[key] -= 1
                 if not self.gone_next[key]:
@@ -170,7 +177,7 @@ class Counters:
         for (v, r), n in self._counts.items():
             if verb is not None and v != verb:
                 continue
-            if resource is not None and resource not in (r, r.split(".", 1)[0], r.split("/", 1)[0]):
+            if resource is not None and resource not in resource_names(r):
                 continue
             total += n
         return total
