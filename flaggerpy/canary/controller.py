@@ -70,13 +70,12 @@ def canary_owner(obj: Mapping[str, Any]) -> str | None:
 
 
 def _spec_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """A Canary update worth a reconcile: its spec, deletion or finalizers changed — not our own status writes."""
+    """A Canary update worth a reconcile: its spec, annotations (manual actions), deletion or finalizers changed —
+    not our own status writes, which would only wake the canary before its interval is due."""
     old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
-    return (
-        old_meta.get("generation") != new_meta.get("generation")
-        or old_meta.get("deletionTimestamp") != new_meta.get("deletionTimestamp")
-        or old_meta.get("finalizers") != new_meta.get("finalizers")
-        or old.get("spec") != new.get("spec")
+    return old.get("spec") != new.get("spec") or any(
+        old_meta.get(key) != new_meta.get(key)
+        for key in ("generation", "deletionTimestamp", "finalizers", "annotations", "labels")
     )
 
 

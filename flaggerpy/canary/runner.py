@@ -98,6 +98,10 @@ def _publish(recorder: telemetry.Recorder) -> Any:
         weight = int(status.get("canaryWeight") or 0)
         recorder.set_status(target, namespace, str(status.get("phase") or ""))
         recorder.set_weight(target, namespace, 100 - weight, weight)
+        # The history is oldest first: the last sample of each metric is its current value.
+        for sample in status.get("metricHistory") or []:
+            if sample.get("value") is not None:
+                recorder.set_metric(target, namespace, str(sample.get("name")), float(sample["value"]))
 
     return on_status
 

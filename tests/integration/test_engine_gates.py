@@ -226,3 +226,24 @@ async def test_daemonset_canary_scales_with_a_node_selector(
     assert selector() == {"flagger.app/scale-to-zero": "true"}
     # Scaling the DaemonSet up and down is not mistaken for a new revision.
     assert not any("Restarting analysis" in m for m in events.messages("test/podinfo"))
+
+
+async def test_hpa_gets_a_primary_copy(cluster: Cluster, run_controller: ControllerFactory) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("autoscaling", "horizontalpodautoscalers", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                 "minReplicas": 2, "maxReplicas": 4},
+    })
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST, autoscalerRef={
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo",
+        "primaryScalerReplicas": {"minReplicas": 3, "maxReplicas": 6},
+    }))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+    hpa = cluster.get("autoscaling", "horizontalpodautoscalers", "podinfo-primary")
+    assert hpa is not None
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 6)
+    assert hpa["metadata"]["ownerReferences"][0]["kind"] == "Canary"
