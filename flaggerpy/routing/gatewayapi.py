@@ -30,6 +30,7 @@ from flaggerpy.routing.build import (
     canary_doc,
     desired_route,
     desired_spec,
+    owner_reference,
     route_kind,
     service_names,
 )
@@ -45,6 +46,8 @@ LiveLookup = Callable[[str, str], Mapping[str, Any] | None]
 WRITE_ATTEMPTS = 4
 """Read-compare-write rounds before giving up when others keep writing the same route."""
 _MANAGED_SPEC_KEYS = ("parentRefs", "hostnames", "rules")
+RELEASED_ANNOTATION = "flaggerpy.io/released-by-canary"
+"""Set on a route finalize() released; its value is the Canary name allowed to adopt the route again."""
 
 
 def _route_name(doc: Mapping[str, Any]) -> tuple[str, str]:
@@ -68,6 +71,23 @@ def owned_by(route: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
     if meta.get("uid"):
         return bool(ref.get("uid") == meta["uid"])
     return bool(ref.get("name") == meta.get("name"))
+
+
+def released_to(route: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """True when a deleted Canary of this name released the route (finalize) and nobody controls it since."""
+    annotations = (route.get("metadata") or {}).get("annotations") or {}
+    name = (doc.get("metadata") or {}).get("name")
+    return controller_of(route) is None and bool(name) and annotations.get(RELEASED_ANNOTATION) == name
+
+
+def adoption_patch(patch: dict[str, Any] | None, live: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``patch`` extended to make the Canary the route's controller again and drop the release mark."""
+    meta = live.get("metadata") or {}
+    out = copy.deepcopy(patch) if patch else {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
+    others = [r for r in meta.get("ownerReferences") or [] if not r.get("controller")]
+    out["metadata"]["ownerReferences"] = [*others, owner_reference(doc)]
+    out["metadata"].setdefault("annotations", {})[RELEASED_ANNOTATION] = None
+    return out
 
 
 def _describe_owner(ref: Mapping[str, Any] | None, namespace: str) -> str | None:
@@ -142,10 +162,14 @@ class GatewayAPIRouter:
         except NotFound:
             return None
 
-    def _check_owner(self, live: Mapping[str, Any], doc: Mapping[str, Any], kind: str) -> None:
-        if not owned_by(live, doc):
-            namespace, name = _route_name(doc)
-            raise RouteNotOwned(f"{kind} {namespace}/{name}", _describe_owner(controller_of(live), namespace))
+    def _check_owner(self, live: Mapping[str, Any], doc: Mapping[str, Any], kind: str) -> bool:
+        """True when the route must be adopted (released by a Canary of this name); RouteNotOwned if foreign."""
+        if owned_by(live, doc):
+            return False
+        if released_to(live, doc):
+            return True
+        namespace, name = _route_name(doc)
+        raise RouteNotOwned(f"{kind} {namespace}/{name}", _describe_owner(controller_of(live), namespace))
 
     async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights) -> None:
         doc = canary_doc(canary)
@@ -174,8 +198,10 @@ class GatewayAPIRouter:
                     await self._kube.create(resource, created)
                     log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
                     return
-                self._check_owner(live, doc, kind)
+                adopt = self._check_owner(live, doc, kind)
                 patch = merge_patch(desired, live, kind)
+                if adopt:
+                    patch = adoption_patch(patch, live, doc)
                 if patch is None:
                     return
                 await self._kube.patch(resource, name, namespace, patch, "merge")
@@ -221,7 +247,8 @@ class GatewayAPIRouter:
         """On deletion with revertOnDeletion: send all traffic to the apex Service and release the route.
 
         The apex Service selects the restored target by then, and dropping the ownerReference keeps the route
-        (and so the traffic) alive after the Canary is gone. A route the Canary does not own is left alone.
+        (and so the traffic) alive after the Canary is gone; an annotation lets a Canary of the same name adopt
+        it again later. A route the Canary does not own is left alone.
         """
         doc = canary_doc(canary)
         kind = route_kind(doc)
@@ -235,6 +262,7 @@ class GatewayAPIRouter:
             "metadata": {
                 "resourceVersion": (live.get("metadata") or {}).get("resourceVersion"),
                 "ownerReferences": owners or None,
+                "annotations": {RELEASED_ANNOTATION: name},
             },
             "spec": {key: spec.get(key) for key in _MANAGED_SPEC_KEYS},
         }
@@ -290,4 +318,13 @@ def weights_of(route: Mapping[str, Any], canary: Any) -> tuple[int, int, bool]:
     return weights[0], weights[1], mirrored
 
 
-__all__ = ["GatewayAPIRouter", "LiveLookup", "apex_spec", "controller_of", "merge_patch", "owned_by", "weights_of"]
+__all__ = [
+    "GatewayAPIRouter",
+    "LiveLookup",
+    "apex_spec",
+    "controller_of",
+    "merge_patch",
+    "owned_by",
+    "released_to",
+    "weights_of",
+]

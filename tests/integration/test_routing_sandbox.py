@@ -226,6 +226,14 @@ async def test_finalize_reverts_to_the_apex_service(cluster: Cluster, router: Ga
     assert live is not None
     assert rule_weights(live) == {"podinfo": 100}
     assert not live["metadata"].get("ownerReferences")
+    # The Canary comes back (new uid): it adopts the route it released.
+    again = make()
+    again["metadata"]["uid"] = "7e2d4b6a-4444-4f4f-8d8d-0123456789ab"
+    await router.reconcile(again)
+    live = cluster.get(GW, "httproutes", "podinfo")
+    assert live is not None
+    assert [r["uid"] for r in live["metadata"]["ownerReferences"]] == [again["metadata"]["uid"]]
+    assert rule_weights(live) == {"podinfo-primary": 100, "podinfo-canary": 0}
 
 
 async def test_features_are_detected_from_the_served_crd(kube: KubeClient) -> None:

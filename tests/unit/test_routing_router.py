@@ -288,6 +288,25 @@ async def test_finalize_sends_everything_to_the_apex_and_releases_the_route(
     assert "ownerReferences" not in live["metadata"]
 
 
+async def test_a_released_route_is_adopted_by_the_next_canary_of_that_name(
+    kube: FakeKube, router: GatewayAPIRouter
+) -> None:
+    await router.reconcile(canary())
+    await router.finalize(canary())
+    doc = canary().to_dict()
+    doc["metadata"]["uid"] = "new-uid"
+    await router.reconcile(doc)
+    live = kube.route()
+    assert [r["uid"] for r in live["metadata"]["ownerReferences"]] == ["new-uid"]
+    assert "flaggerpy.io/released-by-canary" not in live["metadata"]["annotations"]
+    assert weights(live) == [100, 0]
+    other = canary().to_dict()
+    other["metadata"].update(name="other", uid="x")
+    other["spec"]["service"]["name"] = "podinfo"
+    with pytest.raises(RouteNotOwned):
+        await router.reconcile(other)
+
+
 async def test_grpc_canary_uses_grpcroute(kube: FakeKube, router: GatewayAPIRouter) -> None:
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"
