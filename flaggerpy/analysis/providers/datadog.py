@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -56,11 +57,15 @@ async def query(
             headers=headers,
             ssl=ssl_option(provider),
         )
-    payload = resp.json(name)
+    return parse_response(resp.json(name), resp.body, name)
+
+
+def parse_response(payload: Any, body: bytes, name: str = "datadog") -> float:
+    """The first non-null point of the single series in a Datadog query answer."""
     if not isinstance(payload, dict) or not isinstance(payload.get("series", []), list):
-        raise MalformedResponse(name, f"no 'series' list in the answer: {snippet(resp.body)}")
+        raise MalformedResponse(name, f"no 'series' list in the answer: {snippet(body)}")
     if payload.get("status") == "error":
-        raise MalformedResponse(name, f"query error: {payload.get('error', snippet(resp.body))}")
+        raise MalformedResponse(name, f"query error: {payload.get('error', snippet(body))}")
     series = payload.get("series") or []
     if not series:
         raise NoData(name, "no values found (the query matched no series)")
@@ -68,12 +73,12 @@ async def query(
         raise MultipleSeries(name, f"query returned {len(series)} series, expected one")
     points = series[0].get("pointlist") if isinstance(series[0], dict) else None
     if not isinstance(points, list):
-        raise MalformedResponse(name, f"series has no 'pointlist': {snippet(resp.body)}")
+        raise MalformedResponse(name, f"series has no 'pointlist': {snippet(body)}")
     for point in points:
         if not isinstance(point, list) or len(point) != 2:
             raise MalformedResponse(name, f"point is not [timestamp, value]: {point!r}")
         if point[1] is not None:
-            if not isinstance(point[1], int | float):
+            if isinstance(point[1], bool) or not isinstance(point[1], int | float):
                 raise MalformedResponse(name, f"point value {point[1]!r} is not a number")
             return finite(float(point[1]), name)
     raise NoData(name, "no values found (the series has no points in range)")

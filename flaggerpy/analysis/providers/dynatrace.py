@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -59,24 +60,28 @@ async def query(
             headers=headers,
             ssl=ssl_option(provider),
         )
-    payload = resp.json(name)
+    return parse_response(resp.json(name), resp.body, name)
+
+
+def parse_response(payload: Any, body: bytes, name: str = "dynatrace") -> float:
+    """The value of the single series of the single metric in a metrics API v2 answer."""
     results = payload.get("result") if isinstance(payload, dict) else None
     if not isinstance(results, list):
-        raise MalformedResponse(name, f"no 'result' list in the answer: {snippet(resp.body)}")
+        raise MalformedResponse(name, f"no 'result' list in the answer: {snippet(body)}")
     if not results:
         raise NoData(name, "no values found (no metric matched)")
     if len(results) > 1:
         raise MultipleSeries(name, f"selector matched {len(results)} metrics, expected one")
     data = results[0].get("data") if isinstance(results[0], dict) else None
     if not isinstance(data, list):
-        raise MalformedResponse(name, f"result has no 'data' list: {snippet(resp.body)}")
+        raise MalformedResponse(name, f"result has no 'data' list: {snippet(body)}")
     if not data:
         raise NoData(name, "no values found (no series for the selector)")
     if len(data) > 1:
         raise MultipleSeries(name, f"selector returned {len(data)} series (dimensions), expected one")
     values = data[0].get("values") if isinstance(data[0], dict) else None
     if not isinstance(values, list):
-        raise MalformedResponse(name, f"series has no 'values' list: {snippet(resp.body)}")
+        raise MalformedResponse(name, f"series has no 'values' list: {snippet(body)}")
     present = [value for value in values if value is not None]
     if not present:
         raise NoData(name, "no values found (the series has no value in range)")

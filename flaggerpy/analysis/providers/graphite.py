@@ -63,9 +63,13 @@ async def query(
             headers=headers,
             ssl=ssl_option(provider),
         )
-    payload = resp.json(name)
+    return parse_response(resp.json(name), resp.body, name)
+
+
+def parse_response(payload: Any, body: bytes, name: str = "graphite") -> float:
+    """The last non-null datapoint of the single target in a render API answer."""
     if not isinstance(payload, list):
-        raise MalformedResponse(name, f"answer is not a list of targets: {snippet(resp.body)}")
+        raise MalformedResponse(name, f"answer is not a list of targets: {snippet(body)}")
     if not payload:
         raise NoData(name, "no values found (no target matched)")
     if len(payload) > 1:
@@ -73,7 +77,7 @@ async def query(
     target = payload[0]
     points = target.get("datapoints") if isinstance(target, dict) else None
     if not isinstance(points, list):
-        raise MalformedResponse(name, f"target has no 'datapoints': {snippet(resp.body)}")
+        raise MalformedResponse(name, f"target has no 'datapoints': {snippet(body)}")
     for point in reversed(points):
         value = _point_value(point, name)
         if value is not None:

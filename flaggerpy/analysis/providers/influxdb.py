@@ -77,7 +77,11 @@ def parse_annotated_csv(body: bytes, name: str = "influxdb") -> float:
     values: list[tuple[str, str]] = []
     datatypes: list[str] = []
     header: list[str] | None = None
-    for row in csv.reader(io.StringIO(body.decode("utf-8", errors="replace"))):
+    try:
+        rows = list(csv.reader(io.StringIO(body.decode("utf-8", errors="replace"), newline="")))
+    except csv.Error as exc:
+        raise MalformedResponse(name, f"answer is not CSV: {exc}") from exc
+    for row in rows:
         if not row or all(cell == "" for cell in row):
             header = None  # a blank line separates tables, each with its own annotations
             continue

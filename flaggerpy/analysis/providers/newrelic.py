@@ -53,15 +53,19 @@ async def query(
             headers=headers,
             ssl=ssl_option(provider),
         )
-    payload = resp.json(name)
+    return parse_response(resp.json(name), resp.body, name)
+
+
+def parse_response(payload: Any, body: bytes, name: str = "newrelic") -> float:
+    """The single result of an Insights NRQL answer."""
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
-        raise MalformedResponse(name, f"no 'results' list in the answer: {snippet(resp.body)}")
+        raise MalformedResponse(name, f"no 'results' list in the answer: {snippet(body)}")
     if not results:
         raise NoData(name, "no values found (empty results)")
     if len(results) > 1:
         raise MultipleSeries(name, f"query returned {len(results)} results, expected one")
-    return finite(_single_number(results[0], name, resp.body), name)
+    return finite(_single_number(results[0], name, body), name)
 
 
 def _single_number(result: Any, name: str, body: bytes) -> float:

@@ -83,9 +83,13 @@ def parse_response(payload: Any, body: bytes, name: str = "stackdriver") -> floa
     if len(series) > 1:
         raise MultipleSeries(name, f"query returned {len(series)} time series, expected one")
     points = series[0].get("pointData") if isinstance(series[0], dict) else None
+    if not isinstance(points, list | None):
+        raise MalformedResponse(name, f"pointData is not a list: {snippet(body)}")
     if not points:
         raise NoData(name, "no values found (the series has no points)")
     values = points[0].get("values") if isinstance(points[0], dict) else None
+    if not isinstance(values, list | None):
+        raise MalformedResponse(name, f"point values are not a list: {snippet(body)}")
     if not values:
         raise NoData(name, "no values found (the newest point has no values)")
     return finite(_typed_value(values[0], name), name)
