@@ -69,11 +69,17 @@ def new_router(
 
 
 class Routers:
-    """One router per provider for the whole process, so each reads the route CRD's features only once."""
+    """One router per provider for the whole process, so each reads the route CRD's features only once.
 
-    def __init__(self, kube: KubeClient, *, get_live: LiveLookup | None = None) -> None:
+    ``get_live`` looks up v1 HTTPRoutes and ``get_live_grpc`` GRPCRoutes in the engine's informer caches.
+    """
+
+    def __init__(
+        self, kube: KubeClient, *, get_live: LiveLookup | None = None, get_live_grpc: LiveLookup | None = None
+    ) -> None:
         self._kube = kube
         self._get_live = get_live
+        self._get_live_grpc = get_live_grpc
         self._by_version: dict[str, Router] = {}
 
     def for_provider(self, provider: str | None) -> Router:
@@ -82,5 +88,7 @@ class Routers:
         if version not in self._by_version:
             # The informer cache holds one HTTPRoute version; other versions read from the API server.
             live = self._get_live if version == "v1" else None
-            self._by_version[version] = GatewayAPIRouter(self._kube, api_version=version, get_live=live)
+            self._by_version[version] = GatewayAPIRouter(
+                self._kube, api_version=version, get_live=live, get_live_grpc=self._get_live_grpc
+            )
         return self._by_version[version]

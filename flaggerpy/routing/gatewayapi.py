@@ -24,6 +24,7 @@ from flaggerpy.routing.build import (
     ALL_PRIMARY,
     API_VERSIONS,
     GRPC_ROUTE,
+    HTTP_ROUTE,
     STANDARD_V1_6,
     RouteFeatures,
     RouteWeights,
@@ -41,7 +42,7 @@ from flaggerpy.routing.features import FeatureDetector
 log = get_logger(__name__)
 
 LiveLookup = Callable[[str, str], Mapping[str, Any] | None]
-"""``get_live(namespace, name)``: the HTTPRoute from an informer cache, or None when the cache does not hold it."""
+"""``get_live(namespace, name)``: the route from an informer cache, or None when the cache does not hold it."""
 
 WRITE_ATTEMPTS = 4
 """Read-compare-write rounds before giving up when others keep writing the same route."""
@@ -130,13 +131,14 @@ class GatewayAPIRouter:
         *,
         api_version: str = "v1",
         get_live: LiveLookup | None = None,
+        get_live_grpc: LiveLookup | None = None,
         features: RouteFeatures | None = None,
     ) -> None:
         if api_version not in API_VERSIONS:
             raise ValueError(f"api_version: must be one of {', '.join(API_VERSIONS)}, not {api_version!r}")
         self.api_version = api_version
         self._kube = kube
-        self._get_live = get_live
+        self._lookups = {HTTP_ROUTE: get_live, GRPC_ROUTE: get_live_grpc}
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
 
@@ -153,8 +155,9 @@ class GatewayAPIRouter:
         return await self._detector.get()
 
     async def _read(self, kind: str, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
-        if not fresh and self._get_live is not None and kind != GRPC_ROUTE:
-            cached = self._get_live(namespace, name)
+        lookup = self._lookups.get(kind)
+        if not fresh and lookup is not None:
+            cached = lookup(namespace, name)
             if cached is not None:
                 return copy.deepcopy(dict(cached))
         try:

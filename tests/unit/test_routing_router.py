@@ -358,3 +358,15 @@ def test_factory_by_provider() -> None:
         new_router("istio", kube)
     routers = Routers(kube)
     assert routers.for_provider("gatewayapi:v1") is routers.for_provider("gatewayapi")
+
+
+async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube) -> None:
+    cache: dict[tuple[str, str], dict[str, Any]] = {}
+    router = GatewayAPIRouter(kube, get_live_grpc=lambda ns, name: cache.get((ns, name)))  # type: ignore[arg-type]
+    doc = canary().to_dict()
+    doc["spec"]["service"]["appProtocol"] = "grpc"
+    await router.reconcile(doc)
+    cache[("test", "podinfo")] = copy.deepcopy(kube.route(plural="grpcroutes"))
+    gets = kube.gets
+    assert await router.get_routes(doc) == (100, 0, False)
+    assert kube.gets == gets
