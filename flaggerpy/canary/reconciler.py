@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flaggerpy.analysis.base import Analyzer, HookType, MetricResult, Notifier, StepContext, WebhookResult
+from flaggerpy.apis.annotations import Action, record_handled
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, METRIC_HISTORY_LIMIT, Canary
+from flaggerpy.canary import manual, steps
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import status as st
-from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.apply import Applier, MissingConfig, workload_resource
 from flaggerpy.canary.cache import Caches
@@ -206,6 +207,9 @@ class CanaryReconciler:
             return step.plan.interval
         step.target = copy.deepcopy(target)
         step.target.setdefault("kind", kind)
+        decision = manual.decide(step.obj)
+        if decision is not None:
+            return await self._manual(step, decision)
         handlers: dict[Phase | None, Callable[[Step], Awaitable[float | None]]] = {
             None: self._initialize,
             Phase.INITIALIZING: self._initialize,
@@ -430,7 +434,21 @@ class CanaryReconciler:
             return step.plan.interval
         return await self._start(step, rev)
 
-    async def _start(self, step: Step, rev: Revision, restart: bool = False) -> float | None:
+    async def _manual(self, step: Step, decision: manual.Decision) -> float | None:
+        """Act on a promote/abort/retry request once; its id is recorded in the status of the same step."""
+        record_handled(step.status, decision.action, decision.request_id, decision.outcome, step.at)
+        if not decision.applies:
+            await self._commit(step)
+            await self._event(step, decision.message, WARNING, "ManualRequestIgnored")
+            return 0.0
+        if decision.action is Action.ABORT:
+            return await self._fail(step, decision.message)
+        await self._event(step, decision.message)
+        if decision.action is Action.PROMOTE:
+            return await self._promote(step)
+        return await self._start(step, await self._revision(step), retry=True)
+
+    async def _start(self, step: Step, rev: Revision, restart: bool = False, retry: bool = False) -> float | None:
         primary = self._primary(step)
         await self._apply.scale(step.target, max(1, wl.replicas_of(primary) if primary else 1))
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0, lastAppliedSpec=rev.spec,
@@ -442,7 +460,7 @@ class CanaryReconciler:
         await self._commit(step)
         if restart:
             await self._event(step, f"New revision detected! Restarting analysis for {step.name}")
-        else:
+        elif not retry:
             await self._event(step, f"New revision detected! Scaling up {step.name}")
             await self._notify(step, "New revision detected, starting canary analysis.", "info")
         return self.settings.poll_interval

@@ -247,3 +247,44 @@ async def test_hpa_gets_a_primary_copy(cluster: Cluster, run_controller: Control
     assert hpa["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 6)
     assert hpa["metadata"]["ownerReferences"][0]["kind"] == "Canary"
+
+
+async def annotate(cluster: Cluster, key: str, value: str) -> None:
+    obj = cluster.canary()
+    obj["metadata"].setdefault("annotations", {})[key] = value
+    await cluster.update("flagger.app", "canaries", obj)
+
+
+def manual_condition(cluster: Cluster) -> dict[str, str]:
+    conditions = cluster.status().get("conditions") or []
+    return next((c for c in conditions if c["type"] == "ManualRequests"), {})
+
+
+async def test_manual_promote_abort_retry(
+    cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer, events: RecordingEvents
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "30s", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+    }))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await annotate(cluster, "flaggerpy.io/promote", "r1")
+        # Nothing to promote while idle: the request is recorded as ignored, not left to fire later.
+        await wait_for(lambda: manual_condition(cluster).get("reason") == "Ignored", 5)
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 10, 10)
+        await annotate(cluster, "flaggerpy.io/abort", "r2")
+        await cluster.wait_phase("Failed")
+        assert manual_condition(cluster)["message"] == "promote=r1 abort=r2"
+        assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
+        await annotate(cluster, "flaggerpy.io/retry", "r3")
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 10, 10)
+        assert cluster.status()["phase"] == "Progressing"
+        await annotate(cluster, "flaggerpy.io/promote", "r4")
+        await cluster.wait_phase("Succeeded")
+    assert image_of(cluster, "podinfo-primary") == NEW_IMAGE
+    assert manual_condition(cluster)["message"] == "promote=r4 abort=r2 retry=r3"
+    messages = events.messages("test/podinfo")
+    assert "Rolling back podinfo.test manual abort requested (request r2)" in messages
+    assert any(m.startswith("Ignoring manual promote of podinfo.test (request r1)") for m in messages)
