@@ -10,7 +10,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +28,7 @@ class Recorded:
     query: MultiDictProxy[str]
     headers: CIMultiDictProxy[str]
     body: bytes
+    raw: web.Request = field(repr=False, compare=False)
 
 
 class FakeBackend:
@@ -77,7 +78,8 @@ class FakeBackend:
         return self.requests[-1]
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        recorded = Recorded(request.method, request.path, request.query, request.headers, await request.read())
+        body = await request.read()
+        recorded = Recorded(request.method, request.path, request.query, request.headers, body, request)
         self.requests.append(recorded)
         return await self._handler(recorded)
 

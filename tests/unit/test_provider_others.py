@@ -3,6 +3,7 @@ Google token caching, InfluxDB CSV, the factory."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -191,3 +192,26 @@ def test_the_factory_names_unsupported_and_unknown_types(kind: str, problem: str
 
 def test_an_empty_type_means_prometheus_like_flagger() -> None:
     assert get_query("") is get_query("prometheus")
+
+
+async def test_splunk_stops_reading_at_the_end_of_the_computation(
+    backend: FakeBackend, session: aiohttp.ClientSession
+) -> None:
+    released = asyncio.Event()
+
+    async def stream(req: Recorded) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(req.raw)
+        await resp.write(b'event: data\ndata: {"data": [{"tsId": "a", "value": 4}]}\n\n')
+        await resp.write(b'event: control-message\ndata: {\ndata: "event": "END_OF_CHANNEL"\ndata: }\n\n')
+        # The connection stays open after the end of the computation: waiting for EOF would hit the timeout.
+        await released.wait()
+        return resp
+
+    backend.respond(stream)
+    spec = MetricTemplateProvider(type="splunk", address=backend.url)
+    try:
+        value = await run_query("data('x').publish()", spec, {"sf_token_key": "t"}, session=session, timeout=5)
+    finally:
+        released.set()
+    assert value == 4

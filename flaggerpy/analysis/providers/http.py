@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,9 @@ _TRANSIENT_STATUSES = frozenset({502, 503, 504})
 _ATTEMPTS = 3
 _DETAIL_LIMIT = 300
 _XML_DETAIL = re.compile(r"<(?:Code|Message)>([^<]*)</(?:Code|Message)>")
+
+
+BodyReader = Callable[[aiohttp.ClientResponse], Awaitable[bytes]]
 
 
 class _Transient(Exception):
@@ -88,9 +91,11 @@ async def request(
     headers: Mapping[str, str] | CIMultiDict[str] | None = None,
     data: bytes | str | Mapping[str, str] | None = None,
     ssl: bool = True,
+    read_body: BodyReader | None = None,
 ) -> Response:
     """Send one request; retry connection failures and 502/503/504 with backoff, each try within ``time_limit``.
 
+    ``read_body`` reads a successful answer (e.g. a stream up to its end marker); by default the whole body.
     Raises AuthError (401/403), HttpError (other >= 400), Unreachable or ProviderTimeout.
     """
     client_timeout = aiohttp.ClientTimeout(total=time_limit)
@@ -103,7 +108,9 @@ async def request(
     try:
         async for attempt in retrying:
             with attempt:
-                return await _once(session, method, url, provider, client_timeout, params, headers, data, ssl)
+                return await _once(
+                    session, method, url, provider, client_timeout, params, headers, data, ssl, read_body
+                )
     except _Transient as exc:
         raise exc.error from None
     raise AssertionError("unreachable: tenacity either returns or raises")
@@ -119,13 +126,14 @@ async def _once(
     headers: Mapping[str, str] | CIMultiDict[str] | None,
     data: bytes | str | Mapping[str, str] | None,
     ssl: bool,
+    read_body: BodyReader | None,
 ) -> Response:
     try:
         async with session.request(
             method, url, params=params, headers=headers, data=data, ssl=ssl, timeout=client_timeout
         ) as resp:
-            body = await resp.read()
             status = resp.status
+            body = await read_body(resp) if read_body is not None and status < 400 else await resp.read()
     except TimeoutError as exc:
         raise ProviderTimeout(provider, f"no answer within {client_timeout.total:g}s") from exc
     except aiohttp.ClientConnectionError as exc:

@@ -80,8 +80,26 @@ async def query(
             headers=headers,
             data=rendered.encode(),
             ssl=ssl_option(provider),
+            read_body=read_until_end_of_channel,
         )
     return last_value(parse_events(resp.body.decode("utf-8", errors="replace")), name)
+
+
+async def read_until_end_of_channel(resp: aiohttp.ClientResponse) -> bytes:
+    """The event stream up to the end of the event that ends the computation.
+
+    The server may keep the connection open after the computation ended, so waiting for EOF could hang until
+    the timeout.
+    """
+    lines: list[bytes] = []
+    ended = False
+    async for line in resp.content:
+        lines.append(line)
+        if b"END_OF_CHANNEL" in line or b"CHANNEL_ABORT" in line:
+            ended = True
+        elif ended and not line.strip():
+            break
+    return b"".join(lines)
 
 
 def parse_events(text: str) -> list[tuple[str, Any]]:
