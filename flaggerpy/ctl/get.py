@@ -96,7 +96,8 @@ async def watch(kube: KubeClient, namespace: str | None, out: TextIO, tty: bool)
 
 
 async def _live(canaries: Informer, events: Informer, all_ns: bool, out: TextIO, changed: asyncio.Event) -> None:
-    console = Console(file=out)
+    # The caller decided this is a terminal; rich would otherwise hold the live view back until it stops.
+    console = Console(file=out, force_terminal=True)
 
     def table() -> Any:
         return canaries_rich(build_rows(canaries.store.list(), events.store.list()), all_ns, datetime.now(UTC))

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from rich.console import Group
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from flaggerpy.ctl.view import Row, format_age, format_time
+from flaggerpy.ctl.view import Progress, Row, format_age, format_time
 
 PHASE_STYLES = {
     "Succeeded": "green",
@@ -61,6 +59,17 @@ def canaries_plain(rows: Sequence[Row], all_namespaces: bool) -> str:
     return plain_table(headers, [canary_cells(r, all_namespaces) for r in rows])
 
 
+def progress_bar(progress: Progress | None, width: int = 16) -> Text:
+    """A coloured bar with ``done/total`` after it, ``-`` when the schedule is unknown."""
+    if progress is None:
+        return Text("-")
+    filled = round(progress.fraction * width)
+    bar = Text("━" * filled, style="green")
+    bar.append("━" * (width - filled), style="bright_black")
+    bar.append(f" {progress.done}/{progress.total}")
+    return bar
+
+
 def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime) -> Table:
     """``get canaries`` for a terminal: coloured phases, progress bars, ages."""
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -69,13 +78,12 @@ def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime) -> T
     for header in ("NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LAST TRANSITION", "MESSAGE"):
         table.add_column(header, no_wrap=header != "MESSAGE", justify="right" if header == "WEIGHT" else "left")
     for row in rows:
-        bar: Group | str = "-"
-        if row.progress is not None:
-            bar = Group(ProgressBar(total=max(1, row.progress.total), completed=row.progress.done, width=20),
-                        Text(f"{row.progress.done}/{row.progress.total} {row.progress.unit}s", style="dim"))
-        cells = [row.name, Text(row.phase, style=PHASE_STYLES.get(row.phase, "")), f"{row.weight}%", _failed(row),
-                 bar, format_age(row.last_transition, now) + " ago", row.message]
-        table.add_row(*([row.namespace] if all_namespaces else []), *cells)
+        age = format_age(row.last_transition, now)
+        # Text, not str: rich would read "[...]" in names and Event messages as markup and swallow it.
+        cells = [Text(row.name), Text(row.phase, style=PHASE_STYLES.get(row.phase, "")), Text(f"{row.weight}%"),
+                 Text(_failed(row)), progress_bar(row.progress), Text(f"{age} ago" if row.last_transition else age),
+                 Text(row.message)]
+        table.add_row(*([Text(row.namespace)] if all_namespaces else []), *cells)
     if not rows:
         table.add_row(*([""] if all_namespaces else []), Text("no canaries found", style="dim"))
     return table

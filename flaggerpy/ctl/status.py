@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from flaggerpy.apis.annotations import handled
 from flaggerpy.apis.flagger import Strategy
@@ -138,16 +139,16 @@ def report_rich(report: Report, console: Console) -> None:
     """The report for a terminal."""
     summary = Table.grid(padding=(0, 2))
     for label, value in report.summary:
-        summary.add_row(f"[bold]{label}[/bold]", value)
+        summary.add_row(Text(label, style="bold"), Text(value))
     console.print(summary)
     for section in report.sections:
         table = Table(title=section.title, title_justify="left", title_style="bold", box=None, pad_edge=False)
         for header in section.headers:
             table.add_column(header, overflow="fold")
         for cells in section.rows:
-            table.add_row(*cells)
+            table.add_row(*(Text(cell) for cell in cells))
         if not section.rows:
-            table.add_row("[dim]<none>[/dim]")
+            table.add_row(Text("<none>", style="dim"))
         console.print()
         console.print(table)
 

@@ -102,6 +102,20 @@ async def test_get_watch_prints_changed_rows_from_the_watch(sandbox: Sandbox, cl
     assert sandbox.counters.get("watch", "canaries") >= 1
 
 
+async def test_get_watch_live_view_redraws_on_changes(sandbox: Sandbox, cluster: Cluster) -> None:
+    await put_canary(cluster, "podinfo", {"phase": "Initialized"})
+    out = io.StringIO()
+    async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
+        task = asyncio.create_task(watch(kube, NAMESPACE, out, tty=True))
+        await wait_for(lambda: "Initialized" in out.getvalue(), 10)
+        await cluster.cluster.patch_status(GROUP, PLURAL, NAMESPACE, "podinfo", {"phase": "Failed"})
+        await wait_for(lambda: "Failed" in out.getvalue(), 10)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert "LAST TRANSITION" in out.getvalue()
+
+
 async def test_status_shows_the_release_timeline(cluster: Cluster, ctl: Ctl) -> None:
     await put_canary(cluster, "podinfo", {
         "phase": "Progressing", "canaryWeight": 20, "failedChecks": 0,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import io
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from flaggerpy.ctl.render import canaries_plain, plain_table
-from flaggerpy.ctl.status import build_report, report_plain
+from flaggerpy.ctl.render import canaries_plain, canaries_rich, plain_table
+from flaggerpy.ctl.status import build_report, report_plain, report_rich
 from flaggerpy.ctl.view import current_release, events_for, row, steps_of
 
 
@@ -153,3 +156,17 @@ def test_status_report_of_an_invalid_canary_does_not_crash() -> None:
     broken["spec"]["service"] = "not an object"
     text = report_plain(build_report(broken, []))
     assert "invalid" in text and "<none>" in text
+
+
+def test_rich_views_keep_brackets_in_messages_and_show_progress() -> None:
+    message = "Halt podinfo.test advancement error-rate 3 outside [, 1]"
+    obj = canary({"phase": "Progressing", "canaryWeight": 20, "lastTransitionTime": "2026-11-22T01:00:00Z"})
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    console.print(canaries_rich([row(obj, [event(message, "2026-11-22T01:00:00Z")])], False,
+                                datetime(2026, 11, 22, 1, 5, tzinfo=UTC)))
+    report_rich(build_report(obj, [event(message, "2026-11-22T01:00:00Z")]), console)
+    text = out.getvalue()
+    assert text.count(message) == 2
+    assert "2/5" in text and "5m ago" in text
+    assert "[########------------] 2/5 weights" in text
