@@ -139,6 +139,7 @@ class GatewayAPIRouter:
         self.api_version = api_version
         self._kube = kube
         self._lookups = {HTTP_ROUTE: get_live, GRPC_ROUTE: get_live_grpc}
+        self._warned: set[str] = set()
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
 
@@ -165,6 +166,24 @@ class GatewayAPIRouter:
         except NotFound:
             return None
 
+    def _warn_unsupported(self, doc: Mapping[str, Any], kind: str, features: RouteFeatures) -> None:
+        """Say once per Canary which configured options this cluster's route CRD cannot carry."""
+        if kind == GRPC_ROUTE:
+            return
+        service = (doc.get("spec") or {}).get("service") or {}
+        missing = [
+            field
+            for field, configured, supported in (
+                ("spec.service.corsPolicy", service.get("corsPolicy"), features.cors),
+                ("spec.service.retries", service.get("retries"), features.retry),
+            )
+            if configured and not supported
+        ]
+        key = "/".join(_route_name(doc))
+        if missing and key not in self._warned:
+            self._warned.add(key)
+            log.warning("route CRD lacks fields, options not applied", canary=key, fields=missing)
+
     def _check_owner(self, live: Mapping[str, Any], doc: Mapping[str, Any], kind: str) -> bool:
         """True when the route must be adopted (released by a Canary of this name); RouteNotOwned if foreign."""
         if owned_by(live, doc):
@@ -181,6 +200,7 @@ class GatewayAPIRouter:
         features = await self._features(kind)
         # Build before any I/O: an invalid Canary fails here with every bad field named.
         desired = desired_route(doc, weights, api_version=self.api_version, features=features)
+        self._warn_unsupported(doc, kind, features)
         resource = self._resource(kind)
         fresh = False
         retrying = AsyncRetrying(
