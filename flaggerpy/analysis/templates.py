@@ -63,8 +63,26 @@ class TemplateModel:
         )
 
 
-class _Variables(dict[str, str]):
-    """templateVariables; a distinct type so that a missing key gets a message that lists the defined ones."""
+class _Variables:
+    """templateVariables as the template sees them.
+
+    Not a dict: ``{{ variables.items }}`` must be the variable named ``items``, not a dict method. A distinct type
+    also lets a missing key get a message listing the defined ones.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+
+    def __getattr__(self, key: str) -> str:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key: str) -> str:
+        return self._values[key]
 
 
 class _StrictUndefined(jinja2.StrictUndefined):
@@ -76,7 +94,7 @@ class _StrictUndefined(jinja2.StrictUndefined):
         owner = self._undefined_obj
         key = self._undefined_name
         if isinstance(owner, _Variables):
-            defined = ", ".join(sorted(owner)) or "none"
+            defined = ", ".join(sorted(owner._values)) or "none"
             raise TemplateError(
                 f"{{{{ variables.{key} }}}} is not defined: add it to the metric's templateVariables "
                 f"(defined: {defined})"

@@ -92,6 +92,11 @@ def test_template_variables_render() -> None:
     assert 'direction="inbound"' in render(FLAGGER_LINKERD_LATENCY, MODEL)
 
 
+def test_template_variables_may_have_any_name_and_dashes() -> None:
+    model = TemplateModel("n", "ns", "t", "s", "i", "r", "1m", {"items": "a", "keys": "b", "my-key": "c"})
+    assert render('{{ variables.items }} {{ variables.keys }} {{ variables["my-key"] }}', model) == "a b c"
+
+
 def test_every_flagger_variable_is_available() -> None:
     query = "{{ name }} {{ namespace }} {{ target }} {{ service }} {{ ingress }} {{ route }} {{ interval }}"
     assert render(query, MODEL) == "podinfo test podinfo podinfo-svc podinfo-ingress podinfo-route 1m"
