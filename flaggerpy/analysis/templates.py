@@ -2,10 +2,11 @@
 
 Flagger writes queries in Go's text/template with niladic functions: ``{{ name }}``, ``{{ namespace }}``,
 ``{{ target }}``, ``{{ service }}``, ``{{ ingress }}``, ``{{ route }}``, ``{{ interval }}`` and
-``{{ variables.key }}`` (the metric's ``templateVariables``). Those forms, Go's ``{{- x -}}`` whitespace trimming
-and ``{{/* comments */}}`` render the same here through a sandboxed jinja2 environment. Only ``{{ }}`` is template
-syntax, as in Go: jinja2's ``{% %}`` and ``{# #}`` delimiters are moved out of the way so that a query containing
-them is left alone. A variable that does not exist is an error naming it, never an empty string.
+``{{ variables.key }}`` (the metric's ``templateVariables``; ``{{ index variables "my-key" }}`` for names Go
+cannot write after a dot). Those forms, Go's ``{{- x -}}`` whitespace trimming and ``{{/* comments */}}`` render
+the same here through a sandboxed jinja2 environment. Only ``{{ }}`` is template syntax, as in Go: jinja2's
+``{% %}`` and ``{# #}`` delimiters are moved out of the way so that a query containing them is left alone.
+A variable that does not exist is an error naming it, never an empty string.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ DEFAULT_INTERVAL = "1m"
 VARIABLES = ("name", "namespace", "target", "service", "ingress", "route", "interval", "variables")
 
 _GO_COMMENT = re.compile(r"\{\{(-?)\s*/\*.*?\*/\s*(-?)\}\}", re.DOTALL)
+_GO_INDEX = re.compile(r'\{\{(-?)\s*index\s+variables\s+"([^"\\]*)"\s*(-?)\}\}')
 _GO_DOT = re.compile(r"\{\{-?\s*\.([A-Za-z_]\w*)")
 
 
@@ -130,6 +132,7 @@ def _compile(query: str) -> jinja2.Template:
             f"write {{{{ {dot.group(1)} }}}}"
         )
     source = _GO_COMMENT.sub(lambda m: "{{#" + m.group(1) + " " + m.group(2) + "#}}", query)
+    source = _GO_INDEX.sub(lambda m: "{{" + m.group(1) + f" variables[{m.group(2)!r}] " + m.group(3) + "}}", source)
     try:
         return _ENV.from_string(source)
     except jinja2.TemplateSyntaxError as exc:

@@ -95,6 +95,7 @@ def test_template_variables_render() -> None:
 def test_template_variables_may_have_any_name_and_dashes() -> None:
     model = TemplateModel("n", "ns", "t", "s", "i", "r", "1m", {"items": "a", "keys": "b", "my-key": "c"})
     assert render('{{ variables.items }} {{ variables.keys }} {{ variables["my-key"] }}', model) == "a b c"
+    assert render('x="{{- index variables "my-key" -}}"', model) == 'x="c"'  # Go's way to write it
 
 
 def test_every_flagger_variable_is_available() -> None:
