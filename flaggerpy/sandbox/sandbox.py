@@ -19,6 +19,7 @@ from flaggerpy.log import get_logger
 from flaggerpy.sandbox.cluster import Cluster
 from flaggerpy.sandbox.faults import Counters, Faults
 from flaggerpy.sandbox.kubeconfig import write_kubeconfig
+from flaggerpy.sandbox.promql import PromQLServer
 from flaggerpy.sandbox.server import ApiServer, ServerSettings, build_app
 from flaggerpy.sandbox.store import Store
 from flaggerpy.sandbox.workloads import WorkloadSettings, WorkloadSimulator
@@ -86,6 +87,11 @@ class Sandbox:
             module = importlib.import_module(DATAPLANE_MODULE)
             self.dataplane = module.GatewayDataPlane()
             self.controllers.append(self.dataplane)
+        # A Prometheus query API over the data plane's counters, for machines without Prometheus.
+        self.promql: PromQLServer | None = None
+        if self.dataplane is not None:
+            self.promql = PromQLServer(self.dataplane.counters.prometheus_text)
+            self.controllers.append(self.promql)
         self._requested_kubeconfig = Path(kubeconfig_path) if kubeconfig_path else None
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
