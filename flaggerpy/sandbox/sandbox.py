@@ -51,8 +51,7 @@ class Sandbox:
 
     ``async with Sandbox() as sb:`` gives ``sb.url``, ``sb.kubeconfig_path``, ``sb.cluster`` (in-process access),
     ``sb.faults`` and ``sb.counters``. ``dataplane=None`` enables the Gateway data plane when its module exists.
-    ``cel_rules=False`` skips CRD CEL rules (pure-Python CEL costs tens of ms per HTTPRoute write: benchmarks
-    with thousands of canaries should turn it off).
+    ``cel_rules=False`` skips CRD CEL rules (about 1 ms per HTTPRoute write; benchmarks may turn them off).
     """
 
     def __init__(

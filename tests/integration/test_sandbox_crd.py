@@ -190,7 +190,7 @@ async def test_invalid_httproutes_are_rejected(gateway_api: None, http: aiohttp.
 
 
 async def test_cel_rules_of_the_gateway_api_are_enforced(gateway_api: None, http: aiohttp.ClientSession) -> None:
-    pytest.importorskip("celpy", reason="cel-python is not installed: CEL rules are not evaluated")
+    pytest.importorskip("cel", reason="common-expression-language is not installed: CEL rules are not evaluated")
     body = route({"name": "primary", "port": 80})
     body["spec"]["rules"][0]["matches"] = [{"path": {"type": "Exact", "value": "no-leading-slash"}}]
     status, err = await call(http, "POST", ROUTES, body)

@@ -1,13 +1,17 @@
-"""CEL ``x-kubernetes-validations`` rules of CRD schemas, evaluated with cel-python when it is installed.
+"""CEL ``x-kubernetes-validations`` rules of CRD schemas, evaluated with the ``common-expression-language``
+package (the ``cel`` module) when it is installed.
 
 Each rule runs with ``self`` bound to the value at its schema node, as kube-apiserver does, with property names
-escaped the Kubernetes way (``namespace`` -> ``__namespace__``, ``-`` -> ``__dash__``, ...). Rules that cel-python
-cannot compile or evaluate (Kubernetes-only functions such as ``isURL``, ``quantity``, ``format``...) and
-transition rules (``oldSelf``) are skipped: the sandbox accepts what it cannot check rather than refusing it.
+escaped the Kubernetes way (``namespace`` -> ``__namespace__``, ``-`` -> ``__dash__``, ...). Rules that cannot be
+compiled or evaluated (Kubernetes-only functions such as ``isURL``, ``quantity`` or ``format.*``, or a field read
+without a ``has()`` guard) and transition rules (``oldSelf``) are skipped: the sandbox accepts what it cannot
+check rather than refusing it. Verdicts are memoised by value, so a write that changes one field re-runs only the
+rules whose input changed.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import re
@@ -17,14 +21,15 @@ from typing import Any
 from flaggerpy.log import get_logger
 from flaggerpy.sandbox.errors import Cause
 
-log = get_logger("flaggerpy.sandbox.cel")
+log = get_logger("flaggerpy.sandbox.cel_rules")
 
-AVAILABLE = importlib.util.find_spec("celpy") is not None
+AVAILABLE = importlib.util.find_spec("cel") is not None
 _RESERVED = frozenset({
     "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if", "import",
     "let", "loop", "package", "namespace", "return", "var", "void", "while",
 })
-_SKIP = object()
+_MAX_VERDICTS = 50_000
+_verdicts: dict[tuple[str, str], bool | None] = {}
 
 
 def escape(name: str) -> str:
@@ -47,25 +52,31 @@ def _escaped(value: Any) -> Any:
 
 @lru_cache(maxsize=4096)
 def _program(rule: str) -> Any:
-    """The compiled rule, or ``_SKIP`` when cel-python cannot handle it."""
+    """The compiled rule, or None when it cannot be handled."""
     if "oldSelf" in rule:
-        return _SKIP
-    import celpy
-
+        return None
+    cel = importlib.import_module("cel")
     try:
-        env = celpy.Environment()
-        return env.program(env.compile(rule))
-    except Exception as exc:  # cel-python raises assorted types for unsupported syntax
+        return cel.compile(rule)
+    except Exception as exc:  # the binding raises assorted types for syntax it does not support
         log.debug("skipping CEL rule that does not compile", rule=rule, error=str(exc))
-        return _SKIP
+        return None
 
 
-_verdicts: dict[tuple[str, str], bool | None] = {}
-_MAX_VERDICTS = 50_000
+def _evaluate(rule: str, value: Any) -> bool | None:
+    """True/False for the rule's verdict, None when it could not be evaluated."""
+    program = _program(rule)
+    if program is None:
+        return None
+    try:
+        result = program.execute({"self": _escaped(value)})
+    except Exception as exc:  # unknown functions and missing fields surface as evaluation errors
+        log.debug("skipping CEL rule that does not evaluate", rule=rule, error=str(exc))
+        return None
+    return result if isinstance(result, bool) else None
 
 
 def _run(rule: str, value: Any) -> bool | None:
-    """The rule's verdict, memoised by value: writes that change one field do not re-run the other rules."""
     key = (rule, json.dumps(value, sort_keys=True, separators=(",", ":")))
     if key in _verdicts:
         return _verdicts[key]
@@ -74,23 +85,6 @@ def _run(rule: str, value: Any) -> bool | None:
     verdict = _evaluate(rule, value)
     _verdicts[key] = verdict
     return verdict
-
-
-def _evaluate(rule: str, value: Any) -> bool | None:
-    """True/False for the rule's verdict, None when it could not be evaluated."""
-    program = _program(rule)
-    if program is _SKIP:
-        return None
-    import celpy
-
-    try:
-        result = program.evaluate({"self": celpy.json_to_cel(_escaped(value))})
-    except Exception as exc:  # unsupported functions surface as evaluation errors
-        log.debug("skipping CEL rule that does not evaluate", rule=rule, error=str(exc))
-        return None
-    if isinstance(result, Exception):
-        return None
-    return bool(result)
 
 
 def _type_name(value: Any) -> str:
@@ -110,8 +104,7 @@ def _check(value: Any, schema: dict[str, Any], path: str, causes: list[Cause]) -
         if not isinstance(rule, dict) or "rule" not in rule:
             continue
         if _run(rule["rule"], value) is False:
-            field = path + (rule.get("fieldPath") or "")
-            field = field.lstrip(".")
+            field = (path + (rule.get("fieldPath") or "")).lstrip(".")
             message = rule.get("message") or f"failed rule: {rule['rule']}"
             causes.append(Cause(field, rule.get("reason", "FieldValueInvalid"),
                                 f'Invalid value: "{_type_name(value)}": {message}'))
@@ -128,12 +121,21 @@ def _check(value: Any, schema: dict[str, Any], path: str, causes: list[Cause]) -
             _check(item, schema["items"], f"{path}[{i}]", causes)
 
 
-def _has_rules(schema: Any) -> bool:
-    return isinstance(schema, dict) and "x-kubernetes-validations" in repr(schema)
+_rules_present: dict[int, tuple[dict[str, Any], bool]] = {}
+
+
+def _has_rules(schema: dict[str, Any]) -> bool:
+    """Whether a schema holds any CEL rule; cached per schema object (CRD schemas are large)."""
+    cached = _rules_present.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    present = "x-kubernetes-validations" in json.dumps(schema)
+    _rules_present[id(schema)] = (schema, present)
+    return present
 
 
 def evaluate_rules(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
-    """Violations of the schema's CEL rules by ``obj`` (none when cel-python is not installed)."""
+    """Violations of the schema's CEL rules by ``obj`` (none when the ``cel`` module is not installed)."""
     if not AVAILABLE or not _has_rules(schema):
         return []
     causes: list[Cause] = []
