@@ -261,8 +261,20 @@ class Cluster:
             if rt.namespaced:
                 new_meta["namespace"] = current["metadata"]["namespace"]
             new["metadata"] = new_meta
+        self._check_finalizers(rt, current, new)
         new = self._admit(rt, version, new, strict, current)
         return self.commit_update(rt, current, new, dry_run)
+
+    def _check_finalizers(self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any]) -> None:
+        """Once deletion has started, finalizers may only be removed (kube-apiserver's rule)."""
+        if not current["metadata"].get("deletionTimestamp"):
+            return
+        added = set(new["metadata"].get("finalizers") or []) - set(current["metadata"].get("finalizers") or [])
+        if added:
+            raise invalid(rt.kind, rt.group, current["metadata"]["name"], [Cause(
+                "metadata.finalizers", "FieldValueForbidden",
+                f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
+                f"{sorted(added)!r}")])
 
     def commit_update(
         self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any], dry_run: bool = False

@@ -389,8 +389,9 @@ class ApiServer:
         dry = _dry(request) or bool(options.get("dryRun"))
         obj = self.cluster.delete_object(target.rt, target.namespace or "", target.name, propagation,
                                          options.get("preconditions"), dry)
-        pending = bool(obj["metadata"].get("deletionTimestamp")) and bool(obj["metadata"].get("finalizers"))
-        return self._out(target, obj, 202 if pending else 200)
+        # kube-apiserver answers 200 even when finalizers delay the removal (202 only for an explicit
+        # orphanDependents=false, which clients no longer send).
+        return self._out(target, obj)
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
         match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))

@@ -18,6 +18,11 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
         ("Available", "integer", ".status.availableReplicas"),
     ],
     ("", "services"): [("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")],
+    ("", "namespaces"): [("Status", "string", ".status.phase")],
+    ("", "events"): [
+        ("Type", "string", ".type"), ("Reason", "string", ".reason"), ("Object", "string", "involved"),
+        ("Message", "string", ".message"),
+    ],
 }
 
 
@@ -62,6 +67,9 @@ def _cell(obj: dict[str, Any], path: str, kind: str) -> Any:
     if path == "ready":
         status = obj.get("status") or {}
         return f"{status.get('readyReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 1)}"
+    if path == "involved":
+        involved = obj.get("involvedObject") or {}
+        return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
     value = json_path(obj, path)
     if kind == "date" and isinstance(value, str):
         return age(value)

@@ -166,7 +166,10 @@ async def test_patch_types(http: aiohttp.ClientSession) -> None:
 async def test_finalizers_delay_deletion(http: aiohttp.ClientSession) -> None:
     await call(http, "POST", CM, {"metadata": {"name": "c", "finalizers": ["example.com/hold"]}, "data": {}})
     status, marked = await call(http, "DELETE", f"{CM}/c")
-    assert status == 202 and marked["metadata"]["deletionTimestamp"]
+    assert status == 200 and marked["metadata"]["deletionTimestamp"]
+    status, err = await call(http, "PATCH", f"{CM}/c", {"metadata": {"finalizers": ["example.com/hold", "new"]}},
+                             "application/merge-patch+json")
+    assert status == 422 and "no new finalizers" in err["message"]
     status, still = await call(http, "GET", f"{CM}/c")
     assert status == 200 and still["metadata"]["deletionTimestamp"]
     await call(http, "PATCH", f"{CM}/c", {"metadata": {"finalizers": None}}, "application/merge-patch+json")

@@ -219,3 +219,15 @@ async def test_strict_field_validation_refuses_unknown_fields(http: aiohttp.Clie
     assert status == 400 and err["message"] == 'strict decoding error: unknown field "spec.colour"'
     status, _ = await call(http, "POST", f"{WIDGETS}?fieldValidation=Strict", widget(size=1, extra={"x": 1}))
     assert status == 201, "preserved fields are not unknown"
+
+
+async def test_kubectl_tables_use_printer_columns(http: aiohttp.ClientSession) -> None:
+    await call(http, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)
+    await call(http, "POST", WIDGETS, widget(size=1))
+    await call(http, "PATCH", f"{WIDGETS}/w/status", {"status": {"phase": "Ready"}}, "application/merge-patch+json")
+    headers = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    async with http.get(WIDGETS, headers=headers) as resp:
+        table = await resp.json()
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Phase", "Age"]
+    assert table["rows"][0]["cells"][:2] == ["w", "Ready"]

@@ -95,3 +95,13 @@ async def test_forced_gone_and_dropped_watches(sb: Sandbox, http: aiohttp.Client
     async with http.put("/sandbox/faults", json={"drop_watches": True}) as resp:
         assert resp.status == 200
     assert await asyncio.wait_for(reader, 5) == 0
+
+
+async def test_watches_dropped_periodically(sb: Sandbox, http: aiohttp.ClientSession) -> None:
+    sb.faults.drop_watches_every = 0.1
+
+    async def read_until_closed() -> int:
+        async with http.get(f"{CM}?watch=true&resourceVersion=0") as resp:
+            return len([line async for line in resp.content])
+
+    assert await asyncio.wait_for(read_until_closed(), 5) == 0
