@@ -1,7 +1,8 @@
 """RBAC coverage: every API request the controller makes during real releases is allowed by deploy/rbac.
 
-The controller runs in-process against the sandbox with leader election and real Events, exactly as deployed,
-through a promotion and a rollback (with a tracked ConfigMap). The sandbox counts every request it serves by verb
+The controller runs against the sandbox with leader election and real Events through a promotion and a rollback:
+once in-process (with a tracked ConfigMap and a deletion with revertOnDeletion), once as the ``flaggerpy run``
+process with exactly the arguments of deploy/controller and the real analyzer. The sandbox counts every request it serves by verb
 and ``plural.group[/subresource]``; each one must match a rule of the ClusterRole (or, for Leases in the controller's
 namespace, the Role). A request the role does not cover would be a 403 in a real cluster.
 """
@@ -9,6 +10,9 @@ namespace, the Role). A request the role does not cover would be a 403 in a real
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +36,8 @@ from tests.integration.conftest import (
     wait_for,
 )
 
-RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+RBAC = DEPLOY / "rbac"
 SYSTEM = "flaggerpy-system"
 LEASE = "flaggerpy"
 Rule = Mapping[str, Any]
@@ -84,7 +89,6 @@ def test_rules_have_no_wildcards_and_secrets_are_read_only() -> None:
 
 
 async def test_every_request_of_a_release_and_a_rollback_is_allowed(sandbox: Sandbox, cluster: Cluster) -> None:
-    cluster_rules, role_rules = load_rules()
     await cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM}})
     await cluster.create("", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                                             "metadata": {"name": "podinfo-config", "namespace": "test"},
@@ -131,10 +135,16 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(sandbox: San
             await controller.stop()
             await elector.stop()
 
+    made = assert_all_allowed(sandbox)
+    assert ("create", "configmaps") in made, "the tracked ConfigMap was copied to -primary"
+
+
+def assert_all_allowed(sandbox: Sandbox) -> list[tuple[str, str]]:
+    """Every (verb, resource) the sandbox served matches deploy/rbac; returns them."""
+    cluster_rules, role_rules = load_rules()
     served = sandbox.counters.snapshot()
     made = sorted((verb, name) for name, verbs in served.items() for verb in verbs)
     assert ("create", "events") in made and ("update", "canaries.flagger.app/status") in made
-    assert ("create", "configmaps") in made, "the tracked ConfigMap was copied to -primary"
     assert any(name == "leases.coordination.k8s.io" for _, name in made)
     denied = []
     for verb, name in made:
@@ -148,4 +158,47 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(sandbox: San
     assert lease_names == {LEASE}
     crd_names = restricted_names(cluster_rules, "get", "apiextensions.k8s.io", "customresourcedefinitions")
     assert crd_names is not None and HTTPROUTE_CRD in crd_names
+    return made
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def deployed_args(port: int) -> list[str]:
+    """The controller's arguments exactly as deploy/controller sets them, listening on a local test port."""
+    deployment = yaml.safe_load((DEPLOY / "controller" / "deployment.yaml").read_text())
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return [a for a in args if not a.startswith("--port=")] + [f"--port={port}", "--listen-address=127.0.0.1"]
+
+
+async def test_the_deployed_controller_process_stays_within_its_rbac(sandbox: Sandbox, cluster: Cluster) -> None:
+    await cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM}})
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "1s", "threshold": 1, "maxWeight": 50, "stepWeight": 25}))
+    sandbox.counters.reset()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flaggerpy.cli", *deployed_args(_free_port()),
+        "--kubeconfig", str(sandbox.kubeconfig_path), "--log-level=warning",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=DEPLOY.parent,
+    )
+    try:
+        await cluster.wait_phase("Initialized", within=30)
+        await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
+        await cluster.wait_phase("Succeeded", within=30)
+        # A rollout webhook nobody answers fails the next analysis: a rollback with the real analyzer.
+        obj = cluster.canary()
+        obj["spec"]["analysis"]["webhooks"] = [{"name": "gate", "url": f"http://127.0.0.1:{_free_port()}/",
+                                                "timeout": "1s"}]
+        await cluster.update("flagger.app", "canaries", obj)
+        await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
+        await cluster.wait_phase("Failed", within=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert_all_allowed(sandbox)
 
