@@ -2,9 +2,9 @@
 
 The controller runs against the sandbox with leader election and real Events through a promotion and a rollback:
 once in-process (with a tracked ConfigMap and a deletion with revertOnDeletion), once as the ``flaggerpy run``
-process with exactly the arguments of deploy/controller and the real analyzer. The sandbox counts every request it serves by verb
-and ``plural.group[/subresource]``; each one must match a rule of the ClusterRole (or, for Leases in the controller's
-namespace, the Role). A request the role does not cover would be a 403 in a real cluster.
+process with exactly the arguments of deploy/controller and the real analyzer. The sandbox counts every request
+it serves by verb and ``plural.group[/subresource]``; each one must match a rule of the ClusterRole (or, for Leases
+in the controller's namespace, the Role). A request the role does not cover would be a 403 in a real cluster.
 """
 
 from __future__ import annotations
