@@ -1,0 +1,145 @@
+"""The benchmark's own view of the cluster: plain HTTP to the API server (no flaggerpy code on this side, so the
+bench measures the controller and not itself), a list+watch stream per resource that stamps every event with the
+time it arrived, and the manifests the benchmark applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+
+_TIMEOUT = aiohttp.ClientTimeout(total=30)
+_RETRIES = 5
+
+
+class ApiError(RuntimeError):
+    """The API server answered with an error status."""
+
+
+class Api:
+    """A minimal Kubernetes REST client over one aiohttp session."""
+
+    def __init__(self, base_url: str, concurrency: int = 32) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def __aenter__(self) -> Api:
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The open session."""
+        assert self._session is not None, "use Api as an async context manager"
+        return self._session
+
+    async def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        """One request with retries on connection errors and 5xx/429; the decoded JSON answer."""
+        last = ""
+        for attempt in range(_RETRIES):
+            async with self._limit:
+                try:
+                    async with self.session.request(method, self.base_url + path, json=body,
+                                                    timeout=_TIMEOUT) as resp:
+                        data = await resp.json(content_type=None)
+                        if resp.status < 300:
+                            return data
+                        last = f"{method} {path}: {resp.status} {data.get('message', '')}"
+                        if resp.status < 500 and resp.status != 429:
+                            raise ApiError(last)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    last = f"{method} {path}: {exc!r}"
+            await asyncio.sleep(0.1 * 2**attempt)
+        raise ApiError(last)
+
+    async def create(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST ``obj`` to the collection at ``path``."""
+        return await self.request("POST", path, obj)
+
+    async def get(self, path: str) -> dict[str, Any]:
+        """GET one object or a list."""
+        return await self.request("GET", path)
+
+    async def replace(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT ``obj`` at ``path``."""
+        return await self.request("PUT", path, obj)
+
+    async def watch(self, path: str, on_event: Callable[[str, dict[str, Any], float], None],
+                    listed: asyncio.Event | None = None) -> None:
+        """List ``path`` (each item as ADDED), then watch it forever; ``on_event(type, obj, arrival_time)``."""
+        initial = await self.request("GET", path)
+        now = time.time()
+        for item in initial.get("items") or []:
+            on_event("ADDED", item, now)
+        version = initial["metadata"]["resourceVersion"]
+        if listed is not None:
+            listed.set()
+        while True:
+            url = f"{self.base_url}{path}?watch=true&allowWatchBookmarks=true&resourceVersion={version}"
+            try:
+                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
+                    if resp.status == 410:
+                        raise ApiError(f"watch {path}: history expired; raise bench_sandbox --history")
+                    async for event in _lines(resp):
+                        obj = event.get("object") or {}
+                        version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                        if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                            on_event(event["type"], obj, time.time())
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.1)
+
+
+async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    async for raw in resp.content:
+        line = raw.strip()
+        if line:
+            yield json.loads(line)
+
+
+# -- manifests --------------------------------------------------------------------------------------------------
+
+
+def deployment(name: str, namespace: str, image: str) -> dict[str, Any]:
+    """A one-replica podinfo-like Deployment."""
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": image,
+                                                  "ports": [{"name": "http", "containerPort": 9898}]}]}},
+        },
+    }
+
+
+def canary(name: str, namespace: str, interval: float, step_weight: int, max_weight: int,
+           failing_webhook: str | None = None) -> dict[str, Any]:
+    """A Gateway API Canary without metrics; ``failing_webhook`` adds a rollout hook that fails the first check."""
+    analysis: dict[str, Any] = {"interval": f"{interval:g}s", "threshold": 1, "stepWeight": step_weight,
+                                "maxWeight": max_weight}
+    if failing_webhook:
+        analysis["webhooks"] = [{"name": "fail", "type": "rollout", "url": failing_webhook, "timeout": "5s"}]
+    return {
+        "apiVersion": "flagger.app/v1beta1", "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "provider": "gatewayapi:v1",
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "progressDeadlineSeconds": 600,
+            "service": {"port": 9898, "targetPort": 9898, "hosts": [f"{name}.example.com"],
+                        "gatewayRefs": [{"name": "public-gateway", "namespace": "gateway"}]},
+            "analysis": analysis,
+        },
+    }
