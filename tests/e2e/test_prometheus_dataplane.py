@@ -1,9 +1,11 @@
-"""The builtin checks, exactly as the controller runs them, against a real Prometheus scraping the sandbox's
-simulated Gateway: every flavour (Istio, Envoy/Contour, application metrics) sees the canary's annotated 25%
-error rate and 20 ms latency."""
+"""The builtin checks and Flagger's Gateway API templates, exactly as the controller runs them, against the
+sandbox's simulated Gateway: through a real Prometheus scraping it, and through the sandbox's own PromQL endpoint
+that demos use. Every flavour (Istio, Envoy/Contour, application metrics) sees the canary's annotated 25% error
+rate and 20 ms latency."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,18 +16,66 @@ from flaggerpy.analysis.checks import MetricChecker, MetricSettings
 from flaggerpy.sandbox import Sandbox
 from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, requires_prometheus
 from tests.integration.test_dataplane_sandbox import CRDS, HOST, install, ready
-from tests.unit.test_analysis_fixtures import Lookup, canary
+from tests.unit.test_analysis_fixtures import Lookup, canary, template
+from tests.unit.test_analysis_templates import FLAGGER_ENVOY_LATENCY, FLAGGER_ERROR_RATE
 
-pytestmark = [
-    pytest.mark.e2e,
-    requires_prometheus,
-    pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}"),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")]
 
-CANARY_ERRORS = 0.25  # the sandbox.flaggerpy.io/error-rate annotation of the canary Deployment
+SUCCESS = 100 * (1 - 0.25)  # the sandbox.flaggerpy.io/error-rate annotation of the canary Deployment
+CANARY_RATE = 'sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary.*"}[10s]))'
 
 
-async def test_builtin_checks_measure_the_canary_in_every_flavour(tmp_path: Path) -> None:
+async def _measure(prometheus_url: str) -> dict[str, dict[str, float | None]]:
+    """Each flavour's builtin values, and the two Flagger templates, as MetricChecker reports them."""
+    lookup = Lookup(
+        [
+            template("latency", "test", FLAGGER_ENVOY_LATENCY, {"type": "prometheus", "address": prometheus_url}),
+            # The blog's error-rate query filters reporter="source"; the sandbox reports as the destination.
+            template(
+                "error-rate",
+                "test",
+                FLAGGER_ERROR_RATE.replace('"source"', '"destination"'),
+                {"type": "prometheus", "address": prometheus_url},
+            ),
+        ]
+    )
+    subject = canary(
+        [
+            {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
+            {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}},
+            {"name": "latency", "interval": "10s", "templateRef": {"name": "latency"}, "thresholdRange": {"max": 1}},
+            {
+                "name": "error-rate",
+                "interval": "10s",
+                "templateRef": {"name": "error-rate"},
+                "thresholdRange": {"max": 1},
+            },
+        ],
+        metricsServer=prometheus_url,
+    )
+    measured: dict[str, dict[str, float | None]] = {}
+    for flavour in Flavour:
+        async with MetricChecker(lookup, MetricSettings(builtin_flavour=flavour)) as checker:
+            results = await checker.check_metrics(subject, StepContext("Progressing", "x"))
+        assert [r.error for r in results if r.value is None] == [], flavour
+        measured[flavour] = {r.name: r.value for r in results}
+    return measured
+
+
+def _assert_canary_seen(measured: dict[str, dict[str, float | None]]) -> None:
+    for flavour, values in measured.items():
+        success, p99 = values["request-success-rate"], values["request-duration"]
+        latency, errors = values["latency"], values["error-rate"]
+        assert success is not None and p99 is not None and latency is not None and errors is not None
+        # Statistical bounds around the annotated behaviour.
+        assert SUCCESS - 15 < success < SUCCESS + 15, (flavour, success)
+        assert 5 < p99 < 500, (flavour, p99)
+        assert 0.005 < latency < 0.5, (flavour, latency)  # the blog's template answers seconds
+        assert 100 - SUCCESS - 15 < errors < 100 - SUCCESS + 15, (flavour, errors)
+
+
+@requires_prometheus
+async def test_builtin_checks_through_a_real_prometheus(tmp_path: Path) -> None:
     async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
         await install(sb)
         await ready(sb)
@@ -34,27 +84,33 @@ async def test_builtin_checks_measure_the_canary_in_every_flavour(tmp_path: Path
             traffic = sb.dataplane.start_traffic(HOST, rps=200)
             try:
                 # rate() over 10s needs two scrapes that both saw canary traffic.
-                await prom.wait_for_value(
-                    'sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary.*"}[10s])) > 0'
-                )
-                subject = canary(
-                    [
-                        {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
-                        {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 500}},
-                    ],
-                    metricsServer=prom.url,
-                )
-                measured: dict[Flavour, dict[str, float | None]] = {}
-                for flavour in Flavour:
-                    async with MetricChecker(Lookup(), MetricSettings(builtin_flavour=flavour)) as checker:
-                        results = await checker.check_metrics(subject, StepContext("Progressing", "x"))
-                    measured[flavour] = {r.name: r.value for r in results}
-                    assert [r.error for r in results if r.value is None] == [], flavour
+                await prom.wait_for_value(f"{CANARY_RATE} > 0")
+                measured = await _measure(prom.url)
             finally:
                 await sb.dataplane.stop_traffic(traffic)
-    for flavour, values in measured.items():
-        success, p99 = values["request-success-rate"], values["request-duration"]
-        assert success is not None and p99 is not None
-        # Statistical bounds around the 75% success rate; the checker would fail this canary (min 99).
-        assert 100 * (1 - CANARY_ERRORS) - 15 < success < 100 * (1 - CANARY_ERRORS) + 15, (flavour, success)
-        assert 5 < p99 < 500, (flavour, p99)
+    _assert_canary_seen(measured)
+
+
+async def test_builtin_checks_through_the_sandbox_promql_endpoint() -> None:
+    async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
+        await install(sb)
+        await ready(sb)
+        assert sb.promql is not None
+        url = f"{sb.url}/sandbox/prometheus"
+        traffic = sb.dataplane.start_traffic(HOST, rps=200)
+        try:
+            probe = canary(
+                [{"name": "canary-rps", "query": CANARY_RATE, "interval": "10s", "thresholdRange": {"min": 1}}],
+                metricsServer=url,
+            )
+            async with MetricChecker(Lookup()) as checker, asyncio.timeout(30):
+                # The sandbox scrapes once a second; rate() needs two scrapes with canary traffic.
+                while True:
+                    (result,) = await checker.check_metrics(probe, StepContext("Progressing", "x"))
+                    if result.passed:
+                        break
+                    await asyncio.sleep(0.2)
+            measured = await _measure(url)
+        finally:
+            await sb.dataplane.stop_traffic(traffic)
+    _assert_canary_seen(measured)
