@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from flaggerpy.sandbox import cel_rules, crds, defaults, gc
+from flaggerpy.sandbox import cel_rules, crds, defaults, gc, metadata
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.errors import (
     Cause,
@@ -163,6 +163,9 @@ class Cluster:
         meta = obj.get("metadata")
         if meta is not None and not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
+        causes = metadata.check(meta or {})
+        if causes:
+            raise invalid(rt.kind, rt.group, str((meta or {}).get("name", "")), causes)
         result = dict(obj)
         result["apiVersion"] = expected
         result["kind"] = rt.kind

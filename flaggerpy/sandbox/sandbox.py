@@ -100,7 +100,11 @@ class Sandbox:
         self.kubeconfig_path = Path()
 
     async def __aenter__(self) -> Sandbox:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
     async def __aexit__(

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from flaggerpy.log import get_logger
 from flaggerpy.sandbox import openapi, tables
 from flaggerpy.sandbox.cluster import Cluster
 from flaggerpy.sandbox.errors import (
@@ -29,6 +30,7 @@ from flaggerpy.sandbox.registry import ResourceType
 from flaggerpy.sandbox.selectors import matcher
 from flaggerpy.sandbox.store import Event, Subscription, encode
 
+log = get_logger("flaggerpy.sandbox.server")
 JSON = "application/json"
 KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-flaggerpy-sandbox", "gitCommit": "",
                 "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
@@ -169,6 +171,10 @@ class ApiServer:
             return await self._dispatch(request)
         except StatusError as err:
             return _status_response(err)
+        except Exception as exc:
+            # A bug must not take the server down or answer with a non-Status body clients cannot parse.
+            log.exception("request failed", method=request.method, path=request.path)
+            return _status_response(StatusError(500, "InternalError", f"internal error: {exc!r}"))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]

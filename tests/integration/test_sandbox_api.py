@@ -246,6 +246,10 @@ async def test_invalid_names_and_bodies_are_rejected_clearly(http: aiohttp.Clien
         assert resp.status == 400
     status, err = await call(http, "GET", "/apis/nope.example.com/v1/things")
     assert status == 404 and err["kind"] == "Status"
+    status, err = await call(http, "POST", CM, {"metadata": {"name": "x", "labels": ["not", "a", "map"]}})
+    assert status == 422 and err["details"]["causes"][0]["field"] == "metadata.labels"
+    status, err = await call(http, "POST", CM, {"metadata": {"name": "x", "ownerReferences": [{"name": "o"}]}})
+    assert status == 422 and "metadata.ownerReferences[0].uid" in err["message"]
 
 
 async def test_scale_subresource(http: aiohttp.ClientSession) -> None:

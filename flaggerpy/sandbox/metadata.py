@@ -1,0 +1,43 @@
+"""Checks of ``metadata`` that kube-apiserver makes for every kind, so bad input is a 422, never a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flaggerpy.sandbox.errors import Cause
+
+_OWNER_FIELDS = ("apiVersion", "kind", "name", "uid")
+
+
+def _string_map(value: Any, field: str) -> list[Cause]:
+    if not isinstance(value, dict):
+        return [Cause(field, "FieldValueTypeInvalid", f"Invalid value: {value!r}: must be a map of strings")]
+    return [Cause(f"{field}[{k}]", "FieldValueTypeInvalid", f"Invalid value: {v!r}: must be a string")
+            for k, v in value.items() if not isinstance(v, str)]
+
+
+def check(meta: dict[str, Any]) -> list[Cause]:
+    """Problems with labels, annotations, finalizers and ownerReferences."""
+    causes: list[Cause] = []
+    for field in ("labels", "annotations"):
+        if meta.get(field) is not None:
+            causes.extend(_string_map(meta[field], f"metadata.{field}"))
+    finalizers = meta.get("finalizers")
+    if finalizers is not None and (not isinstance(finalizers, list) or
+                                   not all(isinstance(f, str) and f for f in finalizers)):
+        causes.append(Cause("metadata.finalizers", "FieldValueInvalid",
+                            f"Invalid value: {finalizers!r}: must be a list of non-empty strings"))
+    owners = meta.get("ownerReferences")
+    if owners is not None:
+        if not isinstance(owners, list):
+            causes.append(Cause("metadata.ownerReferences", "FieldValueTypeInvalid",
+                                f"Invalid value: {owners!r}: must be a list"))
+        else:
+            for i, ref in enumerate(owners):
+                if not isinstance(ref, dict):
+                    causes.append(Cause(f"metadata.ownerReferences[{i}]", "FieldValueTypeInvalid",
+                                        "must be an object"))
+                    continue
+                causes.extend(Cause(f"metadata.ownerReferences[{i}].{f}", "FieldValueRequired", "Required value")
+                              for f in _OWNER_FIELDS if not isinstance(ref.get(f), str) or not ref.get(f))
+    return causes
