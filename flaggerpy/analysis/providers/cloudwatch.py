@@ -131,15 +131,19 @@ async def query(
         host = f"{host}:{url.port}"
     headers = template_headers(provider)
     headers["Content-Type"] = _CONTENT_TYPE
-    headers.update(
-        sign("POST", host, url.path, {}, {"Content-Type": _CONTENT_TYPE}, body, credentials=aws,
-             region=region, service=SERVICE)
-    )  # fmt: skip
+    signed = {"Content-Type": _CONTENT_TYPE}
+    headers.update(sign("POST", host, url.path, {}, signed, body, credentials=aws, region=region, service=SERVICE))
     async with deadline(timeout, name):
         resp = await request(
-            session, "POST", str(url), provider=name, time_limit=timeout, headers=headers, data=body,
+            session,
+            "POST",
+            str(url),
+            provider=name,
+            time_limit=timeout,
+            headers=headers,
+            data=body,
             ssl=ssl_option(provider),
-        )  # fmt: skip
+        )
     return parse_response(resp.body, name)
 
 
