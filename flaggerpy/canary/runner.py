@@ -30,6 +30,7 @@ from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.errors import ConfigError
 from flaggerpy.kube.events import EventRecorder
 from flaggerpy.kube.leader import LeaderElector
+from flaggerpy.kube.settings import LeaderSettings
 from flaggerpy.log import get_logger
 
 log = get_logger(__name__)
@@ -56,6 +57,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--listen-address", default="0.0.0.0", help="address of the telemetry server (default 0.0.0.0)")
     add("--enable-leader-election", action="store_true", help="run as one of several replicas; one leads")
     add("--leader-election-namespace", default="kube-system", help="namespace of the leader Lease")
+    add("--leader-election-lease-duration", type=float, default=LeaderSettings.lease_duration,
+        help="seconds a standby waits after the leader's last renewal before taking over (default 15)")
+    add("--leader-election-renew-deadline", type=float, default=LeaderSettings.renew_deadline,
+        help="seconds the leader keeps trying to renew before it steps down (default 10)")
+    add("--leader-election-retry-period", type=float, default=LeaderSettings.retry_period,
+        help="seconds between acquire/renew attempts (default 2)")
     add("--event-webhook", default="", help="URL receiving every canary Event (Flagger's -event-webhook)")
     add("--cluster-name", default="", help="cluster name added to alerts")
     add("--slack-url", default="", help="default Slack webhook for alerts")
@@ -76,7 +83,18 @@ def _problems(args: argparse.Namespace) -> list[str]:
         problems.append(f"--mesh-provider: {args.mesh_provider!r} is not one of {', '.join(GATEWAY_PROVIDERS)}")
     if not 0 < args.port < 65536:
         problems.append(f"--port: must be between 1 and 65535, not {args.port}")
+    try:
+        leader_settings_from(args)
+    except ValueError as exc:
+        problems.append(f"--leader-election-*: {exc}")
     return problems
+
+
+def leader_settings_from(args: argparse.Namespace) -> LeaderSettings:
+    """The lease timings the flags ask for; ValueError unless retry period < renew deadline < lease duration."""
+    return LeaderSettings(lease_duration=args.leader_election_lease_duration,
+                          renew_deadline=args.leader_election_renew_deadline,
+                          retry_period=args.leader_election_retry_period)
 
 
 def settings_from(args: argparse.Namespace) -> ControllerSettings:
@@ -147,6 +165,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     lost.set()
 
                 elector = LeaderElector(kube, LEASE_NAME, args.leader_election_namespace,
+                                        settings=leader_settings_from(args),
                                         on_started_leading=started, on_stopped_leading=stopped)
                 elector.start()
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
