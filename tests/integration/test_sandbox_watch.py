@@ -152,3 +152,14 @@ async def test_in_process_changes_see_every_write(sb: Sandbox) -> None:
     assert int(updated["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
     received[1].object["data"]["k"] = "mutated"
     assert sb.cluster.get("", "configmaps", "default", "a")["data"] == {"k": "v"}, "changes are copies"
+
+
+async def test_in_process_changes_can_be_limited_to_some_resources(sb: Sandbox) -> None:
+    stream = sb.cluster.changes([("", "secrets")])
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    await sb.cluster.create("", "configmaps", {"metadata": {"name": "skipped", "namespace": "default"}})
+    await sb.cluster.create("", "secrets", {"metadata": {"name": "seen", "namespace": "default"}})
+    change = await asyncio.wait_for(first, 5)
+    assert (change.plural, change.object["metadata"]["name"]) == ("secrets", "seen")
+    await stream.aclose()
