@@ -114,14 +114,19 @@ async def _stream(canaries: Informer, events: Informer, all_ns: bool, out: TextI
     """Print the table once, then each row again whenever what it shows changes."""
     rows = build_rows(canaries.store.list(), events.store.list())
     shown = {(r.namespace, r.name): canary_cells(r, all_ns) for r in rows}
-    out.write(canaries_plain(rows, all_ns) if rows else "")
-    out.flush()
+    if rows:
+        out.write(canaries_plain(rows, all_ns))
+        out.flush()
     while True:
         await changed.wait()
         changed.clear()
         for current in build_rows(canaries.store.list(), events.store.list()):
             cells = canary_cells(current, all_ns)
-            if shown.get((current.namespace, current.name)) != cells:
-                shown[(current.namespace, current.name)] = cells
-                out.write("   ".join(cells).rstrip() + "\n")
+            if shown.get((current.namespace, current.name)) == cells:
+                continue
+            if not shown:
+                # The first canary of an empty listing: print the header once, as kubectl get -w does.
+                out.write(canaries_plain([], all_ns))
+            shown[(current.namespace, current.name)] = cells
+            out.write("   ".join(cells).rstrip() + "\n")
         out.flush()

@@ -158,7 +158,8 @@ async def show(args: argparse.Namespace, out: TextIO) -> int:
     namespace = common.namespace_of(args)
     async with common.client(args) as kube:
         obj = await common.get_canary(kube, namespace, args.name)
-        events, _ = await kube.list(res.EVENTS, namespace, field_selector=f"involvedObject.name={args.name}")
+        selector = f"involvedObject.kind=Canary,involvedObject.name={args.name}"
+        events, _ = await kube.list(res.EVENTS, namespace, field_selector=selector)
     report = build_report(obj, events)
     if out.isatty() and not args.output_plain:
         report_rich(report, Console(file=out))

@@ -102,6 +102,22 @@ async def test_get_watch_prints_changed_rows_from_the_watch(sandbox: Sandbox, cl
     assert sandbox.counters.get("watch", "canaries") >= 1
 
 
+async def test_get_watch_from_an_empty_namespace_prints_the_header_with_the_first_canary(
+    sandbox: Sandbox, cluster: Cluster
+) -> None:
+    out = io.StringIO()
+    async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
+        task = asyncio.create_task(watch(kube, NAMESPACE, out, tty=False))
+        await wait_for(lambda: sandbox.counters.get("watch", "canaries") >= 1, 10)
+        await put_canary(cluster, "podinfo", {"phase": "Initializing"})
+        await wait_for(lambda: "Initializing" in out.getvalue(), 10)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("NAME") and lines[1].startswith("podinfo")
+
+
 async def test_get_watch_live_view_redraws_on_changes(sandbox: Sandbox, cluster: Cluster) -> None:
     await put_canary(cluster, "podinfo", {"phase": "Initialized"})
     out = io.StringIO()
