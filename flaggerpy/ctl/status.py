@@ -24,6 +24,7 @@ from flaggerpy.ctl.render import plain_table
 from flaggerpy.ctl.view import (
     EventLine,
     StepView,
+    count,
     current_release,
     events_for,
     format_time,
@@ -106,14 +107,14 @@ def build_report(obj: Mapping[str, Any], events: list[Obj]) -> Report:
         step = progress(canary, status)
         if step is not None:
             summary.append(("Progress", step.bar(20) + f" {step.unit}s"))
-        summary.append(("Failed checks", f"{int(status.get('failedChecks') or 0)}/{canary.threshold}"))
+        summary.append(("Failed checks", f"{count(status, 'failedChecks')}/{canary.threshold}"))
         if canary.suspended:
             summary.append(("Suspended", "yes (flaggerpy resume to continue)"))
     else:
         summary.append(("Spec", "invalid (see the Promoted condition)"))
-    summary.append(("Canary weight", f"{int(status.get('canaryWeight') or 0)}%"))
+    summary.append(("Canary weight", f"{count(status, 'canaryWeight')}%"))
     if by_iteration:
-        summary.append(("Iterations", str(int(status.get("iterations") or 0))))
+        summary.append(("Iterations", str(count(status, "iterations"))))
     summary.append(("Last transition", format_time(parse_time(status.get("lastTransitionTime")))))
     summary.append(("Revision", f"applied {status.get('lastAppliedSpec') or '-'}, "
                                 f"promoted {status.get('lastPromotedSpec') or '-'}"))

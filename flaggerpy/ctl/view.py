@@ -73,6 +73,12 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def count(obj: Mapping[str, Any], key: str) -> int:
+    """An integer field of a status or sample; 0 when absent or not a number (a view must never crash on it)."""
+    value = obj.get(key)
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
 def format_time(when: datetime | None) -> str:
     """``2026-11-22T01:50:22Z`` (``-`` when unknown): stable for scripts."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else "-"
@@ -105,11 +111,11 @@ def progress(canary: Canary | None, status: Mapping[str, Any]) -> Progress | Non
     if canary.strategy is Strategy.CANARY:
         schedule = canary.weight_schedule()
         total = len(schedule)
-        weight = int(status.get("canaryWeight") or 0)
+        weight = count(status, "canaryWeight")
         done = total if phase in DONE_PHASES else sum(1 for w in schedule if w <= weight)
         return Progress(done, total, "weight")
     total = canary.iterations
-    done = total if phase in DONE_PHASES else min(total, int(status.get("iterations") or 0))
+    done = total if phase in DONE_PHASES else min(total, count(status, "iterations"))
     return Progress(done, total, "iteration")
 
 
@@ -166,8 +172,8 @@ def row(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Row:
         namespace=namespace,
         name=name,
         phase=str(status.get("phase") or "Unknown"),
-        weight=int(status.get("canaryWeight") or 0),
-        failed_checks=int(status.get("failedChecks") or 0),
+        weight=count(status, "canaryWeight"),
+        failed_checks=count(status, "failedChecks"),
         threshold=canary.threshold if canary else None,
         progress=progress(canary, status),
         last_transition=parse_time(status.get("lastTransitionTime")),
@@ -192,7 +198,7 @@ def steps_of(status: Mapping[str, Any], since: datetime | None = None) -> list[S
         when = parse_time(sample.get("time"))
         if since is not None and when is not None and when < since:
             continue
-        iteration, weight = int(sample.get("iteration") or 0), int(sample.get("weight") or 0)
+        iteration, weight = count(sample, "iteration"), count(sample, "weight")
         value = sample.get("value")
         metric = (str(sample.get("name") or ""), float(value) if isinstance(value, int | float) else None,
                   bool(sample.get("passed")))

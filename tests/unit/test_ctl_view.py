@@ -170,3 +170,12 @@ def test_rich_views_keep_brackets_in_messages_and_show_progress() -> None:
     assert text.count(message) == 2
     assert "2/5" in text and "5m ago" in text
     assert "[########------------] 2/5 weights" in text
+
+
+def test_garbage_in_status_does_not_crash_the_views() -> None:
+    obj = canary({"phase": 7, "canaryWeight": "lots", "failedChecks": None, "iterations": True,
+                  "metricHistory": [{"weight": "x", "value": "nan?", "name": None}],
+                  "conditions": [{"type": "Promoted"}]})
+    r = row(obj, [{"involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "test"}, "count": "many"}])
+    assert (r.weight, r.failed_checks) == (0, 0)
+    assert "Analysis steps" in report_plain(build_report(obj, []))
