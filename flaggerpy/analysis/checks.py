@@ -11,6 +11,7 @@ Beyond Flagger: ``onNoData: skip`` turns "no values found" into a skipped, passi
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -132,6 +133,9 @@ class MetricChecker:
             log.exception("metric check crashed", canary=canary.key, metric=metric.name)
             return result(None, False, f"internal error: {exc.__class__.__name__}: {exc}")
         problem = judge(value, bounds)
+        if not math.isfinite(value):
+            # JSON (and so Canary.status) cannot hold an infinity: report the verdict with the value in words.
+            return result(None, problem is None, problem or f"value {value:g} (accepted by the thresholdRange)")
         return result(value, problem is None, problem)
 
     async def _measure(self, canary: Canary, metric: CanaryMetric) -> float:

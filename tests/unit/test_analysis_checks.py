@@ -243,3 +243,18 @@ async def test_no_data_on_a_builtin_check_hints_at_missing_traffic(prom: FakeBac
     assert result.error == (
         "prometheus: no values found (the query matched no series): probably podinfo.test gets no traffic"
     )
+
+
+async def test_an_infinite_value_is_judged_but_not_reported_as_a_number(prom: FakeBackend) -> None:
+    answers(prom, {"slow": "+Inf", "fast": "-Inf"})
+    lookup = Lookup([prom_template("slow", "test", prom.url, "slow"), prom_template("fast", "test", prom.url, "fast")])
+    subject = canary(
+        [
+            {"name": "slow", "templateRef": {"name": "slow"}, "thresholdRange": {"max": 500}},
+            {"name": "fast", "templateRef": {"name": "fast"}, "thresholdRange": {"max": 500}},
+        ]
+    )
+    results = await check(subject, lookup)
+    assert results["slow"].value is None and not results["slow"].passed
+    assert results["slow"].error == "value inf is above the maximum 500"
+    assert results["fast"].value is None and results["fast"].passed
