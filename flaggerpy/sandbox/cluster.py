@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flaggerpy.log import get_logger
 from flaggerpy.sandbox import cel_rules, crds, defaults, gc, metadata
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.errors import (
@@ -29,6 +30,7 @@ from flaggerpy.sandbox.registry import CRDS, NAMESPACES, Registry, ResourceType
 from flaggerpy.sandbox.schema import admit, unknown_fields
 from flaggerpy.sandbox.store import Event, Store
 
+log = get_logger("flaggerpy.sandbox.cluster")
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Kinds whose names must be DNS labels (no dots, 63 characters), as in kube-apiserver.
@@ -384,6 +386,8 @@ class Cluster:
             while True:
                 event = await sub.queue.get()
                 if event is None:
+                    if sub.overflowed:
+                        log.warning("in-sandbox controller fell too far behind; its change stream ended")
                     return
                 if wanted is None or event.key in wanted:
                     yield Change(event.type, event.key[0], event.key[1], copy.deepcopy(event.obj))

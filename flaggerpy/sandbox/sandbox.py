@@ -52,6 +52,8 @@ class Sandbox:
     ``async with Sandbox() as sb:`` gives ``sb.url``, ``sb.kubeconfig_path``, ``sb.cluster`` (in-process access),
     ``sb.faults`` and ``sb.counters``. ``dataplane=None`` enables the Gateway data plane when its module exists.
     ``cel_rules=False`` skips CRD CEL rules (about 1 ms per HTTPRoute write; benchmarks may turn them off).
+    ``history_size`` is how many watch events at least are kept for replay (older versions get 410 Gone);
+    ``ready_delay`` is how long a new Deployment/DaemonSet revision takes to become ready.
     """
 
     def __init__(
