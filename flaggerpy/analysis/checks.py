@@ -167,6 +167,9 @@ class MetricChecker:
 
     def _metrics_server(self, canary: Canary) -> ProviderSpec:
         address = canary.spec.metrics_server or self._settings.metrics_server
+        if not address.startswith(("http://", "https://")):
+            where = "spec.metricsServer" if canary.spec.metrics_server else "the controller's --metrics-server"
+            raise MetricSetupError(f"{where} {address!r} is not an http(s) URL")
         return MetricTemplateProvider(type="prometheus", address=address)
 
     async def _template(

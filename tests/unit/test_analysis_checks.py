@@ -258,3 +258,12 @@ async def test_an_infinite_value_is_judged_but_not_reported_as_a_number(prom: Fa
     assert results["slow"].value is None and not results["slow"].passed
     assert results["slow"].error == "value inf is above the maximum 500"
     assert results["fast"].value is None and results["fast"].passed
+
+
+async def test_a_bad_metrics_server_names_where_it_came_from() -> None:
+    from_canary = canary([{"name": "request-success-rate", "thresholdRange": {"min": 99}}], metricsServer="prom:9090")
+    result = (await check(from_canary))["request-success-rate"]
+    assert result.error == "spec.metricsServer 'prom:9090' is not an http(s) URL"
+    from_flag = canary([{"name": "request-duration", "thresholdRange": {"max": 1}}])
+    result = (await check(from_flag, metrics_server="prometheus"))["request-duration"]
+    assert result.error == "the controller's --metrics-server 'prometheus' is not an http(s) URL"
