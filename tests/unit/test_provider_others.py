@@ -215,3 +215,25 @@ async def test_splunk_stops_reading_at_the_end_of_the_computation(
     finally:
         released.set()
     assert value == 4
+
+
+async def test_google_without_a_key_uses_the_metadata_server(
+    backend: FakeBackend, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forget_tokens()
+
+    async def metadata(req: Recorded) -> web.StreamResponse:
+        if req.path.startswith("/computeMetadata/"):
+            assert req.headers["Metadata-Flavor"] == "Google"
+        if req.path == "/computeMetadata/v1/instance/service-accounts/default/token":
+            return web.json_response({"access_token": "node-token", "expires_in": 3600})
+        if req.path == "/computeMetadata/v1/project/project-id":
+            return web.Response(text="node-project")
+        return web.json_response({"timeSeriesData": [{"pointData": [{"values": [{"doubleValue": 2.0}]}]}]})
+
+    backend.respond(metadata)
+    monkeypatch.setenv("GCE_METADATA_HOST", backend.url.removeprefix("http://"))
+    spec = MetricTemplateProvider(type="stackdriver", address=backend.url)
+    assert await run_query("fetch x", spec, {}, session=session, timeout=5) == 2
+    assert backend.last.path == "/v3/projects/node-project/timeSeries:query"
+    assert backend.last.headers["Authorization"] == "Bearer node-token"
