@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 from yarl import URL
 
 from flaggerpy.analysis.providers.errors import (
@@ -20,6 +20,7 @@ from flaggerpy.analysis.providers.errors import (
     ProviderTimeout,
     Unreachable,
 )
+from flaggerpy.log import get_logger
 
 # Statuses a load balancer or a restarting backend answers for a moment; anything else is the backend's verdict.
 _TRANSIENT_STATUSES = frozenset({502, 503, 504})
@@ -27,6 +28,7 @@ _ATTEMPTS = 3
 _DETAIL_LIMIT = 300
 _XML_DETAIL = re.compile(r"<(?:Code|Message)>([^<]*)</(?:Code|Message)>")
 
+log = get_logger(__name__)
 
 BodyReader = Callable[[aiohttp.ClientResponse], Awaitable[bytes]]
 
@@ -99,10 +101,16 @@ async def request(
     Raises AuthError (401/403), HttpError (other >= 400), Unreachable or ProviderTimeout.
     """
     client_timeout = aiohttp.ClientTimeout(total=time_limit)
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.info("metrics backend failed, retrying", provider=provider, attempt=state.attempt_number, error=str(error))
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(_ATTEMPTS),
         wait=wait_exponential(multiplier=0.1, max=1.0),
         retry=retry_if_exception_type(_Transient),
+        before_sleep=before_sleep,
         reraise=True,
     )
     try:
