@@ -14,6 +14,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("flaggerpy.sandbox.cli", "run the embedded Kubernetes API server (a kubeconfig points at it)"),
     "run": ("flaggerpy.canary.runner", "run the controller against a kubeconfig or in-cluster"),
+    "demo": ("flaggerpy.demo.cli", "a canary release on the embedded sandbox, shown live (--faulty: a rollback)"),
     "loadtester": (
         "flaggerpy.loadtester.cli",
         "run the flagger-loadtester compatible webhook server (commands, manual gates)",

@@ -1,0 +1,104 @@
+"""``flaggerpy demo``: sandbox + controller + podinfo + traffic, then a release shown live until it ends.
+
+Exit code 0 when the release ends as expected (Succeeded, or Failed and rolled back with ``--faulty``), 1 when it
+does not or the demo cannot run, 2 for bad flags, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from flaggerpy import log as logconf
+from flaggerpy.demo.manifests import Timing
+from flaggerpy.demo.prometheus import PrometheusError
+from flaggerpy.demo.session import Demo, DemoError, Options
+from flaggerpy.demo.view import DemoState, LiveReporter, PlainReporter, Reporter
+from flaggerpy.kube.errors import ApiError
+
+PROMETHEUS_CHOICES = ("auto", "real", "sandbox")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the flags of ``flaggerpy demo``."""
+    add = parser.add_argument
+    add("--faulty", action="store_true",
+        help="roll out a version whose pods fail 30%% of requests and watch the automatic rollback")
+    add("--prometheus", choices=PROMETHEUS_CHOICES, default="auto",
+        help="metrics backend: a real Prometheus (needs the binary), the sandbox's own PromQL, or auto "
+             "(real when 'prometheus' is on PATH)")
+    add("--keep", action="store_true", help="leave the sandbox running at the end (Ctrl-C to stop)")
+    add("--rps", type=float, default=80.0, help="synthetic requests per second to the Gateway (default 80)")
+    add("--interval", default=Timing.interval, help=f"analysis interval (default {Timing.interval})")
+    add("--threshold", type=int, default=Timing.threshold,
+        help=f"failed checks before rollback (default {Timing.threshold})")
+    add("--timeout", type=float, default=120.0, help="seconds before the demo gives up waiting (default 120)")
+    add("--gateway-crds", default=None,
+        help="directory of the official Gateway API CRDs (default: $FLAGGERPY_GATEWAY_CRDS, a checkout's "
+             "shared/ directory, else schemaless built-ins)")
+    add("--plain", action="store_true", help="print one line per change even on a terminal")
+    add("--log-level", default="error", help="controller log level (default error: the Events tell the story)")
+
+
+def _problems(args: argparse.Namespace) -> list[str]:
+    problems = []
+    if not 0 < args.rps <= 5000:
+        problems.append(f"--rps: must be > 0 and <= 5000, not {args.rps:g}")
+    if args.threshold < 1:
+        problems.append(f"--threshold: must be >= 1, not {args.threshold}")
+    if args.timeout <= 0:
+        problems.append(f"--timeout: must be > 0, not {args.timeout:g}")
+    return problems
+
+
+def _reporter(args: argparse.Namespace, state: DemoState) -> Reporter:
+    if args.plain or not sys.stdout.isatty():
+        return PlainReporter(state)
+    return LiveReporter(state)
+
+
+async def _main(args: argparse.Namespace, options: Options) -> int:
+    what = "a faulty release (30% errors) rolled back" if options.faulty else "a canary release promoted"
+    state = DemoState(title=f"flaggerpy demo: {what}", threshold=options.timing.threshold)
+    reporter = _reporter(args, state)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    reporter.start()
+    summary, code = "", 1
+    try:
+        outcome = await Demo(options, reporter).run()
+        code = 0 if outcome.ok else 1
+        summary = f"demo {'passed' if outcome.ok else 'failed'}: {outcome.summary}"
+    except asyncio.CancelledError:
+        summary, code = "demo interrupted: sandbox and controller stopped", 130
+    except (DemoError, PrometheusError, ApiError, OSError) as exc:
+        summary = f"demo failed: {exc}"
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        reporter.stop()
+    reporter.line(summary)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; the process exit code."""
+    problems = _problems(args)
+    if problems:
+        for problem in problems:
+            sys.stderr.write(f"flaggerpy demo: {problem}\n")
+        return 2
+    try:
+        timing = Timing(interval=args.interval, threshold=args.threshold)
+        logconf.configure(args.log_level, json=False)
+    except ValueError as exc:
+        sys.stderr.write(f"flaggerpy demo: {exc}\n")
+        return 2
+    options = Options(faulty=args.faulty, prometheus=args.prometheus, keep=args.keep, rps=args.rps, timing=timing,
+                      timeout=args.timeout, gateway_crds=args.gateway_crds)
+    return asyncio.run(_main(args, options))

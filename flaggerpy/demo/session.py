@@ -1,0 +1,254 @@
+"""One demo run: sandbox, metrics backend, controller, sample app, traffic, a release, and its verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from flaggerpy.analysis.base import MetricResult, StepContext
+from flaggerpy.apis.flagger import Canary
+from flaggerpy.demo import manifests
+from flaggerpy.demo.controller import running_controller
+from flaggerpy.demo.prometheus import RealPrometheus, find_binary
+from flaggerpy.demo.view import Reporter, Traffic
+from flaggerpy.kube.api import KubeClient, Resource
+from flaggerpy.kube.resources import CANARIES, CRDS, DEPLOYMENTS, METRICTEMPLATES, NAMESPACES
+from flaggerpy.sandbox import Sandbox
+from flaggerpy.sandbox.promql import PromQLSettings
+
+GATEWAYCLASSES = Resource(manifests.GATEWAY_GROUP, "v1", "gatewayclasses", "GatewayClass", namespaced=False)
+GATEWAYS = Resource(manifests.GATEWAY_GROUP, "v1", "gateways", "Gateway")
+TERMINAL = ("Succeeded", "Failed")
+# Seconds a finished release may take to put 100% back on the primary after its terminal phase is written.
+SETTLE_TIMEOUT = 10.0
+# Seconds between scrapes of the data plane: four per analysis interval, the ratio of Flagger's 1m interval to a
+# 15s scrape, so the first check after traffic reaches the canary already has samples to take a rate of.
+SCRAPE_INTERVAL = 0.5
+# How long a Deployment takes to become ready in the sandbox: short, but long enough to see the wait.
+READY_DELAY = 0.3
+
+
+class DemoError(Exception):
+    """The demo could not run (a backend failed to start, a wait timed out); the message says which."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user asked for."""
+
+    faulty: bool = False
+    prometheus: str = "auto"
+    keep: bool = False
+    rps: float = 80.0
+    timing: manifests.Timing = field(default_factory=manifests.Timing)
+    timeout: float = 120.0
+    gateway_crds: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the release ended and whether that is what the demo expected."""
+
+    phase: str
+    expected: str
+    summary: str
+
+    @property
+    def ok(self) -> bool:
+        """Whether the release ended as expected."""
+        return self.phase == self.expected
+
+
+def resolve_backend(choice: str) -> str | None:
+    """The prometheus binary to run, or None for the sandbox's own PromQL; DemoError when ``real`` is impossible."""
+    binary = find_binary()
+    if choice == "real" and binary is None:
+        raise DemoError("--prometheus real: no 'prometheus' executable on PATH (use auto or sandbox)")
+    return binary if choice in ("real", "auto") else None
+
+
+@contextlib.asynccontextmanager
+async def metrics_backend(sandbox: Sandbox, choice: str) -> AsyncIterator[tuple[str, str]]:
+    """(query API URL, description) of a real Prometheus scraping the data plane, or of the sandbox's PromQL."""
+    binary = resolve_backend(choice)
+    if binary is None:
+        if sandbox.promql is None:
+            raise DemoError("the sandbox runs no data plane, so it has no PromQL endpoint")
+        sandbox.promql.settings = PromQLSettings(scrape_interval=SCRAPE_INTERVAL)
+        yield f"{sandbox.url}/sandbox/prometheus", "sandbox PromQL"
+        return
+    async with RealPrometheus(binary, f"{sandbox.host}:{sandbox.port}", "/sandbox/dataplane/metrics",
+                              f"{int(SCRAPE_INTERVAL * 1000)}ms") as prom:
+        yield prom.url, f"Prometheus at {prom.url}"
+
+
+class Demo:
+    """Runs one demo and reports to ``reporter``."""
+
+    def __init__(self, options: Options, reporter: Reporter) -> None:
+        self.options = options
+        self.reporter = reporter
+        self._changed = asyncio.Event()
+        self._canary_status: dict[str, Any] = {}
+        self._weights: tuple[int, int] | None = None
+        # Set once the release is under way: a terminal phase seen before that belongs to no release of ours.
+        self._saw_progress = False
+
+    @property
+    def expected(self) -> str:
+        """The phase this run should end in."""
+        return "Failed" if self.options.faulty else "Succeeded"
+
+    async def run(self) -> Outcome:
+        """The whole demo; the Outcome says how the release ended. DemoError when it cannot get that far."""
+        report = self.reporter
+        report.stage("starting the sandbox cluster")
+        async with Sandbox(ready_delay=READY_DELAY) as sandbox:
+            watcher = asyncio.create_task(self._watch(sandbox), name="demo-watch")
+            meter = asyncio.create_task(self._measure(sandbox), name="demo-traffic")
+            try:
+                async with metrics_backend(sandbox, self.options.prometheus) as (metrics_url, backend):
+                    report.state.metrics_backend = backend
+                    outcome = await self._release(sandbox, metrics_url, backend)
+                    if self.options.keep:
+                        await self._keep(sandbox)
+                    return outcome
+            finally:
+                for task in (watcher, meter):
+                    task.cancel()
+                await asyncio.gather(watcher, meter, return_exceptions=True)
+
+    async def _release(self, sandbox: Sandbox, metrics_url: str, backend: str) -> Outcome:
+        report = self.reporter
+        report.stage(f"installing CRDs, a Gateway and {manifests.APP} {manifests.FIRST_VERSION} (metrics: {backend})")
+        async with KubeClient(str(sandbox.kubeconfig_path)) as kube:
+            await self._install(kube, metrics_url)
+            async with running_controller(sandbox.kubeconfig_path, metrics_url, self._on_metrics):
+                sandbox.dataplane.start_traffic(manifests.HOST, rps=self.options.rps)
+                report.stage(f"controller started; sending {self.options.rps:g} req/s to {manifests.HOST}; "
+                             "waiting for the canary to be Initialized")
+                await self._wait(lambda: self._phase() == "Initialized", "the canary to be Initialized")
+                what = f"{manifests.NEXT_VERSION} with a 30% error rate" if self.options.faulty \
+                    else manifests.NEXT_VERSION
+                report.stage(f"rolling out {manifests.APP} {what}")
+                current = await kube.get(DEPLOYMENTS, manifests.APP, manifests.NAMESPACE)
+                await kube.replace(DEPLOYMENTS, manifests.next_revision(current, self.options.faulty))
+                await self._wait(lambda: self._phase() in TERMINAL and self._saw_progress,
+                                 "the release to finish")
+                phase = self._phase()
+                with contextlib.suppress(DemoError):
+                    await self._wait(lambda: self._weights is not None and self._weights[1] == 0,
+                                     "all traffic back on the primary", SETTLE_TIMEOUT)
+                primary = await kube.get(DEPLOYMENTS, f"{manifests.APP}-primary", manifests.NAMESPACE)
+                await sandbox.dataplane.stop_traffic()
+        return self._outcome(phase, primary)
+
+    async def _install(self, kube: KubeClient, metrics_url: str) -> None:
+        source = await asyncio.to_thread(manifests.gateway_crds, self.options.gateway_crds)
+        if not source.official:
+            self.reporter.line("note: official Gateway API CRDs not found (--gateway-crds DIR or "
+                               f"${manifests.GATEWAY_CRDS_ENV}); serving Gateway API kinds without schema validation")
+        for crd in [*manifests.flagger_crds(), *source.documents]:
+            await kube.create(CRDS, crd)
+        for namespace in manifests.namespaces():
+            await kube.create(NAMESPACES, namespace)
+        await kube.create(GATEWAYCLASSES, manifests.gateway_class())
+        await kube.create(GATEWAYS, manifests.gateway())
+        await kube.create(DEPLOYMENTS, manifests.deployment())
+        await kube.create(METRICTEMPLATES, manifests.metric_template(metrics_url))
+        await kube.create(CANARIES, manifests.canary(metrics_url, self.options.timing))
+
+    async def _keep(self, sandbox: Sandbox) -> None:
+        self.reporter.line(f"sandbox still running at {sandbox.url}; try:\n"
+                           f"  KUBECONFIG={sandbox.kubeconfig_path} kubectl -n {manifests.NAMESPACE} get canaries\n"
+                           "press Ctrl-C to stop")
+        await asyncio.Event().wait()
+
+    # observation
+
+    def _phase(self) -> str:
+        return str(self._canary_status.get("phase") or "")
+
+    async def _wait(self, predicate: Any, what: str, within: float | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (within if within is not None else self.options.timeout)
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise DemoError(f"timed out waiting for {what} (phase {self._phase() or 'none'})")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def _on_metrics(self, canary: Canary, step: StepContext, results: list[MetricResult]) -> None:
+        if canary.metadata.name == manifests.APP and canary.metadata.namespace == manifests.NAMESPACE:
+            self.reporter.metrics(step.canary_weight, results)
+
+    async def _watch(self, sandbox: Sandbox) -> None:
+        async for change in sandbox.cluster.changes():
+            obj = change.object
+            meta = obj.get("metadata") or {}
+            if meta.get("namespace") != manifests.NAMESPACE or change.type == "DELETED":
+                continue
+            if change.plural == "canaries" and meta.get("name") == manifests.APP:
+                self._canary_status = obj.get("status") or {}
+                phase = self._phase()
+                if phase in ("Progressing", "Promoting", "Finalising"):
+                    self._saw_progress = True
+                self.reporter.phase(phase, int(self._canary_status.get("failedChecks") or 0))
+            elif change.plural == "httproutes" and meta.get("name") == manifests.APP:
+                self._route(obj)
+            elif change.plural == "events" and (obj.get("involvedObject") or {}).get("kind") == "Canary":
+                self.reporter.event(str(obj.get("type") or ""), str(obj.get("reason") or ""),
+                                    str(obj.get("message") or ""))
+            self._changed.set()
+
+    def _route(self, route: dict[str, Any]) -> None:
+        rules = (route.get("spec") or {}).get("rules") or []
+        if not rules:
+            return
+        weights = {ref.get("name"): int(ref.get("weight", 1)) for ref in rules[-1].get("backendRefs") or []}
+        primary = weights.get(f"{manifests.APP}-primary", 0)
+        canary = weights.get(f"{manifests.APP}-canary", 0)
+        self._weights = (primary, canary)
+        self.reporter.weights(primary, canary)
+
+    async def _measure(self, sandbox: Sandbox) -> None:
+        """Requests per second and error share per backend, from the data plane's counters, every second."""
+        backends = {"primary": f"{manifests.APP}-primary", "canary": f"{manifests.APP}-canary"}
+        previous = {name: (0, 0) for name in backends}
+        while True:
+            await asyncio.sleep(1.0)
+            measured = {}
+            for name, service in backends.items():
+                stats = sandbox.dataplane.stats(manifests.NAMESPACE, service)
+                requests, errors = stats.requests - previous[name][0], stats.errors - previous[name][1]
+                previous[name] = (stats.requests, stats.errors)
+                measured[name] = Traffic(float(requests), 100.0 * errors / requests if requests else 0.0)
+            self.reporter.traffic(measured)
+
+    def _outcome(self, phase: str, primary: dict[str, Any]) -> Outcome:
+        containers = primary["spec"]["template"]["spec"]["containers"]
+        primary_image = containers[0]["image"]
+        version = primary_image.rpartition(":")[2]
+        primary_weight = self._weights[0] if self._weights else 0
+        elapsed = self.reporter.state.elapsed
+        if phase == "Succeeded":
+            detail = (f"promoted: primary runs {version}, {primary_weight}% of traffic on the primary")
+        else:
+            detail = (f"rolled back: primary still runs {version}, {primary_weight}% of traffic on the primary")
+        verdict = "as expected" if phase == self.expected else f"but {self.expected} was expected"
+        summary = f"release of {manifests.APP} {manifests.NEXT_VERSION} {phase} {verdict} after {elapsed:.1f}s: " \
+                  f"{detail}"
+        healthy = primary_weight == 100 and (
+            (phase == "Succeeded" and version == manifests.NEXT_VERSION)
+            or (phase == "Failed" and version == manifests.FIRST_VERSION)
+        )
+        if not healthy:
+            summary += " (unexpected end state)"
+            phase = f"{phase} (unexpected end state)"
+        return Outcome(phase, self.expected, summary)
+
