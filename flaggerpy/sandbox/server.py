@@ -14,7 +14,7 @@ import yaml
 from aiohttp import web
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox import openapi, tables
+from flaggerpy.sandbox import openapi, protobuf, tables
 from flaggerpy.sandbox.cluster import Cluster
 from flaggerpy.sandbox.errors import (
     StatusError,
@@ -261,12 +261,9 @@ class ApiServer:
     # ------------------------------------------------------------ verbs
 
     async def _body(self, request: web.Request) -> Any:
-        if request.content_type == "application/vnd.kubernetes.protobuf":
-            raise StatusError(415, "UnsupportedMediaType",
-                              "the flaggerpy sandbox speaks JSON only, not application/vnd.kubernetes.protobuf "
-                              "(kubectl's imperative 'create <kind>' commands send protobuf: use kubectl apply -f "
-                              "or create -f with a manifest)")
         raw = await request.read()
+        if request.content_type == "application/vnd.kubernetes.protobuf":
+            return protobuf.decode(raw)
         if not raw:
             return {}
         try:

@@ -162,3 +162,17 @@ spec:
     )
     assert "spec.rules[0].backendRefs[0].weight" in rejected
     assert "greater than or equal to 0" in rejected
+
+
+async def test_imperative_create_commands(sb: Sandbox) -> None:
+    await kubectl(sb, "create", "namespace", "test")
+    await kubectl(sb, "create", "deployment", "web", "--image=nginx:1", "--port=80", "--replicas=2", "-n", "test")
+    await kubectl(sb, "create", "service", "clusterip", "web", "--tcp=80:8080", "-n", "test")
+    await kubectl(sb, "create", "secret", "generic", "creds", "--from-literal=token=s3cret", "-n", "test")
+    dep = sb.cluster.get("apps", "deployments", "test", "web")
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    assert dep["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80}]
+    svc = sb.cluster.get("", "services", "test", "web")
+    assert svc is not None and svc["spec"]["ports"][0]["targetPort"] == 8080
+    secret = sb.cluster.get("", "secrets", "test", "creds")
+    assert secret is not None and secret["data"] == {"token": "czNjcmV0"}
