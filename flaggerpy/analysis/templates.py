@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary, CanaryMetric
@@ -86,6 +86,10 @@ class _Variables:
     def __getitem__(self, key: str) -> str:
         return self._values[key]
 
+    def __str__(self) -> str:
+        # What Go prints for a map[string]string, in case a template prints the whole thing.
+        return "map[" + " ".join(f"{k}:{v}" for k, v in sorted(self._values.items())) + "]"
+
 
 class _StrictUndefined(jinja2.StrictUndefined):
     """Fails on any use, with a message a MetricTemplate author can act on."""
@@ -111,7 +115,27 @@ class _StrictUndefined(jinja2.StrictUndefined):
     __len__ = _fail_with_undefined_error  # type: ignore[assignment]
 
 
-_ENV = ImmutableSandboxedEnvironment(
+class _QueryEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox that only substitutes values, like Flagger's Go templates.
+
+    Arithmetic and calls are refused: they add nothing Go templates offer, and ``{{ name * 10**10 }}`` or
+    ``{{ name.center(10**10) }}`` in a MetricTemplate could otherwise exhaust the controller's memory.
+    """
+
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    intercepted_unops = frozenset({"+", "-"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        raise SecurityError(f"operator {operator!r} is not supported in query templates")
+
+    def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
+        raise SecurityError(f"operator {operator!r} is not supported in query templates")
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        raise SecurityError("calls are not supported in query templates; use {{ name }} or {{ variables.key }}")
+
+
+_ENV = _QueryEnvironment(
     undefined=_StrictUndefined,
     autoescape=False,
     keep_trailing_newline=True,
@@ -121,6 +145,10 @@ _ENV = ImmutableSandboxedEnvironment(
     comment_start_string="{{#",
     comment_end_string="#}}",
 )
+# Only Flagger's variables exist in a query template: no jinja2 filters, tests or globals (range, lipsum...).
+_ENV.filters = {}
+_ENV.tests = {}
+_ENV.globals = {}
 
 
 @functools.lru_cache(maxsize=512)
@@ -158,3 +186,5 @@ def render(query: str, model: TemplateModel) -> str:
         raise
     except jinja2.TemplateError as exc:
         raise TemplateError(f"query template error: {exc}") from exc
+    except (TypeError, ValueError, LookupError) as exc:
+        raise TemplateError(f"query template error: {exc.__class__.__name__}: {exc}") from exc

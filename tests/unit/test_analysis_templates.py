@@ -157,3 +157,22 @@ def test_model_from_a_canary_uses_flagger_fallbacks() -> None:
     assert (model.service, model.ingress, model.route) == ("podinfo-app", "podinfo-app", "podinfo-app")
     assert model.interval == "1m"  # Flagger's default metric window
     assert model.variables == {"direction": "inbound"}
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ('{{ "x" * 3000000000 }}', "operator '\\*' is not supported"),
+        ("{{ name.center(3000000000) }}", "calls are not supported"),
+        ("{{ range(3000000000) }}", "calls are not supported"),
+        ("{{ name | upper }}", "No filter named 'upper'"),
+    ],
+)
+def test_templates_substitute_values_only(query: str, problem: str) -> None:
+    # A MetricTemplate author must not be able to make the controller compute (or allocate) anything.
+    with pytest.raises(TemplateError, match=problem):
+        render(query, MODEL)
+
+
+def test_printing_all_variables_looks_like_go() -> None:
+    assert render("{{ variables }}", MODEL) == "map[direction:inbound]"
