@@ -82,6 +82,10 @@ class Step:
     at: datetime
     target: dict[str, Any] = field(default_factory=dict)
     log: Any = None
+    routed: bool = False
+    """The route was reconciled in this step."""
+    repair_route: bool = False
+    """The route must match the status when the step ends (drift repair)."""
 
     @property
     def name(self) -> str:
@@ -162,7 +166,7 @@ class CanaryReconciler:
         obj = self._caches.get(res.CANARIES, namespace, name)
         if obj is None:
             self._written.pop(key, None)
-            self.slots.started(key)
+            self.slots.release(key)
             return None
         if _rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):
             return self.settings.stale_cache_retry
@@ -225,7 +229,12 @@ class CanaryReconciler:
         handler = handlers.get(step.phase)
         if handler is None:
             return None
-        return await handler(step)
+        delay = await handler(step)
+        if step.repair_route and not step.routed:
+            # One route write per step at most: repairing first and then moving the weight would make the router
+            # compare the second write against a cache that has not seen the first yet.
+            await self._route(step)
+        return delay
 
     # -- persistence and reporting -------------------------------------------------------------------------------
 
@@ -300,6 +309,7 @@ class CanaryReconciler:
 
     async def _route(self, step: Step) -> None:
         """Make the route match the working status (created 100% primary; written only on difference)."""
+        step.routed = True
         await self._router(step).reconcile(step.doc)
 
     async def _revision(self, step: Step) -> Revision:
@@ -408,20 +418,21 @@ class CanaryReconciler:
         return None
 
     async def _ensure_routing(self, step: Step) -> None:
+        """Repair the Services now; the route is repaired once, after the step, from its final status."""
         await self._ensure_services(step)
-        await self._route(step)
+        step.repair_route = True
 
     async def _idle(self, step: Step) -> float | None:
         await self._ensure_routing(step)
         rev = await self._revision(step)
         if not self._is_new(step, rev):
             await self._apply.scale(step.target, 0)
-            self.slots.started(step.key)
+            self.slots.release(step.key)
             if st.condition(step.status, st.HALTED) is not None:
                 st.unhalt(step.status)
                 await self._commit(step)
             return None
-        if not self.slots.may_start(step.key, self._active()):
+        if self.slots.limit and not self.slots.may_start(step.key, self._active()):
             limit = self.slots.limit
             await self._halt(step, "MaxConcurrentCanaries",
                              f"waiting for a free analysis slot ({limit} canaries are being analysed)")
@@ -455,7 +466,7 @@ class CanaryReconciler:
                            trackedConfigs=rev.configs)
         step.move(Phase.PROGRESSING)
         st.unhalt(step.status)
-        self.slots.started(step.key)
+        self.slots.admit(step.key)
         await self._route(step)
         await self._commit(step)
         if restart:
@@ -678,6 +689,7 @@ class CanaryReconciler:
                            lastPromotedSpec=step.status.get("lastAppliedSpec"))
         step.move(Phase.SUCCEEDED)
         st.unhalt(step.status)
+        self.slots.release(step.key)
         await self._route(step)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
@@ -690,6 +702,7 @@ class CanaryReconciler:
         step.status.update(canaryWeight=0, iterations=0)
         step.move(Phase.FAILED)
         st.unhalt(step.status)
+        self.slots.release(step.key)
         await self._route(step)
         await self._apply.scale(step.target, 0)
         await self._commit(step)

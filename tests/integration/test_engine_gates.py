@@ -177,7 +177,9 @@ async def test_max_concurrent_canaries_queues_new_revisions_in_order(
             await cluster.wait_phase("Initialized", name)
         for name in names:
             await cluster.set_image(NEW_IMAGE, name)
-            await wait_for(lambda n=name: bool(cluster.status(n).get("conditions")), 5)
+            # Wait until the controller has seen this revision (started, or queued) so arrival order is known.
+            await wait_for(lambda n=name: cluster.status(n).get("phase") != "Initialized" or any(
+                c.get("reason") == "MaxConcurrentCanaries" for c in cluster.status(n).get("conditions") or []), 5)
         await wait_for(observe, 30, lambda: str({n: cluster.status(n).get("phase") for n in names}))
     assert order == list(names)
 
