@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from flaggerpy.analysis.providers import (
     HttpError,
+    MalformedResponse,
     MultipleSeries,
     NaNValue,
     NoData,
@@ -177,3 +178,18 @@ async def test_insecure_skip_verify_accepts_a_self_signed_certificate(
             await run_query("vector(1)", strict, {}, session=session, timeout=5)
         lenient = MetricTemplateProvider(type="prometheus", address=tls.url, insecureSkipVerify=True)
         assert await run_query("vector(1)", lenient, {}, session=session, timeout=5) == 3
+
+
+async def test_a_huge_answer_is_refused_not_buffered(backend: FakeBackend, session: aiohttp.ClientSession) -> None:
+    chunk = b"x" * (1024 * 1024)
+
+    async def flood(req: Recorded) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(req.raw)
+        for _ in range(17):
+            await resp.write(chunk)
+        return resp
+
+    backend.respond(flood)
+    with pytest.raises(MalformedResponse, match="larger than 16 MiB"):
+        await _query(backend, session)

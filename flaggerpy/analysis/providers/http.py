@@ -26,6 +26,8 @@ from flaggerpy.log import get_logger
 _TRANSIENT_STATUSES = frozenset({502, 503, 504})
 _ATTEMPTS = 3
 _DETAIL_LIMIT = 300
+# No metric answer is anywhere near this; a bigger one is a misconfigured address, not data to buffer.
+MAX_BODY = 16 * 1024 * 1024
 _XML_DETAIL = re.compile(r"<(?:Code|Message)>([^<]*)</(?:Code|Message)>")
 
 log = get_logger(__name__)
@@ -141,7 +143,7 @@ async def _once(
             method, url, params=params, headers=headers, data=data, ssl=ssl, timeout=client_timeout
         ) as resp:
             status = resp.status
-            body = await read_body(resp) if read_body is not None and status < 400 else await resp.read()
+            body = await read_body(resp) if read_body is not None and status < 400 else await _read(resp, provider)
     except TimeoutError as exc:
         raise ProviderTimeout(provider, f"no answer within {client_timeout.total:g}s") from exc
     except aiohttp.ClientConnectionError as exc:
@@ -155,6 +157,15 @@ async def _once(
     if status >= 400:
         raise HttpError(provider, status, error_detail(body))
     return Response(status, body)
+
+
+async def _read(resp: aiohttp.ClientResponse, provider: str) -> bytes:
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise MalformedResponse(provider, f"answer is larger than {MAX_BODY // (1024 * 1024)} MiB")
+    return bytes(body)
 
 
 def _origin(url: str) -> str:

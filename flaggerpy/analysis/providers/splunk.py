@@ -26,7 +26,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData, ProviderConfigError
-from flaggerpy.analysis.providers.http import request
+from flaggerpy.analysis.providers.http import MAX_BODY, request
 
 _RANGE_INTERVALS = 10
 
@@ -92,9 +92,13 @@ async def read_until_end_of_channel(resp: aiohttp.ClientResponse) -> bytes:
     the timeout.
     """
     lines: list[bytes] = []
+    size = 0
     ended = False
     async for line in resp.content:
         lines.append(line)
+        size += len(line)
+        if size > MAX_BODY:
+            raise MalformedResponse("splunk", f"event stream is larger than {MAX_BODY // (1024 * 1024)} MiB")
         if b"END_OF_CHANNEL" in line or b"CHANNEL_ABORT" in line:
             ended = True
         elif ended and not line.strip():
