@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from flaggerpy.canary.controller import Controller, ControllerSettings
@@ -43,12 +44,17 @@ LEASE = "flaggerpy"
 Rule = Mapping[str, Any]
 
 
-def load_rules() -> tuple[list[Rule], list[Rule]]:
-    """The ClusterRole's and the leader-election Role's rules, as written in deploy/rbac."""
+def load_rules(secret_copies: bool = False) -> tuple[list[Rule], list[Rule]]:
+    """The ClusterRole's and the leader-election Role's rules, as written in deploy/rbac (plus, when asked, the
+    optional rbac/secret-copies ClusterRole)."""
     docs = [d for path in sorted(RBAC.glob("*.yaml")) for d in yaml.safe_load_all(path.read_text()) if d]
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
     role = next(d for d in docs if d["kind"] == "Role")
-    return cluster_role["rules"], role["rules"]
+    rules = list(cluster_role["rules"])
+    if secret_copies:
+        extra = yaml.safe_load_all((RBAC / "secret-copies" / "rbac.yaml").read_text())
+        rules += next(d for d in extra if d["kind"] == "ClusterRole")["rules"]
+    return rules, role["rules"]
 
 
 def split(counter_name: str) -> tuple[str, str]:
@@ -88,13 +94,17 @@ def test_rules_have_no_wildcards_and_secrets_are_read_only() -> None:
     assert all("coordination.k8s.io" not in r["apiGroups"] for r in cluster_rules), "Leases belong in the Role"
 
 
-async def test_every_request_of_a_release_and_a_rollback_is_allowed(sandbox: Sandbox, cluster: Cluster) -> None:
+@pytest.mark.parametrize("tracked", ["configmaps", "secrets"])
+async def test_every_request_of_a_release_and_a_rollback_is_allowed(
+    sandbox: Sandbox, cluster: Cluster, tracked: str
+) -> None:
     await cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM}})
-    await cluster.create("", "configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
-                                            "metadata": {"name": "podinfo-config", "namespace": "test"},
-                                            "data": {"level": "info"}})
+    kind, ref = ("ConfigMap", "configMapRef") if tracked == "configmaps" else ("Secret", "secretRef")
+    await cluster.create("", tracked, {"apiVersion": "v1", "kind": kind,
+                                       "metadata": {"name": "podinfo-config", "namespace": "test"},
+                                       "data": {"level": "aW5mbw=="}})
     target = deployment()
-    target["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"configMapRef": {"name": "podinfo-config"}}]
+    target["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{ref: {"name": "podinfo-config"}}]
     await cluster.create("apps", "deployments", target)
     await cluster.create("flagger.app", "canaries", canary(revertOnDeletion=True))
     sandbox.counters.reset()
@@ -135,13 +145,19 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(sandbox: San
             await controller.stop()
             await elector.stop()
 
-    made = assert_all_allowed(sandbox)
-    assert ("create", "configmaps") in made, "the tracked ConfigMap was copied to -primary"
+    if tracked == "configmaps":
+        made = assert_all_allowed(sandbox)
+    else:
+        # Copying a tracked Secret is exactly what the optional secret-copies role is for, and needs it.
+        with pytest.raises(AssertionError, match=r"create secrets"):
+            assert_all_allowed(sandbox)
+        made = assert_all_allowed(sandbox, secret_copies=True)
+    assert ("create", tracked) in made, f"the tracked {kind} was copied to -primary"
 
 
-def assert_all_allowed(sandbox: Sandbox) -> list[tuple[str, str]]:
+def assert_all_allowed(sandbox: Sandbox, secret_copies: bool = False) -> list[tuple[str, str]]:
     """Every (verb, resource) the sandbox served matches deploy/rbac; returns them."""
-    cluster_rules, role_rules = load_rules()
+    cluster_rules, role_rules = load_rules(secret_copies)
     served = sandbox.counters.snapshot()
     made = sorted((verb, name) for name, verbs in served.items() for verb in verbs)
     assert ("create", "events") in made and ("update", "canaries.flagger.app/status") in made
