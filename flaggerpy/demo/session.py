@@ -113,8 +113,9 @@ class Demo:
                 async with metrics_backend(sandbox, self.options.prometheus) as (metrics_url, backend):
                     report.state.metrics_backend = backend
                     outcome = await self._release(sandbox, metrics_url, backend)
+                    report.stage(f"release {outcome.phase}")
                     if self.options.keep:
-                        await self._keep(sandbox)
+                        await self._keep(sandbox, outcome)
                     return outcome
             finally:
                 for task in (watcher, meter):
@@ -161,11 +162,17 @@ class Demo:
         await kube.create(METRICTEMPLATES, manifests.metric_template(metrics_url))
         await kube.create(CANARIES, manifests.canary(metrics_url, self.options.timing))
 
-    async def _keep(self, sandbox: Sandbox) -> None:
-        self.reporter.line(f"sandbox still running at {sandbox.url}; try:\n"
+    async def _keep(self, sandbox: Sandbox, outcome: Outcome) -> None:
+        """Serve until Ctrl-C; that interrupt is the expected way out, so the release's outcome still counts."""
+        self.reporter.line(f"{outcome.summary}\nsandbox still running at {sandbox.url}; try:\n"
                            f"  KUBECONFIG={sandbox.kubeconfig_path} kubectl -n {manifests.NAMESPACE} get canaries\n"
                            "press Ctrl-C to stop")
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
 
     # observation
 
@@ -180,8 +187,10 @@ class Demo:
             if remaining <= 0:
                 raise DemoError(f"timed out waiting for {what} (phase {self._phase() or 'none'})")
             self._changed.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a Ctrl-C that lands as the event fires.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     def _on_metrics(self, canary: Canary, step: StepContext, results: list[MetricResult]) -> None:
         if canary.metadata.name == manifests.APP and canary.metadata.namespace == manifests.NAMESPACE:

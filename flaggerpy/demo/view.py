@@ -246,7 +246,7 @@ class LiveReporter:
 
     def line(self, text: str) -> None:
         """Print above the dashboard (or after it, once stopped)."""
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     # drawing
 
@@ -282,7 +282,7 @@ class LiveReporter:
             return Text("")
         items = [
             (f"{backend}: {t.rps:5.1f} req/s, {t.error_percent:4.1f}% errors  ", "red" if t.error_percent else "")
-            for backend, t in sorted(self.state.traffic.items())
+            for backend, t in self.state.traffic.items()
         ]
         return Text.assemble(("measured ", "dim"), *items)
 
