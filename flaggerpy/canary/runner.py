@@ -146,7 +146,8 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         exit_code = 0
 
         def ready() -> bool:
-            return synced.is_set() and (elector is None or elector.is_leader)
+            # A standby is ready too: it has its caches and takes over the moment the lease is free.
+            return synced.is_set()
 
         server = await telemetry.serve(recorder, telemetry.HealthChecks(ready=ready), args.listen_address,
                                        args.port)
