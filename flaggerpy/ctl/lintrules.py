@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flaggerpy.analysis.providers import PROVIDERS, UNSUPPORTED
 from flaggerpy.analysis.templates import TemplateError, TemplateModel, render
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import API_GROUP, API_VERSION, AlertProvider, Canary, MetricTemplate
@@ -137,6 +138,17 @@ def _check_canary(item: _Parsed, parsed: list[_Parsed], findings: list[Finding])
                                     f"cluster)", WARNING))
 
 
+def _check_template(item: _Parsed, findings: list[Finding]) -> None:
+    template = item.model
+    assert isinstance(template, MetricTemplate)
+    kind = template.spec.provider.type.strip().lower()
+    if kind in PROVIDERS:
+        return
+    problem = (f"{kind!r} is not supported by flaggerpy" if kind in UNSUPPORTED
+               else f"{kind!r} is unknown (one of: {', '.join(sorted(PROVIDERS))})")
+    findings.append(Finding(item.doc.source, item.doc.index, item.label, "spec.provider.type", problem))
+
+
 def _check_duplicates(parsed: list[_Parsed], findings: list[Finding]) -> None:
     seen: dict[tuple[str, str, str], _Parsed] = {}
     for item in parsed:
@@ -159,5 +171,7 @@ def lint(documents: Iterable[Document]) -> list[Finding]:
     for item in parsed:
         if isinstance(item.model, Canary):
             _check_canary(item, parsed, findings)
+        elif isinstance(item.model, MetricTemplate):
+            _check_template(item, findings)
     findings.sort(key=lambda f: (order.get(f.source, 0), f.index))
     return findings

@@ -139,3 +139,19 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"{bad}:doc 1: AlertProvider/team-slack: spec.type: " in out
     assert cli_main(["lint", str(tmp_path / "absent.yaml")]) == 1
     assert "absent.yaml: cannot read: No such file or directory" in capsys.readouterr().out
+
+
+def test_metric_provider_types_are_checked() -> None:
+    found = lines(("t.yaml", TEMPLATE.replace("type: prometheus", "type: prometheus2")),
+                  ("k.yaml", TEMPLATE.replace("type: prometheus", "type: keptn").replace("error-rate", "keptn")))
+    assert found[0].startswith("t.yaml:doc 1: MetricTemplate/error-rate: spec.provider.type: 'prometheus2' is unknown "
+                               "(one of: cloudwatch, datadog,")
+    assert found[1] == ("k.yaml:doc 1: MetricTemplate/keptn: spec.provider.type: 'keptn' is not supported by "
+                        "flaggerpy")
+
+
+def test_a_canary_for_another_mesh_is_named() -> None:
+    stream = CANARY.replace("STEP", "10").replace("spec:\n", "spec:\n  provider: istio\n", 1)
+    found = lines(("c.yaml", stream), ("t.yaml", TEMPLATE.replace("VAR", "app")), ("p.yaml", PROVIDER))
+    assert len(found) == 1 and found[0].startswith("c.yaml:doc 1: Canary/podinfo: spec.provider: ")
+    assert "istio" in found[0]
