@@ -118,6 +118,13 @@ class Revision:
     renames: dict[str, str]
 
 
+def is_gateway_canary(obj: Mapping[str, Any], mesh_provider: str) -> bool:
+    """A Gateway API provider, or none with a Gateway API ``--mesh-provider``: other canaries are another
+    controller's business and are left alone."""
+    provider = (obj.get("spec") or {}).get("provider") or mesh_provider
+    return provider in GATEWAY_PROVIDERS
+
+
 def _rv_older(cached: str | None, written: str | None) -> bool:
     """Whether the cache still shows an object older than the one we wrote (numeric versions only)."""
     if not cached or not written or not cached.isdigit() or not written.isdigit():
@@ -156,9 +163,8 @@ class CanaryReconciler:
     # -- entry point ---------------------------------------------------------------------------------------------
 
     def handles(self, obj: Mapping[str, Any]) -> bool:
-        """Whether this controller owns the canary: a Gateway API provider (or none, with a Gateway API default)."""
-        provider = (obj.get("spec") or {}).get("provider") or self.settings.mesh_provider
-        return provider in GATEWAY_PROVIDERS
+        """Whether this controller owns the canary (see :func:`is_gateway_canary`)."""
+        return is_gateway_canary(obj, self.settings.mesh_provider)
 
     async def reconcile(self, key: str) -> float | None:
         """Advance the canary ``namespace/name`` by at most one step; seconds until it wants another look."""
