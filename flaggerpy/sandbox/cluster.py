@@ -189,6 +189,10 @@ class Cluster:
         else:
             meta.pop("namespace", None)
             namespace = ""
+        if meta.get("resourceVersion"):
+            # What kube-apiserver answers, e.g. when a controller copies a live object without clearing it.
+            raise StatusError(500, "InternalError",
+                              "Internal error occurred: resourceVersion should not be set on objects to be created")
         if not meta.get("name"):
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]

@@ -97,6 +97,9 @@ async def test_stale_update_conflicts_and_duplicate_create(http: aiohttp.ClientS
     assert "the object has been modified" in body["message"]
     status, body = await call(http, "POST", DEPLOY, deployment())
     assert status == 409 and body["reason"] == "AlreadyExists"
+    copied = deployment("copy", resourceVersion=created["metadata"]["resourceVersion"])
+    status, body = await call(http, "POST", DEPLOY, copied)
+    assert status == 500 and "resourceVersion should not be set on objects to be created" in body["message"]
     assert body["message"] == 'deployments.apps "web" already exists'
 
 
