@@ -97,10 +97,10 @@ async def test_stale_update_conflicts_and_duplicate_create(http: aiohttp.ClientS
     assert "the object has been modified" in body["message"]
     status, body = await call(http, "POST", DEPLOY, deployment())
     assert status == 409 and body["reason"] == "AlreadyExists"
+    assert body["message"] == 'deployments.apps "web" already exists'
     copied = deployment("copy", resourceVersion=created["metadata"]["resourceVersion"])
     status, body = await call(http, "POST", DEPLOY, copied)
     assert status == 500 and "resourceVersion should not be set on objects to be created" in body["message"]
-    assert body["message"] == 'deployments.apps "web" already exists'
 
 
 async def test_missing_object_and_namespace(http: aiohttp.ClientSession) -> None:
