@@ -232,15 +232,15 @@ async def start_controller(kubeconfig: str, workdir: Path, index: int, args: arg
 
 
 async def leader_of(replicas: list[Replica], session: aiohttp.ClientSession) -> Replica:
-    """The replica whose /readyz answers 200 (only the leader is ready)."""
+    """The replica whose telemetry says it holds the lease (``flaggerpy_leader 1.0``)."""
     while True:
         for replica in replicas:
             if replica.process.returncode is not None:
                 continue
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(f"http://127.0.0.1:{replica.port}/readyz",
-                                       timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                    if resp.status == 200:
+                async with session.get(f"http://127.0.0.1:{replica.port}/metrics",
+                                       timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200 and "\nflaggerpy_leader 1.0" in await resp.text():
                         return replica
         await asyncio.sleep(0.1)
 
@@ -370,7 +370,7 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
             await wait_until(tracker, progress, f"[{n}] initialise", lambda: tracker.count(
                 lambda t: t.phase == "Initialized"), n, args.timeout)
             result["initialisation_s"] = round(time.time() - init_started, 1)
-            leader = await leader_of(replicas, api.session)
+            leader = await leader_of(replicas, api.session) if args.ha else replicas[0]
 
             # Release 1: detection, step lag, API calls, CPU, rollback.
             tracker.begin_release()
