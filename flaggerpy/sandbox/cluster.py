@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox import cel_rules, crds, defaults, gc, metadata
+from flaggerpy.sandbox import cel_rules, crds, defaults, gc, immutable, metadata
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.errors import (
     Cause,
@@ -272,6 +272,9 @@ class Cluster:
             new["metadata"] = new_meta
         self._check_finalizers(rt, current, new)
         new = self._admit(rt, version, new, strict, current)
+        changed_immutable = immutable.check(rt.key, current, new)
+        if changed_immutable:
+            raise invalid(rt.kind, rt.group, name, changed_immutable)
         return self.commit_update(rt, current, new, dry_run)
 
     def _check_finalizers(self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any]) -> None:

@@ -294,3 +294,13 @@ async def test_generate_name_and_delete_collection(http: aiohttp.ClientSession) 
     assert status == 200 and len(deleted["items"]) == 3
     _, remaining = await call(http, "GET", CM)
     assert [o["metadata"]["name"] for o in remaining["items"]] == ["other"]
+
+
+async def test_immutable_fields_are_refused(http: aiohttp.ClientSession) -> None:
+    await call(http, "POST", DEPLOY, deployment())
+    status, err = await call(http, "PATCH", f"{DEPLOY}/web", {"spec": {"selector": {"matchLabels": {"app": "x"}}}},
+                             "application/merge-patch+json")
+    assert status == 422 and "spec.selector" in err["message"] and "field is immutable" in err["message"]
+    await call(http, "POST", CM, {"metadata": {"name": "frozen"}, "data": {"k": "v"}, "immutable": True})
+    status, err = await call(http, "PATCH", f"{CM}/frozen", {"data": {"k": "w"}}, "application/merge-patch+json")
+    assert status == 422 and err["details"]["causes"][0]["field"] == "data"
