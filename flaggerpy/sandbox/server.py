@@ -63,6 +63,13 @@ class Target:
     subresource: str | None
 
     @property
+    def item(self) -> str:
+        """The object name (item verbs only reach here with one)."""
+        if self.name is None:
+            raise bad_request("this verb needs an object name in the URL")
+        return self.name
+
+    @property
     def counter_name(self) -> str:
         """``plural.group[/sub]``, the resource name counters and fault rules use."""
         return self.rt.qualified + (f"/{self.subresource}" if self.subresource else "")
@@ -282,8 +289,7 @@ class ApiServer:
         return _respond(_with_version(obj, self._api_version(target)), status)
 
     async def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
-        obj = self.cluster.get_object(target.rt, target.namespace or "", target.name)
+        obj = self.cluster.get_object(target.rt, target.namespace or "", target.item)
         if tables.wants_table(request.headers.get("Accept", "")):
             return _respond(tables.table(target.rt, target.version, [obj], self.cluster.store.resource_version))
         return self._out(target, obj)
@@ -294,7 +300,7 @@ class ApiServer:
         selected = [o for o in items if match is None or match(o)]
         rv = str(self.cluster.store.resource_version)
         meta: dict[str, Any] = {"resourceVersion": rv}
-        limit = int(request.query.get("limit") or 0)
+        limit = _int_param(request, "limit")
         token = request.query.get("continue")
         if limit or token:
             selected, meta = _paginate(selected, limit, token, rv)
@@ -315,20 +321,18 @@ class ApiServer:
         return self._out(target, obj, 201)
 
     async def _update(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
         body = await self._body(request)
         if target.subresource == "scale":
             return self._set_scale(request, target, body)
-        obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.name, body,
+        obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.item, body,
                                          target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
 
     async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
         content_type = request.content_type
         body = await self._body(request)
         rt, namespace = target.rt, target.namespace or ""
-        current = self.cluster.store.get(rt.key, namespace if rt.namespaced else "", target.name)
+        current = self.cluster.store.get(rt.key, namespace if rt.namespaced else "", target.item)
         if content_type == "application/apply-patch+yaml":
             if not isinstance(body, dict):
                 raise bad_request("an apply patch must be a YAML or JSON object")
@@ -337,7 +341,7 @@ class ApiServer:
                                                  _strict(request))
                 return self._out(target, obj, 201)
         if current is None:
-            raise not_found(rt.group, rt.plural, target.name)
+            raise not_found(rt.group, rt.plural, target.item)
         base: dict[str, Any] = _scale_of(current) if target.subresource == "scale" else current
         if content_type == "application/json-patch+json":
             patched = json_patch(base, body)
@@ -359,27 +363,26 @@ class ApiServer:
         patched.setdefault("metadata", {})
         if content_type == "application/apply-patch+yaml":
             patched["metadata"].pop("resourceVersion", None)
-        obj = self.cluster.update_object(rt, target.version, namespace, target.name, patched,
+        obj = self.cluster.update_object(rt, target.version, namespace, target.item, patched,
                                          target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
 
     def _set_scale(self, request: web.Request, target: Target, scale: Any) -> web.Response:
-        assert target.name is not None
         replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
         if not isinstance(replicas, int) or replicas < 0:
             raise StatusError(422, "Invalid", f"spec.replicas: Invalid value: {replicas!r}: must be greater than "
                                               "or equal to 0")
-        current = self.cluster.get_object(target.rt, target.namespace or "", target.name)
-        sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        current = self.cluster.get_object(target.rt, target.namespace or "", target.item)
+        scale_meta = scale.get("metadata")
+        sent_rv = scale_meta.get("resourceVersion") if isinstance(scale_meta, dict) else None
         if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
-            raise conflict(target.rt.group, target.rt.plural, target.name)
+            raise conflict(target.rt.group, target.rt.plural, target.item)
         updated = dict(current, spec=dict(current.get("spec") or {}, replicas=replicas))
-        obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.name, updated,
+        obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.item, updated,
                                          None, _dry(request))
         return self._out(target, obj)
 
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
-        assert target.name is not None
         options = await self._body(request)
         if not isinstance(options, dict):
             raise bad_request("DeleteOptions must be a JSON object")
@@ -389,9 +392,12 @@ class ApiServer:
                               '"Background", "Foreground", "Orphan"')
         if options.get("orphanDependents") is True:
             propagation = "Orphan"
+        preconditions = options.get("preconditions")
+        if preconditions is not None and not isinstance(preconditions, dict):
+            raise bad_request("preconditions: must be an object with uid and/or resourceVersion")
         dry = _dry(request) or bool(options.get("dryRun"))
-        obj = self.cluster.delete_object(target.rt, target.namespace or "", target.name, propagation,
-                                         options.get("preconditions"), dry)
+        obj = self.cluster.delete_object(target.rt, target.namespace or "", target.item, propagation,
+                                         preconditions, dry)
         # kube-apiserver answers 200 even when finalizers delay the removal (202 only for an explicit
         # orphanDependents=false, which clients no longer send).
         return self._out(target, obj)
@@ -427,7 +433,7 @@ class WatchStream:
         self.api_version = target.rt.api_version(target.version)
         self.match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
         self.bookmarks = _flag(request.query.get("allowWatchBookmarks"))
-        timeout = request.query.get("timeoutSeconds")
+        timeout = _int_param(request, "timeoutSeconds")
         self.timeout = float(timeout) if timeout else server.settings.default_watch_timeout
         self.last_rv = 0
         self.as_table = tables.wants_table(request.headers.get("Accept", ""))
@@ -544,6 +550,20 @@ class WatchStream:
                 if sub.overflowed:
                     await self._write_error(response, StatusError(410, "Expired", "watch fell too far behind"))
                 return
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    """A non-negative integer query parameter (0 when absent); 400 naming it otherwise."""
+    text = request.query.get(name)
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise bad_request(f"{name}: invalid value {text!r}: must be a non-negative integer") from None
+    if value < 0:
+        raise bad_request(f"{name}: invalid value {text!r}: must be a non-negative integer")
+    return value
 
 
 def _flag(value: str | None) -> bool:

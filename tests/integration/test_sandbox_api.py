@@ -304,3 +304,12 @@ async def test_immutable_fields_are_refused(http: aiohttp.ClientSession) -> None
     await call(http, "POST", CM, {"metadata": {"name": "frozen"}, "data": {"k": "v"}, "immutable": True})
     status, err = await call(http, "PATCH", f"{CM}/frozen", {"data": {"k": "w"}}, "application/merge-patch+json")
     assert status == 422 and err["details"]["causes"][0]["field"] == "data"
+
+
+async def test_bad_query_parameters_are_400s(http: aiohttp.ClientSession) -> None:
+    for query in ("limit=ten", "limit=-1", "watch=true&timeoutSeconds=soon"):
+        status, err = await call(http, "GET", f"{CM}?{query}")
+        assert status == 400 and query.split("=")[-2].split("&")[-1] in err["message"]
+    await call(http, "POST", CM, {"metadata": {"name": "c"}})
+    status, err = await call(http, "DELETE", f"{CM}/c", {"preconditions": "yes"})
+    assert status == 400 and "preconditions" in err["message"]
