@@ -78,6 +78,7 @@ async def metrics_backend(sandbox: Sandbox, choice: str) -> AsyncIterator[tuple[
         if sandbox.promql is None:
             raise DemoError("the sandbox runs no data plane, so it has no PromQL endpoint")
         sandbox.promql.settings = PromQLSettings(scrape_interval=SCRAPE_INTERVAL)
+        sandbox.promql.activate()
         yield f"{sandbox.url}/sandbox/prometheus", "sandbox PromQL"
         return
     async with RealPrometheus(binary, f"{sandbox.host}:{sandbox.port}", "/sandbox/dataplane/metrics",

@@ -41,17 +41,24 @@ JOB = "sandbox-dataplane"
 
 @dataclass(frozen=True, slots=True)
 class PromQLSettings:
-    """Scrape cadence and history length of the sandbox's Prometheus."""
+    """Scrape cadence, history length and idling of the sandbox's Prometheus."""
 
     scrape_interval: float = 1.0
     # Seconds of samples kept; ranges longer than this see only what is kept.
     retention: float = 600.0
+    # Scraping stops after this many seconds without a query (and starts again with the next one), so sandboxes
+    # nobody queries (benchmarks with thousands of routes) pay nothing for it.
+    idle_after: float = 600.0
     # The value of the ``instance`` label added to every series.
     instance: str = "sandbox"
 
 
 class PromQLServer:
-    """An in-sandbox controller: scrapes ``source()`` (Prometheus text) on an interval and answers queries."""
+    """An in-sandbox controller: scrapes ``source()`` (Prometheus text) on an interval and answers queries.
+
+    It starts idle: the first query, or :meth:`activate`, starts the scraping. A first query therefore sees no
+    history yet; callers that need ``rate()`` from the start (a demo, a test) call :meth:`activate` up front.
+    """
 
     name = "promql"
 
@@ -61,10 +68,26 @@ class PromQLServer:
         self.store = SampleStore(self.settings.retention)
         self._source = source
         self._clock = clock
+        self._active = asyncio.Event()
+        self._last_use = time.monotonic()
+
+    def activate(self) -> None:
+        """Start (or keep) scraping now; it idles again after ``idle_after`` seconds without queries."""
+        self._last_use = time.monotonic()
+        self._active.set()
+
+    @property
+    def active(self) -> bool:
+        """Whether the server is scraping."""
+        return self._active.is_set()
 
     async def run(self, cluster: object) -> None:
-        """Scrape every ``scrape_interval`` seconds until cancelled (the cluster itself is not needed)."""
+        """Scrape every ``scrape_interval`` seconds while active, until cancelled (the cluster is not needed)."""
         while True:
+            await self._active.wait()
+            if time.monotonic() - self._last_use > self.settings.idle_after:
+                self._active.clear()
+                continue
             self.scrape()
             await asyncio.sleep(self.settings.scrape_interval)
 
@@ -90,6 +113,7 @@ class PromQLServer:
 
     def query(self, promql: str, at: float | None = None) -> dict[str, Any]:
         """The ``data`` object of an instant query's answer; PromQLError when it cannot be answered."""
+        self.activate()
         expr = parse(promql)
         when = self._clock() if at is None else at
         return render(evaluate(expr, self.store, when), when, matrix=isinstance(expr, MatrixSelector))

@@ -87,6 +87,8 @@ async def traffic_sandbox() -> AsyncIterator[Sandbox]:
         await sb.cluster.create("", "services", canary_service)
         await sb.cluster.create(manifests.GATEWAY_GROUP, "httproutes", _route())
         await sb.dataplane.wait_programmed()
+        assert sb.promql is not None
+        sb.promql.activate()
         sb.dataplane.start_traffic(HOST, rps=300)
         yield sb
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from flaggerpy.sandbox.promql import PREFIX, PromQLServer
+from flaggerpy.sandbox.promql import PREFIX, PromQLServer, PromQLSettings
 
 EXPOSITION = 'requests_total{code="200"} 10\nrequests_total{code="500"} 2\n'
 
@@ -78,3 +79,19 @@ async def test_impossible_matching_is_an_execution_error(client: TestClient) -> 
 async def test_ready_endpoint(client: TestClient) -> None:
     resp = await client.get(f"{PREFIX}/-/ready")
     assert resp.status == 200
+
+
+async def test_scraping_starts_with_the_first_query_and_idles_without_queries() -> None:
+    server = PromQLServer(lambda: EXPOSITION, PromQLSettings(scrape_interval=0.01, idle_after=0.05))
+    task = asyncio.create_task(server.run(None))
+    try:
+        await asyncio.sleep(0.03)
+        assert not server.active and len(server.store) == 0
+        assert server.query("requests_total")["result"] == []
+        await asyncio.sleep(0.03)
+        assert len(server.store) == 2
+        await asyncio.sleep(0.1)
+        assert not server.active
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
