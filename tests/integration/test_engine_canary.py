@@ -70,3 +70,51 @@ async def test_full_canary_release_promotes(
     assert "Promotion completed! Scaling down podinfo.test" in messages
     # Metrics are not checked before traffic flows: one check per weight 10..50.
     assert [c.canary_weight for c in analyzer.metric_calls] == [10, 20, 30, 40, 50]
+
+
+async def test_gradual_promotion_shifts_back_by_step_weight_promotion(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "300ms", "threshold": 2, "maxWeight": 50, "stepWeight": 25, "stepWeightPromotion": 20,
+    }))
+    weights: list[int] = []
+
+    def observe() -> bool:
+        weight = dict(cluster.route_weights())["podinfo-canary"]
+        if not weights or weights[-1] != weight:
+            weights.append(weight)
+        return cluster.status().get("phase") == "Succeeded"
+
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(observe, 30, lambda: f"status {cluster.status()}")
+    # Up by 25 to 50, then (primary already promoted) back by 20 per interval.
+    assert weights == [0, 25, 50, 30, 10, 0]
+    messages = events.messages("test/podinfo")
+    assert "Advance podinfo.test primary weight 70" in messages
+    assert "Advance podinfo.test primary weight 90" in messages
+
+
+async def test_weights_wait_until_the_gateway_accepts_the_route(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    manifest = canary()
+    manifest["spec"]["service"]["gatewayRefs"] = [{"name": "missing-gateway", "namespace": "gateway"}]
+    await cluster.create("flagger.app", "canaries", manifest)
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: any(c.get("reason") == "RouteNotAccepted"
+                                   for c in cluster.status().get("conditions") or []), 10,
+                       lambda: f"status {cluster.status()}")
+        assert cluster.status()["canaryWeight"] == 0
+        assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
+        obj = cluster.canary()
+        obj["spec"]["service"]["gatewayRefs"] = [{"name": "public-gateway", "namespace": "gateway"}]
+        await cluster.update("flagger.app", "canaries", obj)
+        await cluster.wait_phase("Succeeded")
+    assert not any(c["type"] == "Halted" for c in cluster.status()["conditions"])
