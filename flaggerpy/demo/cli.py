@@ -12,6 +12,9 @@ import signal
 import sys
 
 from flaggerpy import log as logconf
+from flaggerpy.apis.errors import SpecError
+from flaggerpy.apis.flagger import Canary
+from flaggerpy.demo import manifests
 from flaggerpy.demo.manifests import Timing
 from flaggerpy.demo.prometheus import PrometheusError
 from flaggerpy.demo.session import Demo, DemoError, Options
@@ -93,8 +96,15 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             sys.stderr.write(f"flaggerpy demo: {problem}\n")
         return 2
+    timing = Timing(interval=args.interval, threshold=args.threshold)
     try:
-        timing = Timing(interval=args.interval, threshold=args.threshold)
+        # The controller would refuse a bad Canary with an Event; say so before starting anything.
+        Canary.from_dict(manifests.canary("http://127.0.0.1", timing))
+    except SpecError as exc:
+        for error in exc.errors:
+            sys.stderr.write(f"flaggerpy demo: --interval/--threshold make an invalid Canary: {error}\n")
+        return 2
+    try:
         logconf.configure(args.log_level, json=False)
     except ValueError as exc:
         sys.stderr.write(f"flaggerpy demo: {exc}\n")

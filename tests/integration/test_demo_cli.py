@@ -71,6 +71,9 @@ def test_bad_flags_are_refused_with_the_flag_named() -> None:
     assert result.returncode == 2
     assert "--rps: must be > 0" in result.stderr
     assert "--threshold: must be >= 1" in result.stderr
+    result = run_demo("--interval", "banana")
+    assert result.returncode == 2
+    assert 'spec.analysis.interval: "banana" is not a duration' in result.stderr
 
 
 async def _read_until(stream: asyncio.StreamReader, marker: str, within: float) -> list[str]:

@@ -95,6 +95,28 @@ def test_builtin_duration_is_the_p99_interpolated_in_its_bucket() -> None:
     assert value(server, query) == pytest.approx(460.0)
 
 
+def test_envoy_error_rate_and_latency_in_the_shape_of_gateway_tutorial_templates() -> None:
+    cluster = 'envoy_cluster_name="test_podinfo-canary_9898"'
+    docs = []
+    for i in range(15):
+        lines = [
+            f'envoy_cluster_upstream_rq{{{cluster},envoy_response_code="200"}} {i * 95}',
+            f'envoy_cluster_upstream_rq{{{cluster},envoy_response_code="503"}} {i * 5}',
+            *(f'envoy_cluster_upstream_rq_time_bucket{{{cluster},le="{le}"}} {i * n}'
+              for le, n in (("5", 40), ("25", 80), ("100", 100), ("+Inf", 100))),
+        ]
+        docs.append("\n".join(lines))
+    server, _ = scraped(docs)
+    selector = 'envoy_cluster_name=~"test_podinfo-canary_[0-9a-zA-Z-]+"'
+    error_rate = (f'100 - sum(rate(envoy_cluster_upstream_rq{{{selector}, envoy_response_code!~"5.*"}}[10s])) '
+                  f"/ sum(rate(envoy_cluster_upstream_rq{{{selector}}}[10s])) * 100")
+    assert value(server, error_rate) == pytest.approx(5.0)
+    latency = f"histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{{{selector}}}[10s])) by (le))"
+    # Rank 99 of 100 lies 19/20 of the way through the (25, 100] bucket.
+    assert value(server, latency) == pytest.approx(96.25)
+    assert value(server, latency + " / 1000") == pytest.approx(0.09625)
+
+
 def test_rate_extrapolates_to_the_window_edges_like_prometheus() -> None:
     # Samples at t=0..9 counting 10/s; a 10s window ending at t=9 holds all ten and is extrapolated by 1s.
     server, _ = scraped([f"c_total {1000 + i * 10}" for i in range(10)])
