@@ -93,6 +93,11 @@ class Step:
         return f"{self.canary.spec.target_ref.name}.{self.canary.metadata.namespace}"
 
     @property
+    def primary(self) -> str:
+        """The primary workload in Flagger's ``name-primary.namespace`` spelling."""
+        return f"{wl.primary_name(self.canary.spec.target_ref.name)}.{self.canary.metadata.namespace}"
+
+    @property
     def doc(self) -> dict[str, Any]:
         """The canary as JSON with the status this step is about to persist (the router routes from it)."""
         return {**self.obj, "status": self.status}
@@ -278,13 +283,17 @@ class CanaryReconciler:
         except Exception:  # an alert channel being down must never stop a release
             step.log.exception("alert delivery failed")
 
-    async def _halt(self, step: Step, reason: str, message: str, warn: bool = False) -> None:
-        """Say why the canary waits; an Event only when the reason or message is new."""
+    async def _halt(self, step: Step, reason: str, message: str, warn: bool = False,
+                    subject: str | None = None) -> None:
+        """Say why the canary waits; an Event only when the reason or message is new.
+
+        ``subject`` is what is waited for in the Event's words (the canary by default, or its primary).
+        """
         before = st.condition(step.status, st.HALTED)
         st.halt(step.status, reason, message, step.at)
         await self._commit(step)
         if before is None or (before.get("reason"), before.get("message")) != (reason, message):
-            text = message if warn else f"Halt advancement {step.name} {message}"
+            text = message if warn else f"Halt advancement {subject or step.name} {message}"
             await self._event(step, text, WARNING if warn else NORMAL, reason if warn else SYNCED)
 
     async def _invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
@@ -409,7 +418,7 @@ class CanaryReconciler:
             return self.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
-            await self._halt(step, "PrimaryNotReady", ready.message)
+            await self._halt(step, "PrimaryNotReady", ready.message, subject=step.primary)
             return self.settings.poll_interval
         await self._ensure_services(step)
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0, lastAppliedSpec=rev.spec,
@@ -535,11 +544,11 @@ class CanaryReconciler:
         """
         primary = self._primary(step)
         if primary is None:
-            await self._halt(step, "PrimaryNotReady", f"{wl.primary_name(step.name)} not found")
+            await self._halt(step, "PrimaryNotReady", "not found", subject=step.primary)
             return True, self.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
-            await self._halt(step, "PrimaryNotReady", ready.message)
+            await self._halt(step, "PrimaryNotReady", ready.message, subject=step.primary)
             return True, self.settings.poll_interval
         ready = wl.readiness(step.target, step.plan.canary_ready_threshold)
         if not ready.ready:
@@ -667,8 +676,8 @@ class CanaryReconciler:
         primary = self._primary(step)
         ready = wl.readiness(primary, step.plan.primary_ready_threshold) if primary else None
         if ready is None or not ready.ready:
-            message = ready.message if ready else f"{wl.primary_name(step.name)} not found"
-            await self._halt(step, "PrimaryNotReady", message)
+            await self._halt(step, "PrimaryNotReady", ready.message if ready else "not found",
+                             subject=step.primary)
             return self.settings.poll_interval
         weight = int(step.status.get("canaryWeight") or 0)
         if step.plan.strategy is steps.Strategy.CANARY and step.plan.step_weight_promotion > 0 and weight > 0:
