@@ -15,6 +15,7 @@ from typing import Any
 
 from flaggerpy.analysis.base import Analyzer, Notifier
 from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink, StatusObserver
 from flaggerpy.kube import resources as res
@@ -29,6 +30,7 @@ from flaggerpy.routing.base import Router, Routers
 log = get_logger(__name__)
 
 TARGET_INDEX = "target"
+CONFIG_INDEX = "config"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,13 @@ def target_index(obj: Mapping[str, Any]) -> list[str]:
     return [f"{(obj.get('metadata') or {}).get('namespace', '')}/{ref.get('kind') or 'Deployment'}/{ref['name']}"]
 
 
+def config_index(obj: Mapping[str, Any]) -> list[str]:
+    """Index workloads by the ConfigMaps/Secrets their pod template references: ``namespace/kind/name``."""
+    namespace = (obj.get("metadata") or {}).get("namespace", "")
+    pod_spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [f"{namespace}/{ref.key}" for ref in wl.config_refs(pod_spec)]
+
+
 def canary_owner(obj: Mapping[str, Any]) -> str | None:
     """The key of the Canary controlling ``obj`` (primary workloads, Services, routes, config copies)."""
     meta = obj.get("metadata") or {}
@@ -87,11 +96,14 @@ def build_informers(kube: KubeClient, settings: ControllerSettings) -> dict[Reso
     ]
     if settings.engine.config_tracking:
         watched += [res.CONFIGMAPS, res.SECRETS]
+    indexers: dict[Resource, dict[str, Any]] = {
+        res.CANARIES: {TARGET_INDEX: target_index},
+        res.DEPLOYMENTS: {CONFIG_INDEX: config_index},
+        res.DAEMONSETS: {CONFIG_INDEX: config_index},
+    }
     return {
-        resource: Informer(
-            kube, resource, settings.namespace, settings=settings.watch,
-            indexers={TARGET_INDEX: target_index} if resource is res.CANARIES else None,
-        )
+        resource: Informer(kube, resource, settings.namespace, settings=settings.watch,
+                           indexers=indexers.get(resource))
         for resource in watched
     }
 
@@ -157,10 +169,21 @@ class Controller:
         if owner is not None:
             self.enqueue(owner)
 
-    def _on_config(self, *objs: Mapping[str, Any]) -> None:
-        # A ConfigMap/Secret change may be a new revision of any canary in its namespace; the reconcile decides.
-        namespace = (objs[-1].get("metadata") or {}).get("namespace", "")
-        self._enqueue_all(_key(c) for c in self.caches.list(res.CANARIES, namespace))
+    def _on_config(self, kind: str) -> Any:
+        def handler(*objs: Mapping[str, Any]) -> None:
+            obj = objs[-1]
+            owner = canary_owner(obj)
+            if owner is not None:  # a -primary copy: its canary repairs it
+                self.enqueue(owner)
+                return
+            # A new revision for every canary whose target references this config.
+            meta = obj.get("metadata") or {}
+            value = f"{meta.get('namespace', '')}/{kind}/{meta.get('name', '')}"
+            for resource, workload_kind in ((res.DEPLOYMENTS, "Deployment"), (res.DAEMONSETS, "DaemonSet")):
+                for workload in self.informers[resource].store.by_index(CONFIG_INDEX, value):
+                    self._enqueue_all(self._canaries_targeting(workload, workload_kind))
+
+        return handler
 
     def _on_canary_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if _spec_changed(old, new):
@@ -176,9 +199,10 @@ class Controller:
             self.informers[resource].add_handlers(handler, handler, handler)
         for resource in (res.SERVICES, res.HTTPROUTES_V1, res.HPAS):
             self.informers[resource].add_handlers(self._on_owned, self._on_owned, self._on_owned)
-        for resource in (res.CONFIGMAPS, res.SECRETS):
+        for resource, kind in ((res.CONFIGMAPS, "configmap"), (res.SECRETS, "secret")):
             if resource in self.informers:
-                self.informers[resource].add_handlers(self._on_config, self._on_config, self._on_config)
+                handler = self._on_config(kind)
+                self.informers[resource].add_handlers(handler, handler, handler)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flaggerpy.canary.controller import _spec_changed, canary_owner, target_index
+from flaggerpy.canary.controller import _spec_changed, canary_owner, config_index, target_index
 from flaggerpy.canary.reconciler import _rv_older, is_gateway_canary
 
 
@@ -46,3 +46,10 @@ def test_stale_cache_detection() -> None:
     assert not _rv_older("12", "12")
     assert not _rv_older(None, "12")
     assert not _rv_older("abc", "12")
+
+
+def test_workloads_are_indexed_by_the_configs_they_reference() -> None:
+    dep = {"metadata": {"namespace": "test"}, "spec": {"template": {"spec": {
+        "containers": [{"envFrom": [{"configMapRef": {"name": "cfg"}}]}],
+        "volumes": [{"name": "s", "secret": {"secretName": "tls"}}]}}}}
+    assert config_index(dep) == ["test/configmap/cfg", "test/secret/tls"]
