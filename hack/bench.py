@@ -42,7 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cluster import Api, canary, deployment
-from bench_proc import usage
+from bench_proc import Usage, usage
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
@@ -210,10 +210,12 @@ async def start_sandbox(workdir: Path) -> tuple[asyncio.subprocess.Process, str,
 
 @dataclass
 class Replica:
-    """One controller process and its telemetry port."""
+    """One controller process, its telemetry port and log index; ``killed`` when the bench killed it."""
 
     process: asyncio.subprocess.Process
     port: int
+    index: int
+    killed: bool = False
 
 
 async def start_controller(kubeconfig: str, workdir: Path, index: int, args: argparse.Namespace) -> Replica:
@@ -228,7 +230,7 @@ async def start_controller(kubeconfig: str, workdir: Path, index: int, args: arg
         *argv, stdout=asyncio.subprocess.DEVNULL, stderr=(workdir / f"controller-{index}.log").open("wb"),
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    return Replica(process, port)
+    return Replica(process, port, index)
 
 
 async def leader_of(replicas: list[Replica], session: aiohttp.ClientSession) -> Replica:
@@ -243,6 +245,26 @@ async def leader_of(replicas: list[Replica], session: aiohttp.ClientSession) -> 
                     if resp.status == 200 and "\nflaggerpy_leader 1.0" in await resp.text():
                         return replica
         await asyncio.sleep(0.1)
+
+
+def usage_of(replicas: list[Replica]) -> dict[int, Usage]:
+    """Usage of every live replica by pid."""
+    found = {replica.process.pid: usage(replica.process.pid) for replica in replicas}
+    return {pid: u for pid, u in found.items() if u is not None}
+
+
+async def supervise(replicas: list[Replica], kubeconfig: str, workdir: Path, args: argparse.Namespace,
+                    restarts: list[str]) -> None:
+    """Restart replicas that exit, as Kubernetes would (a leader that cannot renew its lease exits on purpose);
+    each restart is reported with the last line its replica logged."""
+    while True:
+        await asyncio.sleep(0.5)
+        for index, replica in enumerate(replicas):
+            if replica.process.returncode is None or replica.killed:
+                continue
+            log = (workdir / f"controller-{replica.index}.log").read_text(errors="replace").strip().splitlines()
+            restarts.append(f"exit {replica.process.returncode}: {log[-1] if log else ''}"[:300])
+            replicas[index] = await start_controller(kubeconfig, workdir, replica.index + 10, args)
 
 
 async def stop(process: asyncio.subprocess.Process) -> None:
@@ -347,6 +369,8 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     replicas: list[Replica] = []
     hook_runner, hook_url = await failing_webhook(tracker)
     watchers: list[asyncio.Task[None]] = []
+    supervisor: asyncio.Task[None] | None = None
+    restarts: list[str] = []
     result: dict[str, Any] = {"canaries": n, "interval_s": args.interval, "replicas": 2 if args.ha else 1}
     try:
         async with Api(url) as api:
@@ -366,20 +390,20 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
             progress.remove_task(created)
             for index in range(2 if args.ha else 1):
                 replicas.append(await start_controller(kubeconfig, workdir, index, args))
+            supervisor = asyncio.create_task(supervise(replicas, kubeconfig, workdir, args, restarts))
             init_started = time.time()
             await wait_until(tracker, progress, f"[{n}] initialise", lambda: tracker.count(
                 lambda t: t.phase == "Initialized"), n, args.timeout)
             result["initialisation_s"] = round(time.time() - init_started, 1)
-            leader = await leader_of(replicas, api.session) if args.ha else replicas[0]
 
             # Release 1: detection, step lag, API calls, CPU, rollback.
             tracker.begin_release()
             await api.request("DELETE", "/sandbox/counters")
-            before, sandbox_before = usage(leader.process.pid), usage(sandbox.pid)
+            before, sandbox_before = usage_of(replicas), usage(sandbox.pid)
             await edit_all(api, tracker, NEW_IMAGE, args.interval)
             await wait_until(tracker, progress, f"[{n}] release", lambda: tracker.count(
                 lambda t: t.finished_at is not None), n, args.timeout)
-            after, sandbox_after = usage(leader.process.pid), usage(sandbox.pid)
+            after, sandbox_after = usage_of(replicas), usage(sandbox.pid)
             counters = await api.get("/sandbox/counters")
             steps = sum(len(track.transitions) for track in tracker.tracks.values())
             status_writes = sum(track.statuses for track in tracker.tracks.values())
@@ -389,7 +413,9 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
             rollbacks = [t.rolled_back_at - tracker.webhook_calls[name] for name, t in tracker.tracks.items()
                          if t.failing and t.rolled_back_at is not None and name in tracker.webhook_calls]
             calls = controller_calls(counters, n)
-            assert before is not None and after is not None and sandbox_before and sandbox_after
+            assert sandbox_before is not None and sandbox_after is not None
+            # CPU of every replica (a standby's informers count too); a replica that died meanwhile is not counted.
+            cpu = sum(u.cpu_seconds - (before[pid].cpu_seconds if pid in before else 0.0) for pid, u in after.items())
             result.update({
                 "outcome": {"succeeded": tracker.count(lambda t: t.phase == "Succeeded"),
                             "failed": tracker.count(lambda t: t.phase == "Failed"),
@@ -403,17 +429,19 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
                 "status_versions_halted_by_reason": dict(tracker.halts),
                 "api_calls_per_step": per_step(calls, steps),
                 "api_calls_total": calls,
-                "controller_cpu_s_per_step": round((after.cpu_seconds - before.cpu_seconds) / steps, 5),
-                "controller_peak_rss_mib": round(after.peak_rss_mib, 1),
+                "controller_cpu_s_per_step": round(cpu / steps, 5),
+                "controller_peak_rss_mib": round(max((u.peak_rss_mib for u in after.values()), default=0.0), 1),
                 "sandbox_cpu_s_per_step": round((sandbox_after.cpu_seconds - sandbox_before.cpu_seconds) / steps,
                                                 5),
             })
             if args.ha:
-                result["failover"] = await failover(api, tracker, progress, replicas, leader, n, args)
+                result["failover"] = await failover(api, tracker, progress, replicas, n, args)
+        result["controller_restarts"] = restarts
     finally:
-        for task in watchers:
+        tasks = [*watchers, *([supervisor] if supervisor else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await hook_runner.cleanup()
         for replica in replicas:
             await stop(replica.process)
@@ -421,13 +449,15 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     return result
 
 
-async def failover(api: Api, tracker: Tracker, progress: Progress, replicas: list[Replica], leader: Replica,
-                   n: int, args: argparse.Namespace) -> dict[str, Any]:
+async def failover(api: Api, tracker: Tracker, progress: Progress, replicas: list[Replica], n: int,
+                   args: argparse.Namespace) -> dict[str, Any]:
     """Release 2; kill the leader once a third of the canaries made a step; time to the new leader's first step."""
     tracker.begin_release()
     editing = asyncio.create_task(edit_all(api, tracker, THIRD_IMAGE, args.interval))
     await wait_until(tracker, progress, f"[{n}] failover: steps before the kill",
                      lambda: tracker.count(lambda t: bool(t.steps)), max(1, n // 3), args.timeout)
+    leader = await leader_of(replicas, api.session)
+    leader.killed = True
     leader.process.kill()
     killed_at = time.time()
     await editing
@@ -474,7 +504,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                   console=console, transient=True) as progress:
         for n in args.scale:
             runs.append(await run_once(n, args, progress))
-            console.log(f"{n} canaries done")
+            console.log(f"{n} canaries done: {json.dumps(runs[-1])}")
     report: dict[str, Any] = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg(), "runs": runs}
     if len(runs) > 1:
         report["growth_vs_first"] = growth(runs)
