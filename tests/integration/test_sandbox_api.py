@@ -313,3 +313,11 @@ async def test_bad_query_parameters_are_400s(http: aiohttp.ClientSession) -> Non
     await call(http, "POST", CM, {"metadata": {"name": "c"}})
     status, err = await call(http, "DELETE", f"{CM}/c", {"preconditions": "yes"})
     assert status == 400 and "preconditions" in err["message"]
+
+
+async def test_dry_run_changes_nothing(sb: Sandbox, http: aiohttp.ClientSession) -> None:
+    before = sb.cluster.store.resource_version
+    status, created = await call(http, "POST", f"{CM}?dryRun=All", {"metadata": {"name": "ghost"}})
+    assert status == 201 and created["metadata"]["name"] == "ghost"
+    assert (await call(http, "GET", f"{CM}/ghost"))[0] == 404
+    assert sb.cluster.store.resource_version == before

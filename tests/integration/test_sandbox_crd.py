@@ -231,3 +231,17 @@ async def test_kubectl_tables_use_printer_columns(http: aiohttp.ClientSession) -
     assert table["kind"] == "Table"
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Phase", "Age"]
     assert table["rows"][0]["cells"][:2] == ["w", "Ready"]
+
+
+async def test_crd_update_serves_new_versions(http: aiohttp.ClientSession) -> None:
+    _, crd = await call(http, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD)
+    await call(http, "POST", WIDGETS, widget(size=2))
+    v2 = dict(crd["spec"]["versions"][0], name="v2", storage=False)
+    crd["spec"]["versions"].append(v2)
+    status, _ = await call(http, "PUT", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
+                           crd)
+    assert status == 200
+    status, got = await call(http, "GET", "/apis/example.com/v2/namespaces/default/widgets/w")
+    assert status == 200 and got["apiVersion"] == "example.com/v2" and got["spec"]["size"] == 2
+    _, group = await call(http, "GET", "/apis/example.com")
+    assert group["preferredVersion"]["version"] == "v2"
