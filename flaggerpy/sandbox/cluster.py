@@ -327,8 +327,8 @@ class Cluster:
             raise conflict(rt.group, rt.plural, name)
         if dry_run:
             return current
-        if rt.key == NAMESPACES:
-            self._empty_namespace(name)
+        if rt.key == NAMESPACES and self._empty_namespace(name):
+            return self._terminating(current)
         if current["metadata"].get("finalizers"):
             if current["metadata"].get("deletionTimestamp"):
                 return current
@@ -350,16 +350,41 @@ class Cluster:
         if rt.key == CRDS:
             self._drop_custom_resources(final)
         gc.collect(self, final["metadata"]["uid"], orphan=orphan)
+        if rt.namespaced:
+            self._finish_namespace(final["metadata"].get("namespace", ""))
         return final
 
-    def _empty_namespace(self, namespace: str) -> None:
-        """Delete everything in a namespace, as the namespace controller does before the namespace goes."""
+    def _empty_namespace(self, namespace: str) -> bool:
+        """Delete everything in a namespace, as the namespace controller does; True if some objects remain
+        (their finalizers hold them)."""
         for rt in self.registry.types():
             if not rt.namespaced:
                 continue
             for obj in self.store.items(rt.key, namespace):
                 if self.store.get(rt.key, namespace, obj["metadata"]["name"]) is not None:
                     self.delete_object(rt, namespace, obj["metadata"]["name"])
+        return self._has_objects(namespace)
+
+    def _has_objects(self, namespace: str) -> bool:
+        return any(next(self.store.items(rt.key, namespace), None) is not None
+                   for rt in self.registry.types() if rt.namespaced)
+
+    def _terminating(self, ns: dict[str, Any]) -> dict[str, Any]:
+        """Mark a namespace Terminating until the objects still in it are gone."""
+        if ns["metadata"].get("deletionTimestamp"):
+            return ns
+        marked = dict(ns, status={"phase": "Terminating"})
+        marked["metadata"] = dict(ns["metadata"], deletionTimestamp=now(), resourceVersion=str(self.store.next_rv()))
+        self.store.put(NAMESPACES, marked, "MODIFIED")
+        return marked
+
+    def _finish_namespace(self, namespace: str) -> None:
+        """Remove a Terminating namespace once its last object is gone."""
+        ns = self.store.get(NAMESPACES, "", namespace)
+        if ns is not None and ns["metadata"].get("deletionTimestamp") and not self._has_objects(namespace):
+            if ns["metadata"].get("finalizers"):
+                return
+            self._remove(self.resource("", "namespaces"), ns)
 
     def _drop_custom_resources(self, crd: dict[str, Any]) -> None:
         rt = self.registry.get(crd["spec"]["group"], crd["spec"]["names"]["plural"])

@@ -321,3 +321,17 @@ async def test_dry_run_changes_nothing(sb: Sandbox, http: aiohttp.ClientSession)
     assert status == 201 and created["metadata"]["name"] == "ghost"
     assert (await call(http, "GET", f"{CM}/ghost"))[0] == 404
     assert sb.cluster.store.resource_version == before
+
+
+async def test_namespace_waits_for_finalized_objects(http: aiohttp.ClientSession) -> None:
+    await call(http, "POST", "/api/v1/namespaces", {"metadata": {"name": "slow"}})
+    held = "/api/v1/namespaces/slow/configmaps"
+    await call(http, "POST", held, {"metadata": {"name": "held", "finalizers": ["example.com/x"]}})
+    await call(http, "POST", held, {"metadata": {"name": "free"}})
+    status, ns = await call(http, "DELETE", "/api/v1/namespaces/slow")
+    assert status == 200 and ns["status"]["phase"] == "Terminating"
+    assert (await call(http, "GET", f"{held}/free"))[0] == 404
+    status, err = await call(http, "POST", held, {"metadata": {"name": "late"}})
+    assert status == 403 and "being terminated" in err["message"]
+    await call(http, "PATCH", f"{held}/held", {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+    assert (await call(http, "GET", "/api/v1/namespaces/slow"))[0] == 404
