@@ -8,7 +8,6 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 import aiohttp
 import yaml
@@ -39,7 +38,7 @@ def _tail(path: Path, size: int = 1500) -> str:
 
 
 class RealPrometheus:
-    """``async with RealPrometheus(binary, "127.0.0.1:8080", "/metrics") as prom:`` → ``prom.url`` answers PromQL."""
+    """One Prometheus process: after :meth:`start`, ``url`` answers PromQL; :meth:`stop` always cleans up."""
 
     def __init__(self, binary: str, target: str, metrics_path: str, scrape_interval: str = "1s") -> None:
         self.binary = binary
@@ -54,19 +53,6 @@ class RealPrometheus:
     def url(self) -> str:
         """Base URL of the query API."""
         return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> RealPrometheus:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Write the config, start the process and wait until ``/-/ready`` answers."""

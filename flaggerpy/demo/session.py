@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ from flaggerpy.analysis.base import MetricResult, StepContext
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.demo import manifests
 from flaggerpy.demo.controller import running_controller
-from flaggerpy.demo.prometheus import RealPrometheus, find_binary
+from flaggerpy.demo.prometheus import PrometheusError, RealPrometheus, find_binary
 from flaggerpy.demo.view import Reporter, Traffic
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.resources import CANARIES, CRDS, DEPLOYMENTS, METRICTEMPLATES, NAMESPACES
@@ -71,19 +71,35 @@ def resolve_backend(choice: str) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def metrics_backend(sandbox: Sandbox, choice: str) -> AsyncIterator[tuple[str, str]]:
-    """(query API URL, description) of a real Prometheus scraping the data plane, or of the sandbox's PromQL."""
+async def metrics_backend(
+    sandbox: Sandbox, choice: str, note: Callable[[str], None]
+) -> AsyncIterator[tuple[str, str]]:
+    """(query API URL, description) of a real Prometheus scraping the data plane, or of the sandbox's PromQL.
+
+    With ``auto``, a Prometheus that fails to start is reported through ``note`` and the sandbox's PromQL is used.
+    """
     binary = resolve_backend(choice)
-    if binary is None:
-        if sandbox.promql is None:
-            raise DemoError("the sandbox runs no data plane, so it has no PromQL endpoint")
-        sandbox.promql.settings = PromQLSettings(scrape_interval=SCRAPE_INTERVAL)
-        sandbox.promql.activate()
-        yield f"{sandbox.url}/sandbox/prometheus", "sandbox PromQL"
-        return
-    async with RealPrometheus(binary, f"{sandbox.host}:{sandbox.port}", "/sandbox/dataplane/metrics",
-                              f"{int(SCRAPE_INTERVAL * 1000)}ms") as prom:
-        yield prom.url, f"Prometheus at {prom.url}"
+    if binary is not None:
+        prometheus = RealPrometheus(binary, f"{sandbox.host}:{sandbox.port}", "/sandbox/dataplane/metrics",
+                                    f"{int(SCRAPE_INTERVAL * 1000)}ms")
+        try:
+            await prometheus.start()
+        except PrometheusError as exc:
+            await prometheus.stop()
+            if choice != "auto":
+                raise
+            note(f"note: {exc}; using the sandbox's PromQL instead")
+        else:
+            try:
+                yield prometheus.url, f"Prometheus at {prometheus.url}"
+            finally:
+                await prometheus.stop()
+            return
+    if sandbox.promql is None:
+        raise DemoError("the sandbox runs no data plane, so it has no PromQL endpoint")
+    sandbox.promql.settings = PromQLSettings(scrape_interval=SCRAPE_INTERVAL)
+    sandbox.promql.activate()
+    yield f"{sandbox.url}/sandbox/prometheus", "sandbox PromQL"
 
 
 class Demo:
@@ -111,7 +127,7 @@ class Demo:
             watcher = asyncio.create_task(self._watch(sandbox), name="demo-watch")
             meter = asyncio.create_task(self._measure(sandbox), name="demo-traffic")
             try:
-                async with metrics_backend(sandbox, self.options.prometheus) as (metrics_url, backend):
+                async with metrics_backend(sandbox, self.options.prometheus, report.line) as (metrics_url, backend):
                     report.state.metrics_backend = backend
                     outcome = await self._release(sandbox, metrics_url, backend)
                     report.stage(f"release {outcome.phase}")

@@ -244,7 +244,10 @@ class Parser:
 
     def _is(self, text: str) -> bool:
         token = self.token
-        return token.kind in ("op", "ident") and token.text == text
+        if token.kind == "ident":
+            # Keywords are case-insensitive in PromQL (BY, Without, OFFSET...).
+            return token.text.lower() == text
+        return token.kind == "op" and token.text == text
 
     def _expect(self, text: str, context: str) -> Token:
         if not self._is(text):
@@ -303,7 +306,7 @@ class Parser:
             if self._is("group_left") or self._is("group_right"):
                 self._fail(f"{self.token.text} needs on() or ignoring() before it")
             return VectorMatching()
-        on = self._advance().text == "on"
+        on = self._advance().text.lower() == "on"
         labels = self._label_list("on" if on else "ignoring")
         if self._is("group_left") or self._is("group_right"):
             self._fail(f"{self.token.text} (many-to-one matching) is not supported by the sandbox")

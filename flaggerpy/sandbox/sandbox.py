@@ -50,7 +50,8 @@ class Sandbox:
     """An in-process Kubernetes API server on 127.0.0.1 with a kubeconfig pointing at it.
 
     ``async with Sandbox() as sb:`` gives ``sb.url``, ``sb.kubeconfig_path``, ``sb.cluster`` (in-process access),
-    ``sb.faults`` and ``sb.counters``. ``dataplane=None`` enables the Gateway data plane when its module exists.
+    ``sb.faults`` and ``sb.counters``. ``dataplane=None`` enables the Gateway data plane when its module exists;
+    with it, ``sb.promql`` answers Prometheus queries over its counters at ``<url>/sandbox/prometheus``.
     ``cel_rules=False`` skips CRD CEL rules (about 1 ms per HTTPRoute write; benchmarks may turn them off).
     ``history_size`` is how many watch events at least are kept for replay (older versions get 410 Gone);
     ``ready_delay`` is how long a new Deployment/DaemonSet revision takes to become ready.

@@ -144,3 +144,29 @@ def test_real_prometheus_without_the_binary_is_a_clear_error(tmp_path: Path) -> 
     assert result.returncode == 1
     assert result.stdout.strip().splitlines()[-1] == (
         "demo failed: --prometheus real: no 'prometheus' executable on PATH (use auto or sandbox)")
+
+
+def _broken_prometheus(directory: Path) -> dict[str, str]:
+    """An environment whose PATH finds a 'prometheus' that dies at once."""
+    binary = directory / "prometheus"
+    binary.write_text("#!/bin/sh\necho 'err: cannot open storage' >&2\nexit 1\n")
+    binary.chmod(0o755)
+    return {**os.environ, "PATH": os.pathsep.join([str(directory), os.environ.get("PATH", "")])}
+
+
+def test_auto_falls_back_to_sandbox_promql_when_prometheus_cannot_start(tmp_path: Path) -> None:
+    result = subprocess.run(demo_command("--faulty"), cwd=REPO, capture_output=True, text=True,
+                            timeout=DEMO_TIMEOUT, check=False, env=_broken_prometheus(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "err: cannot open storage; using the sandbox's PromQL instead" in result.stdout
+    assert "metrics: sandbox PromQL" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("demo passed: release of podinfo 6.0.2 Failed")
+
+
+def test_real_prometheus_that_cannot_start_fails_the_demo_with_its_error(tmp_path: Path) -> None:
+    result = subprocess.run(demo_command("--prometheus", "real"), cwd=REPO, capture_output=True, text=True,
+                            timeout=DEMO_TIMEOUT, check=False, env=_broken_prometheus(tmp_path))
+    assert result.returncode == 1
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("demo failed: prometheus did not become ready on http://127.0.0.1:")
+    assert "err: cannot open storage" in last

@@ -151,6 +151,7 @@ def test_aggregations_group_by_and_without() -> None:
     assert value(server, "max(x)") == 4
     assert value(server, "min(x)") == 1
     assert value(server, "avg(x)") == pytest.approx(7 / 3)
+    assert {r["metric"].get("a") for r in server.query("SUM BY (a) (x)")["result"]} == {"1", "2"}
     without = server.query("sum without (b, instance, job) (x)")["result"]
     assert sorted(r["metric"]["a"] for r in without) == ["1", "2"]
 
