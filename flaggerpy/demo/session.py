@@ -50,16 +50,21 @@ class Options:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How the release ended and whether that is what the demo expected."""
+    """How the release ended and whether that is what the demo expected.
+
+    ``healthy`` checks the end state behind the phase: all traffic on the primary, and the primary running the new
+    version after a promotion or the old one after a rollback.
+    """
 
     phase: str
     expected: str
+    healthy: bool
     summary: str
 
     @property
     def ok(self) -> bool:
-        """Whether the release ended as expected."""
-        return self.phase == self.expected
+        """Whether the release ended as expected, in the state it should have left behind."""
+        return self.phase == self.expected and self.healthy
 
 
 def resolve_backend(choice: str) -> str | None:
@@ -129,11 +134,7 @@ class Demo:
             try:
                 async with metrics_backend(sandbox, self.options.prometheus, report.line) as (metrics_url, backend):
                     report.state.metrics_backend = backend
-                    outcome = await self._release(sandbox, metrics_url, backend)
-                    report.stage(f"release {outcome.phase}")
-                    if self.options.keep:
-                        await self._keep(sandbox, outcome)
-                    return outcome
+                    return await self._release(sandbox, metrics_url, backend)
             finally:
                 for task in (watcher, meter):
                     task.cancel()
@@ -161,8 +162,13 @@ class Demo:
                     await self._wait(lambda: self._weights is not None and self._weights[1] == 0,
                                      "all traffic back on the primary", SETTLE_TIMEOUT)
                 primary = await kube.get(DEPLOYMENTS, f"{manifests.APP}-primary", manifests.NAMESPACE)
+                outcome = self._outcome(phase, primary)
+                report.stage(f"release {outcome.phase}")
+                if self.options.keep:
+                    # Controller and traffic keep running: a further `kubectl set image` is a new release to watch.
+                    await self._keep(sandbox, outcome)
                 await sandbox.dataplane.stop_traffic()
-        return self._outcome(phase, primary)
+        return outcome
 
     async def _install(self, kube: KubeClient, metrics_url: str) -> None:
         source = await asyncio.to_thread(manifests.gateway_crds, self.options.gateway_crds)
@@ -181,8 +187,10 @@ class Demo:
 
     async def _keep(self, sandbox: Sandbox, outcome: Outcome) -> None:
         """Serve until Ctrl-C; that interrupt is the expected way out, so the release's outcome still counts."""
-        self.reporter.line(f"{outcome.summary}\nsandbox still running at {sandbox.url}; try:\n"
-                           f"  KUBECONFIG={sandbox.kubeconfig_path} kubectl -n {manifests.NAMESPACE} get canaries\n"
+        kubectl = f"KUBECONFIG={sandbox.kubeconfig_path} kubectl -n {manifests.NAMESPACE}"
+        self.reporter.line(f"{outcome.summary}\nsandbox, controller and traffic still running at {sandbox.url}; try:\n"
+                           f"  {kubectl} get canaries\n"
+                           f"  {kubectl} set image deployment/{manifests.APP} podinfod={manifests.image('6.0.3')}\n"
                            "press Ctrl-C to stop")
         try:
             await asyncio.Event().wait()
@@ -196,7 +204,7 @@ class Demo:
     def _phase(self) -> str:
         return str(self._canary_status.get("phase") or "")
 
-    async def _wait(self, predicate: Any, what: str, within: float | None = None) -> None:
+    async def _wait(self, predicate: Callable[[], bool], what: str, within: float | None = None) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (within if within is not None else self.options.timeout)
         while not predicate():
@@ -275,6 +283,5 @@ class Demo:
         )
         if not healthy:
             summary += " (unexpected end state)"
-            phase = f"{phase} (unexpected end state)"
-        return Outcome(phase, self.expected, summary)
+        return Outcome(phase, self.expected, healthy, summary)
 

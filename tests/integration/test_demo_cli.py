@@ -124,6 +124,14 @@ async def test_keep_leaves_a_sandbox_kubectl_can_use_until_ctrl_c() -> None:
             out, err = await asyncio.wait_for(listing.communicate(), 30)
             assert listing.returncode == 0, err.decode()
             assert "Succeeded" in out.decode()
+            # The controller and the traffic are still there: another image is another release, shown live.
+            bump = await asyncio.create_subprocess_exec(
+                "kubectl", "--kubeconfig", kubeconfig, "-n", "test", "set", "image", "deployment/podinfo",
+                "podinfod=ghcr.io/stefanprodan/podinfo:6.0.3",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(bump.communicate(), 30)
+            assert bump.returncode == 0, err.decode()
+            await _read_until(process.stdout, "Promotion completed! Scaling down podinfo.test", DEMO_TIMEOUT)
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(20):
             rest = (await process.stdout.read()).decode()
