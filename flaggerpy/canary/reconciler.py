@@ -203,6 +203,9 @@ class CanaryReconciler:
         except MissingConfig as exc:
             await self._halt(step, "ConfigNotFound", str(exc), warn=True)
             return plan.interval
+        except wl.WorkloadError as exc:
+            await self._halt(step, "InvalidTarget", str(exc), warn=True)
+            return plan.interval
 
     async def _dispatch(self, step: Step) -> float | None:
         meta = step.obj["metadata"]

@@ -112,3 +112,20 @@ async def test_invalid_spec_is_a_condition_and_event_while_others_progress(
                          "spec.analysis.maxWeight: must be >= stepWeight (60)")]
     # The broken canary's workload was left alone.
     assert cluster.get("apps", "deployments", "broken-primary") is None
+
+
+async def test_target_without_identity_label_is_a_condition(
+    cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
+) -> None:
+    dep = deployment()
+    dep["spec"]["selector"]["matchLabels"] = {"tier": "web"}
+    dep["spec"]["template"]["metadata"]["labels"] = {"tier": "web"}
+    await cluster.create("apps", "deployments", dep)
+    await cluster.create("flagger.app", "canaries", canary())
+    async with run_controller():
+        await wait_for(lambda: any(c.get("reason") == "InvalidTarget"
+                                   for c in cluster.status().get("conditions") or []), 10)
+    [halted] = [c for c in cluster.status()["conditions"] if c["type"] == "Halted"]
+    assert halted["message"] == ("Deployment podinfo: spec.selector.matchLabels: needs one of the labels app, name, "
+                                 "app.kubernetes.io/name")
+    assert ("test/podinfo", "Warning", "InvalidTarget", halted["message"]) in events.events
