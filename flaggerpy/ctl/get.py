@@ -66,7 +66,8 @@ async def get(args: argparse.Namespace, out: TextIO) -> int:
         events, _ = await kube.list(res.EVENTS, namespace, field_selector=CANARY_EVENTS)
         rows = build_rows(canaries, events)
         if tty:
-            Console(file=out).print(canaries_rich(rows, namespace is None, datetime.now(UTC)))
+            console = Console(file=out)
+            console.print(canaries_rich(rows, namespace is None, datetime.now(UTC), console.width))
         elif rows:
             out.write(canaries_plain(rows, namespace is None))
         else:
@@ -100,7 +101,8 @@ async def _live(canaries: Informer, events: Informer, all_ns: bool, out: TextIO,
     console = Console(file=out, force_terminal=True)
 
     def table() -> Any:
-        return canaries_rich(build_rows(canaries.store.list(), events.store.list()), all_ns, datetime.now(UTC))
+        rows = build_rows(canaries.store.list(), events.store.list())
+        return canaries_rich(rows, all_ns, datetime.now(UTC), console.width)
 
     with Live(table(), console=console, auto_refresh=False) as live:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -21,6 +22,8 @@ PHASE_STYLES = {
     "WaitingPromotion": "magenta",
 }
 MESSAGE_WIDTH = 80
+MIN_MESSAGE_WIDTH = 10
+COLUMN_GAP = 2  # rich's default cell padding, one space on each side
 
 
 def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -59,24 +62,40 @@ def canaries_plain(rows: Sequence[Row], all_namespaces: bool) -> str:
     return plain_table(headers, [canary_cells(r, all_namespaces) for r in rows])
 
 
-def progress_bar(progress: Progress | None, width: int = 16) -> Text:
+def progress_bar(progress: Progress | None, width: int = 6) -> Text:
     """A coloured bar with ``done/total`` after it, ``-`` when the schedule is unknown."""
     if progress is None:
         return Text("-")
     filled = round(progress.fraction * width)
-    bar = Text("━" * filled, style="green")
+    bar = Text()
+    bar.append("━" * filled, style="green")
     bar.append("━" * (width - filled), style="bright_black")
     bar.append(f" {progress.done}/{progress.total}")
     return bar
 
 
-def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime) -> Table:
-    """``get canaries`` for a terminal: coloured phases, progress bars, ages."""
+def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime, width: int | None = None) -> Table:
+    """``get canaries`` for a terminal (``width`` columns wide): coloured phases, progress bars, ages.
+
+    Every column but MESSAGE keeps its full width; on a narrow terminal the message is cut, never the names.
+    """
     table = Table(box=None, header_style="bold", pad_edge=False)
+
+    def fixed(header: str, values: Sequence[str], justify: JustifyMethod = "left") -> None:
+        table.add_column(header, no_wrap=True, justify=justify, min_width=max([len(header), *map(len, values)]))
+
     if all_namespaces:
-        table.add_column("NAMESPACE")
-    for header in ("NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LAST TRANSITION", "MESSAGE"):
-        table.add_column(header, no_wrap=header != "MESSAGE", justify="right" if header == "WEIGHT" else "left")
+        fixed("NAMESPACE", [r.namespace for r in rows])
+    fixed("NAME", [r.name for r in rows])
+    fixed("PHASE", [r.phase for r in rows])
+    fixed("WEIGHT", [f"{r.weight}%" for r in rows], "right")
+    fixed("FAILED", [_failed(r) for r in rows])
+    fixed("PROGRESS", [progress_bar(r.progress).plain for r in rows])
+    fixed("SINCE", [f"{format_age(r.last_transition, now)} ago" for r in rows])
+    # Left to itself rich drops whole columns when the fixed ones leave little room; give MESSAGE what is left.
+    used = sum(c.min_width or 0 for c in table.columns) + COLUMN_GAP * len(table.columns)
+    message_width = max(MIN_MESSAGE_WIDTH, width - used) if width else None
+    table.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=message_width)
     for row in rows:
         age = format_age(row.last_transition, now)
         # Text, not str: rich would read "[...]" in names and Event messages as markup and swallow it.

@@ -179,3 +179,17 @@ def test_garbage_in_status_does_not_crash_the_views() -> None:
     r = row(obj, [{"involvedObject": {"kind": "Canary", "name": "podinfo", "namespace": "test"}, "count": "many"}])
     assert (r.weight, r.failed_checks) == (0, 0)
     assert "Analysis steps" in report_plain(build_report(obj, []))
+
+
+def test_rich_table_cuts_the_message_not_the_columns_on_a_narrow_terminal() -> None:
+    message = "Halt podinfo.test advancement error-rate 3.2 outside [, 1] " + "and more " * 10
+    obj = canary({"phase": "Progressing", "canaryWeight": 30, "lastTransitionTime": "2026-11-22T01:00:00Z"})
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    table = canaries_rich([row(obj, [event(message, "2026-11-22T01:00:00Z")])], True,
+                          datetime(2026, 11, 22, 1, 5, tzinfo=UTC), console.width)
+    console.print(table)
+    header, line = out.getvalue().splitlines()
+    assert header.split() == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "SINCE", "MESSAGE"]
+    assert line.split()[:4] == ["test", "podinfo", "Progressing", "30%"]
+    assert line.rstrip().endswith("…") and len(line.rstrip()) <= 80
