@@ -239,7 +239,9 @@ class Parser:
 
     def _advance(self) -> Token:
         token = self.tokens[self.index]
-        self.index += 1
+        if token.kind != "eof":
+            # The end-of-input token stays current, so a truncated query fails with "unexpected end of input".
+            self.index += 1
         return token
 
     def _is(self, text: str) -> bool:

@@ -200,6 +200,7 @@ def test_empty_data_answers_an_empty_vector_not_zero() -> None:
         ('x{a=~"("}', "invalid regular expression"),
         ("x @ 100", "the @ modifier is not supported"),
         ("", "no expression found"),
+        ("x[", "unexpected end of input in range selector"),
     ],
 )
 def test_unsupported_or_invalid_queries_are_refused_with_the_problem(query: str, problem: str) -> None:
