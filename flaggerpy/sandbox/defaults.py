@@ -2,7 +2,7 @@
 
 Covers what controllers commonly read back: Service ``type``, ``sessionAffinity``, port ``protocol`` and
 ``targetPort`` and an allocated ``clusterIP`` (kept across updates that omit it); Deployment ``replicas``,
-``strategy``, ``revisionHistoryLimit`` and ``progressDeadlineSeconds``; Namespace ``status.phase``.
+``strategy``, ``revisionHistoryLimit`` and ``progressDeadlineSeconds``; Namespace ``status.phase``; Secret ``type``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from flaggerpy.sandbox.registry import StorageKey
 SERVICES: StorageKey = ("", "services")
 DEPLOYMENTS: StorageKey = ("apps", "deployments")
 NAMESPACES: StorageKey = ("", "namespaces")
-KINDS = frozenset({SERVICES, DEPLOYMENTS, NAMESPACES})
+SECRETS: StorageKey = ("", "secrets")
+KINDS = frozenset({SERVICES, DEPLOYMENTS, NAMESPACES, SECRETS})
 _SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/12")
 
 
@@ -72,4 +73,6 @@ def apply(key: StorageKey, obj: dict[str, Any], old: dict[str, Any] | None, ips:
         _deployment(obj)
     elif key == NAMESPACES and old is None:
         obj["status"] = {"phase": "Active"}
+    elif key == SECRETS:
+        obj.setdefault("type", "Opaque")
     return obj

@@ -17,8 +17,12 @@ def _string_map(value: Any, field: str) -> list[Cause]:
 
 
 def check(meta: dict[str, Any]) -> list[Cause]:
-    """Problems with labels, annotations, finalizers and ownerReferences."""
+    """Problems with names, labels, annotations, finalizers and ownerReferences."""
     causes: list[Cause] = []
+    for field in ("name", "generateName", "namespace", "resourceVersion", "uid"):
+        if meta.get(field) is not None and not isinstance(meta[field], str):
+            causes.append(Cause(f"metadata.{field}", "FieldValueTypeInvalid",
+                                f"Invalid value: {meta[field]!r}: must be a string"))
     for field in ("labels", "annotations"):
         if meta.get(field) is not None:
             causes.extend(_string_map(meta[field], f"metadata.{field}"))

@@ -19,6 +19,18 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
     ],
     ("", "services"): [("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")],
     ("", "namespaces"): [("Status", "string", ".status.phase")],
+    ("", "configmaps"): [("Data", "integer", "count:data,binaryData")],
+    ("", "secrets"): [("Type", "string", ".type"), ("Data", "integer", "count:data")],
+    ("apps", "daemonsets"): [
+        ("Desired", "integer", ".status.desiredNumberScheduled"),
+        ("Current", "integer", ".status.currentNumberScheduled"),
+        ("Ready", "integer", ".status.numberReady"), ("Up-to-date", "integer", ".status.updatedNumberScheduled"),
+    ],
+    ("autoscaling", "horizontalpodautoscalers"): [
+        ("Reference", "string", "target"), ("MinPods", "integer", ".spec.minReplicas"),
+        ("MaxPods", "integer", ".spec.maxReplicas"), ("Replicas", "integer", ".status.currentReplicas"),
+    ],
+    ("coordination.k8s.io", "leases"): [("Holder", "string", ".spec.holderIdentity")],
     ("", "events"): [
         ("Type", "string", ".type"), ("Reason", "string", ".reason"), ("Object", "string", "involved"),
         ("Message", "string", ".message"),
@@ -67,6 +79,11 @@ def _cell(obj: dict[str, Any], path: str, kind: str) -> Any:
     if path == "ready":
         status = obj.get("status") or {}
         return f"{status.get('readyReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 1)}"
+    if path.startswith("count:"):
+        return sum(len(obj.get(f) or {}) for f in path[len("count:"):].split(","))
+    if path == "target":
+        ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+        return f"{ref.get('kind', '')}/{ref.get('name', '')}"
     if path == "involved":
         involved = obj.get("involvedObject") or {}
         return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"

@@ -175,4 +175,7 @@ async def test_imperative_create_commands(sb: Sandbox) -> None:
     svc = sb.cluster.get("", "services", "test", "web")
     assert svc is not None and svc["spec"]["ports"][0]["targetPort"] == 8080
     secret = sb.cluster.get("", "secrets", "test", "creds")
-    assert secret is not None and secret["data"] == {"token": "czNjcmV0"}
+    assert secret is not None and secret["data"] == {"token": "czNjcmV0"} and secret["type"] == "Opaque"
+    listing = await kubectl(sb, "get", "secrets", "-n", "test")
+    assert listing.splitlines()[0].split() == ["NAME", "TYPE", "DATA", "AGE"]
+    assert listing.splitlines()[1].split()[:3] == ["creds", "Opaque", "1"]
