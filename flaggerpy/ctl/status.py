@@ -1,19 +1,22 @@
-"""``flaggerpy status NAME [-n NS]``: the timeline of one canary's current release.
+"""``flaggerpy status NAME [-n NS] [--watch]``: the timeline of one canary's current release.
 
 Shows the phase and progress, the conditions, each analysis step with its weight (or iteration) and the metric
 values measured at it (from ``status.metricHistory``), and the Canary's Events since the release started, oldest
-first, with their counts.
+first, with their counts. ``--watch`` follows the Canary and its Events and redraws on every change.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -34,13 +37,15 @@ from flaggerpy.ctl.view import (
     steps_of,
 )
 from flaggerpy.kube import resources as res
-from flaggerpy.kube.api import Obj
+from flaggerpy.kube.api import KubeClient, Obj
+from flaggerpy.kube.informer import Informer
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``flaggerpy status``."""
     parser.add_argument("name", help="name of the Canary")
     common.add_cluster_args(parser)
+    parser.add_argument("-w", "--watch", action="store_true", help="redraw on every change until Ctrl-C")
     parser.add_argument("--output-plain", action="store_true", help="plain text even on a terminal")
 
 
@@ -136,12 +141,12 @@ def report_plain(report: Report) -> str:
     return text
 
 
-def report_rich(report: Report, console: Console) -> None:
-    """The report for a terminal."""
+def report_renderable(report: Report) -> Group:
+    """The report for a terminal, as one rich renderable (printed once, or redrawn by ``--watch``)."""
     summary = Table.grid(padding=(0, 2))
     for label, value in report.summary:
         summary.add_row(Text(label, style="bold"), Text(value))
-    console.print(summary)
+    parts: list[Any] = [summary]
     for section in report.sections:
         table = Table(title=section.title, title_justify="left", title_style="bold", box=None, pad_edge=False)
         for header in section.headers:
@@ -150,20 +155,72 @@ def report_rich(report: Report, console: Console) -> None:
             table.add_row(*(Text(cell) for cell in cells))
         if not section.rows:
             table.add_row(Text("<none>", style="dim"))
-        console.print()
-        console.print(table)
+        parts += [Text(""), table]
+    return Group(*parts)
+
+
+def report_rich(report: Report, console: Console) -> None:
+    """Print the report to a terminal."""
+    console.print(report_renderable(report))
 
 
 async def show(args: argparse.Namespace, out: TextIO) -> int:
-    """Fetch the Canary and its Events and print the report to ``out``."""
+    """Fetch the Canary and its Events and print the report to ``out`` (or follow it with ``--watch``)."""
     namespace = common.namespace_of(args)
+    tty = out.isatty() and not args.output_plain
     async with common.client(args) as kube:
+        if args.watch:
+            return await follow(kube, namespace, args.name, out, tty)
         obj = await common.get_canary(kube, namespace, args.name)
-        selector = f"involvedObject.kind=Canary,involvedObject.name={args.name}"
-        events, _ = await kube.list(res.EVENTS, namespace, field_selector=selector)
+        events, _ = await kube.list(res.EVENTS, namespace, field_selector=_event_selector(args.name))
     report = build_report(obj, events)
-    if out.isatty() and not args.output_plain:
+    if tty:
         report_rich(report, Console(file=out))
     else:
         out.write(report_plain(report))
     return common.EXIT_OK
+
+
+def _event_selector(name: str) -> str:
+    return f"involvedObject.kind=Canary,involvedObject.name={name}"
+
+
+async def follow(kube: KubeClient, namespace: str, name: str, out: TextIO, tty: bool) -> int:
+    """Redraw the report whenever the Canary or its Events change (informers: one list, then watches).
+
+    Without a terminal, the whole report is printed again after a blank line each time what it says changes.
+    Ends when the Canary is deleted, or on Ctrl-C.
+    """
+    changed = asyncio.Event()
+
+    def mark(*_: Any) -> None:
+        changed.set()
+
+    canaries = Informer(kube, res.CANARIES, namespace, field_selector=f"metadata.name={name}")
+    events = Informer(kube, res.EVENTS, namespace, field_selector=_event_selector(name))
+    for informer in (canaries, events):
+        informer.add_handlers(mark, mark, mark)
+    async with canaries, events:
+        await asyncio.gather(canaries.wait_for_sync(), events.wait_for_sync())
+        if canaries.store.get_by_name(namespace, name) is None:
+            raise common.CtlError(f'canary "{name}" not found in namespace "{namespace}"')
+        console = Console(file=out, force_terminal=True) if tty else None
+        shown = ""
+        with contextlib.ExitStack() as stack:
+            live = stack.enter_context(Live(console=console, auto_refresh=False)) if console else None
+            while True:
+                obj = canaries.store.get_by_name(namespace, name)
+                if obj is None:
+                    out.write(f"canary.flagger.app/{name} deleted\n")
+                    return common.EXIT_OK
+                report = build_report(obj, events.store.list())
+                if live is not None:
+                    live.update(report_renderable(report), refresh=True)
+                else:
+                    text = report_plain(report)
+                    if text != shown:
+                        out.write(("\n" if shown else "") + text)
+                        out.flush()
+                        shown = text
+                await changed.wait()
+                changed.clear()

@@ -14,7 +14,9 @@ import pytest
 
 from flaggerpy.apis.annotations import Action, handled, pending, record_handled
 from flaggerpy.cli import main as cli_main
+from flaggerpy.ctl.common import CtlError
 from flaggerpy.ctl.get import watch
+from flaggerpy.ctl.status import follow
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import NAMESPACE, Cluster, canary, wait_for
@@ -164,6 +166,42 @@ async def test_status_shows_the_release_timeline(cluster: Cluster, ctl: Ctl) -> 
 
     code, _, err = await ctl("status", "nope", "-n", NAMESPACE)
     assert code == 1 and err == f'error: canary "nope" not found in namespace "{NAMESPACE}"\n'
+
+
+async def test_status_watch_reprints_on_change_and_ends_when_the_canary_is_deleted(
+    sandbox: Sandbox, cluster: Cluster
+) -> None:
+    await put_canary(cluster, "podinfo", {"phase": "Initialized"})
+    out = io.StringIO()
+    async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
+        task = asyncio.create_task(follow(kube, NAMESPACE, "podinfo", out, tty=False))
+        await wait_for(lambda: "Initialized" in out.getvalue(), 10)
+        await cluster.cluster.patch_status(GROUP, PLURAL, NAMESPACE, "podinfo",
+                                           {"phase": "Progressing", "canaryWeight": 10})
+        await put_event(cluster, "podinfo", "Advance podinfo.test canary weight 10", "2026-11-22T01:00:30Z")
+        await wait_for(lambda: "Advance podinfo.test canary weight 10" in out.getvalue(), 10)
+        await sandbox.cluster.delete(GROUP, PLURAL, NAMESPACE, "podinfo")
+        assert await asyncio.wait_for(task, 10) == 0
+    text = out.getvalue()
+    assert text.count("Canary:") >= 2 and "Progressing" in text
+    assert text.endswith("canary.flagger.app/podinfo deleted\n")
+
+    async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
+        with pytest.raises(CtlError, match='canary "nope" not found'):
+            await follow(kube, NAMESPACE, "nope", io.StringIO(), tty=False)
+
+
+async def test_status_watch_live_view(sandbox: Sandbox, cluster: Cluster) -> None:
+    await put_canary(cluster, "podinfo", {"phase": "Initialized"})
+    out = io.StringIO()
+    async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
+        task = asyncio.create_task(follow(kube, NAMESPACE, "podinfo", out, tty=True))
+        await wait_for(lambda: "Initialized" in out.getvalue(), 10)
+        await cluster.cluster.patch_status(GROUP, PLURAL, NAMESPACE, "podinfo", {"phase": "Failed"})
+        await wait_for(lambda: "Failed" in out.getvalue(), 10)
+        await sandbox.cluster.delete(GROUP, PLURAL, NAMESPACE, "podinfo")
+        assert await asyncio.wait_for(task, 10) == 0
+    assert "Analysis steps" in out.getvalue()
 
 
 async def test_pause_and_resume_toggle_spec_suspend(cluster: Cluster, ctl: Ctl) -> None:
