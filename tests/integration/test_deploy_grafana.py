@@ -77,3 +77,13 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_dashboard_configmap_for_the_grafana_sidecar() -> None:
+    result = subprocess.run(["kubectl", "kustomize", str(DASHBOARD.parent)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    configmap = yaml.safe_load(result.stdout)
+    assert configmap["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    assert json.loads(configmap["data"]["flaggerpy.json"]) == json.loads(DASHBOARD.read_text())
