@@ -11,159 +11,42 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from flaggerpy.analysis.base import Analyzer, HookType, MetricResult, Notifier, StepContext, WebhookResult
+from flaggerpy.analysis.base import HookType
 from flaggerpy.apis.annotations import Action, record_handled
 from flaggerpy.apis.errors import SpecError
-from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, METRIC_HISTORY_LIMIT, Canary
+from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import manual, steps
-from flaggerpy.canary import service as svc
 from flaggerpy.canary import status as st
 from flaggerpy.canary import workload as wl
-from flaggerpy.canary.apply import Applier, MissingConfig, workload_resource
-from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.phases import ACTIVE, Phase, check
-from flaggerpy.canary.slots import Slots
+from flaggerpy.canary.apply import MissingConfig, workload_resource
+from flaggerpy.canary.context import (
+    FINALIZER,
+    NORMAL,
+    SYNCED,
+    WARNING,
+    EngineSettings,
+    EventSink,
+    Revision,
+    StatusObserver,
+    Step,
+    is_gateway_canary,
+    rv_older,
+)
+from flaggerpy.canary.phases import Phase
+from flaggerpy.canary.stepio import StepIO
 from flaggerpy.kube import resources as res
-from flaggerpy.kube.api import KubeClient
 from flaggerpy.log import get_logger
-from flaggerpy.routing.base import Router
 from flaggerpy.routing.errors import RouteNotOwned
 
 log = get_logger(__name__)
 
-FINALIZER = "finalizer.flagger.app"
-# Flagger files every progress message under this one reason; users grep for it.
-SYNCED = "Synced"
-NORMAL, WARNING = "Normal", "Warning"
+__all__ = ["CanaryReconciler", "EngineSettings", "EventSink", "StatusObserver", "is_gateway_canary"]
 
 
-class EventSink(Protocol):
-    """Records a Kubernetes Event about an object (implemented over the kube layer's EventRecorder)."""
-
-    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Record ``message`` (never raises)."""
-        ...
-
-
-RouterFor = Callable[[Canary], Router]
-StatusObserver = Callable[[Canary, Mapping[str, Any]], None]
-"""Called with each status the engine persisted (telemetry publishes phase and weights from it)."""
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Engine-wide behaviour; every delay that is not a canary's own interval lives here."""
-
-    config_tracking: bool = True
-    """Treat changes of referenced ConfigMaps/Secrets as new revisions and copy them to ``-primary``."""
-    max_concurrent_canaries: int = 0
-    """New revisions allowed into analysis at once; 0 = unlimited (Flagger #1069)."""
-    mesh_provider: str = "gatewayapi:v1"
-    """Provider of Canaries without ``spec.provider``."""
-    poll_interval: float = 1.0
-    """Re-check delay while waiting for something (readiness, acceptance) in case no watch event arrives."""
-    stale_cache_retry: float = 0.05
-    """Delay before retrying when the cache has not yet caught up with our own last status write."""
-
-
-@dataclass
-class Step:
-    """One reconcile's view of one canary."""
-
-    key: str
-    obj: dict[str, Any]
-    canary: Canary
-    plan: steps.Plan
-    status: dict[str, Any]
-    at: datetime
-    target: dict[str, Any] = field(default_factory=dict)
-    log: Any = None
-    routed: bool = False
-    """The route was reconciled in this step."""
-    repair_route: bool = False
-    """The route must match the status when the step ends (drift repair)."""
-
-    @property
-    def name(self) -> str:
-        """Flagger's ``name.namespace`` spelling in messages."""
-        return f"{self.canary.spec.target_ref.name}.{self.canary.metadata.namespace}"
-
-    @property
-    def primary(self) -> str:
-        """The primary workload in Flagger's ``name-primary.namespace`` spelling."""
-        return f"{wl.primary_name(self.canary.spec.target_ref.name)}.{self.canary.metadata.namespace}"
-
-    @property
-    def doc(self) -> dict[str, Any]:
-        """The canary as JSON with the status this step is about to persist (the router routes from it)."""
-        return {**self.obj, "status": self.status}
-
-    @property
-    def phase(self) -> Phase | None:
-        """The phase in the working status."""
-        return st.phase_of(self.status)
-
-    def move(self, phase: Phase) -> None:
-        """Change phase (checked against the transition table) and record a step."""
-        check(self.phase, phase)
-        st.set_phase(self.status, phase, self.at)
-        st.mark_step(self.status, self.at)
-
-
-@dataclass(frozen=True)
-class Revision:
-    """What identifies the revision of the target: the pod template hash and tracked config checksums."""
-
-    spec: str
-    configs: dict[str, str]
-    renames: dict[str, str]
-
-
-def is_gateway_canary(obj: Mapping[str, Any], mesh_provider: str) -> bool:
-    """A Gateway API provider, or none with a Gateway API ``--mesh-provider``: other canaries are another
-    controller's business and are left alone."""
-    provider = (obj.get("spec") or {}).get("provider") or mesh_provider
-    return provider in GATEWAY_PROVIDERS
-
-
-def _rv_older(cached: str | None, written: str | None) -> bool:
-    """Whether the cache still shows an object older than the one we wrote (numeric versions only)."""
-    if not cached or not written or not cached.isdigit() or not written.isdigit():
-        return False
-    return int(cached) < int(written)
-
-
-class CanaryReconciler:
+class CanaryReconciler(StepIO):
     """The state machine of design.md, one step per :meth:`reconcile`."""
-
-    def __init__(
-        self,
-        kube: KubeClient,
-        caches: Caches,
-        router_for: RouterFor,
-        analyzer: Analyzer,
-        notifier: Notifier,
-        events: EventSink,
-        settings: EngineSettings | None = None,
-        clock: Callable[[], datetime] = st.now,
-        on_status: StatusObserver | None = None,
-    ) -> None:
-        self._kube = kube
-        self._caches = caches
-        self._router_for = router_for
-        self._analyzer = analyzer
-        self._notifier = notifier
-        self._events = events
-        self.settings = settings or EngineSettings()
-        self._clock = clock
-        self._apply = Applier(kube, caches)
-        self.slots = Slots(self.settings.max_concurrent_canaries)
-        self._written: dict[str, str] = {}
-        self._on_status = on_status
 
     # -- entry point ---------------------------------------------------------------------------------------------
 
@@ -179,7 +62,7 @@ class CanaryReconciler:
             self._written.pop(key, None)
             self.slots.release(key)
             return None
-        if _rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):
+        if rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):
             return self.settings.stale_cache_retry
         if not self.handles(obj):
             return None
@@ -249,163 +132,6 @@ class CanaryReconciler:
             # compare the second write against a cache that has not seen the first yet.
             await self._route(step)
         return delay
-
-    # -- persistence and reporting -------------------------------------------------------------------------------
-
-    async def _commit(self, step: Step) -> None:
-        """Persist the working status when it differs from the cached one (invariant 5)."""
-        if step.status == (step.obj.get("status") or {}):
-            return
-        generation = step.obj["metadata"].get("generation")
-        if generation is not None:
-            step.status["observedGeneration"] = generation
-        body = {**step.obj, "status": step.status}
-        written = await self._kube.resource(res.CANARIES).replace_status(body)
-        self._written[step.key] = written["metadata"].get("resourceVersion", "")
-        step.obj = written
-        step.status = st.working_copy(written)
-        if self._on_status is not None:
-            try:
-                self._on_status(step.canary, step.status)
-            except Exception:  # telemetry must never fail a step that is already persisted
-                step.log.exception("status observer failed")
-
-    async def _event(self, step: Step, message: str, type_: str = NORMAL, reason: str = SYNCED) -> None:
-        if type_ == NORMAL:
-            step.log.info(message)
-        else:
-            step.log.warning(message)
-        await self._events(step.obj, type_, reason, message)
-
-    async def _notify(self, step: Step, message: str, severity: str) -> None:
-        try:
-            await self._notifier.notify(step.canary, message, severity, {
-                "Target": f"{step.canary.spec.target_ref.kind or 'Deployment'}/{step.name}",
-                "Phase": step.status.get("phase", ""),
-            })
-        except Exception:  # an alert channel being down must never stop a release
-            step.log.exception("alert delivery failed")
-
-    async def _halt(self, step: Step, reason: str, message: str, warn: bool = False,
-                    subject: str | None = None) -> None:
-        """Say why the canary waits; an Event only when the reason or message is new.
-
-        ``subject`` is what is waited for in the Event's words (the canary by default, or its primary).
-        """
-        before = st.condition(step.status, st.HALTED)
-        st.halt(step.status, reason, message, step.at)
-        await self._commit(step)
-        if before is None or (before.get("reason"), before.get("message")) != (reason, message):
-            text = message if warn else f"Halt advancement {subject or step.name} {message}"
-            await self._event(step, text, WARNING if warn else NORMAL, reason if warn else SYNCED)
-
-    async def _invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
-        """A Canary that cannot be used: a Promoted=False/InvalidSpec condition and one Warning Event."""
-        message = "; ".join(str(e) for e in exc.errors) or exc.kind
-        status = st.working_copy(obj)
-        st.set_condition(status, st.PROMOTED, "False", st.INVALID_SPEC, message, at)
-        if status == (obj.get("status") or {}):
-            return
-        log.warning("invalid canary spec", canary=key, problems=message)
-        written = await self._kube.resource(res.CANARIES).replace_status({**obj, "status": status})
-        self._written[key] = written["metadata"].get("resourceVersion", "")
-        await self._events(obj, WARNING, st.INVALID_SPEC, message)
-
-    def _clear_invalid(self, step: Step) -> None:
-        cond = st.condition(step.status, st.PROMOTED)
-        if cond is not None and cond.get("reason") == st.INVALID_SPEC:
-            phase = step.phase
-            if phase is None:
-                st.clear_condition(step.status, st.PROMOTED)
-            else:
-                st.set_phase(step.status, phase, step.at)
-
-    # -- helpers -------------------------------------------------------------------------------------------------
-
-    def _router(self, step: Step) -> Router:
-        return self._router_for(step.canary)
-
-    async def _route(self, step: Step) -> None:
-        """Make the route match the working status (created 100% primary; written only on difference)."""
-        step.routed = True
-        await self._router(step).reconcile(step.doc)
-
-    async def _revision(self, step: Step) -> Revision:
-        checksums: dict[str, str] = {}
-        renames: dict[str, str] = {}
-        if self.settings.config_tracking:
-            checksums, renames = await self._apply.ensure_configs(step.obj, step.target)
-        return Revision(wl.spec_hash(step.target["spec"]["template"]), checksums, renames)
-
-    def _is_new(self, step: Step, rev: Revision) -> bool:
-        if rev.spec != step.status.get("lastAppliedSpec"):
-            return True
-        return self.settings.config_tracking and rev.configs != (step.status.get("trackedConfigs") or {})
-
-    def _primary(self, step: Step) -> dict[str, Any] | None:
-        meta = step.target["metadata"]
-        return self._caches.get(workload_resource(step.target["kind"]), meta["namespace"],
-                                wl.primary_name(meta["name"]))
-
-    async def _ensure_services(self, step: Step) -> None:
-        key, value = wl.selector_label(step.target)
-        desired = svc.build_services(step.canary, step.obj, key, value, step.target["spec"].get("template"))
-        for name in await self._apply.ensure_services(desired):
-            step.log.info("service reconciled", service=name)
-
-    async def _ensure_primary(self, step: Step, rev: Revision) -> bool:
-        hpa_managed = False
-        ref = step.canary.spec.autoscaler_ref
-        if ref is not None and (ref.kind or "HorizontalPodAutoscaler") == "HorizontalPodAutoscaler":
-            limits = ref.primary_scaler_replicas
-            replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
-            hpa_managed = await self._apply.ensure_hpa(step.obj, step.canary.metadata.namespace, ref.name,
-                                                       step.target["metadata"]["name"], replicas)
-        if rev.renames:
-            await self._apply.copy_configs(step.obj, step.canary.metadata.namespace, list(rev.renames))
-        return await self._apply.ensure_primary(step.obj, step.target, rev.renames, hpa_managed)
-
-    def _step_context(self, step: Step) -> StepContext:
-        return StepContext(
-            phase=step.status.get("phase", ""),
-            checksum=step.status.get("lastAppliedSpec", ""),
-            canary_weight=int(step.status.get("canaryWeight") or 0),
-            iteration=int(step.status.get("iterations") or 0),
-        )
-
-    async def _hooks(self, step: Step, hook: HookType) -> list[WebhookResult]:
-        return await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step))
-
-    async def _gate(self, step: Step, hook: HookType) -> WebhookResult | None:
-        """The first failed gate webhook of ``hook``, or None when all said yes (or there are none)."""
-        return next((r for r in await self._hooks(step, hook) if not r.passed), None)
-
-    async def _rollback_requested(self, step: Step) -> bool:
-        return any(r.passed for r in await self._hooks(step, HookType.ROLLBACK))
-
-    def _active(self) -> list[str]:
-        return [
-            f"{c['metadata']['namespace']}/{c['metadata']['name']}"
-            for c in self._caches.list(res.CANARIES)
-            if st.phase_of(c.get("status") or {}) in ACTIVE
-        ]
-
-    def _record_metrics(self, step: Step, results: list[MetricResult]) -> None:
-        history = list(step.status.get("metricHistory") or [])
-        stamp = st.timestamp(step.at)
-        for result in results:
-            if result.skipped:
-                continue
-            history.append({
-                "iteration": int(step.status.get("iterations") or 0),
-                "weight": int(step.status.get("canaryWeight") or 0),
-                "name": result.name,
-                "value": result.value,
-                "passed": result.passed,
-                "time": stamp,
-            })
-        if history:
-            step.status["metricHistory"] = history[-METRIC_HISTORY_LIMIT:]
 
     # -- phases --------------------------------------------------------------------------------------------------
 
@@ -737,23 +463,6 @@ class CanaryReconciler:
                                   WARNING)
 
     # -- deletion ------------------------------------------------------------------------------------------------
-
-    async def _patch_finalizers(self, step: Step, finalizers: list[str]) -> None:
-        meta = step.obj["metadata"]
-        written = await self._kube.resource(res.CANARIES).patch(
-            meta["name"], meta["namespace"],
-            {"metadata": {"finalizers": finalizers or None, "resourceVersion": meta.get("resourceVersion")}},
-        )
-        self._written[step.key] = written["metadata"].get("resourceVersion", "")
-        step.obj = {**written, "status": step.obj.get("status") or {}}
-
-    async def _sync_finalizer(self, step: Step) -> None:
-        finalizers = list(step.obj["metadata"].get("finalizers") or [])
-        wanted = bool(step.canary.spec.revert_on_deletion)
-        if wanted and FINALIZER not in finalizers:
-            await self._patch_finalizers(step, [*finalizers, FINALIZER])
-        elif not wanted and FINALIZER in finalizers:
-            await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
 
     async def _terminate(self, step: Step) -> float | None:
         """revertOnDeletion: give the target its traffic back, then let the Canary (and its primary) go."""

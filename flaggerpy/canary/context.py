@@ -1,0 +1,116 @@
+"""What one reconcile works with: engine settings, the injected sinks, and the Step being taken."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
+from flaggerpy.canary import status as st
+from flaggerpy.canary import steps
+from flaggerpy.canary import workload as wl
+from flaggerpy.canary.phases import Phase, check
+from flaggerpy.routing.base import Router
+
+FINALIZER = "finalizer.flagger.app"
+# Flagger files every progress message under this one reason; users grep for it.
+SYNCED = "Synced"
+NORMAL, WARNING = "Normal", "Warning"
+
+
+class EventSink(Protocol):
+    """Records a Kubernetes Event about an object (implemented over the kube layer's EventRecorder)."""
+
+    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record ``message`` (never raises)."""
+        ...
+
+
+RouterFor = Callable[[Canary], Router]
+StatusObserver = Callable[[Canary, Mapping[str, Any]], None]
+"""Called with each status the engine persisted (telemetry publishes phase and weights from it)."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Engine-wide behaviour; every delay that is not a canary's own interval lives here."""
+
+    config_tracking: bool = True
+    """Treat changes of referenced ConfigMaps/Secrets as new revisions and copy them to ``-primary``."""
+    max_concurrent_canaries: int = 0
+    """New revisions allowed into analysis at once; 0 = unlimited (Flagger #1069)."""
+    mesh_provider: str = "gatewayapi:v1"
+    """Provider of Canaries without ``spec.provider``."""
+    poll_interval: float = 1.0
+    """Re-check delay while waiting for something (readiness, acceptance) in case no watch event arrives."""
+    stale_cache_retry: float = 0.05
+    """Delay before retrying when the cache has not yet caught up with our own last status write."""
+
+
+@dataclass
+class Step:
+    """One reconcile's view of one canary."""
+
+    key: str
+    obj: dict[str, Any]
+    canary: Canary
+    plan: steps.Plan
+    status: dict[str, Any]
+    at: datetime
+    target: dict[str, Any] = field(default_factory=dict)
+    log: Any = None
+    routed: bool = False
+    """The route was reconciled in this step."""
+    repair_route: bool = False
+    """The route must match the status when the step ends (drift repair)."""
+
+    @property
+    def name(self) -> str:
+        """Flagger's ``name.namespace`` spelling in messages."""
+        return f"{self.canary.spec.target_ref.name}.{self.canary.metadata.namespace}"
+
+    @property
+    def primary(self) -> str:
+        """The primary workload in Flagger's ``name-primary.namespace`` spelling."""
+        return f"{wl.primary_name(self.canary.spec.target_ref.name)}.{self.canary.metadata.namespace}"
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The canary as JSON with the status this step is about to persist (the router routes from it)."""
+        return {**self.obj, "status": self.status}
+
+    @property
+    def phase(self) -> Phase | None:
+        """The phase in the working status."""
+        return st.phase_of(self.status)
+
+    def move(self, phase: Phase) -> None:
+        """Change phase (checked against the transition table) and record a step."""
+        check(self.phase, phase)
+        st.set_phase(self.status, phase, self.at)
+        st.mark_step(self.status, self.at)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """What identifies the revision of the target: the pod template hash and tracked config checksums."""
+
+    spec: str
+    configs: dict[str, str]
+    renames: dict[str, str]
+
+
+def is_gateway_canary(obj: Mapping[str, Any], mesh_provider: str) -> bool:
+    """A Gateway API provider, or none with a Gateway API ``--mesh-provider``: other canaries are another
+    controller's business and are left alone."""
+    provider = (obj.get("spec") or {}).get("provider") or mesh_provider
+    return provider in GATEWAY_PROVIDERS
+
+
+def rv_older(cached: str | None, written: str | None) -> bool:
+    """Whether the cache still shows an object older than the one we wrote (numeric versions only)."""
+    if not cached or not written or not cached.isdigit() or not written.isdigit():
+        return False
+    return int(cached) < int(written)

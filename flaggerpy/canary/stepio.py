@@ -1,0 +1,243 @@
+"""StepIO: what every phase handler needs around a step — persisting the status, Events, alerts, routing,
+the primary and config copies, webhooks — with the engine's dependencies injected once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flaggerpy.analysis.base import Analyzer, HookType, MetricResult, Notifier, StepContext, WebhookResult
+from flaggerpy.apis.errors import SpecError
+from flaggerpy.apis.flagger import METRIC_HISTORY_LIMIT
+from flaggerpy.canary import service as svc
+from flaggerpy.canary import status as st
+from flaggerpy.canary import workload as wl
+from flaggerpy.canary.apply import Applier, workload_resource
+from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.context import (
+    FINALIZER,
+    NORMAL,
+    SYNCED,
+    WARNING,
+    EngineSettings,
+    EventSink,
+    Revision,
+    RouterFor,
+    StatusObserver,
+    Step,
+)
+from flaggerpy.canary.phases import ACTIVE
+from flaggerpy.canary.slots import Slots
+from flaggerpy.kube import resources as res
+from flaggerpy.kube.api import KubeClient
+from flaggerpy.log import get_logger
+from flaggerpy.routing.base import Router
+
+log = get_logger(__name__)
+
+
+class StepIO:
+    """The I/O side of a step; :class:`~flaggerpy.canary.reconciler.CanaryReconciler` adds the state machine."""
+
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        caches: Caches,
+        router_for: RouterFor,
+        analyzer: Analyzer,
+        notifier: Notifier,
+        events: EventSink,
+        settings: EngineSettings | None = None,
+        clock: Callable[[], datetime] = st.now,
+        on_status: StatusObserver | None = None,
+    ) -> None:
+        self._kube = kube
+        self._caches = caches
+        self._router_for = router_for
+        self._analyzer = analyzer
+        self._notifier = notifier
+        self._events = events
+        self.settings = settings or EngineSettings()
+        self._clock = clock
+        self._apply = Applier(kube, caches)
+        self.slots = Slots(self.settings.max_concurrent_canaries)
+        self._written: dict[str, str] = {}
+        self._on_status = on_status
+
+    # -- persistence and reporting -------------------------------------------------------------------------------
+
+    async def _commit(self, step: Step) -> None:
+        """Persist the working status when it differs from the cached one (invariant 5)."""
+        if step.status == (step.obj.get("status") or {}):
+            return
+        generation = step.obj["metadata"].get("generation")
+        if generation is not None:
+            step.status["observedGeneration"] = generation
+        body = {**step.obj, "status": step.status}
+        written = await self._kube.resource(res.CANARIES).replace_status(body)
+        self._written[step.key] = written["metadata"].get("resourceVersion", "")
+        step.obj = written
+        step.status = st.working_copy(written)
+        if self._on_status is not None:
+            try:
+                self._on_status(step.canary, step.status)
+            except Exception:  # telemetry must never fail a step that is already persisted
+                step.log.exception("status observer failed")
+
+    async def _event(self, step: Step, message: str, type_: str = NORMAL, reason: str = SYNCED) -> None:
+        if type_ == NORMAL:
+            step.log.info(message)
+        else:
+            step.log.warning(message)
+        await self._events(step.obj, type_, reason, message)
+
+    async def _notify(self, step: Step, message: str, severity: str) -> None:
+        try:
+            await self._notifier.notify(step.canary, message, severity, {
+                "Target": f"{step.canary.spec.target_ref.kind or 'Deployment'}/{step.name}",
+                "Phase": step.status.get("phase", ""),
+            })
+        except Exception:  # an alert channel being down must never stop a release
+            step.log.exception("alert delivery failed")
+
+    async def _halt(self, step: Step, reason: str, message: str, warn: bool = False,
+                    subject: str | None = None) -> None:
+        """Say why the canary waits; an Event only when the reason or message is new.
+
+        ``subject`` is what is waited for in the Event's words (the canary by default, or its primary).
+        """
+        before = st.condition(step.status, st.HALTED)
+        st.halt(step.status, reason, message, step.at)
+        await self._commit(step)
+        if before is None or (before.get("reason"), before.get("message")) != (reason, message):
+            text = message if warn else f"Halt advancement {subject or step.name} {message}"
+            await self._event(step, text, WARNING if warn else NORMAL, reason if warn else SYNCED)
+
+    async def _invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
+        """A Canary that cannot be used: a Promoted=False/InvalidSpec condition and one Warning Event."""
+        message = "; ".join(str(e) for e in exc.errors) or exc.kind
+        status = st.working_copy(obj)
+        st.set_condition(status, st.PROMOTED, "False", st.INVALID_SPEC, message, at)
+        if status == (obj.get("status") or {}):
+            return
+        log.warning("invalid canary spec", canary=key, problems=message)
+        written = await self._kube.resource(res.CANARIES).replace_status({**obj, "status": status})
+        self._written[key] = written["metadata"].get("resourceVersion", "")
+        await self._events(obj, WARNING, st.INVALID_SPEC, message)
+
+    def _clear_invalid(self, step: Step) -> None:
+        cond = st.condition(step.status, st.PROMOTED)
+        if cond is not None and cond.get("reason") == st.INVALID_SPEC:
+            phase = step.phase
+            if phase is None:
+                st.clear_condition(step.status, st.PROMOTED)
+            else:
+                st.set_phase(step.status, phase, step.at)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _router(self, step: Step) -> Router:
+        return self._router_for(step.canary)
+
+    async def _route(self, step: Step) -> None:
+        """Make the route match the working status (created 100% primary; written only on difference)."""
+        step.routed = True
+        await self._router(step).reconcile(step.doc)
+
+    async def _revision(self, step: Step) -> Revision:
+        checksums: dict[str, str] = {}
+        renames: dict[str, str] = {}
+        if self.settings.config_tracking:
+            checksums, renames = await self._apply.ensure_configs(step.obj, step.target)
+        return Revision(wl.spec_hash(step.target["spec"]["template"]), checksums, renames)
+
+    def _is_new(self, step: Step, rev: Revision) -> bool:
+        if rev.spec != step.status.get("lastAppliedSpec"):
+            return True
+        return self.settings.config_tracking and rev.configs != (step.status.get("trackedConfigs") or {})
+
+    def _primary(self, step: Step) -> dict[str, Any] | None:
+        meta = step.target["metadata"]
+        return self._caches.get(workload_resource(step.target["kind"]), meta["namespace"],
+                                wl.primary_name(meta["name"]))
+
+    async def _ensure_services(self, step: Step) -> None:
+        key, value = wl.selector_label(step.target)
+        desired = svc.build_services(step.canary, step.obj, key, value, step.target["spec"].get("template"))
+        for name in await self._apply.ensure_services(desired):
+            step.log.info("service reconciled", service=name)
+
+    async def _ensure_primary(self, step: Step, rev: Revision) -> bool:
+        hpa_managed = False
+        ref = step.canary.spec.autoscaler_ref
+        if ref is not None and (ref.kind or "HorizontalPodAutoscaler") == "HorizontalPodAutoscaler":
+            limits = ref.primary_scaler_replicas
+            replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
+            hpa_managed = await self._apply.ensure_hpa(step.obj, step.canary.metadata.namespace, ref.name,
+                                                       step.target["metadata"]["name"], replicas)
+        if rev.renames:
+            await self._apply.copy_configs(step.obj, step.canary.metadata.namespace, list(rev.renames))
+        return await self._apply.ensure_primary(step.obj, step.target, rev.renames, hpa_managed)
+
+    def _step_context(self, step: Step) -> StepContext:
+        return StepContext(
+            phase=step.status.get("phase", ""),
+            checksum=step.status.get("lastAppliedSpec", ""),
+            canary_weight=int(step.status.get("canaryWeight") or 0),
+            iteration=int(step.status.get("iterations") or 0),
+        )
+
+    async def _hooks(self, step: Step, hook: HookType) -> list[WebhookResult]:
+        return await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step))
+
+    async def _gate(self, step: Step, hook: HookType) -> WebhookResult | None:
+        """The first failed gate webhook of ``hook``, or None when all said yes (or there are none)."""
+        return next((r for r in await self._hooks(step, hook) if not r.passed), None)
+
+    async def _rollback_requested(self, step: Step) -> bool:
+        return any(r.passed for r in await self._hooks(step, HookType.ROLLBACK))
+
+    def _active(self) -> list[str]:
+        return [
+            f"{c['metadata']['namespace']}/{c['metadata']['name']}"
+            for c in self._caches.list(res.CANARIES)
+            if st.phase_of(c.get("status") or {}) in ACTIVE
+        ]
+
+    def _record_metrics(self, step: Step, results: list[MetricResult]) -> None:
+        history = list(step.status.get("metricHistory") or [])
+        stamp = st.timestamp(step.at)
+        for result in results:
+            if result.skipped:
+                continue
+            history.append({
+                "iteration": int(step.status.get("iterations") or 0),
+                "weight": int(step.status.get("canaryWeight") or 0),
+                "name": result.name,
+                "value": result.value,
+                "passed": result.passed,
+                "time": stamp,
+            })
+        if history:
+            step.status["metricHistory"] = history[-METRIC_HISTORY_LIMIT:]
+
+    # -- finalizer ---------------------------------------------------------------------------------------------
+
+    async def _patch_finalizers(self, step: Step, finalizers: list[str]) -> None:
+        meta = step.obj["metadata"]
+        written = await self._kube.resource(res.CANARIES).patch(
+            meta["name"], meta["namespace"],
+            {"metadata": {"finalizers": finalizers or None, "resourceVersion": meta.get("resourceVersion")}},
+        )
+        self._written[step.key] = written["metadata"].get("resourceVersion", "")
+        step.obj = {**written, "status": step.obj.get("status") or {}}
+
+    async def _sync_finalizer(self, step: Step) -> None:
+        finalizers = list(step.obj["metadata"].get("finalizers") or [])
+        wanted = bool(step.canary.spec.revert_on_deletion)
+        if wanted and FINALIZER not in finalizers:
+            await self._patch_finalizers(step, [*finalizers, FINALIZER])
+        elif not wanted and FINALIZER in finalizers:
+            await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
