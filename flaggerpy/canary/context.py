@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import structlog
+
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
 from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.phases import Phase, check
+from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
 
 FINALIZER = "finalizer.flagger.app"
@@ -60,7 +63,7 @@ class Step:
     status: dict[str, Any]
     at: datetime
     target: dict[str, Any] = field(default_factory=dict)
-    log: Any = None
+    log: structlog.stdlib.BoundLogger = field(default_factory=lambda: get_logger(__name__))
     routed: bool = False
     """The route was reconciled in this step."""
     repair_route: bool = False

@@ -40,7 +40,6 @@ log = get_logger(__name__)
 class StepIO:
     """The I/O side of a step; :class:`~flaggerpy.canary.reconciler.CanaryReconciler` adds the state machine."""
 
-
     def __init__(
         self,
         kube: KubeClient,
