@@ -47,10 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"flaggerpy: unknown command {name!r}\n\n{_usage()}")
         return 2
     module_name, help_text = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"flaggerpy {name}", description=help_text)
-    module.configure(parser)
-    return int(module.run(parser.parse_args(rest)) or 0)
+    try:
+        module = importlib.import_module(module_name)
+        parser = argparse.ArgumentParser(prog=f"flaggerpy {name}", description=help_text)
+        module.configure(parser)
+        return int(module.run(parser.parse_args(rest)) or 0)
+    except KeyboardInterrupt:
+        # Commands handle Ctrl-C themselves once running; this covers the moments before (imports, parsing).
+        return 130
 
 
 if __name__ == "__main__":
