@@ -84,6 +84,7 @@ class RealPrometheus:
                 start_new_session=True,
             )
         await self._wait_ready(work / "prometheus.log")
+        await self._wait_first_scrape(work / "prometheus.log")
 
     async def _wait_ready(self, log_path: Path) -> None:
         loop = asyncio.get_running_loop()
@@ -99,6 +100,23 @@ class RealPrometheus:
                 await asyncio.sleep(0.1)
         tail = await asyncio.to_thread(_tail, log_path)
         raise PrometheusError(f"prometheus did not become ready on {self.url}: {tail.strip() or 'no output'}")
+
+    async def _wait_first_scrape(self, log_path: Path) -> None:
+        """Wait until the target has been scraped: Prometheus hands targets to its scrapers only after a few
+        seconds, and a release analysed before that would find no data at all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_TIMEOUT
+        async with aiohttp.ClientSession() as session:
+            while loop.time() < deadline:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+                    async with session.get(f"{self.url}/api/v1/query", params={"query": "up"},
+                                           timeout=_PROBE_TIMEOUT) as resp:
+                        answer = await resp.json()
+                        if (answer.get("data") or {}).get("result"):
+                            return
+                await asyncio.sleep(0.2)
+        tail = await asyncio.to_thread(_tail, log_path)
+        raise PrometheusError(f"prometheus on {self.url} did not scrape {self.target}: {tail.strip() or 'no output'}")
 
     async def stop(self) -> None:
         """Terminate the process (kill it if it lingers) and remove its files."""

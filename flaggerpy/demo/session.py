@@ -132,6 +132,7 @@ class Demo:
             watcher = asyncio.create_task(self._watch(sandbox), name="demo-watch")
             meter = asyncio.create_task(self._measure(sandbox), name="demo-traffic")
             try:
+                report.stage("starting the metrics backend")
                 async with metrics_backend(sandbox, self.options.prometheus, report.line) as (metrics_url, backend):
                     report.state.metrics_backend = backend
                     return await self._release(sandbox, metrics_url, backend)
