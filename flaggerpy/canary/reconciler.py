@@ -279,6 +279,9 @@ class CanaryReconciler(StepIO):
         if not ready.ready:
             await self._halt(step, "PrimaryNotReady", ready.message, subject=step.primary)
             return True, self.settings.poll_interval
+        if wl.replicas_of(step.target) == 0:
+            # Someone (or a crash between our writes) left the canary without pods: bring them back first.
+            await self._apply.scale(step.target, max(1, wl.replicas_of(primary)))
         ready = wl.readiness(step.target, step.plan.canary_ready_threshold)
         if not ready.ready:
             waited = st.seconds_since(step.status.get("lastTransitionTime"), step.at) or 0.0

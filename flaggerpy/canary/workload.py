@@ -325,6 +325,9 @@ def readiness(workload: Mapping[str, Any], threshold_percent: int = 100) -> Read
         updated = int(status.get("updatedReplicas", 0))
         available = int(status.get("availableReplicas", 0))
         total = int(status.get("replicas", 0))
+    if desired == 0:
+        # Nothing runs: never "ready" to take traffic, however consistent the status looks.
+        return Readiness(False, f"{kind} {label} is scaled to zero")
     if updated < desired:
         return Readiness(False, f"waiting for rollout to finish: {updated} out of {desired} new replicas "
                                 f"have been updated")

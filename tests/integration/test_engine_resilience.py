@@ -127,3 +127,20 @@ async def test_foreign_route_is_never_overwritten(
     assert "HTTPRoute test/podinfo exists and is not owned by this Canary" in halted["message"]
     assert cluster.route_weights() == [("legacy", 1)]
     assert any(e[2] == "RouteNotOwned" and e[1] == "Warning" for e in events.events)
+
+
+async def test_canary_scaled_to_zero_mid_analysis_is_scaled_back(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "300ms", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+    }))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 20, 10)
+        await cluster.sb.cluster.patch("apps", "deployments", "test", "podinfo", {"spec": {"replicas": 0}})
+        await wait_for(lambda: cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 2, 5)
+        await cluster.wait_phase("Succeeded")
+    assert cluster.status()["failedChecks"] == 0

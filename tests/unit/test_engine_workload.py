@@ -191,3 +191,10 @@ def test_daemonset_scale_to_zero_is_not_a_revision() -> None:
     assert "replicas" not in primary["spec"]
     ssd_only["spec"]["template"]["spec"]["nodeSelector"] = {}
     assert wl.spec_hash(ssd_only["spec"]["template"]) == running
+
+
+def test_a_workload_scaled_to_zero_is_never_ready() -> None:
+    dep = ready_status(replicas=0, updatedReplicas=0, availableReplicas=0)
+    dep["spec"]["replicas"] = 0
+    verdict = wl.readiness(dep)
+    assert not verdict.ready and verdict.message == "Deployment podinfo.test is scaled to zero"
