@@ -94,6 +94,10 @@ async def metrics_backend(
             if choice != "auto":
                 raise
             note(f"note: {exc}; using the sandbox's PromQL instead")
+        except BaseException:
+            # Ctrl-C while it starts: it runs in its own session, so nobody else would stop it.
+            await prometheus.stop()
+            raise
         else:
             try:
                 yield prometheus.url, f"Prometheus at {prometheus.url}"

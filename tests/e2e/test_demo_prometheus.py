@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,42 @@ def test_demo_against_real_prometheus(flags: tuple[str, ...], expected: str) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "metrics: Prometheus at http://127.0.0.1:" in result.stdout
     assert lines[-1].startswith(expected)
+
+
+def _children(pid: int) -> list[int]:
+    listing = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(line) for line in listing.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_while_prometheus_starts_stops_it_too() -> None:
+    path = os.pathsep.join([str(Path(PROMETHEUS_BINARY).parent), os.environ.get("PATH", "")])
+    process = subprocess.Popen([sys.executable, "-m", "flaggerpy.cli", "demo", "--prometheus", "real"], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PATH": path})
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if "starting the metrics backend" in line:
+                break
+        children: list[int] = []
+        deadline = time.monotonic() + 10
+        while not children and time.monotonic() < deadline:
+            children = _children(process.pid)
+            time.sleep(0.05)
+        assert children, "prometheus was started as a child process"
+        process.send_signal(signal.SIGINT)
+        rest = process.stdout.read()
+        assert process.wait(timeout=30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert rest.strip().splitlines()[-1] == "demo interrupted: sandbox and controller stopped"
+    assert not [pid for pid in children if _alive(pid)], "no prometheus is left behind"
