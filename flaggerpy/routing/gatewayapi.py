@@ -122,6 +122,13 @@ def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str) 
     return body
 
 
+def _older(cached: str | None, written: str | None) -> bool:
+    """Whether a cached resourceVersion predates our own write (numeric versions; anything else: trust the cache)."""
+    if not cached or not written or not cached.isdigit() or not written.isdigit():
+        return False
+    return int(cached) < int(written)
+
+
 class GatewayAPIRouter:
     """Routes a Canary's traffic with Gateway API ``HTTPRoute`` (v1 or v1beta1) or ``GRPCRoute`` (v1)."""
 
@@ -140,6 +147,8 @@ class GatewayAPIRouter:
         self._kube = kube
         self._lookups = {HTTP_ROUTE: get_live, GRPC_ROUTE: get_live_grpc}
         self._warned: set[str] = set()
+        # The resourceVersion of our own last write per route: a cache older than that has not seen it yet.
+        self._written: dict[tuple[str, str, str], str] = {}
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
 
@@ -159,12 +168,17 @@ class GatewayAPIRouter:
         lookup = self._lookups.get(kind)
         if not fresh and lookup is not None:
             cached = lookup(namespace, name)
-            if cached is not None:
+            written = self._written.get((kind, namespace, name))
+            if cached is not None and not _older((cached.get("metadata") or {}).get("resourceVersion"), written):
                 return copy.deepcopy(dict(cached))
         try:
             return await self._kube.get(self._resource(kind), name, namespace)
         except NotFound:
             return None
+
+    def _remember(self, kind: str, written: Mapping[str, Any]) -> None:
+        meta = written.get("metadata") or {}
+        self._written[(kind, meta.get("namespace", ""), meta.get("name", ""))] = str(meta.get("resourceVersion", ""))
 
     def _warn_unsupported(self, doc: Mapping[str, Any], kind: str, features: RouteFeatures) -> None:
         """Say once per Canary which configured options this cluster's route CRD cannot carry."""
@@ -218,7 +232,7 @@ class GatewayAPIRouter:
                     created = desired
                     if create_weights != weights:
                         created = desired_route(doc, create_weights, api_version=self.api_version, features=features)
-                    await self._kube.create(resource, created)
+                    self._remember(kind, await self._kube.create(resource, created))
                     log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
                     return
                 adopt = self._check_owner(live, doc, kind)
@@ -227,7 +241,7 @@ class GatewayAPIRouter:
                     patch = adoption_patch(patch, live, doc)
                 if patch is None:
                     return
-                await self._kube.patch(resource, name, namespace, patch, "merge")
+                self._remember(kind, await self._kube.patch(resource, name, namespace, patch, "merge"))
                 log.info(
                     "route updated",
                     route=f"{kind} {namespace}/{name}",
