@@ -22,7 +22,11 @@ from tests.unit.test_analysis_templates import FLAGGER_ENVOY_LATENCY, FLAGGER_ER
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")]
 
 SUCCESS = 100 * (1 - 0.25)  # the sandbox.flaggerpy.io/error-rate annotation of the canary Deployment
-CANARY_RATE = 'sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary.*"}[10s]))'
+CANARY_REQUESTS = 'sum(increase(envoy_cluster_upstream_rq{envoy_cluster_name=~"test_podinfo-canary.*"}[10s]))'
+# The bounds below are +-15 points around a 25% error rate: with this many canary requests in the window that is
+# more than five standard deviations, so the checks measure the data plane rather than the luck of a small sample.
+ENOUGH_CANARY_REQUESTS = 250
+RPS = 400
 
 
 async def _measure(prometheus_url: str) -> dict[str, dict[str, float | None]]:
@@ -81,10 +85,9 @@ async def test_builtin_checks_through_a_real_prometheus(tmp_path: Path) -> None:
         await ready(sb)
         target = ScrapeTarget(f"127.0.0.1:{sb.port}", "/sandbox/dataplane/metrics")
         async with PrometheusServer([target], tmp_path / "prometheus") as prom:
-            traffic = sb.dataplane.start_traffic(HOST, rps=200)
+            traffic = sb.dataplane.start_traffic(HOST, rps=RPS)
             try:
-                # rate() over 10s needs two scrapes that both saw canary traffic.
-                await prom.wait_for_value(f"{CANARY_RATE} > 0")
+                await prom.wait_for_value(f"{CANARY_REQUESTS} > {ENOUGH_CANARY_REQUESTS}")
                 measured = await _measure(prom.url)
             finally:
                 await sb.dataplane.stop_traffic(traffic)
@@ -97,14 +100,15 @@ async def test_builtin_checks_through_the_sandbox_promql_endpoint() -> None:
         await ready(sb)
         assert sb.promql is not None
         url = f"{sb.url}/sandbox/prometheus"
-        traffic = sb.dataplane.start_traffic(HOST, rps=200)
+        traffic = sb.dataplane.start_traffic(HOST, rps=RPS)
         try:
+            enough = {"min": ENOUGH_CANARY_REQUESTS}
             probe = canary(
-                [{"name": "canary-rps", "query": CANARY_RATE, "interval": "10s", "thresholdRange": {"min": 1}}],
+                [{"name": "canary-requests", "query": CANARY_REQUESTS, "interval": "10s", "thresholdRange": enough}],
                 metricsServer=url,
             )
             async with MetricChecker(Lookup()) as checker, asyncio.timeout(30):
-                # The sandbox scrapes once a second; rate() needs two scrapes with canary traffic.
+                # The sandbox scrapes once a second; wait until the window holds enough canary requests.
                 while True:
                     (result,) = await checker.check_metrics(probe, StepContext("Progressing", "x"))
                     if result.passed:
