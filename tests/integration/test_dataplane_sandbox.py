@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, Request
+from tests.paths import GATEWAY_API_CRDS
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT.parent / "shared" / "gateway-api-v1.6.1"
+CRDS = GATEWAY_API_CRDS
 GW = "gateway.networking.k8s.io"
 HOST = "app.example.com"
 pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")

@@ -8,19 +8,18 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from flaggerpy.sandbox import Sandbox
+from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-GATEWAY_CRDS = Path("/work/shared/gateway-api-v1.6.1")
+DEPLOY = REPO_ROOT / "deploy"
+GATEWAY_CRDS = GATEWAY_API_CRDS
 SYSTEM = "flaggerpy-system"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -21,10 +20,10 @@ from flaggerpy.routing.build import (
     route_kind,
 )
 from flaggerpy.routing.errors import InvalidWeights
+from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT.parent / "shared" / "gateway-api-v1.6.1"
-FIXTURES = ROOT / "tests" / "fixtures" / "flagger"
+CRDS = GATEWAY_API_CRDS
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "flagger"
 pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +25,10 @@ from flaggerpy.routing import (
 )
 from flaggerpy.routing.build import STANDARD_V1_6, RouteFeatures, RouteWeights, desired_spec
 from flaggerpy.routing.normalize import specs_equal
+from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT.parent / "shared" / "gateway-api-v1.6.1"
-FIXTURES = ROOT / "tests" / "fixtures" / "flagger"
+CRDS = GATEWAY_API_CRDS
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "flagger"
 pytestmark = pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 UID = "6a1c0b8e-2222-4d4d-8b8b-abcdefabcdef"
