@@ -360,15 +360,16 @@ class ApiServer:
             raise bad_request("the patch did not produce an object")
         if target.subresource == "scale":
             return self._set_scale(request, target, patched)
-        patched.setdefault("metadata", {})
-        if content_type == "application/apply-patch+yaml":
-            patched["metadata"].pop("resourceVersion", None)
+        if content_type == "application/apply-patch+yaml" and isinstance(patched.get("metadata"), dict):
+            # A new dict: the patched object still shares unpatched parts with the stored one.
+            patched["metadata"] = {k: v for k, v in patched["metadata"].items() if k != "resourceVersion"}
         obj = self.cluster.update_object(rt, target.version, namespace, target.item, patched,
                                          target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
 
     def _set_scale(self, request: web.Request, target: Target, scale: Any) -> web.Response:
-        replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+        spec = scale.get("spec") if isinstance(scale, dict) else None
+        replicas = spec.get("replicas") if isinstance(spec, dict) else None
         if not isinstance(replicas, int) or replicas < 0:
             raise StatusError(422, "Invalid", f"spec.replicas: Invalid value: {replicas!r}: must be greater than "
                                               "or equal to 0")

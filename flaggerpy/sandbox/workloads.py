@@ -84,17 +84,24 @@ class WorkloadSimulator:
         try:
             for key in (DEPLOYMENTS, DAEMONSETS):
                 for obj in cluster.store.items(key):
-                    self._observe(key, obj)
+                    self._safely_observe(key, obj)
             async for event in cluster.subscribe_events():
                 if event.key in (DEPLOYMENTS, DAEMONSETS):
                     if event.type == "DELETED":
                         self._cancel(event.key, event.obj)
                     else:
-                        self._observe(event.key, event.obj)
+                        self._safely_observe(event.key, event.obj)
         finally:
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
+
+    def _safely_observe(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        """One malformed object (built-in kinds are not schema-checked) must not stop the simulator."""
+        try:
+            self._observe(key, obj)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            log.warning("cannot simulate malformed workload", object=obj["metadata"].get("name"), error=repr(exc))
 
     def _ident(self, key: tuple[str, str], obj: dict[str, Any]) -> tuple[tuple[str, str], str, str]:
         return (key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
@@ -125,7 +132,7 @@ class WorkloadSimulator:
 
     def _observe(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         """On a new generation, report a rollout in progress and schedule readiness."""
-        status = obj.get("status") or {}
+        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
         generation = obj["metadata"].get("generation", 1)
         if status.get("observedGeneration") == generation:
             return

@@ -335,3 +335,14 @@ async def test_namespace_waits_for_finalized_objects(http: aiohttp.ClientSession
     assert status == 403 and "being terminated" in err["message"]
     await call(http, "PATCH", f"{held}/held", {"metadata": {"finalizers": None}}, "application/merge-patch+json")
     assert (await call(http, "GET", "/api/v1/namespaces/slow"))[0] == 404
+
+
+async def test_apply_patch_leaves_the_stored_object_intact(http: aiohttp.ClientSession) -> None:
+    await call(http, "POST", DEPLOY, deployment())
+    status, _ = await call(http, "PATCH", f"{DEPLOY}/web/status", {"status": {"replicas": 1}},
+                           "application/apply-patch+yaml")
+    assert status == 200
+    _, got = await call(http, "GET", f"{DEPLOY}/web")
+    assert got["metadata"]["resourceVersion"]
+    status, _ = await call(http, "PUT", f"{DEPLOY}/web", got)
+    assert status == 200

@@ -122,3 +122,11 @@ async def test_daemonset_schedules_on_matching_nodes(sb: Sandbox) -> None:
     )
     obj = await wait_status(sb, "daemonsets", "agent", lambda s: s.get("observedGeneration") == 2)
     assert obj["status"]["desiredNumberScheduled"] == 0
+
+
+async def test_malformed_workload_does_not_stop_the_simulator(sb: Sandbox) -> None:
+    await sb.cluster.create("apps", "deployments", deployment("broken"))
+    await sb.cluster.patch_status("apps", "deployments", "default", "broken", {"observedGeneration": {"x": 1}})
+    await sb.cluster.patch("apps", "deployments", "default", "broken", {"spec": {"replicas": 3}})
+    await sb.cluster.create("apps", "deployments", deployment("healthy"))
+    await wait_status(sb, "deployments", "healthy", lambda s: s.get("readyReplicas") == 2)
