@@ -193,11 +193,12 @@ async def failing_webhook(tracker: Tracker) -> tuple[web.AppRunner, str]:
 # -- processes --------------------------------------------------------------------------------------------------
 
 
-async def start_sandbox(workdir: Path) -> tuple[asyncio.subprocess.Process, str, str]:
+async def start_sandbox(workdir: Path, args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str, str]:
     """The sandbox process; (process, url, kubeconfig)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(REPO / "hack" / "bench_sandbox.py"), "--kubeconfig", str(workdir / "kubeconfig"),
-        "--namespace", NAMESPACE, stdout=asyncio.subprocess.PIPE, stderr=(workdir / "sandbox.log").open("wb"),
+        "--namespace", NAMESPACE, "--gateway", args.gateway,
+        stdout=asyncio.subprocess.PIPE, stderr=(workdir / "sandbox.log").open("wb"),
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert process.stdout is not None
@@ -365,13 +366,14 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     failing_every = max(1, round(1 / args.rollback_fraction)) if args.rollback_fraction > 0 else 0
     names = {f"app-{i:05d}": bool(failing_every) and i % failing_every == failing_every - 1 for i in range(n)}
     tracker = Tracker(names)
-    sandbox, url, kubeconfig = await start_sandbox(workdir)
+    sandbox, url, kubeconfig = await start_sandbox(workdir, args)
     replicas: list[Replica] = []
     hook_runner, hook_url = await failing_webhook(tracker)
     watchers: list[asyncio.Task[None]] = []
     supervisor: asyncio.Task[None] | None = None
     restarts: list[str] = []
-    result: dict[str, Any] = {"canaries": n, "interval_s": args.interval, "replicas": 2 if args.ha else 1}
+    result: dict[str, Any] = {"canaries": n, "interval_s": args.interval, "replicas": 2 if args.ha else 1,
+                              "gateway": args.gateway}
     try:
         async with Api(url) as api:
             listed = [asyncio.Event(), asyncio.Event()]
@@ -524,6 +526,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threadiness", type=int, default=8, help="controller workers (default 8)")
     parser.add_argument("--no-ha", dest="ha", action="store_false",
                         help="one controller replica, no leader election, no failover figure")
+    parser.add_argument("--gateway", choices=["instant", "dataplane"], default="instant",
+                        help="HTTPRoute acceptance by an instant stand-in Gateway (default) or the sandbox data plane")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per phase (default 900)")
     args = parser.parse_args(argv)
     problems = []

@@ -1,5 +1,6 @@
 """The sandbox process of ``hack/bench.py``: the embedded API server with the Gateway API and Flagger CRDs, the
-benchmark namespace and a Gateway, a data plane whose programming passes are coalesced for large clusters, a
+benchmark namespace and a Gateway, a Gateway controller (``bench_gateway``, or the data plane with coalesced
+programming passes), a
 watch history long enough that thousands of objects do not push watchers into relists, and (unless --cel-rules)
 no CEL evaluation (OpenAPI schema validation stays on).
 
@@ -22,6 +23,9 @@ import yaml
 from flaggerpy.log import configure as configure_logging
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane import DataPlaneSettings, GatewayDataPlane
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gateway import InstantGateway
 
 REPO = Path(__file__).resolve().parents[1]
 GATEWAY_CRDS = Path("/work/shared/gateway-api-v1.6.1")
@@ -50,10 +54,11 @@ def gateway() -> dict[str, Any]:
 
 async def serve(args: argparse.Namespace) -> None:
     """Start, install, announce, wait for a signal."""
-    plane = GatewayDataPlane(DataPlaneSettings(min_interval=args.programming_interval))
+    gateway_controller: Any = (InstantGateway() if args.gateway == "instant"
+                               else GatewayDataPlane(DataPlaneSettings(min_interval=args.programming_interval)))
     # The Gateway API CRDs' CEL rules run in a pure-Python interpreter here, where a real API server runs
     # compiled programs: left on, they would put the sandbox's interpreter into the controller's figures.
-    sandbox = Sandbox(kubeconfig_path=args.kubeconfig, controllers=[plane], dataplane=False,
+    sandbox = Sandbox(kubeconfig_path=args.kubeconfig, controllers=[gateway_controller], dataplane=False,
                       ready_delay=args.ready_delay, history_size=args.history, cel_rules=args.cel_rules)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -77,6 +82,9 @@ def main() -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")
     parser.add_argument("--namespace", default="bench", help="namespace of the benchmark's objects")
     parser.add_argument("--ready-delay", type=float, default=0.05, help="seconds until a new revision is ready")
+    parser.add_argument("--gateway", choices=["instant", "dataplane"], default="instant",
+                        help="who accepts HTTPRoutes: a controller that accepts each generation at once (default), "
+                             "or the simulated data plane (full routing table, slower with many routes)")
     parser.add_argument("--programming-interval", type=float, default=0.2,
                         help="minimum seconds between two data plane programming passes")
     parser.add_argument("--history", type=int, default=500_000, help="watch events kept for resuming watches")
