@@ -126,7 +126,10 @@ async def test_daemonset_schedules_on_matching_nodes(sb: Sandbox) -> None:
 
 async def test_malformed_workload_does_not_stop_the_simulator(sb: Sandbox) -> None:
     await sb.cluster.create("apps", "deployments", deployment("broken"))
-    await sb.cluster.patch_status("apps", "deployments", "default", "broken", {"observedGeneration": {"x": 1}})
+    broken = sb.cluster.get("apps", "deployments", "default", "broken")
+    assert broken is not None
+    broken["status"] = 5
+    sb.cluster.update_object(sb.cluster.resource("apps", "deployments"), "v1", "default", "broken", broken, "status")
     await sb.cluster.patch("apps", "deployments", "default", "broken", {"spec": {"replicas": 3}})
     await sb.cluster.create("apps", "deployments", deployment("healthy"))
     await wait_status(sb, "deployments", "healthy", lambda s: s.get("readyReplicas") == 2)
