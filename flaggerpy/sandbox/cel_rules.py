@@ -101,7 +101,7 @@ def _type_name(value: Any) -> str:
 
 def _check(value: Any, schema: dict[str, Any], path: str, causes: list[Cause]) -> None:
     for rule in schema.get("x-kubernetes-validations") or []:
-        if not isinstance(rule, dict) or "rule" not in rule:
+        if not isinstance(rule, dict) or not isinstance(rule.get("rule"), str):
             continue
         if _run(rule["rule"], value) is False:
             field = (path + (rule.get("fieldPath") or "")).lstrip(".")

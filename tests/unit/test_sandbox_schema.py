@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flaggerpy.sandbox.crds import check_schema
 from flaggerpy.sandbox.schema import admit, apply_defaults, prune, validate
 
 SCHEMA: dict[str, Any] = {
@@ -96,3 +97,15 @@ def test_null_for_non_nullable_field_is_dropped_then_defaulted() -> None:
     obj, causes = admit({"spec": {"name": "abc", "mode": None, "weight": None, "maybe": None}}, SCHEMA)
     assert causes == []
     assert "mode" not in obj["spec"] and obj["spec"]["weight"] == 1 and obj["spec"]["maybe"] is None
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"type": "thing"}, "openAPIV3Schema.type"),
+    ({"properties": []}, "openAPIV3Schema.properties"),
+    ({"properties": {"a": {"maxLength": "ten"}}}, "openAPIV3Schema.properties[a].maxLength"),
+    ({"pattern": "(unclosed"}, "openAPIV3Schema.pattern"),
+    ({"required": "a"}, "openAPIV3Schema.required"),
+    ({"x-kubernetes-validations": [{"rule": 1}]}, "openAPIV3Schema.x-kubernetes-validations"),
+])
+def test_malformed_crd_schemas_are_refused_naming_the_field(bad: dict[str, Any], field: str) -> None:
+    assert any(c.field.endswith(field) for c in check_schema(bad, "openAPIV3Schema"))
