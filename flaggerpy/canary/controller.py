@@ -17,6 +17,7 @@ from flaggerpy.analysis.base import Analyzer, Notifier
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.context import FRESH_ROUTES
 from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink, StatusObserver
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
@@ -127,14 +128,19 @@ class Controller:
         engine = self.settings.engine
         self.informers = informers if informers is not None else build_informers(kube, self.settings)
         self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
-        routes = self.informers[res.HTTPROUTES_V1].store
-        self._routers = Routers(kube, get_live=routes.get_by_name)
+        self._routers = Routers(kube, get_live=self._cached_route)
         self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries")
         self.reconciler = CanaryReconciler(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=on_status
         )
         self._workers: asyncio.Task[None] | None = None
         self._wire()
+
+    def _cached_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The HTTPRoute from the cache, unless the step in progress needs the server's copy (FRESH_ROUTES)."""
+        if FRESH_ROUTES.get():
+            return None
+        return self.informers[res.HTTPROUTES_V1].store.get_by_name(namespace, name)
 
     def _router_for(self, canary: Canary) -> Router:
         return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)

@@ -170,7 +170,10 @@ class CanaryReconciler(StepIO):
         await self._ensure_routing(step)
         rev = await self._revision(step)
         if not self._is_new(step, rev):
-            await self._apply.scale(step.target, 0)
+            if wl.replicas_of(step.target) > 0:
+                # Pods are about to go: the route must provably send them nothing first (invariant 2).
+                await self._route(step, fresh=True)
+                await self._apply.scale(step.target, 0)
             self.slots.release(step.key)
             if st.condition(step.status, st.HALTED) is not None:
                 st.unhalt(step.status)
@@ -211,7 +214,7 @@ class CanaryReconciler(StepIO):
         step.move(Phase.PROGRESSING)
         st.unhalt(step.status)
         self.slots.admit(step.key)
-        await self._route(step)
+        await self._route(step, fresh=restart)
         await self._commit(step)
         if restart:
             await self._event(step, f"New revision detected! Restarting analysis for {step.name}")
@@ -437,7 +440,7 @@ class CanaryReconciler(StepIO):
         step.move(Phase.SUCCEEDED)
         st.unhalt(step.status)
         self.slots.release(step.key)
-        await self._route(step)
+        await self._route(step, fresh=True)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
         await self._event(step, f"Promotion completed! Scaling down {step.name}")
@@ -450,7 +453,7 @@ class CanaryReconciler(StepIO):
         step.move(Phase.FAILED)
         st.unhalt(step.status)
         self.slots.release(step.key)
-        await self._route(step)
+        await self._route(step, fresh=True)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
         await self._event(step, reason, WARNING)

@@ -17,6 +17,7 @@ from flaggerpy.canary.apply import Applier, workload_resource
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.context import (
     FINALIZER,
+    FRESH_ROUTES,
     NORMAL,
     SYNCED,
     WARNING,
@@ -140,10 +141,17 @@ class StepIO:
     def _router(self, step: Step) -> Router:
         return self._router_for(step.canary)
 
-    async def _route(self, step: Step) -> None:
-        """Make the route match the working status (created 100% primary; written only on difference)."""
+    async def _route(self, step: Step, fresh: bool = False) -> None:
+        """Make the route match the working status (created 100% primary; written only on difference).
+
+        ``fresh`` compares with the route on the API server instead of the cache (see ``FRESH_ROUTES``).
+        """
         step.routed = True
-        await self._router(step).reconcile(step.doc)
+        token = FRESH_ROUTES.set(fresh)
+        try:
+            await self._router(step).reconcile(step.doc)
+        finally:
+            FRESH_ROUTES.reset(token)
 
     async def _revision(self, step: Step) -> Revision:
         checksums: dict[str, str] = {}
