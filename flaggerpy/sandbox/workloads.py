@@ -1,5 +1,5 @@
 """The workload simulator: Deployments and DaemonSets become ready after a delay, like kube-controller-manager
-and kubelets would make them.
+and kubelets would make them; HorizontalPodAutoscalers report a status (see ``hpa``).
 
 Per object, in ``metadata.annotations`` or the pod template's annotations (the template wins):
 ``sandbox.flaggerpy.io/ready-delay: "2s"`` overrides the delay, ``sandbox.flaggerpy.io/ready: "false"`` keeps the
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flaggerpy.log import get_logger
+from flaggerpy.sandbox import hpa
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.cluster import Cluster
 from flaggerpy.sandbox.errors import StatusError
@@ -71,6 +72,9 @@ class WorkloadSimulator:
     def __init__(self, settings: WorkloadSettings | None = None) -> None:
         self.settings = settings or WorkloadSettings()
         self._timers: dict[tuple[tuple[str, str], str, str], asyncio.TimerHandle] = {}
+        # (target storage key, namespace, target name) -> {(namespace, name) of HPAs scaling it}
+        self._hpa_targets: dict[tuple[tuple[str, str], str, str], set[tuple[str, str]]] = {}
+        self._hpa_target_of: dict[tuple[str, str], tuple[tuple[str, str], str, str]] = {}
         self._cluster: Cluster | None = None
 
     def node_labels(self) -> list[dict[str, str]]:
@@ -85,12 +89,20 @@ class WorkloadSimulator:
             for key in (DEPLOYMENTS, DAEMONSETS):
                 for obj in cluster.store.items(key):
                     self._safely_observe(key, obj)
+            for obj in cluster.store.items(hpa.HPAS):
+                self._index_hpa(obj, False)
+                self._update_hpa(obj)
             async for event in cluster.subscribe_events():
                 if event.key in (DEPLOYMENTS, DAEMONSETS):
                     if event.type == "DELETED":
                         self._cancel(event.key, event.obj)
                     else:
                         self._safely_observe(event.key, event.obj)
+                    self._hpas_of(event.key, event.obj)
+                elif event.key == hpa.HPAS:
+                    self._index_hpa(event.obj, event.type == "DELETED")
+                    if event.type != "DELETED":
+                        self._update_hpa(event.obj)
         finally:
             for timer in self._timers.values():
                 timer.cancel()
@@ -102,6 +114,48 @@ class WorkloadSimulator:
             self._observe(key, obj)
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             log.warning("cannot simulate malformed workload", object=obj["metadata"].get("name"), error=repr(exc))
+
+    def _update_hpa(self, obj: dict[str, Any]) -> None:
+        """Write the HPA's status when it is stale (new generation, or the target's replicas changed)."""
+        cluster = self._cluster
+        if cluster is None:
+            return
+        target_ref = hpa.target_key(obj)
+        target = None
+        if target_ref is not None:
+            target = cluster.store.get(target_ref[0], obj["metadata"].get("namespace", ""), target_ref[1])
+        wanted = hpa.status(obj, target)
+        current = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        fields = ("observedGeneration", "currentReplicas", "desiredReplicas")
+        if all(current.get(f) == wanted[f] for f in fields):
+            return
+        rt = cluster.registry.get(*hpa.HPAS)
+        if rt is not None:
+            cluster.commit_update(rt, obj, dict(obj, status=wanted))
+
+    def _index_hpa(self, obj: dict[str, Any], deleted: bool) -> None:
+        """Remember which HPAs scale which workload, so a workload change finds its HPAs in O(1)."""
+        ident = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        previous = self._hpa_target_of.pop(ident, None)
+        if previous is not None:
+            self._hpa_targets.get(previous, set()).discard(ident)
+        target_ref = hpa.target_key(obj)
+        if not deleted and target_ref is not None:
+            target = (target_ref[0], ident[0], target_ref[1])
+            self._hpa_target_of[ident] = target
+            self._hpa_targets.setdefault(target, set()).add(ident)
+
+    def _hpas_of(self, key: tuple[str, str], target: dict[str, Any]) -> None:
+        """Refresh the HPAs that scale a workload that just changed."""
+        cluster = self._cluster
+        namespace = target["metadata"].get("namespace", "")
+        hpa_names = self._hpa_targets.get((key, namespace, target["metadata"]["name"]))
+        if cluster is None or not hpa_names:
+            return
+        for hpa_namespace, hpa_name in list(hpa_names):
+            obj = cluster.store.get(hpa.HPAS, hpa_namespace, hpa_name)
+            if obj is not None:
+                self._update_hpa(obj)
 
     def _ident(self, key: tuple[str, str], obj: dict[str, Any]) -> tuple[tuple[str, str], str, str]:
         return (key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])

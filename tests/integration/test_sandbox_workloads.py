@@ -133,3 +133,30 @@ async def test_malformed_workload_does_not_stop_the_simulator(sb: Sandbox) -> No
     await sb.cluster.patch("apps", "deployments", "default", "broken", {"spec": {"replicas": 3}})
     await sb.cluster.create("apps", "deployments", deployment("healthy"))
     await wait_status(sb, "deployments", "healthy", lambda s: s.get("readyReplicas") == 2)
+
+
+async def test_hpa_reports_replicas_within_its_bounds(sb: Sandbox) -> None:
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "web", "namespace": "default"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 3, "maxReplicas": 5}}
+    await sb.cluster.create("autoscaling", "horizontalpodautoscalers", hpa)
+    await sb.cluster.create("apps", "deployments", deployment(replicas=2))
+
+    async def hpa_status(check: Any) -> dict[str, Any]:
+        sub = sb.cluster.store.subscribe(("autoscaling", "horizontalpodautoscalers"))
+        try:
+            while True:
+                current = sb.cluster.get("autoscaling", "horizontalpodautoscalers", "default", "web")
+                if current is not None and check(current.get("status") or {}):
+                    return current["status"]
+                await asyncio.wait_for(sub.queue.get(), 5.0)
+        finally:
+            sub.close()
+
+    status = await hpa_status(lambda s: s.get("currentReplicas") == 2)
+    assert status["desiredReplicas"] == 3
+    await sb.cluster.patch("apps", "deployments", "default", "web", {"spec": {"replicas": 0}})
+    status = await hpa_status(lambda s: s.get("currentReplicas") == 0)
+    assert status["desiredReplicas"] == 0
+    assert any(c["reason"] == "ScalingDisabled" for c in status["conditions"])
