@@ -7,12 +7,21 @@ import base64
 import math
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict
 
-from flaggerpy.analysis.providers.errors import NaNValue, ProviderConfigError, ProviderTimeout
+from flaggerpy.analysis.providers.errors import (
+    MalformedResponse,
+    MultipleSeries,
+    NaNValue,
+    NoData,
+    ProviderConfigError,
+    ProviderTimeout,
+)
+
+T = TypeVar("T")
 
 # Flagger's own per-query timeout for its HTTP providers; the checker may pass a different one.
 DEFAULT_TIMEOUT = 5.0
@@ -84,6 +93,12 @@ def basic_auth(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
+def basic_auth_from(credentials: Mapping[str, str], name: str) -> str:
+    """Basic auth from the provider Secret's ``username`` and ``password`` keys (a config error names a missing one)."""
+    user = require_secret_key(credentials, "username", name)
+    return basic_auth(user, require_secret_key(credentials, "password", name))
+
+
 def template_headers(provider: ProviderSpec) -> CIMultiDict[str]:
     """``spec.provider.headers`` as request headers.
 
@@ -108,6 +123,26 @@ def finite(value: float, name: str) -> float:
     if math.isnan(value):
         raise NaNValue(name, "query returned NaN (no values found)")
     return value
+
+
+def only(items: list[T], name: str, *, empty: str, several: str) -> T:
+    """The single element of a backend's list of series (or results, records...).
+
+    None is NoData with the message ``empty``; more than one is MultipleSeries with ``several``, in which
+    ``{count}`` stands for how many there are.
+    """
+    if not items:
+        raise NoData(name, empty)
+    if len(items) > 1:
+        raise MultipleSeries(name, several.format(count=len(items)))
+    return items[0]
+
+
+def number(value: Any, name: str, what: str) -> float:
+    """A JSON number as float, or MalformedResponse naming ``what`` it was (JSON booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedResponse(name, f"{what} {value!r} is not a number")
+    return float(value)
 
 
 @asynccontextmanager

@@ -24,11 +24,9 @@ from yarl import URL
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    deadline,
     finite,
     provider_name,
     require_address,
-    ssl_option,
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import (
@@ -37,7 +35,7 @@ from flaggerpy.analysis.providers.errors import (
     NoData,
     ProviderConfigError,
 )
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.http import call, snippet
 from flaggerpy.analysis.providers.sigv4 import AwsCredentials, sign
 
 API_VERSION = "2010-08-01"
@@ -133,17 +131,7 @@ async def query(
     headers["Content-Type"] = _CONTENT_TYPE
     signed = {"Content-Type": _CONTENT_TYPE}
     headers.update(sign("POST", host, url.path, {}, signed, body, credentials=aws, region=region, service=SERVICE))
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "POST",
-            str(url),
-            provider=name,
-            time_limit=timeout,
-            headers=headers,
-            data=body,
-            ssl=ssl_option(provider),
-        )
+    resp = await call(session, "POST", str(url), provider, name=name, timeout=timeout, headers=headers, data=body)
     return parse_response(resp.body, name)
 
 

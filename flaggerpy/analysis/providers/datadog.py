@@ -14,15 +14,15 @@ import aiohttp
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    deadline,
     finite,
+    number,
+    only,
     provider_name,
     require_secret_key,
-    ssl_option,
     template_headers,
 )
-from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
+from flaggerpy.analysis.providers.http import call, snippet
 
 DEFAULT_ADDRESS = "https://api.datadoghq.com"
 # Flagger queries ten intervals back so a sparse metric still has a point in range.
@@ -46,17 +46,8 @@ async def query(
     headers["DD-APPLICATION-KEY"] = require_secret_key(credentials, "datadog_application_key", name)
     now = int(time.time())
     params = {"query": rendered, "from": str(now - int(_RANGE_INTERVALS * interval)), "to": str(now)}
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "GET",
-            address + "/api/v1/query",
-            provider=name,
-            time_limit=timeout,
-            params=params,
-            headers=headers,
-            ssl=ssl_option(provider),
-        )
+    url = address + "/api/v1/query"
+    resp = await call(session, "GET", url, provider, name=name, timeout=timeout, params=params, headers=headers)
     return parse_response(resp.json(name), resp.body, name)
 
 
@@ -66,19 +57,18 @@ def parse_response(payload: Any, body: bytes, name: str = "datadog") -> float:
         raise MalformedResponse(name, f"no 'series' list in the answer: {snippet(body)}")
     if payload.get("status") == "error":
         raise MalformedResponse(name, f"query error: {payload.get('error', snippet(body))}")
-    series = payload.get("series") or []
-    if not series:
-        raise NoData(name, "no values found (the query matched no series)")
-    if len(series) > 1:
-        raise MultipleSeries(name, f"query returned {len(series)} series, expected one")
-    points = series[0].get("pointlist") if isinstance(series[0], dict) else None
+    series = only(
+        payload.get("series") or [],
+        name,
+        empty="no values found (the query matched no series)",
+        several="query returned {count} series, expected one",
+    )
+    points = series.get("pointlist") if isinstance(series, dict) else None
     if not isinstance(points, list):
         raise MalformedResponse(name, f"series has no 'pointlist': {snippet(body)}")
     for point in points:
         if not isinstance(point, list) or len(point) != 2:
             raise MalformedResponse(name, f"point is not [timestamp, value]: {point!r}")
         if point[1] is not None:
-            if isinstance(point[1], bool) or not isinstance(point[1], int | float):
-                raise MalformedResponse(name, f"point value {point[1]!r} is not a number")
-            return finite(float(point[1]), name)
+            return finite(number(point[1], name, "point value"), name)
     raise NoData(name, "no values found (the series has no points in range)")

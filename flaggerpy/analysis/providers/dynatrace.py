@@ -14,16 +14,16 @@ import aiohttp
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    deadline,
     finite,
+    number,
+    only,
     provider_name,
     require_address,
     require_secret_key,
-    ssl_option,
     template_headers,
 )
-from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
+from flaggerpy.analysis.providers.http import call, snippet
 
 _RANGE_INTERVALS = 10
 
@@ -49,17 +49,7 @@ async def query(
         "from": str(now_ms - int(_RANGE_INTERVALS * interval * 1000)),
         "to": str(now_ms),
     }
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "GET",
-            url,
-            provider=name,
-            time_limit=timeout,
-            params=params,
-            headers=headers,
-            ssl=ssl_option(provider),
-        )
+    resp = await call(session, "GET", url, provider, name=name, timeout=timeout, params=params, headers=headers)
     return parse_response(resp.json(name), resp.body, name)
 
 
@@ -68,24 +58,25 @@ def parse_response(payload: Any, body: bytes, name: str = "dynatrace") -> float:
     results = payload.get("result") if isinstance(payload, dict) else None
     if not isinstance(results, list):
         raise MalformedResponse(name, f"no 'result' list in the answer: {snippet(body)}")
-    if not results:
-        raise NoData(name, "no values found (no metric matched)")
-    if len(results) > 1:
-        raise MultipleSeries(name, f"selector matched {len(results)} metrics, expected one")
-    data = results[0].get("data") if isinstance(results[0], dict) else None
+    result = only(
+        results,
+        name,
+        empty="no values found (no metric matched)",
+        several="selector matched {count} metrics, expected one",
+    )
+    data = result.get("data") if isinstance(result, dict) else None
     if not isinstance(data, list):
         raise MalformedResponse(name, f"result has no 'data' list: {snippet(body)}")
-    if not data:
-        raise NoData(name, "no values found (no series for the selector)")
-    if len(data) > 1:
-        raise MultipleSeries(name, f"selector returned {len(data)} series (dimensions), expected one")
-    values = data[0].get("values") if isinstance(data[0], dict) else None
+    series = only(
+        data,
+        name,
+        empty="no values found (no series for the selector)",
+        several="selector returned {count} series (dimensions), expected one",
+    )
+    values = series.get("values") if isinstance(series, dict) else None
     if not isinstance(values, list):
         raise MalformedResponse(name, f"series has no 'values' list: {snippet(body)}")
     present = [value for value in values if value is not None]
     if not present:
         raise NoData(name, "no values found (the series has no value in range)")
-    value = present[-1]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedResponse(name, f"value {value!r} is not a number")
-    return finite(float(value), name)
+    return finite(number(present[-1], name, "value"), name)

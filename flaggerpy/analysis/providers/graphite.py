@@ -16,17 +16,16 @@ from multidict import MultiDict
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    basic_auth,
-    deadline,
+    basic_auth_from,
     finite,
+    number,
+    only,
     provider_name,
     require_address,
-    require_secret_key,
-    ssl_option,
     template_headers,
 )
-from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData, ProviderConfigError
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.errors import MalformedResponse, NoData, ProviderConfigError
+from flaggerpy.analysis.providers.http import call, snippet
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -45,24 +44,13 @@ async def query(
     url = require_address(provider, name) + "/render"
     headers = template_headers(provider)
     if credentials:
-        user = require_secret_key(credentials, "username", name)
-        headers["Authorization"] = basic_auth(user, require_secret_key(credentials, "password", name))
+        headers["Authorization"] = basic_auth_from(credentials, name)
     pairs = parse_qsl(_WHITESPACE.sub(" ", rendered).strip(), keep_blank_values=True)
     if not any(key == "target" for key, _ in pairs):
         raise ProviderConfigError(name, "the query must be a render query string with a target= parameter")
     params: MultiDict[str] = MultiDict((key, value) for key, value in pairs if key != "format")
     params["format"] = "json"
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "GET",
-            url,
-            provider=name,
-            time_limit=timeout,
-            params=params,
-            headers=headers,
-            ssl=ssl_option(provider),
-        )
+    resp = await call(session, "GET", url, provider, name=name, timeout=timeout, params=params, headers=headers)
     return parse_response(resp.json(name), resp.body, name)
 
 
@@ -70,11 +58,12 @@ def parse_response(payload: Any, body: bytes, name: str = "graphite") -> float:
     """The last non-null datapoint of the single target in a render API answer."""
     if not isinstance(payload, list):
         raise MalformedResponse(name, f"answer is not a list of targets: {snippet(body)}")
-    if not payload:
-        raise NoData(name, "no values found (no target matched)")
-    if len(payload) > 1:
-        raise MultipleSeries(name, f"query returned {len(payload)} targets, expected one")
-    target = payload[0]
+    target = only(
+        payload,
+        name,
+        empty="no values found (no target matched)",
+        several="query returned {count} targets, expected one",
+    )
     points = target.get("datapoints") if isinstance(target, dict) else None
     if not isinstance(points, list):
         raise MalformedResponse(name, f"target has no 'datapoints': {snippet(body)}")
@@ -97,6 +86,4 @@ def _point_value(point: Any, name: str) -> float | None:
             return float(value)
         except ValueError as exc:
             raise MalformedResponse(name, f"datapoint value {value!r} is not a number") from exc
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedResponse(name, f"datapoint value {value!r} is not a number")
-    return float(value)
+    return number(value, name, "datapoint value")

@@ -13,6 +13,7 @@ from multidict import CIMultiDict
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 from yarl import URL
 
+from flaggerpy.analysis.providers.base import ProviderSpec, deadline, ssl_option
 from flaggerpy.analysis.providers.errors import (
     AuthError,
     HttpError,
@@ -124,6 +125,35 @@ async def request(
     except _Transient as exc:
         raise exc.error from None
     raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+async def call(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    provider: ProviderSpec,
+    *,
+    name: str,
+    timeout: float,  # noqa: ASYNC109 - the per-check budget is part of the provider contract
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | CIMultiDict[str] | None = None,
+    data: bytes | str | Mapping[str, str] | None = None,
+    read_body: BodyReader | None = None,
+) -> Response:
+    """A query's one API call: :func:`request` with the template's TLS setting, retries and all within ``timeout``."""
+    async with deadline(timeout, name):
+        return await request(
+            session,
+            method,
+            url,
+            provider=name,
+            time_limit=timeout,
+            params=params,
+            headers=headers,
+            data=data,
+            ssl=ssl_option(provider),
+            read_body=read_body,
+        )
 
 
 async def _once(

@@ -15,16 +15,15 @@ import aiohttp
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    deadline,
     finite,
+    only,
     provider_name,
     require_address,
     require_secret_key,
-    ssl_option,
     template_headers,
 )
-from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
+from flaggerpy.analysis.providers.http import call, snippet
 
 # The CSV dialect the official clients ask for: the annotation rows tell each column's type.
 _DIALECT = {
@@ -57,18 +56,9 @@ async def query(
         headers["Authorization"] = "Token " + require_secret_key(credentials, "token", name)
         params["org"] = require_secret_key(credentials, "org", name)
     body = json.dumps({"query": rendered, "type": "flux", "dialect": _DIALECT})
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "POST",
-            url,
-            provider=name,
-            time_limit=timeout,
-            params=params,
-            headers=headers,
-            data=body,
-            ssl=ssl_option(provider),
-        )
+    resp = await call(
+        session, "POST", url, provider, name=name, timeout=timeout, params=params, headers=headers, data=body
+    )
     return parse_annotated_csv(resp.body, name)
 
 
@@ -100,11 +90,12 @@ def parse_annotated_csv(body: bytes, name: str = "influxdb") -> float:
             raise MalformedResponse(name, f"record has no _value column: {snippet(body)}")
         index = header.index("_value")
         values.append((record["_value"], datatypes[index] if index < len(datatypes) else ""))
-    if not values:
-        raise NoData(name, "no values found (the query returned no records)")
-    if len(values) > 1:
-        raise MultipleSeries(name, f"query returned {len(values)} records, expected one (end with a reducer)")
-    text, datatype = values[0]
+    text, datatype = only(
+        values,
+        name,
+        empty="no values found (the query returned no records)",
+        several="query returned {count} records, expected one (end with a reducer)",
+    )
     if text == "":
         raise NoData(name, "no values found (_value is null)")
     if datatype and datatype not in _NUMERIC_TYPES:

@@ -13,15 +13,15 @@ import aiohttp
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    deadline,
     finite,
+    number,
+    only,
     provider_name,
     require_secret_key,
-    ssl_option,
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.http import call, snippet
 
 DEFAULT_ADDRESS = "https://insights-api.newrelic.com"
 
@@ -42,17 +42,8 @@ async def query(
     headers = template_headers(provider)
     headers["X-Query-Key"] = require_secret_key(credentials, "newrelic_query_key", name)
     nrql = f"{rendered.strip()} SINCE {int(interval)} seconds ago"
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "GET",
-            f"{address}/v1/accounts/{account}/query",
-            provider=name,
-            time_limit=timeout,
-            params={"nrql": nrql},
-            headers=headers,
-            ssl=ssl_option(provider),
-        )
+    url = f"{address}/v1/accounts/{account}/query"
+    resp = await call(session, "GET", url, provider, name=name, timeout=timeout, params={"nrql": nrql}, headers=headers)
     return parse_response(resp.json(name), resp.body, name)
 
 
@@ -61,11 +52,10 @@ def parse_response(payload: Any, body: bytes, name: str = "newrelic") -> float:
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
         raise MalformedResponse(name, f"no 'results' list in the answer: {snippet(body)}")
-    if not results:
-        raise NoData(name, "no values found (empty results)")
-    if len(results) > 1:
-        raise MultipleSeries(name, f"query returned {len(results)} results, expected one")
-    return finite(_single_number(results[0], name, body), name)
+    result = only(
+        results, name, empty="no values found (empty results)", several="query returned {count} results, expected one"
+    )
+    return finite(_single_number(result, name, body), name)
 
 
 def _single_number(result: Any, name: str, body: bytes) -> float:
@@ -80,6 +70,4 @@ def _single_number(result: Any, name: str, body: bytes) -> float:
         raise MultipleSeries(name, f"result has several fields {sorted(result)}; select one value")
     if value is None:
         raise NoData(name, "no values found (result is null)")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedResponse(name, f"result {value!r} is not a number")
-    return float(value)
+    return number(value, name, "result")

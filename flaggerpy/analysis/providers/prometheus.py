@@ -15,17 +15,15 @@ import aiohttp
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    basic_auth,
-    deadline,
+    basic_auth_from,
     finite,
     provider_name,
     require_address,
     require_secret_key,
-    ssl_option,
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import request, snippet
+from flaggerpy.analysis.providers.http import call, snippet
 
 _WHITESPACE = re.compile(r"\s+")
 
@@ -46,21 +44,10 @@ async def query(
     if "token" in credentials:
         headers["Authorization"] = "Bearer " + require_secret_key(credentials, "token", name)
     elif credentials:
-        user = require_secret_key(credentials, "username", name)
-        headers["Authorization"] = basic_auth(user, require_secret_key(credentials, "password", name))
+        headers["Authorization"] = basic_auth_from(credentials, name)
     # Collapsing whitespace keeps multi-line templates short enough for a GET URL, like Flagger.
     params = {"query": _WHITESPACE.sub(" ", rendered).strip()}
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "GET",
-            url,
-            provider=name,
-            time_limit=timeout,
-            params=params,
-            headers=headers,
-            ssl=ssl_option(provider),
-        )
+    resp = await call(session, "GET", url, provider, name=name, timeout=timeout, params=params, headers=headers)
     return parse_result(resp.json(name), resp.body, name)
 
 

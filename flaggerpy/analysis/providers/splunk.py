@@ -18,15 +18,14 @@ from yarl import URL
 
 from flaggerpy.analysis.providers.base import (
     ProviderSpec,
-    deadline,
     finite,
+    number,
     provider_name,
     require_secret_key,
-    ssl_option,
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData, ProviderConfigError
-from flaggerpy.analysis.providers.http import MAX_BODY, request
+from flaggerpy.analysis.providers.http import MAX_BODY, call
 
 _RANGE_INTERVALS = 10
 
@@ -69,19 +68,18 @@ async def query(
         "stop": str(now_ms),
         "immediate": "true",
     }
-    async with deadline(timeout, name):
-        resp = await request(
-            session,
-            "POST",
-            address + "/v2/signalflow/execute",
-            provider=name,
-            time_limit=timeout,
-            params=params,
-            headers=headers,
-            data=rendered.encode(),
-            ssl=ssl_option(provider),
-            read_body=read_until_end_of_channel,
-        )
+    resp = await call(
+        session,
+        "POST",
+        address + "/v2/signalflow/execute",
+        provider,
+        name=name,
+        timeout=timeout,
+        params=params,
+        headers=headers,
+        data=rendered.encode(),
+        read_body=read_until_end_of_channel,
+    )
     return last_value(parse_events(resp.body.decode("utf-8", errors="replace")), name)
 
 
@@ -150,10 +148,8 @@ def last_value(events: list[tuple[str, Any]], name: str = "splunk") -> float:
                 raise MalformedResponse(name, f"datapoint without tsId: {point!r}")
             if point.get("value") is None:
                 continue
-            if isinstance(point["value"], bool) or not isinstance(point["value"], int | float):
-                raise MalformedResponse(name, f"datapoint value {point['value']!r} is not a number")
+            value = number(point["value"], name, "datapoint value")
             series.add(str(point["tsId"]))
-            value = float(point["value"])
     if value is None:
         raise NoData(name, "no values found (the program published no data)")
     if len(series) > 1:

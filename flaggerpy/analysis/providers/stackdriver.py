@@ -18,12 +18,13 @@ from flaggerpy.analysis.providers.base import (
     ProviderSpec,
     deadline,
     finite,
+    only,
     provider_name,
     require_address,
     ssl_option,
     template_headers,
 )
-from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
+from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
 from flaggerpy.analysis.providers.gcp_auth import (
     ServiceAccountKey,
     metadata_project,
@@ -78,11 +79,13 @@ def parse_response(payload: Any, body: bytes, name: str = "stackdriver") -> floa
     series = payload.get("timeSeriesData") or []
     if not isinstance(series, list):
         raise MalformedResponse(name, f"timeSeriesData is not a list: {snippet(body)}")
-    if not series:
-        raise NoData(name, "no values found (the query returned no time series)")
-    if len(series) > 1:
-        raise MultipleSeries(name, f"query returned {len(series)} time series, expected one")
-    points = series[0].get("pointData") if isinstance(series[0], dict) else None
+    one = only(
+        series,
+        name,
+        empty="no values found (the query returned no time series)",
+        several="query returned {count} time series, expected one",
+    )
+    points = one.get("pointData") if isinstance(one, dict) else None
     if not isinstance(points, list | None):
         raise MalformedResponse(name, f"pointData is not a list: {snippet(body)}")
     if not points:
