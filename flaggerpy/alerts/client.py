@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from yarl import URL
 
-_RETRY_STATUSES = frozenset({429, *range(500, 600)}) - {501}
+from flaggerpy.outbound import RETRY_STATUSES, retry_policy
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ async def _attempt(
             if 200 <= resp.status < 300:
                 return
             text = (await resp.content.read(settings.max_error_body)).decode("utf-8", errors="replace").strip()
-            error = _Retryable if resp.status in _RETRY_STATUSES else DeliveryError
+            error = _Retryable if resp.status in RETRY_STATUSES else DeliveryError
             raise error(f"HTTP {resp.status}: {text}".rstrip(": "))
     except TimeoutError:
         raise _Retryable(f"no answer within {settings.attempt_seconds:g}s") from None
@@ -92,11 +91,8 @@ async def post_json(
 ) -> None:
     """POST ``body`` as JSON; raises DeliveryError once the retries are spent or the service refused it."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(settings.retries + 1),
-        wait=wait_exponential(multiplier=settings.backoff_min, min=settings.backoff_min, max=settings.backoff_max),
-        retry=retry_if_exception_type(_Retryable),
-        reraise=True,
+    retrying = retry_policy(
+        settings.retries, backoff_min=settings.backoff_min, backoff_max=settings.backoff_max, on=_Retryable
     )
     async for attempt in retrying:
         with attempt:

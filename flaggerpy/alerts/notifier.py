@@ -21,6 +21,7 @@ from flaggerpy.alerts.factory import UnsupportedProvider, chat_format
 from flaggerpy.alerts.message import Alert, Severity, Target
 from flaggerpy.apis.flagger import AlertProvider, Canary, CanaryAlert
 from flaggerpy.log import get_logger
+from flaggerpy.outbound import SessionUser
 
 _log = get_logger("flaggerpy.alerts")
 
@@ -104,7 +105,7 @@ _ENVIRONMENT = {
 }
 
 
-class AlertNotifier:
+class AlertNotifier(SessionUser):
     """Sends alerts about canaries; implements ``flaggerpy.analysis.base.Notifier``.
 
     ``cluster_name`` (Flagger's ``-cluster-name``) is added to every message as a ``Cluster`` field. One aiohttp
@@ -121,29 +122,11 @@ class AlertNotifier:
         session: aiohttp.ClientSession | None = None,
         settings: DeliverySettings | None = None,
     ) -> None:
+        super().__init__(session)
         self._lookup = lookup
         self._default = (defaults or DefaultAlerts()).target()
         self._cluster_name = cluster_name
-        self._session = session
-        self._owns_session = session is None
         self._settings = settings or DeliverySettings()
-
-    async def __aenter__(self) -> AlertNotifier:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this notifier created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "flaggerpy"})
-        return self._session
 
     async def notify(self, canary: Canary, message: str, severity: str, fields: dict[str, str]) -> None:
         """Deliver ``message`` to every alert of the canary whose severity admits ``severity``; never raises."""

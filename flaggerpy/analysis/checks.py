@@ -26,6 +26,7 @@ from flaggerpy.analysis.templates import TemplateError, TemplateModel, render
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import MetricTemplateProvider
 from flaggerpy.log import get_logger
+from flaggerpy.outbound import SessionUser
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary, CanaryMetric, CrossNamespaceObjectReference, ThresholdRange
@@ -63,7 +64,7 @@ def judge(value: float, bounds: ThresholdRange) -> str | None:
     return None
 
 
-class MetricChecker:
+class MetricChecker(SessionUser):
     """Runs a canary's metric checks. Use as an async context manager, or call :meth:`close`."""
 
     def __init__(
@@ -73,28 +74,9 @@ class MetricChecker:
         *,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
+        super().__init__(session)
         self._lookup = lookup
         self._settings = settings or MetricSettings()
-        self._session = session
-        self._owns_session = session is None
-
-    async def __aenter__(self) -> MetricChecker:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the HTTP session if this checker created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Created lazily so the checker can be built outside a running event loop.
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "flaggerpy"})
-        return self._session
 
     async def check_metrics(self, canary: Canary, step: StepContext) -> list[MetricResult]:
         """Run every ``analysis.metrics[]`` check concurrently and judge each against its thresholdRange."""

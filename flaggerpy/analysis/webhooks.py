@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from yarl import URL
 
 from flaggerpy.analysis.base import HookType, StepContext, WebhookResult
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.log import get_logger
+from flaggerpy.outbound import RETRY_STATUSES, SessionUser, retry_policy
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary, CanaryWebhook
@@ -32,7 +32,6 @@ _log = get_logger("flaggerpy.analysis.webhooks")
 
 # Flagger accepts 200, 201 and 202 (and nothing above): a hook answering 204 does not pass there, nor here.
 _LAST_PASSING_STATUS = 202
-_RETRY_STATUSES = frozenset({429, *range(500, 600)}) - {501}
 EVENTS_HOOK_NAME = "events"
 
 
@@ -120,7 +119,7 @@ def _hooks_of(canary: Canary, hook_type: HookType) -> list[CanaryWebhook]:
     return [hook for hook in canary.analysis.webhooks or [] if hook.hook_type == hook_type]
 
 
-class WebhookRunner:
+class WebhookRunner(SessionUser):
     """Calls webhooks for the engine through one shared aiohttp session.
 
     ``event_webhook`` is the controller-wide hook (Flagger's ``-event-webhook``) that receives the Events of
@@ -134,28 +133,9 @@ class WebhookRunner:
         event_webhook: str | None = None,
         settings: WebhookSettings | None = None,
     ) -> None:
-        self._session = session
-        self._owns_session = session is None
+        super().__init__(session)
         self._event_webhook = event_webhook or None
         self._settings = settings or WebhookSettings()
-
-    async def __aenter__(self) -> WebhookRunner:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the session if this runner created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Created lazily so the runner can be built outside a running event loop.
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "flaggerpy"})
-        return self._session
 
     async def run(self, canary: Canary, hook_type: HookType, step: StepContext) -> list[WebhookResult]:
         """Call every webhook of ``hook_type`` concurrently; an empty list when the canary has none."""
@@ -249,11 +229,11 @@ class WebhookRunner:
         if problem is not None:
             return WebhookResult(name, hook_type, False, error=problem, mute_alert=mute_alert)
         settings = self._settings
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(retries + 1),
-            wait=wait_exponential(multiplier=settings.backoff_min, min=settings.backoff_min, max=settings.backoff_max),
-            retry=retry_if_exception_type((aiohttp.ClientError, TimeoutError, _RetryableAnswer)),
-            reraise=True,
+        retrying = retry_policy(
+            retries,
+            backoff_min=settings.backoff_min,
+            backoff_max=settings.backoff_max,
+            on=(aiohttp.ClientError, TimeoutError, _RetryableAnswer),
         )
         try:
             async for attempt in retrying:
@@ -285,6 +265,6 @@ class WebhookRunner:
         ) as resp:
             raw = await resp.content.read(self._settings.max_error_body)
             body = raw.decode("utf-8", errors="replace").strip()
-            if resp.status in _RETRY_STATUSES:
+            if resp.status in RETRY_STATUSES:
                 raise _RetryableAnswer(resp.status, body)
             return resp.status, body

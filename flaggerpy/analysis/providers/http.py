@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState
 from yarl import URL
 
 from flaggerpy.analysis.providers.base import ProviderSpec, deadline, ssl_option
@@ -22,10 +22,11 @@ from flaggerpy.analysis.providers.errors import (
     Unreachable,
 )
 from flaggerpy.log import get_logger
+from flaggerpy.outbound import retry_policy
 
 # Statuses a load balancer or a restarting backend answers for a moment; anything else is the backend's verdict.
 _TRANSIENT_STATUSES = frozenset({502, 503, 504})
-_ATTEMPTS = 3
+_RETRIES = 2
 _DETAIL_LIMIT = 300
 # No metric answer is anywhere near this; a bigger one is a misconfigured address, not data to buffer.
 MAX_BODY = 16 * 1024 * 1024
@@ -109,13 +110,7 @@ async def request(
         error = state.outcome.exception() if state.outcome else None
         log.info("metrics backend failed, retrying", provider=provider, attempt=state.attempt_number, error=str(error))
 
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(_ATTEMPTS),
-        wait=wait_exponential(multiplier=0.1, max=1.0),
-        retry=retry_if_exception_type(_Transient),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    retrying = retry_policy(_RETRIES, backoff_min=0.1, backoff_max=1.0, on=_Transient, before_sleep=before_sleep)
     try:
         async for attempt in retrying:
             with attempt:
