@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from flaggerpy.apis.annotations import Action, new_request_id, pending
@@ -25,6 +25,8 @@ CONFLICT_RETRIES = 3
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
+# What a one-canary command does once connected: (client, namespace, name, output) -> exit code.
+Act = Callable[[KubeClient, str, str, TextIO], Awaitable[int]]
 
 
 def _add_args(parser: argparse.ArgumentParser) -> None:
@@ -103,8 +105,8 @@ async def set_suspend(kube: KubeClient, namespace: str, name: str, suspend: bool
     return common.EXIT_OK
 
 
-def manual_command(action: Action, help_text: str) -> tuple[Configure, Run]:
-    """``configure``/``run`` of ``flaggerpy <action> NAME`` for :data:`flaggerpy.cli.COMMANDS`."""
+def _canary_command(help_text: str, act: Act) -> tuple[Configure, Run]:
+    """``configure``/``run`` of a ``flaggerpy <verb> NAME`` command that applies ``act`` to one canary."""
 
     def configure(parser: argparse.ArgumentParser) -> None:
         parser.description = help_text
@@ -113,25 +115,26 @@ def manual_command(action: Action, help_text: str) -> tuple[Configure, Run]:
     def run(args: argparse.Namespace) -> int:
         async def main() -> int:
             async with common.client(args) as kube:
-                return await request(kube, common.namespace_of(args), args.name, action, sys.stdout)
+                return await act(kube, common.namespace_of(args), args.name, sys.stdout)
 
         return common.run_async(main)
 
     return configure, run
+
+
+def manual_command(action: Action, help_text: str) -> tuple[Configure, Run]:
+    """``configure``/``run`` of ``flaggerpy <action> NAME`` for :data:`flaggerpy.cli.COMMANDS`."""
+
+    async def act(kube: KubeClient, namespace: str, name: str, out: TextIO) -> int:
+        return await request(kube, namespace, name, action, out)
+
+    return _canary_command(help_text, act)
 
 
 def suspend_command(suspend: bool, help_text: str) -> tuple[Configure, Run]:
     """``configure``/``run`` of ``flaggerpy pause|resume NAME``."""
 
-    def configure(parser: argparse.ArgumentParser) -> None:
-        parser.description = help_text
-        _add_args(parser)
+    async def act(kube: KubeClient, namespace: str, name: str, out: TextIO) -> int:
+        return await set_suspend(kube, namespace, name, suspend, out)
 
-    def run(args: argparse.Namespace) -> int:
-        async def main() -> int:
-            async with common.client(args) as kube:
-                return await set_suspend(kube, common.namespace_of(args), args.name, suspend, sys.stdout)
-
-        return common.run_async(main)
-
-    return configure, run
+    return _canary_command(help_text, act)
