@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
@@ -27,7 +27,7 @@ from flaggerpy.analysis.providers import (
 from flaggerpy.analysis.providers.gcp_auth import forget_tokens
 from flaggerpy.analysis.providers.sigv4 import AwsCredentials, sign
 from flaggerpy.apis.flagger import MetricTemplateProvider
-from tests.unit.test_provider_fake_backend import FakeBackend, Recorded, client, running_backend
+from tests.unit.test_provider_fake_backend import FakeBackend, Recorded
 
 _RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 _PEM = _RSA_KEY.private_bytes(
@@ -452,18 +452,6 @@ ids = pytest.mark.parametrize("case", CASES, ids=[c.type for c in CASES])
 @pytest.fixture(autouse=True)
 def _fresh_tokens() -> None:
     forget_tokens()
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[FakeBackend]:
-    async with running_backend() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with client() as http:
-        yield http
 
 
 async def _run(case: Case, backend: FakeBackend, session: aiohttp.ClientSession, budget: float = 5.0) -> float:

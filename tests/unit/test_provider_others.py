@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import aiohttp
@@ -26,22 +25,10 @@ from flaggerpy.analysis.providers.sigv4 import AwsCredentials, sign
 from flaggerpy.analysis.providers.splunk import stream_address
 from flaggerpy.apis.flagger import MetricTemplateProvider
 from tests.unit.test_provider_contract import STACKDRIVER
-from tests.unit.test_provider_fake_backend import FakeBackend, Recorded, client, running_backend
+from tests.unit.test_provider_fake_backend import FakeBackend, Recorded
 
 _AWS_EXAMPLE = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 _AWS_TIME = datetime(2015, 8, 30, 12, 36, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[FakeBackend]:
-    async with running_backend() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with client() as http:
-        yield http
 
 
 @pytest.mark.parametrize(

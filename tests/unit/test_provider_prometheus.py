@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,19 +27,7 @@ from flaggerpy.analysis.providers import (
     run_query,
 )
 from flaggerpy.apis.flagger import MetricTemplateProvider
-from tests.unit.test_provider_fake_backend import FakeBackend, Recorded, client, running_backend
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[FakeBackend]:
-    async with running_backend() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with client() as http:
-        yield http
+from tests.unit.test_provider_fake_backend import FakeBackend, Recorded, running_backend
 
 
 def _vector(*values: str) -> dict[str, object]:
