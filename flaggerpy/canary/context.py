@@ -56,6 +56,8 @@ class EngineSettings:
     """Re-check delay while waiting for something (readiness, acceptance) in case no watch event arrives."""
     stale_cache_retry: float = 0.05
     """Delay before retrying when the cache has not yet caught up with our own last status write."""
+    status_write_attempts: int = 3
+    """Writes of one step's status when Conflicts come only from changes outside the status (see StepIO)."""
 
 
 @dataclass

@@ -291,6 +291,8 @@ class CanaryReconciler(StepIO):
             if ready.deadline_exceeded or waited > step.plan.progress_deadline:
                 return True, await self._fail(
                     step, f"Rolling back {step.name} progress deadline exceeded {ready.message}")
+            # No route repair towards pods that are not ready (invariant 2): the weight comes back once they are.
+            step.repair_route = False
             await self._halt(step, "CanaryNotReady", ready.message)
             return True, self.settings.poll_interval
         accepted, reason = await self._router(step).is_accepted(step.doc)

@@ -32,6 +32,7 @@ from flaggerpy.canary.phases import ACTIVE
 from flaggerpy.canary.slots import Slots
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient
+from flaggerpy.kube.errors import Conflict
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
 
@@ -75,8 +76,7 @@ class StepIO:
         generation = step.obj["metadata"].get("generation")
         if generation is not None:
             step.status["observedGeneration"] = generation
-        body = {**step.obj, "status": step.status}
-        written = await self._kube.resource(res.CANARIES).replace_status(body)
+        written = await self._replace_status(step)
         self._written[step.key] = written["metadata"].get("resourceVersion", "")
         step.obj = written
         step.status = st.working_copy(written)
@@ -85,6 +85,27 @@ class StepIO:
                 self._on_status(step.canary, step.status)
             except Exception:  # telemetry must never fail a step that is already persisted
                 step.log.exception("status observer failed")
+
+    async def _replace_status(self, step: Step) -> dict[str, Any]:
+        """Write the step's status with resourceVersion concurrency.
+
+        The step has already acted (route, scale) by now, so a Conflict caused only by a change outside the status
+        (an annotation, a label, a spec edit) must not lose it: the status is re-applied on the latest object as
+        long as nobody else changed the status this step started from. A different status means another writer
+        moved the canary: the Conflict goes up and the step is decided again from the cache.
+        """
+        client = self._kube.resource(res.CANARIES)
+        body = {**step.obj, "status": step.status}
+        for _ in range(self.settings.status_write_attempts - 1):
+            try:
+                return await client.replace_status(body)
+            except Conflict:
+                meta = step.obj["metadata"]
+                latest = await client.get(meta["name"], meta["namespace"])
+                if (latest.get("status") or {}) != (step.obj.get("status") or {}):
+                    raise
+                body = {**latest, "status": step.status}
+        return await client.replace_status(body)
 
     async def _event(self, step: Step, message: str, type_: str = NORMAL, reason: str = SYNCED) -> None:
         if type_ == NORMAL:
