@@ -3,52 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from flaggerpy.alerts.client import DeliverySettings
 from flaggerpy.alerts.fields import canary_fields
 from flaggerpy.alerts.notifier import AlertNotifier, DefaultAlerts, ResolveError
 from flaggerpy.apis.flagger import AlertProvider, Canary
+from tests.unit.httpfakes import PostRecorder, serving
 
 FAST = DeliverySettings(attempt_seconds=2, retries=2, backoff_min=0.01, backoff_max=0.02)
 
 
-@dataclass
-class Chat:
+class Chat(PostRecorder):
     """A local server standing in for every chat service: records bodies and headers per path."""
 
-    server: TestServer
-    bodies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    auth: dict[str, list[str]] = field(default_factory=dict)
-    hosts: dict[str, list[str]] = field(default_factory=dict)
-    status: dict[str, int] = field(default_factory=dict)
+    def __init__(self) -> None:
+        super().__init__()
+        self.status: dict[str, int] = {}
 
-    def url(self, path: str) -> str:
-        return str(self.server.make_url(path))
+    @property
+    def auth(self) -> dict[str, list[str]]:
+        return self.header("Authorization")
+
+    @property
+    def hosts(self) -> dict[str, list[str]]:
+        return self.header("Host")
+
+    async def answer(self, request: web.Request, body: Any) -> web.StreamResponse:
+        return web.Response(status=self.status.get(request.path, 200), text="refused")
 
 
 @pytest.fixture
 async def chat() -> AsyncIterator[Chat]:
-    state: Chat
-
-    async def handle(request: web.Request) -> web.Response:
-        state.bodies.setdefault(request.path, []).append(await request.json())
-        state.auth.setdefault(request.path, []).append(request.headers.get("Authorization", ""))
-        state.hosts.setdefault(request.path, []).append(request.headers.get("Host", ""))
-        return web.Response(status=state.status.get(request.path, 200), text="refused")
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    server = TestServer(app)
-    await server.start_server()
-    state = Chat(server)
-    yield state
-    await server.close()
+    async with serving(Chat()) as state:
+        yield state
 
 
 class Lookup:

@@ -4,54 +4,46 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from flaggerpy.analysis.base import HookType, StepContext
 from flaggerpy.analysis.webhooks import WebhookRunner, WebhookSettings, canary_checksum
 from flaggerpy.apis.flagger import Canary
+from tests.unit.httpfakes import PostRecorder, serving
 
 Reply = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class Hooks:
+class Hooks(PostRecorder):
     """A local server that records every payload per path and answers with a per-path handler."""
 
-    server: TestServer
-    received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    headers: dict[str, list[str]] = field(default_factory=dict)
-    replies: dict[str, Reply] = field(default_factory=dict)
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: dict[str, Reply] = {}
 
-    def url(self, path: str) -> str:
-        return str(self.server.make_url(path))
+    @property
+    def received(self) -> dict[str, list[Any]]:
+        return self.bodies
+
+    @property
+    def headers(self) -> dict[str, list[str]]:
+        return self.header("Content-Type")
+
+    async def answer(self, request: web.Request, body: Any) -> web.StreamResponse:
+        reply = self.replies.get(request.path)
+        if reply is None:
+            return await super().answer(request, body)
+        return await reply(request, body)
 
 
 @pytest.fixture
 async def hooks() -> AsyncIterator[Hooks]:
-    state: Hooks
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        state.received.setdefault(request.path, []).append(body)
-        state.headers.setdefault(request.path, []).append(request.headers.get("Content-Type", ""))
-        reply = state.replies.get(request.path)
-        if reply is None:
-            return web.Response(text="ok")
-        return await reply(request, body)
-
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    server = TestServer(app)
-    await server.start_server()
-    state = Hooks(server)
-    yield state
-    await server.close()
+    async with serving(Hooks()) as state:
+        yield state
 
 
 @pytest.fixture
