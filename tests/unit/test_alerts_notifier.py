@@ -13,6 +13,7 @@ from flaggerpy.alerts.fields import canary_fields
 from flaggerpy.alerts.notifier import AlertNotifier, DefaultAlerts, ResolveError
 from flaggerpy.apis.flagger import AlertProvider, Canary
 from tests.unit.httpfakes import PostRecorder, serving
+from tests.unit.manifests import canary_object
 
 FAST = DeliverySettings(attempt_seconds=2, retries=2, backoff_min=0.01, backoff_max=0.02)
 
@@ -68,18 +69,10 @@ class Lookup:
 
 def make_canary(alerts: list[dict[str, Any]], **analysis: Any) -> Canary:
     return Canary.from_dict(
-        {
-            "apiVersion": "flagger.app/v1beta1",
-            "kind": "Canary",
-            "metadata": {"name": "podinfo", "namespace": "test"},
-            "spec": {
-                "provider": "gatewayapi:v1",
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                "service": {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "gateway"}]},
-                "analysis": {"interval": "1m", "threshold": 5, "alerts": alerts, **analysis}
-                | ({} if "iterations" in analysis else {"maxWeight": 50, "stepWeight": 10}),
-            },
-        }
+        canary_object(
+            {"interval": "1m", "threshold": 5, "alerts": alerts, **analysis}
+            | ({} if "iterations" in analysis else {"maxWeight": 50, "stepWeight": 10})
+        )
     )
 
 

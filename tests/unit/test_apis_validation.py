@@ -9,27 +9,20 @@ import pytest
 
 from flaggerpy.apis.errors import FieldError, SpecError
 from flaggerpy.apis.flagger import AlertProvider, Canary, MetricTemplate
+from tests.unit.manifests import canary_object
 
 
 def good() -> dict[str, Any]:
     """A minimal valid Gateway API canary."""
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": "test"},
-        "spec": {
-            "provider": "gatewayapi:v1",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898, "gatewayRefs": [{"name": "gw", "namespace": "gateways"}]},
-            "analysis": {
-                "interval": "1m",
-                "threshold": 5,
-                "maxWeight": 50,
-                "stepWeight": 10,
-                "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
-            },
-        },
-    }
+    return canary_object(
+        {
+            "interval": "1m",
+            "threshold": 5,
+            "maxWeight": 50,
+            "stepWeight": 10,
+            "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
+        }
+    )
 
 
 def problems(obj: Any) -> list[str]:

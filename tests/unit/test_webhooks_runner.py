@@ -14,6 +14,7 @@ from flaggerpy.analysis.base import HookType, StepContext
 from flaggerpy.analysis.webhooks import WebhookRunner, WebhookSettings, canary_checksum
 from flaggerpy.apis.flagger import Canary
 from tests.unit.httpfakes import PostRecorder, serving
+from tests.unit.manifests import canary_object
 
 Reply = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
 
@@ -53,26 +54,8 @@ async def runner() -> AsyncIterator[WebhookRunner]:
 
 
 def make_canary(webhooks: list[dict[str, Any]], **status: Any) -> Canary:
-    return Canary.from_dict(
-        {
-            "apiVersion": "flagger.app/v1beta1",
-            "kind": "Canary",
-            "metadata": {"name": "podinfo", "namespace": "test"},
-            "spec": {
-                "provider": "gatewayapi:v1",
-                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                "service": {"port": 9898, "gatewayRefs": [{"name": "public", "namespace": "gateway"}]},
-                "analysis": {
-                    "interval": "1m",
-                    "threshold": 5,
-                    "maxWeight": 50,
-                    "stepWeight": 10,
-                    "webhooks": webhooks,
-                },
-            },
-            "status": status,
-        }
-    )
+    analysis = {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10, "webhooks": webhooks}
+    return Canary.from_dict(canary_object(analysis, status))
 
 
 STEP = StepContext(phase="Progressing", checksum="rev-42", canary_weight=10)
