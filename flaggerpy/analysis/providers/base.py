@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -22,6 +23,8 @@ from flaggerpy.analysis.providers.errors import (
 )
 
 T = TypeVar("T")
+
+_WHITESPACE = re.compile(r"\s+")
 
 # Flagger's own per-query timeout for its HTTP providers; the checker may pass a different one.
 DEFAULT_TIMEOUT = 5.0
@@ -111,6 +114,14 @@ def template_headers(provider: ProviderSpec) -> CIMultiDict[str]:
         for item in values:
             headers.add(str(key), str(item))
     return headers
+
+
+def one_line(rendered: str) -> str:
+    """A rendered template with every run of white space (newlines included) folded to one space, then trimmed.
+
+    Multi-line templates stay short enough for a GET URL, as Flagger sends them.
+    """
+    return _WHITESPACE.sub(" ", rendered).strip()
 
 
 def ssl_option(provider: ProviderSpec) -> bool:

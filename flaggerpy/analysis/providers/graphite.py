@@ -6,7 +6,6 @@ The template is the render query string itself (``target=...&from=-5min``). Opti
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,6 +18,7 @@ from flaggerpy.analysis.providers.base import (
     basic_auth_from,
     finite,
     number,
+    one_line,
     only,
     provider_name,
     require_address,
@@ -26,8 +26,6 @@ from flaggerpy.analysis.providers.base import (
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, NoData, ProviderConfigError
 from flaggerpy.analysis.providers.http import call, snippet
-
-_WHITESPACE = re.compile(r"\s+")
 
 
 async def query(
@@ -45,7 +43,7 @@ async def query(
     headers = template_headers(provider)
     if credentials:
         headers["Authorization"] = basic_auth_from(credentials, name)
-    pairs = parse_qsl(_WHITESPACE.sub(" ", rendered).strip(), keep_blank_values=True)
+    pairs = parse_qsl(one_line(rendered), keep_blank_values=True)
     if not any(key == "target" for key, _ in pairs):
         raise ProviderConfigError(name, "the query must be a render query string with a target= parameter")
     params: MultiDict[str] = MultiDict((key, value) for key, value in pairs if key != "format")

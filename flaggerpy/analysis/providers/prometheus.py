@@ -7,7 +7,6 @@ a threshold judged against an arbitrary series is a coin toss.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from flaggerpy.analysis.providers.base import (
     ProviderSpec,
     basic_auth_from,
     finite,
+    one_line,
     provider_name,
     require_address,
     require_secret_key,
@@ -24,8 +24,6 @@ from flaggerpy.analysis.providers.base import (
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
 from flaggerpy.analysis.providers.http import call, snippet
-
-_WHITESPACE = re.compile(r"\s+")
 
 
 async def query(
@@ -45,8 +43,7 @@ async def query(
         headers["Authorization"] = "Bearer " + require_secret_key(credentials, "token", name)
     elif credentials:
         headers["Authorization"] = basic_auth_from(credentials, name)
-    # Collapsing whitespace keeps multi-line templates short enough for a GET URL, like Flagger.
-    params = {"query": _WHITESPACE.sub(" ", rendered).strip()}
+    params = {"query": one_line(rendered)}
     resp = await call(session, "GET", url, provider, name=name, timeout=timeout, params=params, headers=headers)
     return parse_result(resp.json(name), resp.body, name)
 
