@@ -136,8 +136,7 @@ class Cluster:
             return obj
         if not rt.custom:
             if rt.key in defaults.KINDS:
-                # A copy: nested parts may still be shared with the stored object.
-                return defaults.apply(rt.key, copy.deepcopy(obj), old, self.cluster_ips)
+                return defaults.apply(rt.key, dict(obj), old, self.cluster_ips)
             return obj
         schema = rt.schemas.get(version)
         if schema is None:

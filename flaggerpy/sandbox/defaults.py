@@ -34,16 +34,20 @@ class ClusterIPs:
 
 
 def _service(obj: dict[str, Any], old: dict[str, Any] | None, ips: ClusterIPs) -> None:
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
+    if not isinstance(obj.get("spec"), dict):
         return
+    spec = obj["spec"] = dict(obj["spec"])
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
-    for port in spec.get("ports") or []:
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-            if "port" in port:
-                port.setdefault("targetPort", port["port"])
+    if isinstance(spec.get("ports"), list):
+        ports = []
+        for port in spec["ports"]:
+            if isinstance(port, dict):
+                port = {"protocol": "TCP", **port}
+                if "port" in port:
+                    port.setdefault("targetPort", port["port"])
+            ports.append(port)
+        spec["ports"] = ports
     if spec["type"] == "ExternalName" or spec.get("clusterIP") == "None":
         return
     previous = ((old or {}).get("spec") or {}).get("clusterIP")
@@ -53,20 +57,23 @@ def _service(obj: dict[str, Any], old: dict[str, Any] | None, ips: ClusterIPs) -
 
 
 def _deployment(obj: dict[str, Any]) -> None:
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
+    if not isinstance(obj.get("spec"), dict):
         return
+    spec = obj["spec"] = dict(obj["spec"])
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
-    strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    strategy = spec.get("strategy", {"type": "RollingUpdate"})
     if isinstance(strategy, dict) and strategy.get("type", "RollingUpdate") == "RollingUpdate":
-        strategy.setdefault("type", "RollingUpdate")
-        strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+        rolling = strategy.get("rollingUpdate")
+        rolling = {"maxUnavailable": "25%", "maxSurge": "25%", **(rolling if isinstance(rolling, dict) else {})}
+        strategy = {**strategy, "type": "RollingUpdate", "rollingUpdate": rolling}
+    spec["strategy"] = strategy
 
 
 def apply(key: StorageKey, obj: dict[str, Any], old: dict[str, Any] | None, ips: ClusterIPs) -> dict[str, Any]:
-    """``obj`` with built-in defaults (mutated in place: callers pass their own copy)."""
+    """``obj`` with built-in defaults. Only its top level is changed in place; nested parts are copied before they
+    change, since they may be shared with the stored object."""
     if key == SERVICES:
         _service(obj, old, ips)
     elif key == DEPLOYMENTS:
