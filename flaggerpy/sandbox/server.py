@@ -466,6 +466,7 @@ class WatchStream:
         return self._line(event.type, obj, event) if now_matches else None
 
     async def run(self) -> web.StreamResponse:
+        """Serve the stream until the timeout, a drop, an overflow or the client going away."""
         response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(self.request)
