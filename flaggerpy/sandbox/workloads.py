@@ -5,11 +5,16 @@ Per object, in ``metadata.annotations`` or the pod template's annotations (the t
 ``sandbox.flaggerpy.io/ready-delay: "2s"`` overrides the delay, ``sandbox.flaggerpy.io/ready: "false"`` keeps the
 pods from ever becoming ready (a crash loop); after ``spec.progressDeadlineSeconds`` (default 600) the Deployment's
 Progressing condition turns False with reason ProgressDeadlineExceeded.
+
+A change of the pod template is a rolling update: until the new pods are ready, the pods of the previous template
+keep serving (``readyReplicas`` stays at what was ready, ``updatedReplicas`` is 0), as a Deployment's old
+ReplicaSet does. A crash-looping new template therefore never takes the old pods down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +60,12 @@ def _annotation(obj: dict[str, Any], key: str) -> str | None:
     return None
 
 
+def _ready_count(key: tuple[str, str], status: dict[str, Any]) -> int:
+    """Pods the last written status reported ready (0 when absent or malformed)."""
+    value = status.get("numberReady" if key == DAEMONSETS else "readyReplicas")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
 def _condition(kind: str, status: str, reason: str, message: str, stamp: str) -> dict[str, str]:
     return {"type": kind, "status": status, "reason": reason, "message": message,
             "lastUpdateTime": stamp, "lastTransitionTime": stamp}
@@ -72,6 +83,8 @@ class WorkloadSimulator:
     def __init__(self, settings: WorkloadSettings | None = None) -> None:
         self.settings = settings or WorkloadSettings()
         self._timers: dict[tuple[tuple[str, str], str, str], asyncio.TimerHandle] = {}
+        # The pod template each workload last rolled out, to tell a rolling update from a scale.
+        self._templates: dict[tuple[tuple[str, str], str, str], str] = {}
         # (target storage key, namespace, target name) -> {(namespace, name) of HPAs scaling it}
         self._hpa_targets: dict[tuple[tuple[str, str], str, str], set[tuple[str, str]]] = {}
         self._hpa_target_of: dict[tuple[str, str], tuple[tuple[str, str], str, str]] = {}
@@ -96,6 +109,7 @@ class WorkloadSimulator:
                 if event.key in (DEPLOYMENTS, DAEMONSETS):
                     if event.type == "DELETED":
                         self._cancel(event.key, event.obj)
+                        self._templates.pop(self._ident(event.key, event.obj), None)
                     else:
                         self._safely_observe(event.key, event.obj)
                     self._hpas_of(event.key, event.obj)
@@ -191,14 +205,21 @@ class WorkloadSimulator:
         if status.get("observedGeneration") == generation:
             return
         self._cancel(key, obj)
+        ident = self._ident(key, obj)
+        template = json.dumps((obj.get("spec") or {}).get("template"), sort_keys=True, default=str)
+        rolled_out = self._templates.get(ident)
+        self._templates[ident] = template
         desired = self._desired(key, obj)
         never_ready = (_annotation(obj, READY_ANNOTATION) or "").lower() == "false"
         if desired == 0:
             self._write(key, obj, self._status(key, obj, desired, desired, "ready"))
             return
-        self._write(key, obj, self._status(key, obj, desired, 0, "progressing"))
+        # Pods that were ready keep serving while the rollout runs (at most the desired count: a scale-down is
+        # immediate); only a new template has to replace them, a scale keeps them as updated pods.
+        still_ready = min(_ready_count(key, status), desired)
+        updated = desired if template == rolled_out else 0
+        self._write(key, obj, self._status(key, obj, desired, still_ready, "progressing", updated=updated))
         loop = asyncio.get_running_loop()
-        ident = self._ident(key, obj)
         if never_ready:
             if key == DEPLOYMENTS:
                 deadline = _as_int((obj.get("spec") or {}).get("progressDeadlineSeconds"), 600)
@@ -215,16 +236,22 @@ class WorkloadSimulator:
         if obj is None or obj["metadata"].get("generation", 1) != generation:
             return
         desired = self._desired(key, obj)
-        ready = desired if what == "ready" else 0
-        self._write(key, obj, self._status(key, obj, desired, ready, what))
+        if what == "ready":
+            self._write(key, obj, self._status(key, obj, desired, desired, what))
+            return
+        # Past the deadline the new pods still crash; the old ones still serve.
+        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        self._write(key, obj, self._status(key, obj, desired, _ready_count(key, status), what, updated=0))
 
     def _status(
-        self, key: tuple[str, str], obj: dict[str, Any], desired: int, ready: int, phase: str
+        self, key: tuple[str, str], obj: dict[str, Any], desired: int, ready: int, phase: str,
+        updated: int | None = None,
     ) -> dict[str, Any]:
         generation = obj["metadata"].get("generation", 1)
+        updated = desired if updated is None else updated
         if key == DAEMONSETS:
             return {"observedGeneration": generation, "desiredNumberScheduled": desired,
-                    "currentNumberScheduled": desired, "updatedNumberScheduled": desired, "numberReady": ready,
+                    "currentNumberScheduled": desired, "updatedNumberScheduled": updated, "numberReady": ready,
                     "numberAvailable": ready, "numberUnavailable": desired - ready, "numberMisscheduled": 0}
         stamp = now()
         name = obj["metadata"]["name"]
@@ -244,7 +271,7 @@ class WorkloadSimulator:
             available = _condition("Available", "False", "MinimumReplicasUnavailable",
                                    "Deployment does not have minimum availability.", stamp)
         status: dict[str, Any] = {"observedGeneration": generation, "replicas": desired,
-                                  "updatedReplicas": desired, "readyReplicas": ready,
+                                  "updatedReplicas": updated, "readyReplicas": ready,
                                   "availableReplicas": ready, "unavailableReplicas": desired - ready,
                                   "conditions": [available, progressing]}
         # kube-apiserver omits zero counts (omitempty); clients must cope with their absence, so do the same.

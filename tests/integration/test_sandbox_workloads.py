@@ -80,11 +80,28 @@ async def test_new_revision_is_unready_until_rolled_out(sb: Sandbox) -> None:
         {"spec": {"template": {"metadata": {"annotations": {READY_DELAY_ANNOTATION: "300ms"}}}}},
     )
     rolling = await wait_status(sb, "deployments", "web", lambda s: s.get("observedGeneration") == 2)
-    assert rolling["status"].get("readyReplicas", 0) == 0
+    # A rolling update: no pod of the new template is ready yet, the old pods keep serving meanwhile.
+    assert rolling["status"].get("updatedReplicas", 0) == 0
+    assert rolling["status"].get("readyReplicas", 0) == 2
     assert condition(rolling["status"], "Progressing")["reason"] == "ReplicaSetUpdated"
     await wait_status(
-        sb, "deployments", "web", lambda s: s.get("observedGeneration") == 2 and s.get("readyReplicas") == 2
+        sb, "deployments", "web", lambda s: s.get("observedGeneration") == 2 and s.get("updatedReplicas") == 2
     )
+
+
+async def test_a_crash_looping_new_template_leaves_the_old_pods_serving(sb: Sandbox) -> None:
+    await sb.cluster.create("apps", "deployments", deployment(deadline=0))
+    await wait_status(sb, "deployments", "web", lambda s: s.get("readyReplicas") == 2)
+    crash = {"spec": {"template": {"metadata": {"annotations": {READY_ANNOTATION: "false"}}}}}
+    await sb.cluster.patch("apps", "deployments", "default", "web", crash)
+    stuck = await wait_status(
+        sb,
+        "deployments",
+        "web",
+        lambda s: any(c.get("reason") == "ProgressDeadlineExceeded" for c in s.get("conditions", [])),
+    )
+    assert stuck["status"].get("updatedReplicas", 0) == 0
+    assert stuck["status"].get("readyReplicas", 0) == 2
 
 
 async def test_never_ready_annotation_hits_the_progress_deadline(sb: Sandbox) -> None:
