@@ -16,6 +16,10 @@ class Caches:
     def __init__(self, stores: Mapping[Resource, Store]) -> None:
         self._stores = dict(stores)
 
+    def add(self, resource: Resource, store: Store) -> None:
+        """Start reading ``resource`` from ``store`` (an informer started after the others)."""
+        self._stores[resource] = store
+
     def has(self, resource: Resource) -> bool:
         """Whether the engine watches ``resource``."""
         return resource in self._stores

@@ -21,7 +21,7 @@ from flaggerpy.canary.context import FRESH_ROUTES
 from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink, StatusObserver
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
-from flaggerpy.kube.errors import Conflict
+from flaggerpy.kube.errors import Conflict, Forbidden, NotFound
 from flaggerpy.kube.informer import Informer
 from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
 from flaggerpy.kube.workqueue import WorkQueue
@@ -30,6 +30,7 @@ from flaggerpy.routing.base import Router, Routers
 
 log = get_logger(__name__)
 
+GRPCROUTE_CRD = "grpcroutes.gateway.networking.k8s.io"
 TARGET_INDEX = "target"
 CONFIG_INDEX = "config"
 
@@ -128,7 +129,7 @@ class Controller:
         engine = self.settings.engine
         self.informers = informers if informers is not None else build_informers(kube, self.settings)
         self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
-        self._routers = Routers(kube, get_live=self._cached_route)
+        self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route)
         self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries")
         self.reconciler = CanaryReconciler(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=on_status
@@ -141,6 +142,28 @@ class Controller:
         if FRESH_ROUTES.get():
             return None
         return self.informers[res.HTTPROUTES_V1].store.get_by_name(namespace, name)
+
+    def _cached_grpc_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The GRPCRoute from the cache when the cluster serves GRPCRoutes (else the router reads the API)."""
+        informer = self.informers.get(res.GRPCROUTES_V1)
+        if informer is None or FRESH_ROUTES.get():
+            return None
+        return informer.store.get_by_name(namespace, name)
+
+    async def _watch_grpc_routes(self) -> None:
+        """Watch GRPCRoutes too when their CRD is installed (an optional Gateway API kind; a watch on a kind the
+        cluster does not serve would only retry forever)."""
+        if res.GRPCROUTES_V1 in self.informers:
+            return
+        try:
+            await self._kube.get(res.CRDS, GRPCROUTE_CRD)
+        except (NotFound, Forbidden) as exc:
+            log.info("not watching GRPCRoutes", reason=exc.__class__.__name__)
+            return
+        informer = Informer(self._kube, res.GRPCROUTES_V1, self.settings.namespace, settings=self.settings.watch)
+        informer.add_handlers(self._on_owned, self._on_owned, self._on_owned)
+        self.informers[res.GRPCROUTES_V1] = informer
+        self.caches.add(res.GRPCROUTES_V1, informer.store)
 
     def _router_for(self, canary: Canary) -> Router:
         return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)
@@ -214,6 +237,7 @@ class Controller:
 
     async def start_informers(self) -> None:
         """Start every informer and wait (bounded) until their caches are filled."""
+        await self._watch_grpc_routes()
         for informer in self.informers.values():
             informer.start()
         results = await asyncio.gather(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flaggerpy.kube.resources import GRPCROUTES_V1
 from tests.integration.conftest import (
     Cluster,
     ControllerFactory,
@@ -144,3 +145,31 @@ async def test_canary_scaled_to_zero_mid_analysis_is_scaled_back(
         await wait_for(lambda: cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 2, 5)
         await cluster.wait_phase("Succeeded")
     assert cluster.status()["failedChecks"] == 0
+
+
+async def test_grpc_canary_releases_and_its_grpcroute_is_repaired(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    grpc = ("gateway.networking.k8s.io", "grpcroutes")
+    await cluster.create("apps", "deployments", deployment())
+    manifest = canary(analysis={"interval": "300ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10})
+    manifest["spec"]["service"]["appProtocol"] = "grpc"
+    await cluster.create("flagger.app", "canaries", manifest)
+
+    def weights() -> list[tuple[str, int]]:
+        route = cluster.get(*grpc, "podinfo")
+        assert route is not None
+        return [(b["name"], b.get("weight", 1)) for b in route["spec"]["rules"][-1]["backendRefs"]]
+
+    async with run_controller() as controller:
+        await cluster.wait_phase("Initialized")
+        assert weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
+        assert controller.caches.has(GRPCROUTES_V1)  # the CRD is installed, so GRPCRoutes are watched
+        route = cluster.get(*grpc, "podinfo")
+        route["spec"]["rules"][-1]["backendRefs"][0]["weight"] = 50
+        route["spec"]["rules"][-1]["backendRefs"][1]["weight"] = 50
+        await cluster.update(*grpc, route)
+        await wait_for(lambda: weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)], 1.0)
+        await cluster.set_image(NEW_IMAGE)
+        await cluster.wait_phase("Succeeded")
+    assert weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
