@@ -9,7 +9,6 @@ import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +21,10 @@ from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.sandbox import Sandbox
+from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-GATEWAY_CRDS = Path("/work/shared/gateway-api-v1.6.1")
-FLAGGER_CRDS = REPO / "deploy" / "crds"
+GATEWAY_CRDS = GATEWAY_API_CRDS
+FLAGGER_CRDS = REPO_ROOT / "deploy" / "crds"
 NAMESPACE = "test"
 GATEWAY_NAMESPACE = "gateway"
 GATEWAY_NAME = "public-gateway"

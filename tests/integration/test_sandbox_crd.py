@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,8 +11,9 @@ import pytest
 import yaml
 
 from flaggerpy.sandbox import Sandbox
+from tests.paths import GATEWAY_API_CRDS
 
-GATEWAY_CRDS = Path(__file__).resolve().parents[3] / "shared" / "gateway-api-v1.6.1"
+GATEWAY_CRDS = GATEWAY_API_CRDS
 ROUTES = "/apis/gateway.networking.k8s.io/v1/namespaces/default/httproutes"
 WIDGET_CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",

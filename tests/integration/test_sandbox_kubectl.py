@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from flaggerpy.sandbox import Sandbox
+from tests.paths import GATEWAY_API_CRDS
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
-GATEWAY_CRDS = Path(__file__).resolve().parents[3] / "shared" / "gateway-api-v1.6.1"
+GATEWAY_CRDS = GATEWAY_API_CRDS
 DEPLOYMENT = """
 apiVersion: apps/v1
 kind: Deployment
