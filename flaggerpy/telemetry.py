@@ -90,6 +90,31 @@ class Recorder:
         """Record the last measured value of one analysis metric."""
         self.analysis.labels(target, namespace, metric).set(value)
 
+    def set_canary_total(self, namespace: str, count: int) -> None:
+        """Record how many canaries ``namespace`` holds."""
+        self.total.labels(namespace).set(count)
+
+    def observe_analysis(self, target: str, namespace: str, seconds: float) -> None:
+        """Record the time one analysis step took (Flagger observes it per step, not per release)."""
+        self.duration.labels(target, namespace).observe(seconds)
+
+    def count_outcome(self, target: str, namespace: str, strategy: str, analysis: str, succeeded: bool) -> None:
+        """Count a promotion (``succeeded``) or a rollback, labelled with the strategy and completed/skipped."""
+        counter = self.successes if succeeded else self.failures
+        counter.labels(target, namespace, strategy, analysis).inc()
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Record the work queue's depth."""
+        self.workqueue_depth.set(depth)
+
+    def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
+        """Record one reconcile call's latency and result (success, conflict or error)."""
+        self.reconcile_seconds.labels(controller, result).observe(seconds)
+
+    def count_watch_reconnect(self, resource: str, reason: str) -> None:
+        """Count a watch re-opened after a failure (dropped, gone or error)."""
+        self.watch_reconnects.labels(resource, reason).inc()
+
     def observe_api_request(self, verb: str, resource: str, status: int, _seconds: float) -> None:
         """Hook for the kube client: count every request, and the failed ones separately."""
         code = str(status)

@@ -9,20 +9,23 @@ drift is repaired within a second). Workers call :meth:`CanaryReconciler.reconci
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from flaggerpy.analysis.base import Analyzer, Notifier
 from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.context import FRESH_ROUTES
+from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink, StatusObserver
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Conflict, Forbidden, NotFound
-from flaggerpy.kube.informer import Informer
+from flaggerpy.kube.informer import NAMESPACE_INDEX, Informer
 from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
 from flaggerpy.kube.workqueue import WorkQueue
 from flaggerpy.log import get_logger
@@ -33,6 +36,35 @@ log = get_logger(__name__)
 GRPCROUTE_CRD = "grpcroutes.gateway.networking.k8s.io"
 TARGET_INDEX = "target"
 CONFIG_INDEX = "config"
+RECONCILER_NAME = "canary"
+# Phases in which a reconcile is a step of an analysis: Flagger observes flagger_canary_duration_seconds for those.
+ANALYSIS_PHASES = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING})
+OUTCOME_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+
+class ControllerObserver(Protocol):
+    """What the controller reports about itself and the releases it runs (``flaggerpy.telemetry.Recorder`` is one).
+
+    Names are those Flagger's metrics use: ``target`` is the canary's ``spec.targetRef.name``.
+    """
+
+    def set_canary_total(self, namespace: str, count: int) -> None:
+        """Canaries in ``namespace`` (from the informer cache)."""
+
+    def observe_analysis(self, target: str, namespace: str, seconds: float) -> None:
+        """Time one analysis step took."""
+
+    def count_outcome(self, target: str, namespace: str, strategy: str, analysis: str, succeeded: bool) -> None:
+        """A release ended: promoted (``succeeded``) or rolled back; ``analysis`` is completed or skipped."""
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Keys waiting in the work queue."""
+
+    def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
+        """One reconcile call: ``result`` is success, conflict or error."""
+
+    def count_watch_reconnect(self, resource: str, reason: str) -> None:
+        """A watch was re-opened after a failure (``reason``: dropped, gone or error)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +155,7 @@ class Controller:
         *,
         informers: dict[Resource, Informer] | None = None,
         on_status: StatusObserver | None = None,
+        observer: ControllerObserver | None = None,
     ) -> None:
         self.settings = settings or ControllerSettings()
         self._kube = kube
@@ -130,9 +163,17 @@ class Controller:
         self.informers = informers if informers is not None else build_informers(kube, self.settings)
         self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
         self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route)
-        self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries")
+        self._observer = observer
+        self._on_status = on_status
+        # The last phase each canary was seen in, so a promotion or rollback is counted once however many
+        # statuses are written around it.
+        self._phases: dict[str, str] = {}
+        self.queue: WorkQueue[str] = WorkQueue(
+            self.settings.queue, name="canaries", on_depth=observer.set_queue_depth if observer else None
+        )
+        status_hook = self._status_written if observer is not None else on_status
         self.reconciler = CanaryReconciler(
-            kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=on_status
+            kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=status_hook
         )
         self._workers: asyncio.Task[None] | None = None
         self._wire()
@@ -162,6 +203,8 @@ class Controller:
             return
         informer = Informer(self._kube, res.GRPCROUTES_V1, self.settings.namespace, settings=self.settings.watch)
         informer.add_handlers(self._on_owned, self._on_owned, self._on_owned)
+        if self._observer is not None:
+            informer.observe_reconnects(self._observer.count_watch_reconnect)
         self.informers[res.GRPCROUTES_V1] = informer
         self.caches.add(res.GRPCROUTES_V1, informer.store)
 
@@ -232,6 +275,51 @@ class Controller:
             if resource in self.informers:
                 handler = self._on_config(kind)
                 self.informers[resource].add_handlers(handler, handler, handler)
+        if self._observer is not None:
+            self._wire_observer(self._observer)
+
+    # -- telemetry: only when an observer is given ---------------------------------------------------------------
+
+    def _wire_observer(self, observer: ControllerObserver) -> None:
+        for informer in self.informers.values():
+            informer.observe_reconnects(observer.count_watch_reconnect)
+        store = self.informers[res.CANARIES].store
+
+        def count(obj: Mapping[str, Any]) -> None:
+            namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+            observer.set_canary_total(namespace, len(store.by_index(NAMESPACE_INDEX, namespace)))
+
+        def forget(obj: Mapping[str, Any]) -> None:
+            self._phases.pop(_key(obj), None)
+            count(obj)
+
+        self.informers[res.CANARIES].add_handlers(count, None, forget)
+
+    def _status_written(self, canary: Canary, status: Mapping[str, Any]) -> None:
+        """Pass the status on, and count a promotion or rollback the first time its phase is written."""
+        if self._on_status is not None:
+            self._on_status(canary, status)
+        if self._observer is None:
+            return
+        key = f"{canary.metadata.namespace}/{canary.metadata.name}"
+        phase = str(status.get("phase") or "")
+        previous = self._phases.get(key, (canary.status.phase if canary.status else None) or "")
+        self._phases[key] = phase
+        if phase == previous or phase not in OUTCOME_PHASES:
+            return
+        strategy = steps.plan_of(canary).strategy.value
+        analysis = "skipped" if canary.skip_analysis and phase == Phase.SUCCEEDED else "completed"
+        self._observer.count_outcome(canary.spec.target_ref.name, canary.metadata.namespace, strategy, analysis,
+                                     phase == Phase.SUCCEEDED)
+
+    def _analysis_target(self, key: str) -> tuple[str, str] | None:
+        """(target, namespace) when the cached canary is mid-analysis, so its reconcile is an analysis step."""
+        namespace, _, name = key.partition("/")
+        obj = self.informers[res.CANARIES].store.get_by_name(namespace, name)
+        if obj is None or Phase.parse((obj.get("status") or {}).get("phase")) not in ANALYSIS_PHASES:
+            return None
+        target = ((obj.get("spec") or {}).get("targetRef") or {}).get("name")
+        return (str(target), namespace) if target else None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -248,15 +336,32 @@ class Controller:
                 log.warning("cache not synced; is the CRD installed?", resource=str(resource))
 
     async def _process(self, key: str) -> None:
+        if self._observer is None:
+            await self._reconcile(key)
+            return
+        analysing = self._analysis_target(key)
+        started = time.perf_counter()
+        result = "error"
+        try:
+            result = await self._reconcile(key)
+        finally:
+            seconds = time.perf_counter() - started
+            self._observer.observe_reconcile(RECONCILER_NAME, result, seconds)
+            if analysing is not None and result == "success":
+                self._observer.observe_analysis(*analysing, seconds)
+
+    async def _reconcile(self, key: str) -> str:
+        """One reconcile of ``key`` and the scheduling of the next; "success" or "conflict" (errors raise)."""
         try:
             delay = await self.reconciler.reconcile(key)
         except Conflict:
             # Someone (maybe another replica) wrote first: re-read from the cache and try the step again.
             self.queue.add_rate_limited(key)
             log.info("conflict writing canary; retrying", canary=key)
-            return
+            return "conflict"
         if delay is not None:
             self.queue.add_after(key, delay)
+        return "success"
 
     def start_workers(self) -> None:
         """Start the worker pool (idempotent); the leader-election hook calls this when leading starts."""

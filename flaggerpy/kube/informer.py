@@ -14,7 +14,7 @@ from typing import Any
 
 from flaggerpy.kube.api import KubeClient, Obj, Resource
 from flaggerpy.kube.settings import WatchSettings
-from flaggerpy.kube.watch import Listed, Watcher, WatchEvent, object_key
+from flaggerpy.kube.watch import Listed, ReconnectReason, Watcher, WatchEvent, object_key
 from flaggerpy.log import get_logger
 
 log = get_logger(__name__)
@@ -182,6 +182,11 @@ class Informer:
     def resource_version(self) -> str:
         """The last resourceVersion seen (from events and bookmarks)."""
         return self._watcher.resource_version
+
+    def observe_reconnects(self, observer: Callable[[str, ReconnectReason], None]) -> None:
+        """Call ``observer(resource, reason)`` each time the watch is re-opened after a failure (telemetry)."""
+        resource = str(self.resource)
+        self._watcher.on_reconnect = lambda reason: observer(resource, reason)
 
     @property
     def relists(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +26,10 @@ from flaggerpy.log import get_logger
 log = get_logger(__name__)
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+ReconnectReason = Literal["dropped", "gone", "error"]
+ReconnectObserver = Callable[[ReconnectReason], None]
+"""Told why a watch is re-opened: ``gone`` (410, relist), ``dropped`` (the connection broke or the server hung up
+early) or ``error`` (the server refused the watch or sent an ERROR event)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ def is_newer(new: str, old: str) -> bool:
 class _StreamBroken(Exception):
     """The stream failed in a way that calls for a backoff before resuming from the last version."""
 
+    def __init__(self, message: str, reason: ReconnectReason = "dropped") -> None:
+        super().__init__(message)
+        self.reason: ReconnectReason = reason
+
 
 class _Backoff:
     """Capped exponential backoff with jitter (tenacity's schedule), reset by a healthy stream."""
@@ -120,8 +128,10 @@ class Watcher:
         label_selector: str | None = None,
         field_selector: str | None = None,
         settings: WatchSettings | None = None,
+        on_reconnect: ReconnectObserver | None = None,
     ) -> None:
         self.kube = kube
+        self.on_reconnect = on_reconnect
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -191,8 +201,10 @@ class Watcher:
                     item = self._decode(line)
                     if item is not None:
                         yield item
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise _StreamBroken(f"{type(exc).__name__}: {exc}") from exc
+        except ValueError as exc:  # an undecodable line: the server (or a proxy) is misbehaving
+            raise _StreamBroken(f"{type(exc).__name__}: {exc}", "error") from exc
 
     def _decode(self, line: bytes) -> StreamItem | None:
         event = json.loads(line)
@@ -202,7 +214,7 @@ class Watcher:
             code = obj.get("code")
             if code == 410:
                 raise Gone(410, reason=str(obj.get("reason", "Expired")), message=str(obj.get("message", "")))
-            raise _StreamBroken(f"watch ERROR event: {obj.get('code')} {obj.get('message', '')}")
+            raise _StreamBroken(f"watch ERROR event: {obj.get('code')} {obj.get('message', '')}", "error")
         version = resource_version(obj)
         if version:
             self.resource_version = version
@@ -210,7 +222,15 @@ class Watcher:
             return Bookmark(version)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
             return self._apply(kind, obj)
-        raise _StreamBroken(f"unknown watch event type {kind!r}")
+        raise _StreamBroken(f"unknown watch event type {kind!r}", "error")
+
+    def _reconnecting(self, reason: ReconnectReason) -> None:
+        if self.on_reconnect is None:
+            return
+        try:
+            self.on_reconnect(reason)
+        except Exception:  # an observer must not stop the cache from following the server
+            log.exception("watch reconnect observer failed", resource=str(self.resource))
 
     async def events(self) -> AsyncIterator[StreamItem]:
         """List, then watch forever (until the consumer stops iterating or the task is cancelled)."""
@@ -236,6 +256,7 @@ class Watcher:
                     "watch expired; relisting", resource=str(self.resource), rv=self.resource_version, error=str(exc)
                 )
                 need_list = True
+                self._reconnecting("gone")
                 continue
             except (ApiError, _StreamBroken) as exc:
                 backoff.healthy_for(time.monotonic() - started)
@@ -250,6 +271,7 @@ class Watcher:
                     retry_in=round(delay, 3),
                     error=str(exc),
                 )
+                self._reconnecting(exc.reason if isinstance(exc, _StreamBroken) else "error")
                 await asyncio.sleep(delay)
 
 

@@ -20,6 +20,7 @@ from flaggerpy.log import get_logger
 log = get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+DepthObserver = Callable[[int], None]
 
 
 class ShutDown(Exception):
@@ -27,11 +28,18 @@ class ShutDown(Exception):
 
 
 class WorkQueue(Generic[K]):
-    """De-duplicating queue of keys with per-key rate limiting and delayed adds."""
+    """De-duplicating queue of keys with per-key rate limiting and delayed adds.
 
-    def __init__(self, settings: WorkQueueSettings | None = None, name: str = "") -> None:
+    ``on_depth`` (settable after construction) is called with the new :func:`len` whenever it changes, so a depth
+    gauge follows the queue without polling it.
+    """
+
+    def __init__(
+        self, settings: WorkQueueSettings | None = None, name: str = "", *, on_depth: DepthObserver | None = None
+    ) -> None:
         self.settings = settings or WorkQueueSettings()
         self.name = name
+        self.on_depth = on_depth
         self._queue: deque[K] = deque()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
@@ -53,6 +61,10 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         """Keys waiting to be processed (the depth metric); excludes keys being processed or delayed."""
         return len(self._queue)
+
+    def _depth_changed(self) -> None:
+        if self.on_depth is not None:
+            self.on_depth(len(self._queue))
 
     @property
     def shutting_down(self) -> bool:
@@ -79,6 +91,7 @@ class WorkQueue(Generic[K]):
         self._queue.append(key)
         self._nonempty.set()
         self._drained.clear()
+        self._depth_changed()
 
     async def get(self) -> K:
         """Wait for a key and mark it as processing; the caller must call :meth:`done` with it."""
@@ -92,6 +105,7 @@ class WorkQueue(Generic[K]):
                 self._dirty.discard(key)
                 self._processing.add(key)
                 self._idle.clear()
+                self._depth_changed()
                 return key
             await self._nonempty.wait()
 
@@ -103,6 +117,7 @@ class WorkQueue(Generic[K]):
         if key in self._dirty and not self._shutting_down:
             self._queue.append(key)
             self._nonempty.set()
+            self._depth_changed()
         if not self._processing:
             self._idle.set()
             if not self._queue:
@@ -174,6 +189,7 @@ class WorkQueue(Generic[K]):
         """Stop handing out keys and drop queued and delayed ones; with ``drain``, wait for in-flight keys."""
         self._shutting_down = True
         self._queue.clear()
+        self._depth_changed()
         self._dirty.clear()
         self._heap.clear()
         self._deadlines.clear()
