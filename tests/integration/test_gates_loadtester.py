@@ -22,7 +22,15 @@ from flaggerpy.analysis.webhooks import WebhookRunner, WebhookSettings
 from flaggerpy.apis.flagger import AlertProvider, MetricTemplate
 from flaggerpy.loadtester.config import LoadtesterConfig
 from flaggerpy.loadtester.server import create_app
-from tests.integration.conftest import NAMESPACE, Cluster, ControllerFactory, canary, deployment, wait_for
+from tests.integration.conftest import (
+    NAMESPACE,
+    Cluster,
+    ControllerFactory,
+    RecordingEvents,
+    canary,
+    deployment,
+    wait_for,
+)
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 PRIMARY, CANARY = "podinfo-primary", "podinfo-canary"
@@ -103,7 +111,7 @@ async def rolled_out(cluster: Cluster) -> None:
 
 
 async def test_confirm_rollout_waits_for_the_gate_then_succeeds(
-    cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer
+    cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer, events: RecordingEvents
 ) -> None:
     analysis = {"interval": "500ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}
     await cluster.create("apps", "deployments", deployment())
@@ -120,10 +128,11 @@ async def test_confirm_rollout_waits_for_the_gate_then_succeeds(
         await cluster.wait_phase("Succeeded")
     assert image_of(cluster, PRIMARY) == NEW_IMAGE
     assert cluster.route_weights() == [(PRIMARY, 100), (CANARY, 0)]
+    assert "Halt advancement podinfo.test waiting for approval confirm-rollout-gate" in events.messages("test/podinfo")
 
 
 async def test_confirm_promotion_holds_at_max_weight_until_the_gate_opens(
-    cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer
+    cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer, events: RecordingEvents
 ) -> None:
     analysis = {"interval": "500ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}
     await cluster.create("apps", "deployments", deployment())
@@ -141,10 +150,12 @@ async def test_confirm_promotion_holds_at_max_weight_until_the_gate_opens(
         await cluster.wait_phase("Succeeded")
     assert image_of(cluster, PRIMARY) == NEW_IMAGE
     assert cluster.route_weights() == [(PRIMARY, 100), (CANARY, 0)]
+    assert ("Halt advancement podinfo.test waiting for promotion approval confirm-promotion-gate"
+            in events.messages("test/podinfo"))
 
 
 async def test_rollback_gate_aborts_a_running_analysis(
-    cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer
+    cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer, events: RecordingEvents
 ) -> None:
     # Enough steps that the analysis is still running when the rollback is requested.
     analysis = {"interval": "500ms", "threshold": 2, "maxWeight": 50, "stepWeight": 10}
@@ -158,10 +169,13 @@ async def test_rollback_gate_aborts_a_running_analysis(
         await wait_for(lambda: cluster.status().get("phase") == "Progressing"
                        and int(cluster.status().get("canaryWeight") or 0) >= 10, 10,
                        lambda: f"analysis never shifted traffic: {cluster.status()}")
+        assert cluster.status()["canaryWeight"] < 50
         await press(loadtester, "/rollback/open")
         status = await cluster.wait_phase("Failed")
+    assert "Rolling back podinfo.test manual webhook invoked" in events.messages("test/podinfo")
     assert status["canaryWeight"] == 0
     assert cluster.route_weights() == [(PRIMARY, 100), (CANARY, 0)]
+    assert cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 0
     # Invariant 3: a failed release never touches the primary.
     assert cluster.get("apps", "deployments", PRIMARY)["spec"] == primary_spec
     assert image_of(cluster, PRIMARY) != NEW_IMAGE
