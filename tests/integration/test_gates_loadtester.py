@@ -96,7 +96,7 @@ async def holds(cluster: Cluster, phase: str, intervals: int, interval: float) -
     Holding is the absence of change, so this has to watch for a while; it samples once per interval, each time
     after the engine had a full interval to (wrongly) move on.
     """
-    seen = []
+    seen: list[list[tuple[str, int]]] = []
     for _ in range(intervals):
         await asyncio.sleep(interval)
         assert cluster.status().get("phase") == phase, f"left {phase}: {cluster.status()}"
