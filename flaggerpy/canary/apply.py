@@ -56,9 +56,12 @@ def _replace_keeping_identity(live: Mapping[str, Any], desired: Mapping[str, Any
 class Applier:
     """Create/update/scale/delete through the API, deciding from the informer caches."""
 
-    def __init__(self, kube: KubeClient, caches: Caches) -> None:
+    def __init__(self, kube: KubeClient, caches: Caches, selector_labels: tuple[str, ...] = wl.SELECTOR_LABELS,
+                 label_prefixes: tuple[str, ...] = ("*",)) -> None:
         self._kube = kube
         self._caches = caches
+        self._selector_labels = selector_labels
+        self._label_prefixes = label_prefixes
 
     async def _create_or_replace(self, resource: Resource, desired: dict[str, Any],
                                  live: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -87,7 +90,8 @@ class Applier:
         if live is not None and (hpa_managed or wl.replicas_of(target) == 0):
             # The HPA (or the running primary) owns the replica count once the target is scaled down.
             replicas = wl.replicas_of(live) or None
-        desired = wl.build_primary(target, canary_obj, renames, replicas)
+        desired = wl.build_primary(target, canary_obj, renames, replicas, selector_labels=self._selector_labels,
+                                   label_prefixes=self._label_prefixes)
         digest = wl.spec_hash(desired["spec"]["template"])
         if live is not None and _stored_hash(live) == digest:
             return False

@@ -52,6 +52,10 @@ class EngineSettings:
     """New revisions allowed into analysis at once; 0 = unlimited (Flagger #1069)."""
     mesh_provider: str = "gatewayapi:v1"
     """Provider of Canaries without ``spec.provider``."""
+    selector_labels: tuple[str, ...] = wl.SELECTOR_LABELS
+    """Labels that identify the target's pods, tried in order (Flagger's ``-selector-labels``)."""
+    include_label_prefixes: tuple[str, ...] = ("*",)
+    """Prefixes of the target's labels copied to the primary workload; ``*`` copies all (``-include-label-prefix``)."""
     poll_interval: float = 1.0
     """Re-check delay while waiting for something (readiness, acceptance) in case no watch event arrives."""
     stale_cache_retry: float = 0.05

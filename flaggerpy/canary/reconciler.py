@@ -497,7 +497,7 @@ class CanaryReconciler(StepIO):
             apex_name = step.canary.apex_name
             apex = self._caches.get(res.SERVICES, meta["namespace"], apex_name)
             if apex is not None:
-                key, value = wl.selector_label(step.target)
+                key, value = wl.selector_label(step.target, self.settings.selector_labels)
                 await self._apply.point_apex_at_target(apex, key, value)
             await self._router(step).finalize(step.doc)
         await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Mapping
@@ -16,19 +17,17 @@ from typing import Any
 
 from flaggerpy import log as logconf
 from flaggerpy import telemetry
-from flaggerpy.alerts.notifier import AlertNotifier, DefaultAlerts
-from flaggerpy.analysis.analyzer import CanaryAnalyzer
-from flaggerpy.analysis.checks import DEFAULT_METRICS_SERVER, MetricChecker, MetricSettings
-from flaggerpy.analysis.webhooks import WebhookRunner
+from flaggerpy.alerts.notifier import DefaultAlerts
+from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, parse_flavour
+from flaggerpy.analysis.checks import DEFAULT_METRICS_SERVER, MetricSettings
+from flaggerpy.analysis.providers import DEFAULT_TIMEOUT
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
-from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.controller import Controller, ControllerSettings, build_informers
-from flaggerpy.canary.events import EngineEvents
-from flaggerpy.canary.lookup import CacheLookup
+from flaggerpy.canary import workload as wl
+from flaggerpy.canary.controller import ControllerSettings
 from flaggerpy.canary.reconciler import EngineSettings
-from flaggerpy.kube.api import KubeClient
+from flaggerpy.canary.runflags import Flag, add_flags, at_least, parse_float, parse_int, parse_list, resolve
+from flaggerpy.canary.wiring import WiringSettings, wired_controller
 from flaggerpy.kube.errors import ConfigError
-from flaggerpy.kube.events import EventRecorder
 from flaggerpy.kube.leader import LeaderElector
 from flaggerpy.kube.settings import LeaderSettings
 from flaggerpy.log import get_logger
@@ -38,55 +37,105 @@ log = get_logger(__name__)
 LEASE_NAME = "flaggerpy"
 
 
+def _provider(text: str) -> str:
+    if text not in GATEWAY_PROVIDERS:
+        raise ValueError(f"{text!r} is not one of {', '.join(GATEWAY_PROVIDERS)}")
+    return text
+
+
+def _flavour(text: str) -> str:
+    return str(parse_flavour(text))
+
+
+def _threadiness(text: str) -> int:
+    return at_least(parse_int(text), 1)
+
+
+def _max_canaries(text: str) -> int:
+    return at_least(parse_int(text), 0)
+
+
+def _port(text: str) -> int:
+    port = parse_int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"must be between 1 and 65535, not {port}")
+    return port
+
+
+def _timeout(text: str) -> float:
+    value = parse_float(text)
+    if value <= 0:
+        raise ValueError(f"must be > 0, not {value:g}")
+    return value
+
+
+def _labels(text: str) -> str:
+    if not parse_list(text):
+        raise ValueError("needs at least one label")
+    return text
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("kubeconfig", None, "path to a kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)"),
+    Flag("context", None, "kubeconfig context to use"),
+    Flag("namespace", None, "watch canaries in this namespace only (default: all namespaces)"),
+    Flag("threadiness", 2, "canaries reconciled in parallel (default 2)", _threadiness),
+    Flag("log-level", "info", "debug, info, warning or error (default info)"),
+    Flag("metrics-server", DEFAULT_METRICS_SERVER, "Prometheus URL for the builtin checks"),
+    Flag("metrics-flavour", str(DEFAULT_FLAVOUR),
+         f"metric names of the builtin checks: istio, envoy or http (default {DEFAULT_FLAVOUR})", _flavour),
+    Flag("metrics-query-timeout", DEFAULT_TIMEOUT,
+         f"seconds one metric query may take (default {DEFAULT_TIMEOUT:g})", _timeout),
+    Flag("mesh-provider", "gatewayapi:v1",
+         f"provider of canaries without spec.provider ({', '.join(GATEWAY_PROVIDERS)})", _provider),
+    Flag("selector-labels", ",".join(wl.SELECTOR_LABELS),
+         f"labels that identify a workload's pods, tried in order (default {','.join(wl.SELECTOR_LABELS)})",
+         _labels),
+    Flag("include-label-prefix", "",
+         "comma-separated prefixes of the target's labels copied to the primary workload; '*' or empty: all"),
+    Flag("max-concurrent-canaries", 0, "new revisions analysed at once; the rest wait in order (default 0 = unlimited)",
+         _max_canaries),
+    Flag("enable-config-tracking", True, "new revision on ConfigMap/Secret changes, copied to -primary (default true)",
+         boolean=True),
+    Flag("port", 8080, "port of /metrics, /healthz and /readyz (default 8080)", _port),
+    Flag("listen-address", "0.0.0.0", "address of the telemetry server (default 0.0.0.0)"),
+    Flag("enable-leader-election", False, "run as one of several replicas; one leads (default false)", boolean=True),
+    Flag("leader-election-namespace", "kube-system", "namespace of the leader Lease"),
+    Flag("leader-election-lease-duration", LeaderSettings.lease_duration,
+         "seconds a standby waits after the leader's last renewal before taking over (default 15)", parse_float),
+    Flag("leader-election-renew-deadline", LeaderSettings.renew_deadline,
+         "seconds the leader keeps trying to renew before it steps down (default 10)", parse_float),
+    Flag("leader-election-retry-period", LeaderSettings.retry_period,
+         "seconds between acquire/renew attempts (default 2)", parse_float),
+    Flag("event-webhook", "", "URL receiving every canary Event", flagger_env="EVENT_WEBHOOK_URL"),
+    Flag("cluster-name", "", "cluster name added to alerts"),
+    Flag("slack-url", "", "default Slack webhook for alerts", flagger_env="SLACK_URL"),
+    Flag("slack-user", "flagger", "Slack user name of the default alerts", flagger_env="SLACK_USER"),
+    Flag("slack-channel", "", "Slack channel of the default alerts", flagger_env="SLACK_CHANNEL"),
+    Flag("slack-proxy-url", "", "HTTP proxy for Slack", flagger_env="SLACK_PROXY_URL"),
+    Flag("msteams-url", "", "default MS Teams webhook for alerts", flagger_env="MSTEAMS_URL"),
+    Flag("msteams-proxy-url", "", "HTTP proxy for MS Teams", flagger_env="MSTEAMS_PROXY_URL"),
+)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Declare the flags of ``flaggerpy run``."""
-    add = parser.add_argument
-    add("--kubeconfig", help="path to a kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)")
-    add("--context", help="kubeconfig context to use")
-    add("--namespace", default=None, help="watch canaries in this namespace only (default: all namespaces)")
-    add("--threadiness", type=int, default=2, help="canaries reconciled in parallel (default 2)")
-    add("--log-level", default="info", help="debug, info, warning or error (default info)")
-    add("--metrics-server", default=DEFAULT_METRICS_SERVER, help="Prometheus URL for the builtin checks")
-    add("--mesh-provider", default="gatewayapi:v1",
-        help=f"provider of canaries without spec.provider ({', '.join(GATEWAY_PROVIDERS)})")
-    add("--max-concurrent-canaries", type=int, default=0,
-        help="new revisions analysed at once; the rest wait in order (default 0 = unlimited)")
-    add("--enable-config-tracking", action=argparse.BooleanOptionalAction, default=True,
-        help="new revision on ConfigMap/Secret changes, copied to -primary (default on)")
-    add("--port", type=int, default=8080, help="port of /metrics, /healthz and /readyz (default 8080)")
-    add("--listen-address", default="0.0.0.0", help="address of the telemetry server (default 0.0.0.0)")
-    add("--enable-leader-election", action="store_true", help="run as one of several replicas; one leads")
-    add("--leader-election-namespace", default="kube-system", help="namespace of the leader Lease")
-    add("--leader-election-lease-duration", type=float, default=LeaderSettings.lease_duration,
-        help="seconds a standby waits after the leader's last renewal before taking over (default 15)")
-    add("--leader-election-renew-deadline", type=float, default=LeaderSettings.renew_deadline,
-        help="seconds the leader keeps trying to renew before it steps down (default 10)")
-    add("--leader-election-retry-period", type=float, default=LeaderSettings.retry_period,
-        help="seconds between acquire/renew attempts (default 2)")
-    add("--event-webhook", default="", help="URL receiving every canary Event (Flagger's -event-webhook)")
-    add("--cluster-name", default="", help="cluster name added to alerts")
-    add("--slack-url", default="", help="default Slack webhook for alerts")
-    add("--slack-user", default="flagger", help="Slack user name of the default alerts")
-    add("--slack-channel", default="", help="Slack channel of the default alerts")
-    add("--slack-proxy-url", default="", help="HTTP proxy for Slack")
-    add("--msteams-url", default="", help="default MS Teams webhook for alerts")
-    add("--msteams-proxy-url", default="", help="HTTP proxy for MS Teams")
+    """Declare the flags of ``flaggerpy run`` (each also read from its environment variable, see runflags)."""
+    parser.epilog = ("Every --some-flag can also be set by $FLAGGERPY_SOME_FLAG (the command line wins); "
+                     "booleans take --flag, --flag=false or --no-flag; Flagger's one-dash -flag=value works too.")
+    add_flags(parser, FLAGS)
 
 
 def _problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong across flags (each flag's own value was checked when it was read)."""
     problems = []
-    if args.threadiness < 1:
-        problems.append(f"--threadiness: must be >= 1, not {args.threadiness}")
-    if args.max_concurrent_canaries < 0:
-        problems.append(f"--max-concurrent-canaries: must be >= 0, not {args.max_concurrent_canaries}")
-    if args.mesh_provider not in GATEWAY_PROVIDERS:
-        problems.append(f"--mesh-provider: {args.mesh_provider!r} is not one of {', '.join(GATEWAY_PROVIDERS)}")
-    if not 0 < args.port < 65536:
-        problems.append(f"--port: must be between 1 and 65535, not {args.port}")
     try:
         leader_settings_from(args)
     except ValueError as exc:
         problems.append(f"--leader-election-*: {exc}")
+    try:
+        alerts_from(args).target()
+    except ValueError as exc:
+        problems.append(str(exc))
     return problems
 
 
@@ -95,6 +144,15 @@ def leader_settings_from(args: argparse.Namespace) -> LeaderSettings:
     return LeaderSettings(lease_duration=args.leader_election_lease_duration,
                           renew_deadline=args.leader_election_renew_deadline,
                           retry_period=args.leader_election_retry_period)
+
+
+def alerts_from(args: argparse.Namespace) -> DefaultAlerts:
+    """The default alert destination: the flags, then Flagger's variables the alerts module knows (SLACK_TOKEN...)."""
+    return DefaultAlerts(
+        slack_url=args.slack_url, slack_user=args.slack_user, slack_channel=args.slack_channel,
+        slack_proxy_url=args.slack_proxy_url, msteams_url=args.msteams_url,
+        msteams_proxy_url=args.msteams_proxy_url,
+    ).with_environment(os.environ)
 
 
 def settings_from(args: argparse.Namespace) -> ControllerSettings:
@@ -106,7 +164,23 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
             config_tracking=args.enable_config_tracking,
             max_concurrent_canaries=args.max_concurrent_canaries,
             mesh_provider=args.mesh_provider,
+            selector_labels=parse_list(args.selector_labels),
+            include_label_prefixes=parse_list(args.include_label_prefix) or ("*",),
         ),
+    )
+
+
+def wiring_from(args: argparse.Namespace) -> WiringSettings:
+    """Everything the controller is built from, as the flags ask."""
+    return WiringSettings(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        controller=settings_from(args),
+        metrics=MetricSettings(metrics_server=args.metrics_server, builtin_flavour=parse_flavour(args.metrics_flavour),
+                               query_timeout=args.metrics_query_timeout),
+        alerts=alerts_from(args),
+        cluster_name=args.cluster_name,
+        event_webhook=args.event_webhook,
     )
 
 
@@ -125,22 +199,11 @@ def _publish(recorder: telemetry.Recorder) -> Any:
 
 
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    settings = settings_from(args)
     recorder = telemetry.Recorder()
     recorder.set_info(args.mesh_provider)
-    async with KubeClient(args.kubeconfig, args.context, on_request=recorder.observe_api_request) as kube:
-        informers = build_informers(kube, settings)
-        lookup = CacheLookup(Caches({r: i.store for r, i in informers.items()}), kube)
-        webhooks = WebhookRunner(event_webhook=args.event_webhook or None)
-        metrics = MetricChecker(lookup, MetricSettings(metrics_server=args.metrics_server))
-        notifier = AlertNotifier(lookup, cluster_name=args.cluster_name, defaults=DefaultAlerts(
-            slack_url=args.slack_url, slack_user=args.slack_user, slack_channel=args.slack_channel,
-            slack_proxy_url=args.slack_proxy_url, msteams_url=args.msteams_url,
-            msteams_proxy_url=args.msteams_proxy_url,
-        ))
-        events = EngineEvents(EventRecorder(kube), webhooks)
-        controller = Controller(kube, CanaryAnalyzer(metrics, webhooks), notifier, events, settings,
-                                informers=informers, on_status=_publish(recorder))
+    async with wired_controller(wiring_from(args), on_request=recorder.observe_api_request,
+                                on_status=_publish(recorder)) as wired:
+        controller = wired.controller
         synced = asyncio.Event()
         elector: LeaderElector | None = None
         exit_code = 0
@@ -165,7 +228,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     recorder.leader.set(0)
                     lost.set()
 
-                elector = LeaderElector(kube, LEASE_NAME, args.leader_election_namespace,
+                elector = LeaderElector(wired.kube, LEASE_NAME, args.leader_election_namespace,
                                         settings=leader_settings_from(args),
                                         on_started_leading=started, on_stopped_leading=stopped)
                 elector.start()
@@ -182,10 +245,10 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 await stop.wait()
         finally:
             log.info("shutting down: finishing the steps in flight")
+            # The steps in flight finish while this replica still holds the lease, so no other one starts early.
             await controller.stop()
             if elector is not None:
                 await elector.stop()
-            await asyncio.gather(webhooks.close(), metrics.close(), notifier.close())
             await server.cleanup()
         return exit_code
 
@@ -204,7 +267,9 @@ async def _main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM/SIGINT; the process exit code."""
-    problems = _problems(args)
+    args, problems = resolve(args, FLAGS, os.environ)
+    if not problems:
+        problems = _problems(args)
     if problems:
         for problem in problems:
             sys.stderr.write(f"flaggerpy run: {problem}\n")

@@ -62,7 +62,7 @@ class StepIO:
         self._events = events
         self.settings = settings or EngineSettings()
         self._clock = clock
-        self._apply = Applier(kube, caches)
+        self._apply = Applier(kube, caches, self.settings.selector_labels, self.settings.include_label_prefixes)
         self.slots = Slots(self.settings.max_concurrent_canaries)
         self._written: dict[str, str] = {}
         self._on_status = on_status
@@ -192,7 +192,7 @@ class StepIO:
                                 wl.primary_name(meta["name"]))
 
     async def _ensure_services(self, step: Step) -> None:
-        key, value = wl.selector_label(step.target)
+        key, value = wl.selector_label(step.target, self.settings.selector_labels)
         desired = svc.build_services(step.canary, step.obj, key, value, step.target["spec"].get("template"))
         for name in await self._apply.ensure_services(desired):
             step.log.info("service reconciled", service=name)

@@ -20,6 +20,10 @@ PRIMARY_SUFFIX = "-primary"
 # Flagger looks for the workload's identity label in this order (its --selector-labels default).
 SELECTOR_LABELS: tuple[str, ...] = ("app", "name", "app.kubernetes.io/name")
 
+# Flux's own labels (kustomize.toolkit.fluxcd.io/...) mark what Flux applied: on a primary Flux never applied they
+# would make Flux prune it, so Flagger never copies them, whatever the prefixes.
+_TOOLKIT_MARKER = "toolkit.fluxcd.io"
+
 # DaemonSets have no replica count: Flagger scales one to zero with a nodeSelector no node matches.
 SCALE_TO_ZERO_KEY = "flagger.app/scale-to-zero"
 
@@ -54,17 +58,26 @@ def primary_name(name: str) -> str:
     return f"{name}{PRIMARY_SUFFIX}"
 
 
-def selector_label(target: Mapping[str, Any]) -> tuple[str, str]:
-    """The (key, value) of the label that identifies the target's pods, the way Flagger picks it."""
+def selector_label(target: Mapping[str, Any], labels: tuple[str, ...] = SELECTOR_LABELS) -> tuple[str, str]:
+    """The (key, value) of the label that identifies the target's pods: the first of ``labels`` it selects on."""
     match_labels = target.get("spec", {}).get("selector", {}).get("matchLabels") or {}
-    for key in SELECTOR_LABELS:
+    for key in labels:
         if key in match_labels:
             return key, str(match_labels[key])
     kind = target.get("kind", "Deployment")
     name = target.get("metadata", {}).get("name", "")
     raise WorkloadError(
-        f"{kind} {name}: spec.selector.matchLabels: needs one of the labels {', '.join(SELECTOR_LABELS)}"
+        f"{kind} {name}: spec.selector.matchLabels: needs one of the labels {', '.join(labels)}"
     )
+
+
+def included_labels(labels: Mapping[str, str] | None, prefixes: tuple[str, ...]) -> dict[str, str]:
+    """The labels whose key starts with one of ``prefixes`` (``*`` matches all); never Flux's own labels."""
+    return {
+        key: value
+        for key, value in (labels or {}).items()
+        if _TOOLKIT_MARKER not in key and any(p == "*" or key.startswith(p) for p in prefixes)
+    }
 
 
 def _relabel(labels: Mapping[str, str] | None, key: str, value: str) -> dict[str, str]:
@@ -119,9 +132,10 @@ def is_scaled_to_zero(workload: Mapping[str, Any]) -> bool:
     return SCALE_TO_ZERO_KEY in (pod.get("nodeSelector") or {})
 
 
-def primary_template(target: Mapping[str, Any], config_renames: Mapping[str, str] | None = None) -> dict[str, Any]:
+def primary_template(target: Mapping[str, Any], config_renames: Mapping[str, str] | None = None,
+                     selector_labels: tuple[str, ...] = SELECTOR_LABELS) -> dict[str, Any]:
     """The target's pod template relabelled for the primary, with tracked config refs renamed to their copies."""
-    key, value = selector_label(target)
+    key, value = selector_label(target, selector_labels)
     template = _without_scale_to_zero(target["spec"]["template"])
     meta = template.setdefault("metadata", {})
     meta["labels"] = _relabel(meta.get("labels"), key, primary_name(value))
@@ -135,20 +149,24 @@ def build_primary(
     canary: Mapping[str, Any],
     config_renames: Mapping[str, str] | None = None,
     replicas: int | None = None,
+    *,
+    selector_labels: tuple[str, ...] = SELECTOR_LABELS,
+    label_prefixes: tuple[str, ...] = ("*",),
 ) -> dict[str, Any]:
     """The ``<target>-primary`` workload: the target's spec with its identity label rewritten to ``<value>-primary``.
 
-    ``replicas`` overrides the target's replica count (the target may already be scaled to zero).
+    ``replicas`` overrides the target's replica count (the target may already be scaled to zero). Of the target's
+    own labels only those matching ``label_prefixes`` are copied (the pod template keeps all of its labels).
     """
-    key, value = selector_label(target)
+    key, value = selector_label(target, selector_labels)
     primary_value = primary_name(value)
     meta = clean_metadata(target["metadata"])
     meta["name"] = primary_name(target["metadata"]["name"])
-    meta["labels"] = _relabel(meta.get("labels"), key, primary_value)
+    meta["labels"] = _relabel(included_labels(meta.get("labels"), label_prefixes), key, primary_value)
     meta["ownerReferences"] = [owner_reference(canary)]
     spec = copy.deepcopy(target["spec"])
     spec["selector"] = {"matchLabels": {key: primary_value}}
-    spec["template"] = primary_template(target, config_renames)
+    spec["template"] = primary_template(target, config_renames, selector_labels)
     if target.get("kind", "Deployment") == "Deployment":
         spec["replicas"] = replicas if replicas is not None else max(1, int(target["spec"].get("replicas") or 1))
     return {

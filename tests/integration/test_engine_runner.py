@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from flaggerpy.canary import runner
-from tests.integration.conftest import REPO, Cluster, canary, deployment
+from tests.integration.conftest import Cluster, canary, deployment
+from tests.paths import REPO_ROOT
 
 
 def _free_port() -> int:
@@ -28,7 +29,7 @@ async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) ->
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flaggerpy.cli", "run", "--kubeconfig", str(cluster.sb.kubeconfig_path),
         "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
     )
     try:
         await cluster.wait_phase("Initialized", within=30)
@@ -50,8 +51,18 @@ async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) ->
 def test_bad_flags_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     runner.configure(parser)
-    args = parser.parse_args(["--threadiness", "0", "--mesh-provider", "istio"])
-    assert runner.run(args) == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mesh-provider", "istio"])
     err = capsys.readouterr().err
-    assert "--threadiness: must be >= 1, not 0" in err
-    assert "--mesh-provider: 'istio' is not one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1" in err
+    assert "argument --mesh-provider: 'istio' is not one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1" in err
+
+
+def test_bad_environment_is_named(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    runner.configure(parser)
+    monkeypatch.setenv("FLAGGERPY_THREADINESS", "0")
+    monkeypatch.setenv("FLAGGERPY_ENABLE_CONFIG_TRACKING", "maybe")
+    assert runner.run(parser.parse_args([])) == 2
+    err = capsys.readouterr().err
+    assert "$FLAGGERPY_THREADINESS: must be >= 1, not 0" in err
+    assert "$FLAGGERPY_ENABLE_CONFIG_TRACKING: 'maybe' is not a boolean (true or false)" in err

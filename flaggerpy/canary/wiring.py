@@ -1,0 +1,81 @@
+"""One place that assembles a working controller from settings: ``flaggerpy run`` and the demo both use it.
+
+A KubeClient, informers bound to it, the cache-backed lookup, the real analysis (metric checks and webhooks), the
+alert notifier, the Event sink and the controller. The block owns them all: on exit the controller finishes the
+steps in flight and every HTTP session is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from flaggerpy.alerts.notifier import AlertNotifier, DefaultAlerts
+from flaggerpy.analysis.analyzer import CanaryAnalyzer
+from flaggerpy.analysis.base import Analyzer
+from flaggerpy.analysis.checks import MetricChecker, MetricSettings
+from flaggerpy.analysis.webhooks import WebhookRunner
+from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.controller import Controller, ControllerSettings, build_informers
+from flaggerpy.canary.events import EngineEvents
+from flaggerpy.canary.lookup import CacheLookup
+from flaggerpy.canary.reconciler import StatusObserver
+from flaggerpy.kube.api import KubeClient, RequestObserver
+from flaggerpy.kube.events import EventRecorder
+
+AnalyzerHook = Callable[[Analyzer], Analyzer]
+"""Wraps the real analyzer, e.g. to show each step's results; it must delegate the decisions unchanged."""
+
+
+@dataclass(frozen=True)
+class WiringSettings:
+    """What the controller is connected to and how it behaves."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; None: in-cluster, then $KUBECONFIG, then ~/.kube/config."""
+    context: str | None = None
+    controller: ControllerSettings = field(default_factory=ControllerSettings)
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+    alerts: DefaultAlerts = field(default_factory=DefaultAlerts)
+    cluster_name: str = ""
+    """Added to every alert (Flagger's ``-cluster-name``)."""
+    event_webhook: str = ""
+    """URL receiving every canary Event (Flagger's ``-event-webhook``); empty: none."""
+
+
+@dataclass(frozen=True)
+class Wired:
+    """The parts a caller drives: the client (e.g. for leader election) and the controller to start."""
+
+    kube: KubeClient
+    controller: Controller
+
+
+@contextlib.asynccontextmanager
+async def wired_controller(
+    settings: WiringSettings,
+    *,
+    on_request: RequestObserver | None = None,
+    on_status: StatusObserver | None = None,
+    analyzer_hook: AnalyzerHook | None = None,
+) -> AsyncIterator[Wired]:
+    """A controller assembled from ``settings``, not yet started; stopped and closed when the block ends."""
+    async with KubeClient(settings.kubeconfig, settings.context, on_request=on_request) as kube:
+        informers = build_informers(kube, settings.controller)
+        lookup = CacheLookup(Caches({r: i.store for r, i in informers.items()}), kube)
+        webhooks = WebhookRunner(event_webhook=settings.event_webhook or None)
+        metrics = MetricChecker(lookup, settings.metrics)
+        notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts)
+        events = EngineEvents(EventRecorder(kube), webhooks)
+        analyzer: Analyzer = CanaryAnalyzer(metrics, webhooks)
+        if analyzer_hook is not None:
+            analyzer = analyzer_hook(analyzer)
+        controller = Controller(kube, analyzer, notifier, events, settings.controller, informers=informers,
+                                on_status=on_status)
+        try:
+            yield Wired(kube, controller)
+        finally:
+            await controller.stop()
+            await asyncio.gather(webhooks.close(), metrics.close(), notifier.close())
