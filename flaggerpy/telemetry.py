@@ -7,8 +7,9 @@ histogram buckets and registry are what a scraper expects, and hand-writing them
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -89,6 +90,16 @@ class Recorder:
     def set_metric(self, target: str, namespace: str, metric: str, value: float) -> None:
         """Record the last measured value of one analysis metric."""
         self.analysis.labels(target, namespace, metric).set(value)
+
+    def record_status(self, target: str, namespace: str, status: Mapping[str, Any]) -> None:
+        """Publish a persisted Canary status: phase, both weights and each metric's latest value."""
+        weight = int(status.get("canaryWeight") or 0)
+        self.set_status(target, namespace, str(status.get("phase") or ""))
+        self.set_weight(target, namespace, 100 - weight, weight)
+        # The history is oldest first: the last sample of each metric is its current value.
+        for sample in status.get("metricHistory") or []:
+            if sample.get("value") is not None:
+                self.set_metric(target, namespace, str(sample.get("name")), float(sample["value"]))
 
     def set_canary_total(self, namespace: str, count: int) -> None:
         """Record how many canaries ``namespace`` holds."""

@@ -48,6 +48,9 @@ class ControllerObserver(Protocol):
     Names are those Flagger's metrics use: ``target`` is the canary's ``spec.targetRef.name``.
     """
 
+    def record_status(self, target: str, namespace: str, status: Mapping[str, Any]) -> None:
+        """A status the engine persisted (phase, weights, metric values)."""
+
     def set_canary_total(self, namespace: str, count: int) -> None:
         """Canaries in ``namespace`` (from the informer cache)."""
 
@@ -296,11 +299,12 @@ class Controller:
         self.informers[res.CANARIES].add_handlers(count, None, forget)
 
     def _status_written(self, canary: Canary, status: Mapping[str, Any]) -> None:
-        """Pass the status on, and count a promotion or rollback the first time its phase is written."""
+        """Pass the status on, publish it, and count a promotion or rollback the first time its phase is written."""
         if self._on_status is not None:
             self._on_status(canary, status)
         if self._observer is None:
             return
+        self._observer.record_status(canary.spec.target_ref.name, canary.metadata.namespace, status)
         key = f"{canary.metadata.namespace}/{canary.metadata.name}"
         phase = str(status.get("phase") or "")
         previous = self._phases.get(key, (canary.status.phase if canary.status else None) or "")
