@@ -530,7 +530,7 @@ class CanarySpec(ApiModel):
 
 
 class CanaryCondition(ApiModel):
-    """A status condition; Flagger writes one of type ``Promoted``."""
+    """A status condition; Flagger writes one of type ``Promoted`` (flaggerpy adds ``Halted`` and ``IgnoredFields``)."""
 
     type: str = Field(description="Condition type, Promoted.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
@@ -538,6 +538,9 @@ class CanaryCondition(ApiModel):
     last_transition_time: Time | None = None
     reason: str | None = Field(default=None, description="CamelCase reason, e.g. Progressing or Failed.")
     message: str | None = Field(default=None, description="Human-readable detail.")
+    observed_generation: int | None = Field(
+        default=None, description="flaggerpy extension: metadata.generation the condition was set for."
+    )
 
 
 class MetricSample(ApiModel):

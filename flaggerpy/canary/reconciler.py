@@ -99,6 +99,7 @@ class CanaryReconciler(StepIO):
             step.log.debug("skipping suspended canary")
             return None
         self._clear_invalid(step)
+        await self._report_ignored(step)
         target_ref = step.canary.spec.target_ref
         kind = target_ref.kind or "Deployment"
         target = self._caches.get(workload_resource(kind), meta["namespace"], target_ref.name)

@@ -2,7 +2,8 @@
 
 Flagger's status carries one condition, ``Promoted``, whose reason follows the phase. flaggerpy adds a second one,
 ``Halted`` (a flaggerpy extension), that says why a canary is not moving right now (route not accepted yet, route
-owned by someone else, waiting for a concurrency slot, pods not ready) without overwriting the phase's story.
+owned by someone else, waiting for a concurrency slot, pods not ready) without overwriting the phase's story, and
+a third, ``IgnoredFields``, that lists spec fields Flagger accepts but ignores beside others.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flaggerpy.canary.phases import Phase
 PROMOTED = "Promoted"
 HALTED = "Halted"
 INVALID_SPEC = "InvalidSpec"
+IGNORED_FIELDS = "IgnoredFields"
 
 # (condition status, reason, message) of the Promoted condition in each phase, in Flagger's words.
 _PHASE_CONDITIONS: dict[Phase, tuple[str, str, str]] = {
@@ -99,6 +101,26 @@ def clear_condition(status: dict[str, Any], cond_type: str) -> None:
     conditions = status.get("conditions")
     if conditions:
         status["conditions"] = [c for c in conditions if c.get("type") != cond_type]
+
+
+def note_ignored_fields(status: dict[str, Any], message: str, generation: int | None, at: datetime) -> bool:
+    """Record in place which fields this generation of the spec has that are ignored (the ``IgnoredFields``
+    condition, a flaggerpy extension); True when that is news to report, False when it was already recorded.
+
+    An empty ``message`` (nothing ignored) removes the condition. The generation lives in the condition so the
+    Warning is given once per spec edit, also across restarts and replicas, instead of on every step.
+    """
+    before = condition(status, IGNORED_FIELDS)
+    if not message:
+        clear_condition(status, IGNORED_FIELDS)
+        return False
+    if before is not None and (before.get("message"), before.get("observedGeneration")) == (message, generation):
+        return False
+    set_condition(status, IGNORED_FIELDS, "True", IGNORED_FIELDS, message, at)
+    cond = condition(status, IGNORED_FIELDS)
+    if cond is not None and generation is not None:
+        cond["observedGeneration"] = generation
+    return True
 
 
 def set_phase(status: dict[str, Any], phase: Phase, at: datetime) -> None:

@@ -148,6 +148,19 @@ class StepIO:
         self._written[key] = written["metadata"].get("resourceVersion", "")
         await self._events(obj, WARNING, st.INVALID_SPEC, message)
 
+    async def _report_ignored(self, step: Step) -> None:
+        """One Warning Event per spec generation listing the fields ignored under Flagger's precedence.
+
+        The release goes on with the fields that win; the ``IgnoredFields`` condition remembers what was reported.
+        """
+        message = "; ".join(str(w) for w in step.canary.spec_warnings())
+        before = st.condition(step.status, st.IGNORED_FIELDS)
+        report = st.note_ignored_fields(step.status, message, step.obj["metadata"].get("generation"), step.at)
+        if report or (before is not None and not message):
+            await self._commit(step)
+        if report:
+            await self._event(step, f"Ignored fields of {step.name}: {message}", WARNING, st.IGNORED_FIELDS)
+
     def _clear_invalid(self, step: Step) -> None:
         cond = st.condition(step.status, st.PROMOTED)
         if cond is not None and cond.get("reason") == st.INVALID_SPEC:
