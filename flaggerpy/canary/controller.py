@@ -4,6 +4,10 @@ Watch events only enqueue canary keys: a Canary's own change, a change of its ta
 revision is seen at once, not at the next interval), and changes of the primary, Services and HTTPRoute it owns (so
 drift is repaired within a second). Workers call :meth:`CanaryReconciler.reconcile` and schedule the next visit with
 ``add_after``. Workers start only when :meth:`start_workers` is called, so a LeaderElector can gate them.
+
+An optional :class:`ControllerObserver` (the telemetry Recorder) hears what Flagger's metrics report — canaries per
+namespace, each persisted status, analysis step durations, promotions and rollbacks — and the controller's health:
+work queue depth, reconcile latency and result, and watch reconnects. The reconciler itself knows nothing of it.
 """
 
 from __future__ import annotations
