@@ -1,9 +1,11 @@
-"""``flaggerpy run`` as a process against the sandbox: it initialises a canary, serves telemetry, stops on SIGTERM."""
+"""``flaggerpy run`` as a process against the sandbox: it initialises a canary, serves telemetry, stops on SIGTERM;
+bad flags and variables are named."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import sys
@@ -28,7 +30,10 @@ async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) ->
     port = _free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flaggerpy.cli", "run", "--kubeconfig", str(cluster.sb.kubeconfig_path),
-        "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning",
+        # The port comes from the environment and the log level in Flagger's one-dash spelling, as a Helm chart
+        # would pass them.
+        "--listen-address", "127.0.0.1", "-log-level=warning", "-enable-config-tracking=false",
+        env={**os.environ, "FLAGGERPY_PORT": str(port)},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=REPO_ROOT,
     )
     try:

@@ -1,0 +1,113 @@
+"""``flaggerpy run``'s flags: environment variables, Flagger's spellings, and what each new flag configures."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from flaggerpy.analysis.builtin import Flavour
+from flaggerpy.canary import runner
+from flaggerpy.canary.runflags import resolve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flaggerpy run")
+    runner.configure(parser)
+    return parser
+
+
+def _args(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
+    args, problems = resolve(_parser().parse_args(argv), runner.FLAGS, environ or {})
+    assert problems == []
+    return args
+
+
+def test_defaults_without_flags_or_environment() -> None:
+    args = _args([])
+    assert (args.threadiness, args.port, args.enable_config_tracking, args.enable_leader_election) == (2, 8080, True,
+                                                                                                         False)
+    assert args.selector_labels == "app,name,app.kubernetes.io/name"
+    assert args.kubeconfig is None
+
+
+def test_environment_sets_a_flag_and_the_command_line_wins() -> None:
+    environ = {"FLAGGERPY_THREADINESS": "5", "FLAGGERPY_METRICS_SERVER": "http://prom:9090"}
+    assert _args([], environ).threadiness == 5
+    assert _args(["--threadiness", "3"], environ).threadiness == 3
+    assert _args(["--threadiness", "3"], environ).metrics_server == "http://prom:9090"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--enable-config-tracking=false"], False),
+    (["-enable-config-tracking=false"], False),
+    (["--no-enable-config-tracking"], False),
+    (["--enable-config-tracking=TRUE"], True),
+    (["--enable-config-tracking"], True),
+    (["-enable-config-tracking=0"], False),
+])
+def test_go_style_booleans(argv: list[str], expected: bool) -> None:
+    assert _args(argv).enable_config_tracking is expected
+
+
+def test_boolean_from_environment_and_leader_election_switch() -> None:
+    args = _args(["-enable-leader-election"], {"FLAGGERPY_ENABLE_CONFIG_TRACKING": "false"})
+    assert args.enable_config_tracking is False
+    assert args.enable_leader_election is True
+
+
+def test_flaggers_single_dash_spelling() -> None:
+    args = _args(["-log-level=debug", "-threadiness", "4", "-metrics-server=http://prometheus:9090"])
+    assert (args.log_level, args.threadiness, args.metrics_server) == ("debug", 4, "http://prometheus:9090")
+
+
+def test_flaggers_own_variables_win_over_the_flag() -> None:
+    environ = {"EVENT_WEBHOOK_URL": "http://hooks/events", "SLACK_CHANNEL": "#ops", "FLAGGERPY_SLACK_USER": "bot"}
+    args = _args(["--event-webhook", "http://other", "--slack-channel", "#dev"], environ)
+    assert (args.event_webhook, args.slack_channel, args.slack_user) == ("http://hooks/events", "#ops", "bot")
+
+
+def test_new_flags_reach_the_engine_and_metric_settings() -> None:
+    args = _args(["--selector-labels", "app.kubernetes.io/name, app", "--include-label-prefix", "team,app.",
+                  "--metrics-flavour", "envoy", "--metrics-query-timeout", "2.5"])
+    wiring = runner.wiring_from(args)
+    engine = wiring.controller.engine
+    assert engine.selector_labels == ("app.kubernetes.io/name", "app")
+    assert engine.include_label_prefixes == ("team", "app.")
+    assert (wiring.metrics.builtin_flavour, wiring.metrics.query_timeout) == (Flavour.ENVOY, 2.5)
+    assert runner.wiring_from(_args([])).controller.engine.include_label_prefixes == ("*",)
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (["--threadiness", "0"], "argument --threadiness: must be >= 1, not 0"),
+    (["--port=70000"], "argument --port: must be between 1 and 65535, not 70000"),
+    (["-enable-config-tracking=maybe"], "'maybe' is not a boolean (true or false)"),
+    (["--metrics-flavour", "linkerd"], "argument --metrics-flavour:"),
+    (["--metrics-query-timeout", "0"], "argument --metrics-query-timeout: must be > 0, not 0"),
+    (["--selector-labels", " , "], "argument --selector-labels: needs at least one label"),
+])
+def test_bad_command_line_values_name_the_flag(argv: list[str], problem: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(argv)
+    assert problem in capsys.readouterr().err
+
+
+def test_bad_environment_values_name_the_variable() -> None:
+    environ = {"FLAGGERPY_PORT": "http", "FLAGGERPY_MESH_PROVIDER": "istio", "FLAGGERPY_THREADINESS": "7"}
+    args, problems = resolve(_parser().parse_args([]), runner.FLAGS, environ)
+    assert problems == [
+        "$FLAGGERPY_MESH_PROVIDER: 'istio' is not one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1",
+        "$FLAGGERPY_PORT: 'http' is not an integer",
+    ]
+    assert args.threadiness == 7
+
+
+def test_help_names_each_flags_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for flag in runner.FLAGS:
+        assert f"${flag.env}" in out
+    assert "$SLACK_URL" in out and "$EVENT_WEBHOOK_URL" in out
+    assert "--no-enable-config-tracking" in out
