@@ -1,8 +1,9 @@
 """The flags of ``flaggerpy run`` with their environment variables, spelt the way Flagger's manifests spell them.
 
 Every ``--some-flag`` is also read from ``FLAGGERPY_SOME_FLAG``; the command line wins over that variable. Where
-Flagger documents its own variable (``SLACK_URL``, ``EVENT_WEBHOOK_URL``, ...) it is honoured too and, as in Flagger,
-a non-empty one wins over the flag: Flagger's Helm chart injects them from Secrets next to flags it also sets.
+Flagger documents its own variable (``EVENT_WEBHOOK_URL``, ``SLACK_CHANNEL``, ...) it is honoured too and, as in
+Flagger, a non-empty one wins over the flag: Flagger's Helm chart injects them from Secrets next to flags it also
+sets. (The webhook URLs' variables, ``SLACK_URL`` and co., are applied by the alerts module's ``DefaultAlerts``.)
 Flagger is a Go program, so its manifests write ``-log-level=info`` (one dash) and ``-enable-config-tracking=false``
 (a boolean with a value); both spellings are accepted besides the usual ``--flag`` and ``--no-flag``.
 """

@@ -109,12 +109,12 @@ FLAGS: tuple[Flag, ...] = (
          "seconds between acquire/renew attempts (default 2)", parse_float),
     Flag("event-webhook", "", "URL receiving every canary Event", flagger_env="EVENT_WEBHOOK_URL"),
     Flag("cluster-name", "", "cluster name added to alerts"),
-    Flag("slack-url", "", "default Slack webhook for alerts", flagger_env="SLACK_URL"),
+    Flag("slack-url", "", "default Slack webhook for alerts; Flagger's $SLACK_URL wins"),
     Flag("slack-user", "flagger", "Slack user name of the default alerts", flagger_env="SLACK_USER"),
     Flag("slack-channel", "", "Slack channel of the default alerts", flagger_env="SLACK_CHANNEL"),
-    Flag("slack-proxy-url", "", "HTTP proxy for Slack", flagger_env="SLACK_PROXY_URL"),
-    Flag("msteams-url", "", "default MS Teams webhook for alerts", flagger_env="MSTEAMS_URL"),
-    Flag("msteams-proxy-url", "", "HTTP proxy for MS Teams", flagger_env="MSTEAMS_PROXY_URL"),
+    Flag("slack-proxy-url", "", "HTTP proxy for Slack; Flagger's $SLACK_PROXY_URL wins"),
+    Flag("msteams-url", "", "default MS Teams webhook for alerts; Flagger's $MSTEAMS_URL wins"),
+    Flag("msteams-proxy-url", "", "HTTP proxy for MS Teams; Flagger's $MSTEAMS_PROXY_URL wins"),
 )
 
 
@@ -146,13 +146,14 @@ def leader_settings_from(args: argparse.Namespace) -> LeaderSettings:
                           retry_period=args.leader_election_retry_period)
 
 
-def alerts_from(args: argparse.Namespace) -> DefaultAlerts:
-    """The default alert destination: the flags, then Flagger's variables the alerts module knows (SLACK_TOKEN...)."""
+def alerts_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> DefaultAlerts:
+    """The default alert destination: the flags, overridden by the Flagger variables the alerts module reads
+    (``SLACK_URL``, ``SLACK_TOKEN``, ``SLACK_PROXY_URL``, ``MSTEAMS_URL``, ``MSTEAMS_PROXY_URL``)."""
     return DefaultAlerts(
         slack_url=args.slack_url, slack_user=args.slack_user, slack_channel=args.slack_channel,
         slack_proxy_url=args.slack_proxy_url, msteams_url=args.msteams_url,
         msteams_proxy_url=args.msteams_proxy_url,
-    ).with_environment(os.environ)
+    ).with_environment(environ)
 
 
 def settings_from(args: argparse.Namespace) -> ControllerSettings:
@@ -170,7 +171,7 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
     )
 
 
-def wiring_from(args: argparse.Namespace) -> WiringSettings:
+def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> WiringSettings:
     """Everything the controller is built from, as the flags ask."""
     return WiringSettings(
         kubeconfig=args.kubeconfig,
@@ -178,7 +179,7 @@ def wiring_from(args: argparse.Namespace) -> WiringSettings:
         controller=settings_from(args),
         metrics=MetricSettings(metrics_server=args.metrics_server, builtin_flavour=parse_flavour(args.metrics_flavour),
                                query_timeout=args.metrics_query_timeout),
-        alerts=alerts_from(args),
+        alerts=alerts_from(args, environ),
         cluster_name=args.cluster_name,
         event_webhook=args.event_webhook,
     )

@@ -67,15 +67,21 @@ def test_flaggers_own_variables_win_over_the_flag() -> None:
     assert (args.event_webhook, args.slack_channel, args.slack_user) == ("http://hooks/events", "#ops", "bot")
 
 
+def test_flaggers_webhook_variables_reach_the_default_alerts() -> None:
+    args = _args(["--slack-url", "https://hooks.slack.com/services/flag", "--slack-channel", "#dev"])
+    alerts = runner.wiring_from(args, {"SLACK_URL": "https://hooks.slack.com/services/env"}).alerts
+    assert (alerts.slack_url, alerts.slack_channel) == ("https://hooks.slack.com/services/env", "#dev")
+
+
 def test_new_flags_reach_the_engine_and_metric_settings() -> None:
     args = _args(["--selector-labels", "app.kubernetes.io/name, app", "--include-label-prefix", "team,app.",
                   "--metrics-flavour", "envoy", "--metrics-query-timeout", "2.5"])
-    wiring = runner.wiring_from(args)
+    wiring = runner.wiring_from(args, {})
     engine = wiring.controller.engine
     assert engine.selector_labels == ("app.kubernetes.io/name", "app")
     assert engine.include_label_prefixes == ("team", "app.")
     assert (wiring.metrics.builtin_flavour, wiring.metrics.query_timeout) == (Flavour.ENVOY, 2.5)
-    assert runner.wiring_from(_args([])).controller.engine.include_label_prefixes == ("*",)
+    assert runner.wiring_from(_args([]), {}).controller.engine.include_label_prefixes == ("*",)
 
 
 @pytest.mark.parametrize(("argv", "problem"), [
