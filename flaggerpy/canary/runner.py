@@ -1,7 +1,8 @@
 """``flaggerpy run``: the controller process (Flagger-compatible flag names where Flagger has them).
 
-Builds the shared KubeClient, the informers, the real analysis (metrics + webhooks) and alerting, the telemetry
-server, optional leader election, then runs until SIGTERM/SIGINT. Shutdown is graceful: the workers finish the step
+Every flag can also come from the environment (see :mod:`flaggerpy.canary.runflags`). The controller itself is
+assembled by :func:`flaggerpy.canary.wiring.wired_controller`; this module adds the telemetry server and optional
+leader election, then runs until SIGTERM/SIGINT. Shutdown is graceful: the workers finish the step
 in flight (it is persisted in the Canary's status), the lease is released and every HTTP session is closed.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -69,6 +71,13 @@ def _timeout(text: str) -> float:
     return value
 
 
+def _log_level(text: str) -> str:
+    # Flagger's zap levels (debug, info, warn, error, fatal) are all names Python's logging knows too.
+    if not isinstance(logging.getLevelName(text.strip().upper()), int):
+        raise ValueError(f"unknown level {text!r} (debug, info, warning, error)")
+    return text.strip()
+
+
 def _labels(text: str) -> str:
     if not parse_list(text):
         raise ValueError("needs at least one label")
@@ -80,7 +89,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("context", None, "kubeconfig context to use"),
     Flag("namespace", None, "watch canaries in this namespace only (default: all namespaces)"),
     Flag("threadiness", 2, "canaries reconciled in parallel (default 2)", _threadiness),
-    Flag("log-level", "info", "debug, info, warning or error (default info)"),
+    Flag("log-level", "info", "debug, info, warning or error (default info)", _log_level),
     Flag("metrics-server", DEFAULT_METRICS_SERVER, "Prometheus URL for the builtin checks"),
     Flag("metrics-flavour", str(DEFAULT_FLAVOUR),
          f"metric names of the builtin checks: istio, envoy or http (default {DEFAULT_FLAVOUR})", _flavour),

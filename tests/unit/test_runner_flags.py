@@ -91,6 +91,7 @@ def test_new_flags_reach_the_engine_and_metric_settings() -> None:
     (["--metrics-flavour", "linkerd"], "argument --metrics-flavour:"),
     (["--metrics-query-timeout", "0"], "argument --metrics-query-timeout: must be > 0, not 0"),
     (["--selector-labels", " , "], "argument --selector-labels: needs at least one label"),
+    (["-log-level=loud"], "unknown level 'loud' (debug, info, warning, error)"),
 ])
 def test_bad_command_line_values_name_the_flag(argv: list[str], problem: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
