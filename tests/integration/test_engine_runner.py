@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from flaggerpy.canary import runner
-from tests.integration.conftest import Cluster, canary, deployment
+from tests.integration.conftest import Cluster, ControllerFactory, canary, deployment
 from tests.paths import REPO_ROOT
 
 
@@ -71,3 +71,22 @@ def test_bad_environment_is_named(capsys: pytest.CaptureFixture[str], monkeypatc
     err = capsys.readouterr().err
     assert "$FLAGGERPY_THREADINESS: must be >= 1, not 0" in err
     assert "$FLAGGERPY_ENABLE_CONFIG_TRACKING: 'maybe' is not a boolean (true or false)" in err
+
+
+async def test_selector_labels_and_label_prefixes_shape_the_primary(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    target = deployment()
+    identity = {"app.kubernetes.io/name": "podinfo"}
+    target["metadata"]["labels"] = {**identity, "app": "shop", "team": "a", "cost-center": "42"}
+    target["spec"]["selector"]["matchLabels"] = dict(identity)
+    target["spec"]["template"]["metadata"]["labels"] = {**identity, "app": "shop"}
+    await cluster.create("apps", "deployments", target)
+    await cluster.create("flagger.app", "canaries", canary())
+    async with run_controller(selector_labels=("app.kubernetes.io/name", "app"), include_label_prefixes=("team",)):
+        await cluster.wait_phase("Initialized")
+    primary = cluster.get("apps", "deployments", "podinfo-primary")
+    assert primary is not None
+    assert primary["metadata"]["labels"] == {"app.kubernetes.io/name": "podinfo-primary", "team": "a"}
+    assert primary["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "podinfo-primary"}}
+    assert cluster.get("", "services", "podinfo-canary")["spec"]["selector"] == identity
