@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 from flaggerpy import log as logconf
 from flaggerpy import telemetry
@@ -23,7 +22,7 @@ from flaggerpy.alerts.notifier import DefaultAlerts
 from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, parse_flavour
 from flaggerpy.analysis.checks import DEFAULT_METRICS_SERVER, MetricSettings
 from flaggerpy.analysis.providers import DEFAULT_TIMEOUT
-from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
+from flaggerpy.apis.flagger import GATEWAY_PROVIDERS
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.controller import ControllerSettings
 from flaggerpy.canary.reconciler import EngineSettings
@@ -194,25 +193,11 @@ def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
     )
 
 
-def _publish(recorder: telemetry.Recorder) -> Any:
-    def on_status(canary: Canary, status: Mapping[str, Any]) -> None:
-        target, namespace = canary.spec.target_ref.name, canary.metadata.namespace
-        weight = int(status.get("canaryWeight") or 0)
-        recorder.set_status(target, namespace, str(status.get("phase") or ""))
-        recorder.set_weight(target, namespace, 100 - weight, weight)
-        # The history is oldest first: the last sample of each metric is its current value.
-        for sample in status.get("metricHistory") or []:
-            if sample.get("value") is not None:
-                recorder.set_metric(target, namespace, str(sample.get("name")), float(sample["value"]))
-
-    return on_status
-
-
 async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
     recorder = telemetry.Recorder()
     recorder.set_info(args.mesh_provider)
     async with wired_controller(wiring_from(args), on_request=recorder.observe_api_request,
-                                on_status=_publish(recorder)) as wired:
+                                observer=recorder) as wired:
         controller = wired.controller
         synced = asyncio.Event()
         elector: LeaderElector | None = None

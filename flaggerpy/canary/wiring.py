@@ -18,7 +18,7 @@ from flaggerpy.analysis.base import Analyzer
 from flaggerpy.analysis.checks import MetricChecker, MetricSettings
 from flaggerpy.analysis.webhooks import WebhookRunner
 from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.controller import Controller, ControllerSettings, build_informers
+from flaggerpy.canary.controller import Controller, ControllerObserver, ControllerSettings, build_informers
 from flaggerpy.canary.events import EngineEvents
 from flaggerpy.canary.lookup import CacheLookup
 from flaggerpy.canary.reconciler import StatusObserver
@@ -59,6 +59,7 @@ async def wired_controller(
     *,
     on_request: RequestObserver | None = None,
     on_status: StatusObserver | None = None,
+    observer: ControllerObserver | None = None,
     analyzer_hook: AnalyzerHook | None = None,
 ) -> AsyncIterator[Wired]:
     """A controller assembled from ``settings``, not yet started; stopped and closed when the block ends."""
@@ -73,7 +74,7 @@ async def wired_controller(
         if analyzer_hook is not None:
             analyzer = analyzer_hook(analyzer)
         controller = Controller(kube, analyzer, notifier, events, settings.controller, informers=informers,
-                                on_status=on_status)
+                                on_status=on_status, observer=observer)
         try:
             yield Wired(kube, controller)
         finally:
