@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import copy
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gateway import InstantGateway
 
 REPO = Path(__file__).resolve().parents[1]
-GATEWAY_CRDS = Path("/work/shared/gateway-api-v1.6.1")
+GATEWAY_CRDS = Path(os.environ.get("FLAGGERPY_GATEWAY_CRDS", REPO.parent / "shared" / "gateway-api-v1.6.1"))
 FLAGGER_CRDS = REPO / "deploy" / "crds"
 GATEWAY_NAMESPACE = "gateway"
 GATEWAY_NAME = "public-gateway"

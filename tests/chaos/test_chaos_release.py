@@ -23,17 +23,8 @@ from aiohttp import web
 from flaggerpy.sandbox import Rule, Sandbox
 from tests.chaos.invariants import InvariantObserver
 from tests.e2e.prometheus_fixture import free_port
-from tests.e2e.release_harness import (
-    GATEWAY_GROUP,
-    GATEWAY_NAMESPACE,
-    NAMESPACE,
-    Subprocess,
-    canary,
-    crd_documents,
-    deployment,
-    flaggerpy_argv,
-    gateway,
-)
+from tests.e2e.release_harness import GATEWAY_GROUP, Subprocess, flaggerpy_argv
+from tests.manifests import GATEWAY_NAMESPACE, NAMESPACE, canary, crd_documents, deployment, gateway
 
 pytestmark = pytest.mark.chaos
 

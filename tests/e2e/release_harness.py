@@ -25,17 +25,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from flaggerpy.sandbox import Sandbox
 from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, free_port, prometheus_available
+from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE, crd_documents, gateway, host_of
+from tests.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
-GATEWAY_CRDS = Path("/work/shared/gateway-api-v1.6.1")
-FLAGGER_CRDS = REPO / "deploy" / "crds"
-NAMESPACE = "test"
-GATEWAY_NAMESPACE = "gateway"
-GATEWAY_NAME = "public-gateway"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ERROR_RATE_ANNOTATION = "sandbox.flaggerpy.io/error-rate"
 LATENCY_ANNOTATION = "sandbox.flaggerpy.io/latency"
@@ -53,75 +48,6 @@ def missing_tools() -> str | None:
 
 
 requires_tools = pytest.mark.skipif(missing_tools() is not None, reason=missing_tools() or "")
-
-
-def crd_documents() -> list[dict[str, Any]]:
-    """The Gateway API v1.6.1 CRDs and flaggerpy's Flagger CRDs."""
-    paths = sorted(GATEWAY_CRDS.glob("*.yaml")) + sorted(FLAGGER_CRDS.glob("*.yaml"))
-    docs = [doc for path in paths for doc in yaml.safe_load_all(path.read_text())]
-    return [doc for doc in docs if doc and doc.get("kind") == "CustomResourceDefinition"]
-
-
-def deployment(name: str, image: str = "ghcr.io/stefanprodan/podinfo:6.0.0",
-               annotations: dict[str, str] | None = None, namespace: str = NAMESPACE) -> dict[str, Any]:
-    """A podinfo-like Deployment; ``annotations`` on the pod template shape how the sandbox's pods answer."""
-    template_meta: dict[str, Any] = {"labels": {"app": name}}
-    if annotations:
-        template_meta["annotations"] = dict(annotations)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": template_meta,
-                "spec": {"containers": [{"name": "podinfod", "image": image,
-                                         "ports": [{"name": "http", "containerPort": 9898}]}]},
-            },
-        },
-    }
-
-
-def canary(name: str, analysis: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any]:
-    """A Gateway API Canary for the Deployment ``name``, served on host ``<name>.example.com``."""
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "provider": "gatewayapi:v1",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "progressDeadlineSeconds": 60,
-            "service": {
-                "port": 9898,
-                "targetPort": 9898,
-                "hosts": [host_of(name)],
-                "gatewayRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
-            },
-            "analysis": analysis,
-        },
-    }
-
-
-def host_of(name: str) -> str:
-    """The hostname the canary ``name`` is served on."""
-    return f"{name}.example.com"
-
-
-def gateway() -> dict[str, Any]:
-    """A Gateway with one HTTP listener accepting routes from every namespace."""
-    return {
-        "apiVersion": f"{GATEWAY_GROUP}/v1",
-        "kind": "Gateway",
-        "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
-        "spec": {
-            "gatewayClassName": "sandbox",
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80,
-                           "allowedRoutes": {"namespaces": {"from": "All"}}}],
-        },
-    }
 
 
 def route_weights(route: dict[str, Any] | None) -> dict[str, int]:
@@ -286,7 +212,7 @@ class Subprocess:
         """Start the process with its output going to ``log_path``."""
         with self.log_path.open("wb") as out:
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=REPO,
+                *self.argv, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=REPO_ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 

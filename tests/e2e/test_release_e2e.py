@@ -24,15 +24,13 @@ import pytest_asyncio
 from tests.e2e.release_harness import (
     ERROR_RATE_ANNOTATION,
     LATENCY_ANNOTATION,
-    NAMESPACE,
     History,
     Release,
     RouteObserver,
-    canary,
-    deployment,
     real_parts,
     requires_tools,
 )
+from tests.manifests import NAMESPACE, canary, deployment
 
 pytestmark = [pytest.mark.e2e, requires_tools, pytest.mark.asyncio(loop_scope="module")]
 

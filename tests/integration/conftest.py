@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import yaml
 
 from flaggerpy.analysis.base import HookType, MetricResult, StepContext, WebhookResult
 from flaggerpy.apis.flagger import Canary
@@ -21,13 +20,15 @@ from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.sandbox import Sandbox
-from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
+from tests.manifests import (
+    GATEWAY_NAMESPACE,
+    NAMESPACE,
+    crd_documents,
+    gateway,
+)
+from tests.paths import GATEWAY_API_CRDS
 
 GATEWAY_CRDS = GATEWAY_API_CRDS
-FLAGGER_CRDS = REPO_ROOT / "deploy" / "crds"
-NAMESPACE = "test"
-GATEWAY_NAMESPACE = "gateway"
-GATEWAY_NAME = "public-gateway"
 CRD_GROUP = "apiextensions.k8s.io"
 
 
@@ -85,67 +86,6 @@ class RecordingEvents:
     def messages(self, key: str) -> list[str]:
         """Messages recorded for the canary ``namespace/name``, in order."""
         return [m for k, _, _, m in self.events if k == key]
-
-
-# -- manifests --------------------------------------------------------------------------------------------------
-
-
-def deployment(name: str = "podinfo", image: str = "ghcr.io/stefanprodan/podinfo:6.0.0", replicas: int = 2,
-               namespace: str = NAMESPACE) -> dict[str, Any]:
-    """A podinfo-like Deployment selected by ``app: <name>``."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "podinfod", "image": image,
-                                         "ports": [{"name": "http", "containerPort": 9898}]}]},
-            },
-        },
-    }
-
-
-def canary(name: str = "podinfo", analysis: dict[str, Any] | None = None, namespace: str = NAMESPACE,
-           **spec: Any) -> dict[str, Any]:
-    """A Gateway API Canary for the Deployment ``name`` (defaults: 10 → 50 by 10, 1s interval, threshold 2)."""
-    return {
-        "apiVersion": "flagger.app/v1beta1",
-        "kind": "Canary",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "provider": "gatewayapi:v1",
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "progressDeadlineSeconds": 60,
-            "service": {
-                "port": 9898,
-                "targetPort": 9898,
-                "hosts": [f"{name}.example.com"],
-                "gatewayRefs": [{"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}],
-            },
-            "analysis": analysis if analysis is not None else {
-                "interval": "1s", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
-            },
-            **spec,
-        },
-    }
-
-
-def gateway() -> dict[str, Any]:
-    """A Gateway with one HTTP listener accepting routes from every namespace."""
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
-        "spec": {
-            "gatewayClassName": "sandbox",
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80,
-                           "allowedRoutes": {"namespaces": {"from": "All"}}}],
-        },
-    }
 
 
 # -- cluster helpers --------------------------------------------------------------------------------------------
@@ -217,11 +157,7 @@ async def wait_for(predicate: Callable[[], bool], within: float = 10.0,
 @pytest.fixture(scope="session")
 def crd_docs() -> list[dict[str, Any]]:
     """The Gateway API v1.6.1 CRDs and, when present, flaggerpy's Flagger CRDs (parsed once per session)."""
-    paths = sorted(GATEWAY_CRDS.glob("*.yaml"))
-    if FLAGGER_CRDS.is_dir():
-        paths += sorted(FLAGGER_CRDS.glob("*.yaml"))
-    docs = [doc for path in paths for doc in yaml.safe_load_all(path.read_text())]
-    return [doc for doc in docs if doc and doc.get("kind") == "CustomResourceDefinition"]
+    return crd_documents()
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------------
@@ -296,4 +232,5 @@ def run_controller(
             await controller.stop()
 
     return factory
+
 

@@ -19,7 +19,8 @@ from flaggerpy.ctl.get import watch
 from flaggerpy.ctl.status import follow
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.sandbox import Sandbox
-from tests.integration.conftest import NAMESPACE, Cluster, canary, wait_for
+from tests.integration.conftest import Cluster, wait_for
+from tests.manifests import NAMESPACE, canary
 
 GROUP, PLURAL = "flagger.app", "canaries"
 

@@ -7,16 +7,9 @@ import pytest
 
 from flaggerpy.analysis.base import HookType
 from flaggerpy.sandbox import Sandbox
-from tests.integration.conftest import (
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    ScriptedAnalyzer,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, ScriptedAnalyzer, wait_for
 from tests.integration.test_ctl_commands import Ctl
+from tests.manifests import canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 NS = ("-n", "test")

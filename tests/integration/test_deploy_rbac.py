@@ -28,14 +28,8 @@ from flaggerpy.kube.leader import LeaderElector
 from flaggerpy.kube.settings import LeaderSettings, WatchSettings
 from flaggerpy.routing.features import HTTPROUTE_CRD
 from flaggerpy.sandbox import Sandbox
-from tests.integration.conftest import (
-    Cluster,
-    RecordingNotifier,
-    ScriptedAnalyzer,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, RecordingNotifier, ScriptedAnalyzer, wait_for
+from tests.manifests import canary, deployment
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RBAC = DEPLOY / "rbac"

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from flaggerpy.sandbox import Rule
-from tests.integration.conftest import (
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, wait_for
+from tests.manifests import canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 

@@ -5,15 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from flaggerpy.analysis.base import HookType
-from tests.integration.conftest import (
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    ScriptedAnalyzer,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, ScriptedAnalyzer, wait_for
+from tests.manifests import canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 FAST = {"interval": "200ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from flaggerpy.kube.resources import GRPCROUTES_V1
-from tests.integration.conftest import (
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    ScriptedAnalyzer,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, ScriptedAnalyzer, wait_for
+from tests.manifests import canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 ROUTES = ("gateway.networking.k8s.io", "httproutes")

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import (
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    ScriptedAnalyzer,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, ScriptedAnalyzer, wait_for
+from tests.manifests import canary, deployment
 
 OLD_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.0"
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 
 from flaggerpy.canary import runner
-from tests.integration.conftest import Cluster, ControllerFactory, canary, deployment
+from tests.integration.conftest import Cluster, ControllerFactory
+from tests.manifests import canary, deployment
 from tests.paths import REPO_ROOT
 
 

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import (
-    NAMESPACE,
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, wait_for
+from tests.manifests import NAMESPACE, canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 IGNORED = "spec.analysis.stepWeight: ignored: stepWeights is set and takes precedence"

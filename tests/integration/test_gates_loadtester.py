@@ -22,15 +22,8 @@ from flaggerpy.analysis.webhooks import WebhookRunner, WebhookSettings
 from flaggerpy.apis.flagger import AlertProvider, MetricTemplate
 from flaggerpy.loadtester.config import LoadtesterConfig
 from flaggerpy.loadtester.server import create_app
-from tests.integration.conftest import (
-    NAMESPACE,
-    Cluster,
-    ControllerFactory,
-    RecordingEvents,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, wait_for
+from tests.manifests import NAMESPACE, canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 PRIMARY, CANARY = "podinfo-primary", "podinfo-canary"

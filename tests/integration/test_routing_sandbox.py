@@ -14,7 +14,8 @@ from flaggerpy.kube.api import KubeClient
 from flaggerpy.routing import GatewayAPIRouter, RouteNotOwned, Routers, route_drifted
 from flaggerpy.routing.build import RouteFeatures
 from flaggerpy.sandbox import Sandbox
-from tests.integration.conftest import GATEWAY_CRDS, Cluster, canary
+from tests.integration.conftest import GATEWAY_CRDS, Cluster
+from tests.manifests import canary
 
 pytestmark = pytest.mark.skipif(not GATEWAY_CRDS.is_dir(), reason=f"Gateway API CRDs not found at {GATEWAY_CRDS}")
 GW = "gateway.networking.k8s.io"

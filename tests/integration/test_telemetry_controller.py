@@ -15,16 +15,8 @@ from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.faults import Rule
 from flaggerpy.telemetry import Recorder
-from tests.integration.conftest import (
-    NAMESPACE,
-    Cluster,
-    RecordingEvents,
-    RecordingNotifier,
-    ScriptedAnalyzer,
-    canary,
-    deployment,
-    wait_for,
-)
+from tests.integration.conftest import Cluster, RecordingEvents, RecordingNotifier, ScriptedAnalyzer, wait_for
+from tests.manifests import NAMESPACE, canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
