@@ -140,10 +140,16 @@ class Recorder:
 
 @dataclass
 class HealthChecks:
-    """What /healthz and /readyz answer. ``ready`` is called per request, so it may report leadership."""
+    """What /healthz and /readyz answer; each callable is asked per request.
+
+    ``role`` names this replica's part in leader election (``leader`` or ``standby``): /readyz reports it in its
+    body, so a person or a probe script can tell the replicas apart while all of them stay ready (a standby has
+    warm caches and must be able to take over at once).
+    """
 
     alive: Callable[[], bool] = lambda: True
     ready: Callable[[], bool] = lambda: True
+    role: Callable[[], str] = lambda: ""
 
 
 def build_app(recorder: Recorder, health: HealthChecks) -> web.Application:
@@ -158,7 +164,9 @@ def build_app(recorder: Recorder, health: HealthChecks) -> web.Application:
 
     async def readyz(_: web.Request) -> web.Response:
         ok = health.ready()
-        return web.Response(status=200 if ok else 503, text="ready" if ok else "not ready")
+        role = health.role()
+        text = ("ready" if ok else "not ready") + (f" ({role})" if role else "")
+        return web.Response(status=200 if ok else 503, text=text)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)

@@ -207,8 +207,13 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
             # A standby is ready too: it has its caches and takes over the moment the lease is free.
             return synced.is_set()
 
-        server = await telemetry.serve(recorder, telemetry.HealthChecks(ready=ready), args.listen_address,
-                                       args.port)
+        def role() -> str:
+            if not args.enable_leader_election:
+                return "leader"
+            return "leader" if elector is not None and elector.is_leader else "standby"
+
+        server = await telemetry.serve(recorder, telemetry.HealthChecks(ready=ready, role=role),
+                                       args.listen_address, args.port)
         try:
             await controller.start_informers()
             synced.set()

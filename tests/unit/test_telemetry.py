@@ -38,3 +38,13 @@ async def test_readyz_follows_the_readiness_callback() -> None:
         assert (await client.get("/readyz")).status == 503
         leading["now"] = True
         assert (await client.get("/readyz")).status == 200
+
+
+async def test_readyz_says_whether_this_replica_leads() -> None:
+    state = {"role": "standby"}
+    health = HealthChecks(ready=lambda: True, role=lambda: state["role"])
+    async with TestClient(TestServer(build_app(Recorder(), health))) as client:
+        standby = await client.get("/readyz")
+        assert (standby.status, await standby.text()) == (200, "ready (standby)")
+        state["role"] = "leader"
+        assert await (await client.get("/readyz")).text() == "ready (leader)"
