@@ -103,9 +103,7 @@ def _problem(error: Any) -> str:
         if kind.endswith("_type") or kind.endswith("_parsing"):
             return f"{simple[kind]}, not {_describe(given)}"
         return simple[kind]
-    if kind == "literal_error":
-        return f"{_describe(given)} is not one of {ctx.get('expected', '')}"
-    if kind == "enum":
+    if kind in ("literal_error", "enum"):
         return f"{_describe(given)} is not one of {ctx.get('expected', '')}"
     if kind == "greater_than":
         return f"must be > {ctx['gt']}"
