@@ -1,19 +1,25 @@
 """Benchmark flaggerpy against the sandbox, each in its own process; JSON on stdout, progress on stderr.
 
     python hack/bench.py --canaries 1000
-    python hack/bench.py --scale 100,1000,5000
+    python hack/bench.py --scale 100,1000,5000 --interval 30
+    python hack/bench.py --canaries 300 --interval 10 --no-ha --profile /tmp/prof
 
-One run: N Deployments and Canaries (every tenth with a rollout webhook that fails, so it rolls back), the
-controller (two replicas with leader election unless ``--no-ha``) initialises them; then every Deployment gets a new
-image, edits spread evenly over one interval, and every release runs to its end. Measured:
+One run: N Deployments and Canaries (every tenth with a rollout webhook that fails, so it rolls back) are created
+before any controller starts; the controller (two replicas with leader election unless ``--no-ha``) initialises
+them; then every Deployment gets a new image, edits spread evenly over one interval, and every release runs to its
+end. Only that release is measured:
 
 - detection: edit acknowledged by the API server → the bench's watch sees the Canary ``Progressing``;
 - step lag: how late each analysis step ran after it was due (``status.lastTransitionTime`` of a weight step minus
   the previous step's plus the interval), and how late the bench saw it persisted;
-- API calls per step by verb (the sandbox's request counters minus the bench's own; a step is one transition of
-  the state machine: a new (phase, weight, iteration)), controller CPU seconds per step and peak RSS (/proc);
+- API calls: the sandbox's request counters minus the bench's own requests, per state-machine transition (a new
+  (phase, weight, iteration)) by verb and resource, and split into what a weight step writes (the route and the
+  status), what a release writes once (phase changes, halts, Deployments, Services, the route back to the primary),
+  Events and Lease traffic;
+- CPU seconds per transition of every process (bench, sandbox, each controller replica with its role) next to the
+  whole machine's busy time, and peak RSS;
 - rollback: the failing check's webhook call → the bench sees the route at 100% primary;
-- failover (HA): a second release; the leader is killed (SIGKILL) mid-way → the first step the new leader commits.
+- failover (HA): a second release; the leader is killed (SIGKILL) mid-way → a standby leads → its first step.
 """
 
 from __future__ import annotations
@@ -22,14 +28,14 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import signal
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -42,7 +48,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cluster import Api, canary, deployment
-from bench_proc import Usage, usage
+from bench_proc import PROFILE_FORMATS, Profiler, Usage, machine_busy_seconds, usage
+from bench_stats import (
+    WEIGHT_STEP,
+    State,
+    classify_route,
+    classify_status,
+    growth,
+    parse_time,
+    per_step,
+    status_state,
+    subtract,
+    summary_ms,
+    write_accounting,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
@@ -53,6 +72,10 @@ HTTPROUTES = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/httprou
 TERMINAL = ("Succeeded", "Failed")
 # A kill is instant, but a write the old leader sent just before it may still commit: ignore that long after.
 _KILL_GUARD = 0.1
+# How often progress is polled: counting N tracks costs O(N), so it is done on a clock, never per watch event.
+_POLL = 0.25
+# Flagger's default Lease timings, which the controller uses unless the bench passes others.
+_DEFAULT_LEASE_S = 15.0
 
 
 def free_port() -> int:
@@ -62,33 +85,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """The q-quantile (0..1) by nearest rank; None for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-def summary_ms(values: list[float]) -> dict[str, Any]:
-    """p50/p99/max in milliseconds of values in seconds."""
-    def ms(q: float) -> float | None:
-        value = percentile(values, q)
-        return None if value is None else round(value * 1000, 1)
-
-    return {"p50_ms": ms(0.5), "p99_ms": ms(0.99), "max_ms": ms(1.0), "samples": len(values)}
-
-
-def parse_time(text: Any) -> float | None:
-    """A status timestamp as epoch seconds."""
-    if not isinstance(text, str) or not text:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+def phase_timeout(n: int, args: argparse.Namespace) -> float:
+    """Seconds allowed for one phase (initialise, a release): ``--timeout`` when given, else enough for every step
+    of a release at ``--interval`` plus time proportional to N (the controller works through N canaries)."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    steps = -(-args.max_weight // args.step_weight) + 4
+    return 300 + args.interval * steps + 0.5 * n
 
 
 # -- what the bench sees ----------------------------------------------------------------------------------------
@@ -99,27 +102,29 @@ class CanaryTrack:
     """One canary's release as observed by the bench."""
 
     failing: bool
+    editing: bool = False
     edited_at: float | None = None
     detected_at: float | None = None
     finished_at: float | None = None
     phase: str = ""
     steps: dict[int, tuple[float, float]] = field(default_factory=dict)  # weight → (lastTransitionTime, arrival)
     statuses: int = 0
-    transitions: set[tuple[str, int, int]] = field(default_factory=set)
-    route_weight: int = 0
+    transitions: set[State] = field(default_factory=set)
+    route_state: tuple[int, int] | None = None  # (generation, canary weight)
     rolled_back_at: float | None = None
     last_status: dict[str, Any] = field(default_factory=dict)
 
 
 class Tracker:
-    """Feeds on the bench's watches of Canaries and HTTPRoutes."""
+    """Feeds on the bench's watches of Canaries and HTTPRoutes; every handler is O(1) per event."""
 
     def __init__(self, names: dict[str, bool]) -> None:
         self.tracks = {name: CanaryTrack(failing) for name, failing in names.items()}
         self.webhook_calls: dict[str, float] = {}
         self.status_events: list[float] = []
-        self.halts: dict[str, int] = {}
-        self.changed = asyncio.Event()
+        self.halts: Counter[str] = Counter()
+        self.status_kinds: Counter[str] = Counter()
+        self.route_kinds: Counter[str] = Counter()
 
     def on_canary(self, kind: str, obj: dict[str, Any], arrival: float) -> None:
         """A Canary event."""
@@ -127,20 +132,22 @@ class Tracker:
         status = obj.get("status") or {}
         if track is None or kind == "DELETED" or status == track.last_status:
             return
+        before = status_state(track.last_status) if track.last_status else None
+        state = status_state(status)
         track.last_status = status
-        track.phase = status.get("phase") or ""
-        self.changed.set()
-        if track.edited_at is None:
+        track.phase = state[0]
+        if not track.editing:
             return
+        self.status_kinds[classify_status(before, state)] += 1
         track.statuses += 1
-        track.transitions.add((track.phase, int(status.get("canaryWeight") or 0), int(status.get("iterations") or 0)))
+        track.transitions.add(state)
         for cond in status.get("conditions") or []:
             if cond.get("type") == "Halted":
-                self.halts[cond.get("reason", "")] = self.halts.get(cond.get("reason", ""), 0) + 1
+                self.halts[cond.get("reason", "")] += 1
         self.status_events.append(arrival)
         if track.detected_at is None and track.phase == "Progressing":
             track.detected_at = arrival
-        weight = int(status.get("canaryWeight") or 0)
+        weight = state[1]
         stamp = parse_time(status.get("lastTransitionTime"))
         if track.phase == "Progressing" and weight > 0 and weight not in track.steps and stamp is not None:
             track.steps[weight] = (stamp, arrival)
@@ -148,28 +155,38 @@ class Tracker:
             track.finished_at = arrival
 
     def on_route(self, kind: str, obj: dict[str, Any], arrival: float) -> None:
-        """An HTTPRoute event: notice when a failing canary's traffic is back on the primary."""
-        name = obj["metadata"]["name"]
+        """An HTTPRoute event: classify the controller's route writes; notice when a failing canary's traffic is
+        back on the primary."""
+        meta = obj["metadata"]
+        name = meta["name"]
         track = self.tracks.get(name)
         rules = (obj.get("spec") or {}).get("rules") or []
         if track is None or kind == "DELETED" or not rules:
             return
         weights = {b["name"]: int(b.get("weight", 1)) for b in rules[-1].get("backendRefs") or []}
         weight = weights.get(f"{name}-canary", 0)
-        if track.route_weight > 0 and weight == 0 and track.rolled_back_at is None and track.failing:
+        state = (int(meta.get("generation") or 0), weight)
+        route_kind = classify_route(track.route_state, state)
+        previous = track.route_state[1] if track.route_state else 0
+        track.route_state = state
+        if not track.editing or route_kind is None:
+            return
+        self.route_kinds[route_kind] += 1
+        if previous > 0 and weight == 0 and track.rolled_back_at is None and track.failing:
             track.rolled_back_at = arrival
-        track.route_weight = weight
 
     def begin_release(self) -> None:
-        """Forget the previous release's observations."""
+        """Forget the previous release's observations (keeping what the next one compares against)."""
         for name, track in self.tracks.items():
             self.tracks[name] = CanaryTrack(track.failing, phase=track.phase, last_status=track.last_status,
-                                            route_weight=track.route_weight)
+                                            route_state=track.route_state)
         self.webhook_calls.clear()
         self.status_events.clear()
         self.halts.clear()
+        self.status_kinds.clear()
+        self.route_kinds.clear()
 
-    def count(self, predicate: Any) -> int:
+    def count(self, predicate: Callable[[CanaryTrack], bool]) -> int:
         """How many tracks satisfy ``predicate``."""
         return sum(1 for track in self.tracks.values() if predicate(track))
 
@@ -193,11 +210,14 @@ async def failing_webhook(tracker: Tracker) -> tuple[web.AppRunner, str]:
 # -- processes --------------------------------------------------------------------------------------------------
 
 
-async def start_sandbox(workdir: Path, args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str, str]:
-    """The sandbox process; (process, url, kubeconfig)."""
+async def start_sandbox(workdir: Path, n: int, args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str,
+                                                                                   str]:
+    """The sandbox process; (process, url, kubeconfig). Its watch history grows with N so that no watcher that
+    reconnects mid-run is sent 410 Gone."""
+    history = max(500_000, 400 * n)
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(REPO / "hack" / "bench_sandbox.py"), "--kubeconfig", str(workdir / "kubeconfig"),
-        "--namespace", NAMESPACE, "--gateway", args.gateway,
+        "--namespace", NAMESPACE, "--gateway", args.gateway, "--history", str(history),
         stdout=asyncio.subprocess.PIPE, stderr=(workdir / "sandbox.log").open("wb"),
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -218,40 +238,56 @@ class Replica:
     index: int
     killed: bool = False
 
+    @property
+    def name(self) -> str:
+        """How the report names this replica."""
+        return f"controller-{self.index}"
 
-async def start_controller(kubeconfig: str, workdir: Path, index: int, args: argparse.Namespace) -> Replica:
-    """``flaggerpy run`` as its own process."""
-    port = free_port()
+
+def controller_argv(kubeconfig: str, port: int, args: argparse.Namespace) -> list[str]:
+    """``flaggerpy run``'s command line for one replica."""
     argv = [sys.executable, "-m", "flaggerpy.cli", "run", "--kubeconfig", kubeconfig, "--namespace", NAMESPACE,
             "--metrics-server", "http://127.0.0.1:9", "--threadiness", str(args.threadiness),
             "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning"]
     if args.ha:
         argv += ["--enable-leader-election", "--leader-election-namespace", NAMESPACE]
+        for flag, value in (("lease-duration", args.lease_duration), ("renew-deadline", args.renew_deadline),
+                            ("retry-period", args.retry_period)):
+            if value is not None:
+                argv += [f"--leader-election-{flag}", f"{value:g}"]
+    return argv
+
+
+async def start_controller(kubeconfig: str, workdir: Path, index: int, args: argparse.Namespace) -> Replica:
+    """``flaggerpy run`` as its own process."""
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=(workdir / f"controller-{index}.log").open("wb"),
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        *controller_argv(kubeconfig, port, args), stdout=asyncio.subprocess.DEVNULL,
+        stderr=(workdir / f"controller-{index}.log").open("wb"), cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     return Replica(process, port, index)
 
 
-async def leader_of(replicas: list[Replica], session: aiohttp.ClientSession) -> Replica:
-    """The replica whose telemetry says it holds the lease (``flaggerpy_leader 1.0``)."""
-    while True:
-        for replica in replicas:
-            if replica.process.returncode is not None:
-                continue
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(f"http://127.0.0.1:{replica.port}/metrics",
-                                       timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                    if resp.status == 200 and "\nflaggerpy_leader 1.0" in await resp.text():
-                        return replica
+async def is_leader(replica: Replica, session: aiohttp.ClientSession) -> bool:
+    """Whether the replica's telemetry says it holds the lease (``flaggerpy_leader 1.0``)."""
+    if replica.process.returncode is not None or replica.killed:
+        return False
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with session.get(f"http://127.0.0.1:{replica.port}/metrics",
+                               timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            return resp.status == 200 and "\nflaggerpy_leader 1.0" in await resp.text()
+    return False
+
+
+async def leader_of(replicas: list[Replica], session: aiohttp.ClientSession, within: float) -> Replica | None:
+    """The replica that leads, polled every 0.1 s; None when none does within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for replica in list(replicas):
+            if await is_leader(replica, session):
+                return replica
         await asyncio.sleep(0.1)
-
-
-def usage_of(replicas: list[Replica]) -> dict[int, Usage]:
-    """Usage of every live replica by pid."""
-    found = {replica.process.pid: usage(replica.process.pid) for replica in replicas}
-    return {pid: u for pid, u in found.items() if u is not None}
+    return None
 
 
 async def supervise(replicas: list[Replica], kubeconfig: str, workdir: Path, args: argparse.Namespace,
@@ -280,72 +316,113 @@ async def stop(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
+# -- CPU accounting ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """CPU and memory of every measured process at one moment, and the machine's busy time."""
+
+    at: float
+    machine_busy_s: float
+    processes: dict[str, tuple[int, Usage]]  # name → (pid, usage)
+
+
+def snapshot(sandbox: asyncio.subprocess.Process, replicas: list[Replica]) -> Snapshot:
+    """Usage of the bench itself, the sandbox and every live replica."""
+    pids = {"bench": os.getpid(), "sandbox": sandbox.pid, **{r.name: r.process.pid for r in replicas}}
+    found = {name: (pid, usage(pid)) for name, pid in pids.items()}
+    return Snapshot(time.monotonic(), machine_busy_seconds(),
+                    {name: (pid, u) for name, (pid, u) in found.items() if u is not None})
+
+
+def cpu_report(before: Snapshot, after: Snapshot, steps: int, roles: dict[str, str]) -> dict[str, Any]:
+    """CPU seconds and ms per transition of each process over a window, with the machine's busy time, so a reader
+    sees where the cores went (``others`` is everything not measured: other users, py-spy)."""
+    window = after.at - before.at
+    report: dict[str, Any] = {}
+    measured = 0.0
+    for name, (pid, end) in after.processes.items():
+        start_pid, start = before.processes.get(name, (pid, None))
+        # A process restarted under the same name started from zero.
+        cpu = end.cpu_seconds - (start.cpu_seconds if start is not None and start_pid == pid else 0.0)
+        measured += cpu
+        entry: dict[str, Any] = {"cpu_s": round(cpu, 2), "cpu_ms_per_step": round(1000 * cpu / steps, 3) if steps
+                                 else None, "cores": round(cpu / window, 3) if window else None,
+                                 "peak_rss_mib": round(end.peak_rss_mib, 1)}
+        if name in roles:
+            entry["role"] = roles[name]
+        report[name] = entry
+    busy = after.machine_busy_s - before.machine_busy_s
+    report["machine"] = {"window_s": round(window, 1), "busy_s": round(busy, 2),
+                         "busy_cores": round(busy / window, 3) if window else None,
+                         "others_cpu_s": round(max(0.0, busy - measured), 2), "cores": os.cpu_count()}
+    return report
+
+
+async def roles_of(replicas: list[Replica], session: aiohttp.ClientSession, ha: bool) -> dict[str, str]:
+    """``{replica name: leader | standby | single}``."""
+    if not ha:
+        return {r.name: "single" for r in replicas}
+    leader = await leader_of(replicas, session, within=5)
+    return {r.name: "leader" if r is leader else "standby" for r in replicas}
+
+
 # -- one run ----------------------------------------------------------------------------------------------------
 
 
-async def wait_until(tracker: Tracker, progress: Progress, label: str, done: Any, total: int,
-                     timeout: float) -> None:  # noqa: ASYNC109
-    """Advance a progress bar until ``done()`` reaches ``total``; TimeoutError after ``timeout``."""
+async def wait_until(progress: Progress, label: str, done: Callable[[], int], total: int,
+                     limit: float) -> None:
+    """Advance a progress bar until ``done()`` reaches ``total``; TimeoutError after ``limit`` seconds."""
     task = progress.add_task(label, total=total)
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             while (count := done()) < total:
                 progress.update(task, completed=count)
-                tracker.changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(tracker.changed.wait(), 1.0)
+                await asyncio.sleep(_POLL)
         progress.update(task, completed=total)
     finally:
         progress.remove_task(task)
 
 
+async def create_all(api: Api, names: dict[str, bool], args: argparse.Namespace, hook_url: str,
+                     progress: Progress) -> None:
+    """Every Deployment and Canary, ``--create-concurrency`` at a time (workers share one iterator, so thousands of
+    objects never mean thousands of pending coroutines)."""
+    task = progress.add_task(f"[{len(names)}] create", total=len(names))
+    items = iter(names.items())
+
+    async def worker() -> None:
+        for name, failing in items:
+            await api.create(DEPLOYMENTS, deployment(name, NAMESPACE, OLD_IMAGE))
+            await api.create(CANARIES, canary(name, NAMESPACE, args.interval, args.step_weight,
+                                              args.max_weight, hook_url if failing else None))
+            progress.advance(task)
+
+    await asyncio.gather(*(worker() for _ in range(args.create_concurrency)))
+    progress.remove_task(task)
+
+
 async def edit_all(api: Api, tracker: Tracker, image: str, spread: float) -> None:
-    """Give every Deployment ``image``, the edits spread evenly over ``spread`` seconds."""
+    """Give every Deployment ``image`` with one JSON patch each, the edits spread evenly over ``spread`` seconds."""
     names = list(tracker.tracks)
     loop = asyncio.get_running_loop()
     start = loop.time()
+    operations = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]
 
-    async def edit(index: int, name: str) -> None:
-        await asyncio.sleep(max(0.0, start + spread * index / len(names) - loop.time()))
-        dep = await api.get(f"{DEPLOYMENTS}/{name}")
-        dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
-        await api.replace(f"{DEPLOYMENTS}/{name}", dep)
-        tracker.tracks[name].edited_at = time.time()
+    async def edit(name: str) -> None:
+        track = tracker.tracks[name]
+        track.editing = True
+        await api.json_patch(f"{DEPLOYMENTS}/{name}", operations)
+        track.edited_at = time.time()
 
-    await asyncio.gather(*(edit(i, name) for i, name in enumerate(names)))
-
-
-def controller_calls(counters: dict[str, dict[str, int]], edits: int) -> dict[str, dict[str, int]]:
-    """The sandbox's counters minus the bench's own requests (a get and an update per edited Deployment)."""
-    result = {resource: dict(verbs) for resource, verbs in counters.items()}
-    deployments = result.get("deployments.apps", {})
-    for verb in ("get", "update"):
-        if verb in deployments:
-            deployments[verb] -= edits
-    return {r: {v: n for v, n in verbs.items() if n} for r, verbs in result.items() if any(verbs.values())}
-
-
-def per_step(calls: dict[str, dict[str, int]], steps: int) -> dict[str, Any]:
-    """Calls per step by verb, and writes/reads per step with the resources they went to."""
-    writes = {"create", "update", "patch", "delete"}
-    by_verb: dict[str, int] = {}
-    for verbs in calls.values():
-        for verb, n in verbs.items():
-            by_verb[verb] = by_verb.get(verb, 0) + n
-    def ratio(n: int) -> float:
-        return round(n / steps, 3) if steps else math.nan
-
-    return {
-        "by_verb": {verb: ratio(n) for verb, n in sorted(by_verb.items())},
-        "writes": ratio(sum(n for v, n in by_verb.items() if v in writes)),
-        "writes_without_events": ratio(sum(n for resource, verbs in calls.items() if resource != "events"
-                                           for v, n in verbs.items() if v in writes)),
-        "reads": ratio(by_verb.get("get", 0) + by_verb.get("list", 0)),
-        "writes_by_resource": {
-            resource: ratio(sum(n for v, n in verbs.items() if v in writes))
-            for resource, verbs in sorted(calls.items()) if any(v in writes for v in verbs)
-        },
-    }
+    tasks = []
+    for index, name in enumerate(names):
+        delay = start + spread * index / len(names) - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(edit(name)))
+    await asyncio.gather(*tasks)
 
 
 def step_lags(tracker: Tracker, interval: float) -> tuple[list[float], list[float]]:
@@ -360,84 +437,147 @@ def step_lags(tracker: Tracker, interval: float) -> tuple[list[float], list[floa
     return started, persisted
 
 
+def per_canary(calls: dict[str, dict[str, int]], n: int) -> dict[str, dict[str, float]]:
+    """Requests per canary by resource and verb (initialisation)."""
+    return {resource: {verb: round(count / n, 3) for verb, count in verbs.items()}
+            for resource, verbs in sorted(calls.items())}
+
+
+@dataclass
+class Run:
+    """The processes and observers of one run."""
+
+    n: int
+    args: argparse.Namespace
+    progress: Progress
+    workdir: Path
+    tracker: Tracker
+    api: Api
+    sandbox: asyncio.subprocess.Process
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def limit(self) -> float:
+        """Seconds allowed per phase."""
+        return phase_timeout(self.n, self.args)
+
+    async def wait_finished(self, label: str) -> None:
+        """Until every canary ended its release."""
+        await wait_until(self.progress, f"[{self.n}] {label}",
+                         lambda: self.tracker.count(lambda t: t.finished_at is not None), self.n, self.limit)
+
+    async def reset_counters(self) -> None:
+        """Zero the sandbox's counters and the bench's record of its own requests together."""
+        await self.api.request("DELETE", "/sandbox/counters")
+        self.api.own.clear()
+
+    async def controller_calls(self) -> dict[str, dict[str, int]]:
+        """The sandbox's counters since the last reset, minus the bench's own requests."""
+        return subtract(await self.api.get("/sandbox/counters"), self.api.own)
+
+
+async def initialise(run: Run, kubeconfig: str) -> dict[str, Any]:
+    """Start the controller(s) and wait until every canary is Initialized; time and requests per canary."""
+    await run.reset_counters()
+    for index in range(2 if run.args.ha else 1):
+        run.replicas.append(await start_controller(kubeconfig, run.workdir, index, run.args))
+    started = time.time()
+    await wait_until(run.progress, f"[{run.n}] initialise",
+                     lambda: run.tracker.count(lambda t: t.phase == "Initialized"), run.n, run.limit)
+    return {"initialisation_s": round(time.time() - started, 1),
+            "initialisation_calls_per_canary": per_canary(await run.controller_calls(), run.n)}
+
+
+async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:
+    """Release 1: detection, step lag, API calls, CPU, rollback (optionally profiled)."""
+    tracker, args, n = run.tracker, run.args, run.n
+    tracker.begin_release()
+    roles = await roles_of(run.replicas, run.api.session, args.ha)
+    await run.reset_counters()
+    profiler = None
+    if args.profile is not None:
+        profiler = Profiler(args.profile / f"{n}-canaries", args.profile_format, args.profile_rate)
+        for name, pid in [("sandbox", run.sandbox.pid), *((r.name, r.process.pid) for r in run.replicas)]:
+            await profiler.start(name, pid)
+    before = snapshot(run.sandbox, run.replicas)
+    await edit_all(run.api, tracker, NEW_IMAGE, args.interval)
+    await run.wait_finished("release")
+    after = snapshot(run.sandbox, run.replicas)
+    profiles = await profiler.stop() if profiler is not None else None
+    calls = await run.controller_calls()
+    steps = sum(len(track.transitions) for track in tracker.tracks.values())
+    detection = [max(0.0, t.detected_at - t.edited_at) for t in tracker.tracks.values()
+                 if t.detected_at is not None and t.edited_at is not None]
+    started, persisted = step_lags(tracker, args.interval)
+    rollbacks = [t.rolled_back_at - tracker.webhook_calls[name] for name, t in tracker.tracks.items()
+                 if t.failing and t.rolled_back_at is not None and name in tracker.webhook_calls]
+    cpu = cpu_report(before, after, steps, roles)
+    controllers = [entry for name, entry in cpu.items() if name.startswith("controller-")]
+    standby = [entry for entry in controllers if entry.get("role") == "standby"]
+    result: dict[str, Any] = {
+        "outcome": {"succeeded": tracker.count(lambda t: t.phase == "Succeeded"),
+                    "failed": tracker.count(lambda t: t.phase == "Failed"),
+                    "designed_to_fail": sum(names.values())},
+        "detection": summary_ms(detection),
+        "step_lag": summary_ms(started),
+        "step_lag_persisted": summary_ms(persisted),
+        "rollback": summary_ms(rollbacks),
+        "steps": steps,
+        "weight_steps": tracker.status_kinds[WEIGHT_STEP],
+        "status_versions": sum(track.statuses for track in tracker.tracks.values()),
+        "status_versions_by_kind": dict(tracker.status_kinds),
+        "route_versions_by_kind": dict(tracker.route_kinds),
+        "status_versions_halted_by_reason": dict(tracker.halts),
+        "api_calls_per_step": per_step(calls, steps),
+        "writes": write_accounting(calls, tracker.status_kinds, tracker.route_kinds, n, steps,
+                                   after.at - before.at),
+        "api_calls_total": calls,
+        # Every replica counts (a standby's informers decode every event too); a replica that died does not.
+        "controller_cpu_s_per_step": round(sum(e["cpu_s"] for e in controllers) / steps, 5) if steps else None,
+        "controller_peak_rss_mib": max((e["peak_rss_mib"] for e in controllers), default=0.0),
+        "sandbox_cpu_s_per_step": round(cpu["sandbox"]["cpu_s"] / steps, 5) if steps else None,
+        "standby_cpu_s_per_step": round(sum(e["cpu_s"] for e in standby) / steps, 5) if steps and standby else None,
+        "cpu": cpu,
+    }
+    if profiles is not None:
+        result["profiles"] = profiles
+    return result
+
+
 async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict[str, Any]:
     """One benchmark run with ``n`` canaries; its figures."""
     workdir = Path(tempfile.mkdtemp(prefix=f"flaggerpy-bench-{n}-"))
     failing_every = max(1, round(1 / args.rollback_fraction)) if args.rollback_fraction > 0 else 0
     names = {f"app-{i:05d}": bool(failing_every) and i % failing_every == failing_every - 1 for i in range(n)}
     tracker = Tracker(names)
-    sandbox, url, kubeconfig = await start_sandbox(workdir, args)
-    replicas: list[Replica] = []
+    sandbox, url, kubeconfig = await start_sandbox(workdir, n, args)
     hook_runner, hook_url = await failing_webhook(tracker)
     watchers: list[asyncio.Task[None]] = []
     supervisor: asyncio.Task[None] | None = None
     restarts: list[str] = []
+    replicas: list[Replica] = []
     result: dict[str, Any] = {"canaries": n, "interval_s": args.interval, "replicas": 2 if args.ha else 1,
-                              "gateway": args.gateway}
+                              "gateway": args.gateway, "load_average_before": os.getloadavg(),
+                              "phase_timeout_s": phase_timeout(n, args), "workdir": str(workdir)}
     try:
-        async with Api(url) as api:
+        async with Api(url, concurrency=max(32, args.create_concurrency)) as api:
+            run = Run(n, args, progress, workdir, tracker, api, sandbox, replicas)
             listed = [asyncio.Event(), asyncio.Event()]
             watchers = [asyncio.create_task(api.watch(CANARIES, tracker.on_canary, listed[0])),
                         asyncio.create_task(api.watch(HTTPROUTES, tracker.on_route, listed[1]))]
             await asyncio.gather(*(e.wait() for e in listed))
-            created = progress.add_task(f"[{n}] create", total=n)
-
-            async def create(name: str, failing: bool) -> None:
-                await api.create(DEPLOYMENTS, deployment(name, NAMESPACE, OLD_IMAGE))
-                await api.create(CANARIES, canary(name, NAMESPACE, args.interval, args.step_weight,
-                                                  args.max_weight, hook_url if failing else None))
-                progress.advance(created)
-
-            await asyncio.gather(*(create(name, failing) for name, failing in names.items()))
-            progress.remove_task(created)
-            for index in range(2 if args.ha else 1):
-                replicas.append(await start_controller(kubeconfig, workdir, index, args))
+            created = time.time()
+            await create_all(api, names, args, hook_url, progress)
+            result["creation_s"] = round(time.time() - created, 1)
             supervisor = asyncio.create_task(supervise(replicas, kubeconfig, workdir, args, restarts))
-            init_started = time.time()
-            await wait_until(tracker, progress, f"[{n}] initialise", lambda: tracker.count(
-                lambda t: t.phase == "Initialized"), n, args.timeout)
-            result["initialisation_s"] = round(time.time() - init_started, 1)
-
-            # Release 1: detection, step lag, API calls, CPU, rollback.
-            tracker.begin_release()
-            await api.request("DELETE", "/sandbox/counters")
-            before, sandbox_before = usage_of(replicas), usage(sandbox.pid)
-            await edit_all(api, tracker, NEW_IMAGE, args.interval)
-            await wait_until(tracker, progress, f"[{n}] release", lambda: tracker.count(
-                lambda t: t.finished_at is not None), n, args.timeout)
-            after, sandbox_after = usage_of(replicas), usage(sandbox.pid)
-            counters = await api.get("/sandbox/counters")
-            steps = sum(len(track.transitions) for track in tracker.tracks.values())
-            status_writes = sum(track.statuses for track in tracker.tracks.values())
-            detection = [t.detected_at - t.edited_at for t in tracker.tracks.values()
-                         if t.detected_at is not None and t.edited_at is not None]
-            started, persisted = step_lags(tracker, args.interval)
-            rollbacks = [t.rolled_back_at - tracker.webhook_calls[name] for name, t in tracker.tracks.items()
-                         if t.failing and t.rolled_back_at is not None and name in tracker.webhook_calls]
-            calls = controller_calls(counters, n)
-            assert sandbox_before is not None and sandbox_after is not None
-            # CPU of every replica (a standby's informers count too); a replica that died meanwhile is not counted.
-            cpu = sum(u.cpu_seconds - (before[pid].cpu_seconds if pid in before else 0.0) for pid, u in after.items())
-            result.update({
-                "outcome": {"succeeded": tracker.count(lambda t: t.phase == "Succeeded"),
-                            "failed": tracker.count(lambda t: t.phase == "Failed"),
-                            "designed_to_fail": sum(names.values())},
-                "detection": summary_ms(detection),
-                "step_lag": summary_ms(started),
-                "step_lag_persisted": summary_ms(persisted),
-                "rollback": summary_ms(rollbacks),
-                "steps": steps,
-                "status_versions": status_writes,
-                "status_versions_halted_by_reason": dict(tracker.halts),
-                "api_calls_per_step": per_step(calls, steps),
-                "api_calls_total": calls,
-                "controller_cpu_s_per_step": round(cpu / steps, 5),
-                "controller_peak_rss_mib": round(max((u.peak_rss_mib for u in after.values()), default=0.0), 1),
-                "sandbox_cpu_s_per_step": round((sandbox_after.cpu_seconds - sandbox_before.cpu_seconds) / steps,
-                                                5),
-            })
+            result.update(await initialise(run, kubeconfig))
+            result.update(await release(run, names))
             if args.ha:
-                result["failover"] = await failover(api, tracker, progress, replicas, n, args)
+                result["failover"] = await failover(run)
+            result["bench_watch_relists"] = api.relists
+        for task in watchers:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                result["bench_watch_error"] = repr(task.exception())
         result["controller_restarts"] = restarts
     finally:
         tasks = [*watchers, *([supervisor] if supervisor else [])]
@@ -451,63 +591,56 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     return result
 
 
-async def failover(api: Api, tracker: Tracker, progress: Progress, replicas: list[Replica], n: int,
-                   args: argparse.Namespace) -> dict[str, Any]:
-    """Release 2; kill the leader once a third of the canaries made a step; time to the new leader's first step."""
+async def failover(run: Run) -> dict[str, Any]:
+    """Release 2: kill the leader once a third of the canaries made a step; time until a standby leads and until
+    its first committed step; CPU of the replicas over the release."""
+    tracker, args, n = run.tracker, run.args, run.n
+    lease = args.lease_duration or _DEFAULT_LEASE_S
     tracker.begin_release()
-    editing = asyncio.create_task(edit_all(api, tracker, THIRD_IMAGE, args.interval))
-    await wait_until(tracker, progress, f"[{n}] failover: steps before the kill",
-                     lambda: tracker.count(lambda t: bool(t.steps)), max(1, n // 3), args.timeout)
-    leader = await leader_of(replicas, api.session)
+    before = snapshot(run.sandbox, run.replicas)
+    editing = asyncio.create_task(edit_all(run.api, tracker, THIRD_IMAGE, args.interval))
+    await wait_until(run.progress, f"[{n}] failover: steps before the kill",
+                     lambda: tracker.count(lambda t: bool(t.steps)), max(1, n // 3), run.limit)
+    leader = await leader_of(run.replicas, run.api.session, within=30)
+    if leader is None:
+        await editing
+        await run.wait_finished("failover: release (no leader found, nothing killed)")
+        return {"error": "no replica reported leading within 30 s; nothing was killed"}
     leader.killed = True
     leader.process.kill()
     killed_at = time.time()
+    survivors = [r for r in run.replicas if r is not leader]
+    new_leader = await leader_of(survivors, run.api.session, within=3 * lease + 30)
+    elected_at = time.time()
     await editing
-    await wait_until(tracker, progress, f"[{n}] failover: release", lambda: tracker.count(
-        lambda t: t.finished_at is not None), n, args.timeout)
+    await run.wait_finished("failover: release")
+    after = snapshot(run.sandbox, run.replicas)
     first = min((t for t in tracker.status_events if t > killed_at + _KILL_GUARD), default=None)
+    roles = {leader.name: "killed leader", **({new_leader.name: "new leader"} if new_leader else {})}
+    steps = sum(len(track.transitions) for track in tracker.tracks.values())
     return {
+        "kill_to_new_leader_s": round(elected_at - killed_at, 2) if new_leader else None,
         "kill_to_first_step_s": None if first is None else round(first - killed_at, 2),
         "all_finished": tracker.count(lambda t: t.finished_at is not None) == n,
-        "note": "bounded below by the Lease (15 s duration, 2 s retry): a killed leader cannot release it",
+        "outcome": {"succeeded": tracker.count(lambda t: t.phase == "Succeeded"),
+                    "failed": tracker.count(lambda t: t.phase == "Failed")},
+        "cpu": cpu_report(before, after, steps, roles),
+        "note": f"bounded below by the Lease ({lease:g} s): a killed leader cannot release it",
     }
-
-
-def growth(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """How each headline figure grows from the smallest run to each larger one (ratio)."""
-    def figure(run: dict[str, Any], path: tuple[str, ...]) -> float | None:
-        value: Any = run
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        return value if isinstance(value, int | float) else None
-
-    paths = {
-        "detection_p99": ("detection", "p99_ms"), "step_lag_p99": ("step_lag", "p99_ms"),
-        "writes_per_step": ("api_calls_per_step", "writes"), "cpu_s_per_step": ("controller_cpu_s_per_step",),
-        "peak_rss_mib": ("controller_peak_rss_mib",), "rollback_p99": ("rollback", "p99_ms"),
-    }
-    base = runs[0]
-    out: dict[str, Any] = {}
-    for name, path in paths.items():
-        first = figure(base, path)
-        out[name] = {
-            str(run["canaries"]): (None if first in (None, 0) or figure(run, path) is None
-                                   else round(figure(run, path) / first, 2))  # type: ignore[operator]
-            for run in runs
-        }
-    return out
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     """Every requested scale, one after the other."""
     console = Console(stderr=True)
     runs = []
+    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg(),
+                              "argv": sys.argv[1:]}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, refresh_per_second=2) as progress:
         for n in args.scale:
             runs.append(await run_once(n, args, progress))
-            console.log(f"{n} canaries done: {json.dumps(runs[-1])}")
-    report: dict[str, Any] = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg(), "runs": runs}
+            console.log(f"{n} canaries done: {json.dumps({k: v for k, v in runs[-1].items() if k != 'cpu'})}")
+    report["runs"] = runs
     if len(runs) > 1:
         report["growth_vs_first"] = growth(runs)
     return report
@@ -526,9 +659,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threadiness", type=int, default=8, help="controller workers (default 8)")
     parser.add_argument("--no-ha", dest="ha", action="store_false",
                         help="one controller replica, no leader election, no failover figure")
+    parser.add_argument("--lease-duration", type=float, help="HA: the controllers' lease duration (default theirs)")
+    parser.add_argument("--renew-deadline", type=float, help="HA: the controllers' renew deadline (default theirs)")
+    parser.add_argument("--retry-period", type=float, help="HA: the controllers' retry period (default theirs)")
     parser.add_argument("--gateway", choices=["instant", "dataplane"], default="instant",
                         help="HTTPRoute acceptance by an instant stand-in Gateway (default) or the sandbox data plane")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per phase (default 900)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds allowed per phase (default 300 + interval * (steps + 4) + 0.5 * canaries)")
+    parser.add_argument("--create-concurrency", type=int, default=16,
+                        help="Deployments and Canaries created at once before the controller starts (default 16)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy the sandbox and every controller during the measured release into DIR")
+    parser.add_argument("--profile-format", choices=sorted(PROFILE_FORMATS), default="speedscope",
+                        help="py-spy output: speedscope (open at speedscope.app), flamegraph (SVG) or raw "
+                             "(collapsed stacks) (default speedscope)")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
     args = parser.parse_args(argv)
     problems = []
     try:
@@ -544,6 +689,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         problems.append("--step-weight/--max-weight: need 0 < step-weight <= max-weight <= 100")
     if not 0 <= args.rollback_fraction <= 1:
         problems.append("--rollback-fraction: must be between 0 and 1")
+    if args.timeout is not None and args.timeout <= 0:
+        problems.append("--timeout: must be > 0")
+    if args.create_concurrency < 1:
+        problems.append("--create-concurrency: must be >= 1")
+    if args.profile_rate < 1:
+        problems.append("--profile-rate: must be >= 1")
+    for flag in ("lease_duration", "renew_deadline", "retry_period"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            problems.append(f"--{flag.replace('_', '-')}: must be > 0")
+    if args.profile is not None and not Profiler.available():
+        problems.append("--profile: py-spy is not installed (pip install py-spy)")
     if problems:
         parser.error("; ".join(problems))
     return args

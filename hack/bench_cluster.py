@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_stats import request_key
+
 _TIMEOUT = aiohttp.ClientTimeout(total=30)
+# Listing thousands of Canaries is megabytes of JSON.
+_LIST_TIMEOUT = aiohttp.ClientTimeout(total=300)
 _RETRIES = 5
 
 
@@ -22,12 +30,19 @@ class ApiError(RuntimeError):
 
 
 class Api:
-    """A minimal Kubernetes REST client over one aiohttp session."""
+    """A minimal Kubernetes REST client over one aiohttp session.
+
+    It counts its own requests as the sandbox counts them (``own``, by ``(verb, resource)``) so the bench can take
+    them out of the sandbox's counters, and how often a watch had to relist (``relists``): a relist can miss
+    intermediate versions, which the report must then say.
+    """
 
     def __init__(self, base_url: str, concurrency: int = 32) -> None:
         self.base_url = base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(concurrency)
+        self.own: Counter[tuple[str, str]] = Counter()
+        self.relists = 0
 
     async def __aenter__(self) -> Api:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -43,18 +58,27 @@ class Api:
         assert self._session is not None, "use Api as an async context manager"
         return self._session
 
-    async def request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _count(self, method: str, path: str) -> None:
+        key = request_key(method, path)
+        if key is not None:
+            self.own[key] += 1
+
+    async def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+                      time_limit: aiohttp.ClientTimeout = _TIMEOUT) -> dict[str, Any]:
         """One request with retries on connection errors and 5xx/429; the decoded JSON answer."""
         last = ""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
         for attempt in range(_RETRIES):
             async with self._limit:
                 try:
-                    async with self.session.request(method, self.base_url + path, json=body,
-                                                    timeout=_TIMEOUT) as resp:
-                        data = await resp.json(content_type=None)
+                    async with self.session.request(method, self.base_url + path, data=data, headers=headers,
+                                                    timeout=time_limit) as resp:
+                        self._count(method, path)
+                        answer = await resp.json(content_type=None)
                         if resp.status < 300:
-                            return data
-                        last = f"{method} {path}: {resp.status} {data.get('message', '')}"
+                            return answer
+                        last = f"{method} {path}: {resp.status} {answer.get('message', '')}"
                         if resp.status < 500 and resp.status != 429:
                             raise ApiError(last)
                 except (aiohttp.ClientError, TimeoutError) as exc:
@@ -68,35 +92,55 @@ class Api:
 
     async def get(self, path: str) -> dict[str, Any]:
         """GET one object or a list."""
-        return await self.request("GET", path)
+        return await self.request("GET", path, time_limit=_LIST_TIMEOUT)
 
     async def replace(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
         """PUT ``obj`` at ``path``."""
         return await self.request("PUT", path, obj)
 
+    async def json_patch(self, path: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+        """PATCH ``path`` with a JSON patch (one request, where a get + replace would be two)."""
+        return await self.request("PATCH", path, operations, "application/json-patch+json")
+
     async def watch(self, path: str, on_event: Callable[[str, dict[str, Any], float], None],
                     listed: asyncio.Event | None = None) -> None:
-        """List ``path`` (each item as ADDED), then watch it forever; ``on_event(type, obj, arrival_time)``."""
-        initial = await self.request("GET", path)
-        now = time.time()
-        for item in initial.get("items") or []:
-            on_event("ADDED", item, now)
-        version = initial["metadata"]["resourceVersion"]
+        """List ``path`` (each item as ADDED), then watch it forever; ``on_event(type, obj, arrival_time)``.
+        A 410 (history expired) relists and carries on from the new list."""
+        version = await self._list(path, on_event)
         if listed is not None:
             listed.set()
         while True:
-            url = f"{self.base_url}{path}?watch=true&allowWatchBookmarks=true&resourceVersion={version}"
+            url = f"{path}?watch=true&allowWatchBookmarks=true&resourceVersion={version}"
             try:
-                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
+                async with self.session.get(self.base_url + url,
+                                            timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
+                    self._count("GET", url)
                     if resp.status == 410:
-                        raise ApiError(f"watch {path}: history expired; raise bench_sandbox --history")
+                        version = await self._relist(path, on_event)
+                        continue
                     async for event in _lines(resp):
+                        kind = event.get("type")
                         obj = event.get("object") or {}
+                        if kind == "ERROR":
+                            if obj.get("code") == 410:
+                                version = await self._relist(path, on_event)
+                            break
                         version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                        if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                            on_event(event["type"], obj, time.time())
+                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                            on_event(kind, obj, time.time())
             except (aiohttp.ClientError, TimeoutError):
                 await asyncio.sleep(0.1)
+
+    async def _list(self, path: str, on_event: Callable[[str, dict[str, Any], float], None]) -> str:
+        initial = await self.get(path)
+        now = time.time()
+        for item in initial.get("items") or []:
+            on_event("ADDED", item, now)
+        return str(initial["metadata"]["resourceVersion"])
+
+    async def _relist(self, path: str, on_event: Callable[[str, dict[str, Any], float], None]) -> str:
+        self.relists += 1
+        return await self._list(path, on_event)
 
 
 async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
