@@ -5,7 +5,8 @@
 - ``flaggerpy loadtester`` as a subprocess (rollout webhooks start ``hey`` through it);
 - ``flaggerpy run`` as a subprocess, pointed at the sandbox's kubeconfig and at that Prometheus;
 - a :class:`RouteObserver` that records every version of every HTTPRoute and Canary as the sandbox commits them,
-  and the data plane's per-backend request counters at every weight change (the measured traffic split).
+  and the data plane's per-backend request counters whenever it starts routing with new weights (the measured
+  traffic split).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import aiohttp
 import pytest
 
 from flaggerpy.sandbox import Sandbox
+from flaggerpy.sandbox.dataplane_match import Request
+from flaggerpy.sandbox.dataplane_table import Decision
 from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, free_port, prometheus_available
 from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE, crd_documents, gateway, host_of
 from tests.paths import REPO_ROOT
@@ -67,9 +70,11 @@ def route_weights(route: dict[str, Any] | None) -> dict[str, int]:
 class Window:
     """Requests the data plane sent to a canary's two backends while the route had one set of weights.
 
-    ``start``/``end`` are the (primary, canary) request counters when the weights came in force and went away.
+    ``weights`` (backend → weight) are those the data plane routed with; ``start``/``end`` are the (primary,
+    canary) request counters when they came in force (the first request routed with them) and went away.
     """
 
+    weights: dict[str, int]
     canary_weight: int
     start: tuple[int, int]
     end: tuple[int, int] | None = None
@@ -132,7 +137,13 @@ class History:
 
 
 class RouteObserver:
-    """Watches the sandbox in-process: every committed HTTPRoute and Canary version, and the traffic split."""
+    """Watches the sandbox in-process: every committed HTTPRoute and Canary version, and the traffic split.
+
+    Traffic windows are placed by the data plane's own routing decisions, not by the route's commit: the observer
+    wraps :meth:`DataPlane.decide`, and the first request routed with new weights closes the previous window. A
+    commit reaches the data plane's table a programming pass later, and a change stream consumer later still; under
+    CPU load that lag let hundreds of requests routed with the new weights land in the old window.
+    """
 
     def __init__(self, sandbox: Sandbox, names: list[str], namespace: str = NAMESPACE) -> None:
         self._sb = sandbox
@@ -142,11 +153,22 @@ class RouteObserver:
         self._changed = asyncio.Event()
 
     def start(self) -> None:
-        """Subscribe now: later commits are all seen."""
+        """Subscribe now: later commits are all seen, and every later request is metered."""
+        plane = self._sb.dataplane
+        decide = plane.decide
+
+        def metered(request: Request, gateway: tuple[str, str] | None = None) -> Decision:
+            decision = decide(request, gateway)
+            self._meter(decision)
+            return decision
+
+        # An instance attribute shadows the method for every caller (synthetic traffic and the real-HTTP proxy).
+        plane.decide = metered  # type: ignore[method-assign]
         self._task = asyncio.create_task(self._run(), name="e2e-observer")
 
     async def stop(self) -> None:
-        """Stop watching and close every open traffic window."""
+        """Stop watching and metering, and close every open traffic window."""
+        vars(self._sb.dataplane).pop("decide", None)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,8 +186,18 @@ class RouteObserver:
         if history.windows and history.windows[-1].end is None:
             history.windows[-1].end = self._counters(history)
 
-    def _open_window(self, history: History, canary_weight: int) -> None:
-        history.windows.append(Window(canary_weight, self._counters(history)))
+    def _meter(self, decision: Decision) -> None:
+        rule = decision.rule
+        if rule is None or rule.route.namespace != self._namespace:
+            return
+        history = self.histories.get(rule.route.name)
+        if history is None:
+            return
+        weights = {backend.ref.name: backend.weight for backend in rule.backends}
+        if history.windows and history.windows[-1].weights == weights:
+            return
+        self._close_window(history)
+        history.windows.append(Window(weights, weights.get(f"{history.name}-canary", 0), self._counters(history)))
 
     async def _run(self) -> None:
         async for change in self._sb.cluster.changes():
@@ -177,9 +209,6 @@ class RouteObserver:
                 weights = route_weights(change.object)
                 if weights and (not history.weights or history.weights[-1] != weights):
                     history.weights.append(weights)
-                    await self._sb.dataplane.wait_programmed()
-                    self._close_window(history)
-                    self._open_window(history, weights.get(f"{history.name}-canary", 0))
             elif (change.group, change.plural) == ("flagger.app", "canaries") and change.type != "DELETED":
                 status = change.object.get("status") or {}
                 if not history.statuses or history.statuses[-1] != status:

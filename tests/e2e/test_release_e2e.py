@@ -109,6 +109,11 @@ def _assert_route_invariants(history: History) -> None:
 
 
 def _assert_split_matches(history: History) -> None:
+    for window in history.windows:
+        assert window.weights in history.weights, (
+            f"{history.name}: the data plane routed with {window.weights}, which no HTTPRoute version had: "
+            f"{history.weights}"
+        )
     measured = [w for w in history.windows if w.requests > 0]
     assert measured, f"{history.name}: no traffic was measured"
     # A window of a few requests (the moments around a switch, with requests in flight) says nothing by itself.
