@@ -6,9 +6,9 @@ its ``rest_client`` with JSON bodies, because the generated models cost several 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from yarl import URL
 
+from flaggerpy.kube import jsonio
 from flaggerpy.kube.errors import ApiError, ConfigError, Unavailable, error_from_status
 from flaggerpy.kube.settings import ClientSettings
 from flaggerpy.log import get_logger
@@ -158,6 +160,48 @@ async def load_configuration(kubeconfig: str | None = None, context: str | None 
     return cfg
 
 
+@dataclass(frozen=True)
+class _Transport:
+    """What every request needs from the ApiClient, looked up once instead of per request."""
+
+    session: aiohttp.ClientSession
+    host: str
+    headers: Mapping[str, str]
+    extra: Mapping[str, Any]
+    """aiohttp keyword arguments the configuration asks for (proxy, proxy headers, TLS server name)."""
+    timeout: aiohttp.ClientTimeout
+    configuration: Configuration
+
+    @classmethod
+    def of(cls, api: ApiClient, timeout: aiohttp.ClientTimeout) -> _Transport:
+        """Read the session, host, fixed headers and proxy/TLS options off ``api``."""
+        rest = api.rest_client
+        extra: dict[str, Any] = {}
+        if rest.proxy:
+            extra["proxy"] = rest.proxy
+        if rest.proxy_headers:
+            extra["proxy_headers"] = rest.proxy_headers
+        if rest.server_hostname:
+            extra["server_hostname"] = rest.server_hostname
+        headers = {**api.default_headers, "Accept": "application/json"}
+        return cls(rest.pool_manager, api.configuration.host, headers, extra, timeout, api.configuration)
+
+    async def bearer_token(self) -> str | None:
+        """The Authorization header value, as kubernetes-asyncio's auth settings give it.
+
+        A refresh hook (exec plugins, in-cluster token rotation) is asked every time, as the ApiClient would; a
+        static token is read from the configuration each time, so a token set after opening is used too.
+        """
+        cfg = self.configuration
+        if "BearerToken" not in cfg.api_key:
+            return None
+        if cfg.refresh_api_key_hook is not None:
+            return await cfg.get_api_key_with_prefix("BearerToken")  # type: ignore[no-any-return]
+        prefix = cfg.api_key_prefix.get("BearerToken")
+        key = cfg.api_key["BearerToken"]
+        return f"{prefix} {key}" if prefix and key else key or None
+
+
 class KubeClient:
     """The process's connection to the API server. Use as ``async with KubeClient(kubeconfig=...) as kube:``.
 
@@ -179,6 +223,10 @@ class KubeClient:
         self._context = context
         self._api = api_client
         self._observers: list[RequestObserver] = [on_request] if on_request else []
+        self._wire: _Transport | None = None
+        self._backoff = wait_exponential_jitter(
+            multiplier=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
+        )
 
     async def open(self) -> KubeClient:
         """Load configuration and create the shared ApiClient (idempotent)."""
@@ -233,35 +281,37 @@ class KubeClient:
             except Exception:  # an observer is telemetry: it must never fail a request
                 log.exception("request observer failed", observer=repr(observer))
 
-    def _timeout(self, read: float | None = None) -> aiohttp.ClientTimeout:
+    def _timeout(self, read: float) -> aiohttp.ClientTimeout:
         # Only the socket connect is bounded, not aiohttp's "connect" (which includes waiting for a free pooled
         # connection): under load a request may queue for the pool, and that wait is not a network failure.
-        return aiohttp.ClientTimeout(
-            total=None, sock_connect=self.settings.connect_timeout, sock_read=read or self.settings.read_timeout
-        )
+        return aiohttp.ClientTimeout(total=None, sock_connect=self.settings.connect_timeout, sock_read=read)
+
+    def _transport(self) -> _Transport:
+        if self._wire is None:
+            self._wire = _Transport.of(self.api_client, self._timeout(self.settings.read_timeout))
+        return self._wire
 
     async def _send(
         self,
         method: str,
         path: str,
         query: list[tuple[str, str]],
-        body: Any,
+        body: bytes | None,
         content_type: str,
-        timeouts: aiohttp.ClientTimeout,
+        timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
-        api = self.api_client
-        headers = dict(api.default_headers)
-        headers["Accept"] = "application/json"
+        wire = self._transport()
+        headers = dict(wire.headers)
         headers["Content-Type"] = content_type
-        await api.update_params_for_auth(headers, query, ["BearerToken"])
-        return await api.rest_client.request(
-            method,
-            api.configuration.host + path,
-            query_params=query or None,
-            headers=headers,
-            body=body,
-            _preload_content=False,
-            _request_timeout=timeouts,
+        token = await wire.bearer_token()
+        if token:
+            headers["authorization"] = token
+        url = wire.host + path
+        if query:
+            url += "?" + urlencode(query)
+        # The path is quoted by Resource.path and the query by urlencode: yarl need not parse and re-quote it.
+        return await wire.session.request(
+            method, URL(url, encoded=True), headers=headers, data=body, timeout=timeouts or wire.timeout, **wire.extra
         )
 
     async def _attempt(
@@ -271,13 +321,13 @@ class KubeClient:
         method: str,
         path: str,
         query: list[tuple[str, str]],
-        body: Any,
+        body: bytes | None,
         content_type: str,
     ) -> Any:
         start = time.monotonic()
         status = 0
         try:
-            response = await self._send(method, path, list(query), body, content_type, self._timeout())
+            response = await self._send(method, path, query, body, content_type)
             try:
                 status = response.status
                 data = await response.read()
@@ -290,16 +340,15 @@ class KubeClient:
             self._observe(verb, label, status, time.monotonic() - start)
         if not 200 <= status < 300:
             raise error_from_status(status, data, retry_after)
-        return json.loads(data) if data else {}
+        return jsonio.loads(data) if data else {}
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
+    def _delay(self, attempt: int, exc: BaseException | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt``: the server's Retry-After, else the backoff."""
         if isinstance(exc, ApiError) and exc.retry_after is not None:
             return min(exc.retry_after, self.settings.retry_after_max)
-        backoff = wait_exponential_jitter(
-            multiplier=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
-        )
-        return float(backoff(state))
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempt
+        return float(self._backoff(state))
 
     async def request(
         self,
@@ -318,24 +367,35 @@ class KubeClient:
         :class:`~flaggerpy.kube.errors.ApiError` subclass once the retry budget is spent.
         """
         label = str(resource)
-        params = _query(query or {})
+        params = _query(query) if query else []
+        data = None if body is None else jsonio.dumps(body)
+        try:
+            return await self._attempt(verb, label, method, path, params, data, content_type)
+        except ApiError as exc:
+            # Most requests succeed at once: tenacity is only set up once the first attempt failed.
+            if not _is_retryable(exc) or self.settings.retry_attempts < 2:
+                raise
+            first = exc
+        self._log_retry(verb, label, 1, first)
+        await asyncio.sleep(self._delay(1, first))
+        # Attempts 2..N: tenacity numbers them from 1, so the backoff is asked for one attempt more.
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry_attempts),
-            wait=self._wait,
+            stop=stop_after_attempt(self.settings.retry_attempts - 1),
+            wait=lambda s: self._delay(s.attempt_number + 1, s.outcome.exception() if s.outcome else None),
             retry=retry_if_exception(_is_retryable),
-            before_sleep=lambda s: log.debug(
-                "retrying API request",
-                verb=verb,
-                resource=label,
-                attempt=s.attempt_number,
-                error=str(s.outcome.exception()) if s.outcome else None,
+            before_sleep=lambda s: self._log_retry(
+                verb, label, s.attempt_number + 1, s.outcome.exception() if s.outcome else None
             ),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(verb, label, method, path, params, body, content_type)
+                return await self._attempt(verb, label, method, path, params, data, content_type)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    @staticmethod
+    def _log_retry(verb: str, label: str, attempt: int, exc: BaseException | None) -> None:
+        log.debug("retrying API request", verb=verb, resource=label, attempt=attempt, error=str(exc) if exc else None)
 
     @contextlib.asynccontextmanager
     async def stream(
