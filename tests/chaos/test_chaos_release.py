@@ -3,8 +3,12 @@
 The sandbox answers 10% of API requests with 500, 10% of writes with 409, drops every watch every few seconds and
 answers re-watches with 410 Gone; two ``flaggerpy run`` replicas with leader election run as processes and one of
 them is SIGKILLed at random every few seconds (and started again). Two in five canaries are designed to fail their
-analysis (their rollout webhook refuses), the rest to pass. Each must end as it would on a healthy cluster, and an
-observer inside the sandbox checks invariants 1-4 of design.md on every committed version.
+analysis (their rollout webhook refuses), the rest to pass.
+
+The same fifty releases (same manifests, webhook verdicts and seed) first run on a healthy sandbox with the same two
+replicas and nothing killed; that run's outcome per canary (terminal phase, primary image, HTTPRoute spec) is the
+reference the chaos run must reproduce exactly. In both runs an observer inside the sandbox checks invariants 1-4 of
+design.md on every committed version.
 """
 
 from __future__ import annotations
@@ -14,19 +18,21 @@ import contextlib
 import copy
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 
 from flaggerpy.sandbox import Rule, Sandbox
-from tests.chaos.invariants import InvariantObserver
+from tests.chaos.invariants import InvariantObserver, image_of, report, weights_of
 from tests.e2e.prometheus_fixture import free_port
 from tests.e2e.release_harness import GATEWAY_GROUP, Subprocess, flaggerpy_argv
 from tests.manifests import GATEWAY_NAMESPACE, NAMESPACE, canary, crd_documents, deployment, gateway
 
-pytestmark = pytest.mark.chaos
+pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="module")]
 
 CANARIES = 50
 OLD_IMAGE, NEW_IMAGE = "podinfo:1.0.0", "podinfo:1.0.1"
@@ -36,15 +42,14 @@ RELEASE_TIMEOUT = 150.0
 # still leaves several retries through the injected 500s and 409s.
 LEASE = ["--leader-election-lease-duration", "4", "--leader-election-renew-deadline", "3",
          "--leader-election-retry-period", "0.5"]
+SEED = 20261122
+NAMES = [f"app-{i:02d}" for i in range(CANARIES)]
 WATCHED = ("canaries.flagger.app", "deployments.apps", "services", "httproutes.gateway.networking.k8s.io")
+# Two in five canaries fail their analysis: their rollout webhook refuses.
+FAILING = frozenset(name for i, name in enumerate(NAMES) if i % 5 in (1, 3))
 
 
-def designed_to_fail(index: int) -> bool:
-    """Two in five canaries fail their analysis."""
-    return index % 5 in (1, 3)
-
-
-async def gate_server(failing: set[str]) -> tuple[web.AppRunner, str]:
+async def gate_server(failing: frozenset[str]) -> tuple[web.AppRunner, str]:
     """A rollout webhook: 500 for the canaries in ``failing``, 200 for the others."""
     async def hook(request: web.Request) -> web.Response:
         payload = await request.json()
@@ -111,9 +116,8 @@ class Replicas:
             await replica.stop()
 
 
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[Sandbox]:
+@contextlib.asynccontextmanager
+async def prepared_sandbox() -> AsyncIterator[Sandbox]:
     """A sandbox with the CRDs, the namespaces and a Gateway."""
     async with Sandbox(ready_delay=0.05, bookmark_interval=1.0, history_size=200_000) as sb:
         for doc in crd_documents():
@@ -141,60 +145,123 @@ async def chaos_monkey(sb: Sandbox, replicas: Replicas, rng: random.Random) -> N
         await replicas.kill_one()
 
 
-async def test_fifty_canaries_survive_faults_and_killed_leaders(sandbox: Sandbox, tmp_path: Path) -> None:
-    sb, rng = sandbox, random.Random(20261122)
-    names = [f"app-{i:02d}" for i in range(CANARIES)]
-    failing = {name for i, name in enumerate(names) if designed_to_fail(i)}
-    hooks, hook_url = await gate_server(failing)
-    analysis: dict[str, Any] = {"interval": "1s", "threshold": 2, "stepWeight": STEP_WEIGHT, "maxWeight": MAX_WEIGHT,
-                                "webhooks": [{"name": "gate", "type": "rollout", "url": hook_url, "timeout": "5s"}]}
-    for name in names:
-        await sb.cluster.create("apps", "deployments", deployment(name, OLD_IMAGE))
-        await sb.cluster.create("flagger.app", "canaries", canary(name, analysis))
-    observer = InvariantObserver(sb, NAMESPACE, dict.fromkeys(names, MAX_WEIGHT), OLD_IMAGE)
-    observer.start()
-    replicas = Replicas(sb.kubeconfig_path, tmp_path, rng)
-    monkey: asyncio.Task[None] | None = None
-    for _ in range(2):
-        await replicas.start_one()
-    supervisor = asyncio.create_task(replicas.supervise())
-    try:
-        await _wait(observer, lambda: all(observer.phase(n) == "Initialized" for n in names), RELEASE_TIMEOUT,
-                    "initialisation", replicas)
-        inject_faults(sb)
-        monkey = asyncio.create_task(chaos_monkey(sb, replicas, rng))
-        for name in names:
-            dep = copy.deepcopy(sb.cluster.get("apps", "deployments", NAMESPACE, name))
-            dep["metadata"].pop("resourceVersion", None)
-            dep["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
-            await sb.cluster.update("apps", "deployments", dep)
-        await _wait(observer, lambda: all(observer.finished(n) for n in names), RELEASE_TIMEOUT, "release", replicas)
-    finally:
-        for task in (monkey, supervisor):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        sb.faults.clear()
-        await observer.stop()
-        await replicas.stop()
-        await hooks.cleanup()
+@dataclass(frozen=True)
+class Outcome:
+    """How a canary's release ended: its terminal phase, the primary's image and the HTTPRoute's spec."""
 
-    assert replicas.kills >= 2, f"only {replicas.kills} replicas were killed: the run was too short to mean much"
-    assert not replicas.crashes, replicas.crashes
-    outcome = {name: observer.phase(name) for name in names}
-    expected = {name: "Failed" if name in failing else "Succeeded" for name in names}
-    assert outcome == expected
-    assert not observer.violations, "\n".join(observer.violations[:20])
-    assert not observer.history_problems(STEP_WEIGHT), "\n".join(observer.history_problems(STEP_WEIGHT)[:20])
-    for name in names:
-        seen = observer.seen[name]
-        if name in failing:
-            assert seen.primary_images == [OLD_IMAGE], (name, seen.primary_images)
-            assert seen.promotions == 0
-        else:
-            assert seen.primary_images == [OLD_IMAGE, NEW_IMAGE], (name, seen.primary_images)
-            assert seen.canary_weights[-3:] == [40, 50, 0], (name, seen.canary_weights)
-            assert seen.promotions == 1
+    phase: str
+    primary_image: str | None
+    route: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{self.phase}, primary {self.primary_image}, route weights {weights_of({'spec': self.route})}"
+
+
+@dataclass
+class Run:
+    """One release of the fifty canaries: what the observer saw, the replicas' fate and each canary's outcome."""
+
+    name: str
+    observer: InvariantObserver
+    replicas: Replicas
+    outcomes: dict[str, Outcome]
+
+
+async def release_fifty(workdir: Path, *, chaos: bool) -> Run:
+    """Release the fifty canaries on a fresh sandbox with two replicas; with ``chaos``, faults and kills too.
+
+    Both runs use the same manifests, the same webhook verdicts and the same seed, so the only difference
+    between them is the misbehaving cluster.
+    """
+    run = "chaos" if chaos else "fault-free"
+    rng = random.Random(SEED)
+    async with prepared_sandbox() as sb:
+        hooks, hook_url = await gate_server(FAILING)
+        analysis: dict[str, Any] = {
+            "interval": "1s", "threshold": 2, "stepWeight": STEP_WEIGHT, "maxWeight": MAX_WEIGHT,
+            "webhooks": [{"name": "gate", "type": "rollout", "url": hook_url, "timeout": "5s"}]}
+        for name in NAMES:
+            await sb.cluster.create("apps", "deployments", deployment(name, OLD_IMAGE))
+            await sb.cluster.create("flagger.app", "canaries", canary(name, analysis))
+        observer = InvariantObserver(sb, NAMESPACE, dict.fromkeys(NAMES, MAX_WEIGHT), OLD_IMAGE, run)
+        observer.start()
+        replicas = Replicas(sb.kubeconfig_path, workdir, rng)
+        monkey: asyncio.Task[None] | None = None
+        for _ in range(2):
+            await replicas.start_one()
+        supervisor = asyncio.create_task(replicas.supervise())
+        try:
+            await _wait(observer, lambda: all(observer.phase(n) == "Initialized" for n in NAMES), RELEASE_TIMEOUT,
+                        f"{run} initialisation", replicas)
+            if chaos:
+                inject_faults(sb)
+                monkey = asyncio.create_task(chaos_monkey(sb, replicas, rng))
+            for name in NAMES:
+                dep = copy.deepcopy(sb.cluster.get("apps", "deployments", NAMESPACE, name))
+                dep["metadata"].pop("resourceVersion", None)
+                dep["spec"]["template"]["spec"]["containers"][0]["image"] = NEW_IMAGE
+                await sb.cluster.update("apps", "deployments", dep)
+            await _wait(observer, lambda: all(observer.finished(n) for n in NAMES), RELEASE_TIMEOUT,
+                        f"{run} release", replicas)
+        finally:
+            for task in (monkey, supervisor):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            sb.faults.clear()
+            await observer.stop()
+            await replicas.stop()
+            await hooks.cleanup()
+        outcomes = {name: Outcome(observer.phase(name),
+                                  image_of(sb.cluster.get("apps", "deployments", NAMESPACE, f"{name}-primary")),
+                                  (sb.cluster.get(GATEWAY_GROUP, "httproutes", NAMESPACE, name) or {}).get("spec")
+                                  or {})
+                    for name in NAMES}
+    return Run(run, observer, replicas, outcomes)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fault_free(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The fifty releases on a healthy cluster: the reference every chaos outcome is compared with."""
+    return await release_fifty(tmp_path_factory.mktemp("fault-free"), chaos=False)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def chaotic(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The same fifty releases while the cluster misbehaves and replicas are killed."""
+    return await release_fifty(tmp_path_factory.mktemp("chaos"), chaos=True)
+
+
+def _assert_invariants(run: Run) -> None:
+    assert run.observer.versions > 0, f"{run.name}: the observer saw no versions"
+    assert not run.observer.violations, report(run.observer.violations)
+    problems = run.observer.history_problems(STEP_WEIGHT)
+    assert not problems, report(problems)
+
+
+async def test_fault_free_run_holds_the_invariants_and_ends_as_designed(fault_free: Run) -> None:
+    assert not fault_free.replicas.crashes, fault_free.replicas.crashes
+    _assert_invariants(fault_free)
+    # The reference only means something if it has both kinds of ending: failing gates fail, the others promote.
+    phases = {name: outcome.phase for name, outcome in fault_free.outcomes.items()}
+    assert phases == {name: "Failed" if name in FAILING else "Succeeded" for name in NAMES}
+    assert not fault_free.observer.repeated_steps, fault_free.observer.repeated_steps
+
+
+async def test_chaos_run_holds_the_invariants_at_every_version(chaotic: Run) -> None:
+    assert chaotic.replicas.kills >= 2, f"only {chaotic.replicas.kills} replicas were killed: too short to mean much"
+    assert not chaotic.replicas.crashes, chaotic.replicas.crashes
+    _assert_invariants(chaotic)
+
+
+async def test_every_canary_ends_as_in_the_fault_free_run(fault_free: Run, chaotic: Run) -> None:
+    different = [f"{name}: fault-free {fault_free.outcomes[name]}; chaos {chaotic.outcomes[name]}"
+                 for name in NAMES if chaotic.outcomes[name] != fault_free.outcomes[name]]
+    assert not different, "\n".join(different)
+    for name in NAMES:
+        calm, wild = fault_free.observer.seen[name], chaotic.observer.seen[name]
+        assert wild.primary_images == calm.primary_images, (name, calm.primary_images, wild.primary_images)
+        assert wild.promotions == calm.promotions, (name, calm.phases, wild.phases)
 
 
 async def _wait(observer: InvariantObserver, done: Any, within: float, what: str, replicas: Replicas) -> None:
