@@ -29,6 +29,7 @@ _RESERVED = frozenset({
     "let", "loop", "package", "namespace", "return", "var", "void", "while",
 })
 _MAX_VERDICTS = 50_000
+_ABSENT: Any = object()
 _verdicts: dict[tuple[str, str], bool | None] = {}
 
 
@@ -99,7 +100,10 @@ def _type_name(value: Any) -> str:
     return "number" if isinstance(value, float) else "integer"
 
 
-def _check(value: Any, schema: dict[str, Any], path: str, causes: list[Cause]) -> None:
+def _check(value: Any, schema: dict[str, Any], path: str, causes: list[Cause], previous: Any = _ABSENT) -> None:
+    if value is previous:
+        # Rules see only ``self`` (transition rules are skipped), so an unchanged subtree keeps its verdicts.
+        return
     for rule in schema.get("x-kubernetes-validations") or []:
         if not isinstance(rule, dict) or not isinstance(rule.get("rule"), str):
             continue
@@ -112,10 +116,11 @@ def _check(value: Any, schema: dict[str, Any], path: str, causes: list[Cause]) -
         props = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
         for key, item in value.items():
+            before = previous.get(key, _ABSENT) if isinstance(previous, dict) else _ABSENT
             if key in props:
-                _check(item, props[key], f"{path}.{key}" if path else key, causes)
+                _check(item, props[key], f"{path}.{key}" if path else key, causes, before)
             elif isinstance(additional, dict):
-                _check(item, additional, f"{path}[{key}]", causes)
+                _check(item, additional, f"{path}[{key}]", causes, before)
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             _check(item, schema["items"], f"{path}[{i}]", causes)
@@ -134,11 +139,16 @@ def _has_rules(schema: dict[str, Any]) -> bool:
     return present
 
 
-def evaluate_rules(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
-    """Violations of the schema's CEL rules by ``obj`` (none when the ``cel`` module is not installed)."""
+def evaluate_rules(
+    obj: dict[str, Any], schema: dict[str, Any], previous: dict[str, Any] | None = None
+) -> list[Cause]:
+    """Violations of the schema's CEL rules by ``obj`` (none when the ``cel`` module is not installed).
+
+    ``previous`` is an object these rules passed before; subtrees ``obj`` shares with it are not evaluated again.
+    """
     if not AVAILABLE or not _has_rules(schema):
         return []
     causes: list[Cause] = []
     root = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-    _check(root, schema, "", causes)
+    _check(root, schema, "", causes, _ABSENT if previous is None else previous)
     return causes

@@ -10,7 +10,6 @@ import copy
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from flaggerpy.log import get_logger
@@ -26,7 +25,7 @@ from flaggerpy.sandbox.errors import (
     not_found,
 )
 from flaggerpy.sandbox.patch import merge_patch
-from flaggerpy.sandbox.registry import CRDS, NAMESPACES, Registry, ResourceType
+from flaggerpy.sandbox.registry import CRDS, NAMESPACES, Registry, ResourceType, StorageKey
 from flaggerpy.sandbox.schema import admit, unknown_fields
 from flaggerpy.sandbox.store import Event, Store
 
@@ -38,20 +37,43 @@ _DNS_LABEL_KINDS = frozenset({("", "namespaces"), ("", "services")})
 _SERVER_FIELDS = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 
 
-@dataclass(frozen=True)
 class Change:
-    """One change seen by an in-sandbox controller; ``object`` is the controller's own copy."""
+    """One change seen by an in-sandbox controller; ``object`` is the controller's own copy.
 
-    type: str
-    group: str
-    plural: str
-    object: dict[str, Any]
+    The copy is made on first use: most controllers skip most changes by their resource or type alone, and the
+    stored object it copies never changes, so a late copy is the same copy.
+    """
+
+    __slots__ = ("_copy", "_shared", "group", "plural", "type")
+
+    def __init__(self, type: str, group: str, plural: str, object: dict[str, Any]) -> None:
+        self.type = type
+        self.group = group
+        self.plural = plural
+        self._shared = object
+        self._copy: dict[str, Any] | None = None
+
+    @property
+    def object(self) -> dict[str, Any]:
+        """The changed object as committed (a private deep copy)."""
+        if self._copy is None:
+            self._copy = copy.deepcopy(self._shared)
+        return self._copy
+
+    def __repr__(self) -> str:
+        meta = self._shared.get("metadata") or {}
+        return f"Change({self.type} {self.plural}.{self.group} {meta.get('namespace', '')}/{meta.get('name')})"
 
 
 def _spec_part(obj: dict[str, Any], rt: ResourceType) -> dict[str, Any]:
     """What counts for ``metadata.generation``: everything but metadata (and status when it is a subresource)."""
     skip = ("metadata", "status") if rt.has_status else ("metadata",)
     return {k: v for k, v in obj.items() if k not in skip and k not in ("apiVersion", "kind")}
+
+
+def _ident(rt: ResourceType, obj: dict[str, Any]) -> tuple[StorageKey, str, str]:
+    meta = obj["metadata"]
+    return (rt.key, meta.get("namespace", "") if rt.namespaced else "", meta["name"])
 
 
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -75,6 +97,10 @@ class Cluster:
         self.cluster_ips = defaults.ClusterIPs()
         # uids of owners deleted with propagationPolicy=Orphan that still wait on their finalizers
         self.orphans: set[str] = set()
+        # (storage key, namespace, name) of a custom resource -> the schema that admitted what is stored. Writes
+        # in-process (status from in-sandbox controllers, garbage collection) keep the entry: like kube's
+        # validation ratcheting, what a write leaves untouched is not checked again.
+        self._admitted_by: dict[tuple[StorageKey, str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------ lookups
 
@@ -145,9 +171,10 @@ class Cluster:
             unknown = unknown_fields(obj, schema, root=True)
             if unknown:
                 raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
-        admitted, causes = admit(obj, schema)
+        previous = old if old is not None and self._admitted_by.get(_ident(rt, old)) is schema else None
+        admitted, causes = admit(obj, schema, previous)
         if self.cel_rules:
-            causes.extend(cel_rules.evaluate_rules(admitted, schema))
+            causes.extend(cel_rules.evaluate_rules(admitted, schema, previous))
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
         return admitted
@@ -222,7 +249,14 @@ class Cluster:
         self.store.put(rt.key, obj, "ADDED")
         if rt.key == CRDS:
             self.registry.put(crds.resource_type(obj))
+        self._remember_schema(rt, version, obj)
         return obj
+
+    def _remember_schema(self, rt: ResourceType, version: str, stored: dict[str, Any]) -> None:
+        """Note the schema that admitted a stored custom resource (its next write may reuse what it shares)."""
+        schema = rt.schemas.get(version) if rt.custom and rt.key != CRDS else None
+        if schema is not None and self.store.get(rt.key, *_ident(rt, stored)[1:]) is stored:
+            self._admitted_by[_ident(rt, stored)] = schema
 
     def update_object(
         self,
@@ -274,7 +308,10 @@ class Cluster:
         changed_immutable = immutable.check(rt.key, current, new)
         if changed_immutable:
             raise invalid(rt.kind, rt.group, name, changed_immutable)
-        return self.commit_update(rt, current, new, dry_run)
+        stored = self.commit_update(rt, current, new, dry_run)
+        if not dry_run:
+            self._remember_schema(rt, version, stored)
+        return stored
 
     def _check_finalizers(self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any]) -> None:
         """Once deletion has started, finalizers may only be removed (kube-apiserver's rule)."""
@@ -343,6 +380,7 @@ class Cluster:
         return self._remove(rt, current, orphan=propagation == "Orphan")
 
     def _remove(self, rt: ResourceType, current: dict[str, Any], orphan: bool = False) -> dict[str, Any]:
+        self._admitted_by.pop(_ident(rt, current), None)
         final = dict(current)
         final["metadata"] = dict(current["metadata"], resourceVersion=str(self.store.next_rv()))
         self.store.remove(rt.key, final)
@@ -415,13 +453,13 @@ class Cluster:
         sub = self.store.subscribe(None)
         try:
             while True:
-                event = await sub.queue.get()
+                event = await sub.get()
                 if event is None:
                     if sub.overflowed:
                         log.warning("in-sandbox controller fell too far behind; its change stream ended")
                     return
                 if wanted is None or event.key in wanted:
-                    yield Change(event.type, event.key[0], event.key[1], copy.deepcopy(event.obj))
+                    yield Change(event.type, event.key[0], event.key[1], event.obj)
         finally:
             sub.close()
 
@@ -433,7 +471,7 @@ class Cluster:
         sub = self.store.subscribe(None)
         try:
             while True:
-                event = await sub.queue.get()
+                event = await sub.get()
                 if event is None:
                     return
                 yield event

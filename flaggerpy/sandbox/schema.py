@@ -25,6 +25,8 @@ from typing import Any
 from flaggerpy.sandbox.errors import Cause
 
 _ROOT_KEYS = ("apiVersion", "kind", "metadata")
+# "No previous value": None is a JSON value, so it cannot mark absence.
+ABSENT: Any = object()
 _HOSTNAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -57,8 +59,17 @@ def _preserves(schema: dict[str, Any]) -> bool:
     return bool(schema.get("x-kubernetes-preserve-unknown-fields"))
 
 
-def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
-    """Drop fields the schema does not declare (unless it preserves unknown fields); returns a new value."""
+def _child(previous: Any, key: str) -> Any:
+    return previous.get(key, ABSENT) if isinstance(previous, dict) else ABSENT
+
+
+def prune(value: Any, schema: dict[str, Any], root: bool = False, previous: Any = ABSENT) -> Any:
+    """Drop fields the schema does not declare (unless it preserves unknown fields); returns a new value.
+
+    A subtree that *is* the matching subtree of ``previous`` (an object this schema admitted) is returned as is.
+    """
+    if value is previous:
+        return value
     if isinstance(value, dict):
         props: dict[str, Any] = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
@@ -70,10 +81,10 @@ def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
             elif key in props:
                 # kube drops nulls of non-nullable fields before defaulting instead of rejecting them.
                 if item is not None or props[key].get("nullable"):
-                    result[key] = prune(item, props[key])
+                    result[key] = prune(item, props[key], previous=_child(previous, key))
             elif isinstance(additional, dict):
                 if item is not None or additional.get("nullable"):
-                    result[key] = prune(item, additional)
+                    result[key] = prune(item, additional, previous=_child(previous, key))
             elif additional is True or _preserves(schema):
                 result[key] = item
         return result
@@ -112,8 +123,13 @@ def unknown_fields(value: Any, schema: dict[str, Any], path: str = "", root: boo
 # ---------------------------------------------------------------- defaulting
 
 
-def apply_defaults(value: Any, schema: dict[str, Any]) -> Any:
-    """Fill in ``default`` for missing (or non-nullable null) properties, recursively; returns a new value."""
+def apply_defaults(value: Any, schema: dict[str, Any], previous: Any = ABSENT) -> Any:
+    """Fill in ``default`` for missing (or non-nullable null) properties, recursively; returns a new value.
+
+    A subtree that *is* the matching subtree of ``previous`` (already defaulted by this schema) is kept as is.
+    """
+    if value is previous:
+        return value
     if isinstance(value, dict):
         result = dict(value)
         props: dict[str, Any] = schema.get("properties") or {}
@@ -121,12 +137,12 @@ def apply_defaults(value: Any, schema: dict[str, Any]) -> Any:
             if "default" in sub and (key not in result or (result[key] is None and not sub.get("nullable"))):
                 result[key] = copy.deepcopy(sub["default"])
             if key in result:
-                result[key] = apply_defaults(result[key], sub)
+                result[key] = apply_defaults(result[key], sub, _child(previous, key))
         additional = schema.get("additionalProperties")
         if isinstance(additional, dict):
             for key in result:
                 if key not in props:
-                    result[key] = apply_defaults(result[key], additional)
+                    result[key] = apply_defaults(result[key], additional, _child(previous, key))
         return result
     if isinstance(value, list):
         items = schema.get("items")
@@ -266,8 +282,15 @@ def _combinators(value: Any, schema: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
-def validate(value: Any, schema: dict[str, Any], path: str = "", root: bool = False) -> list[Cause]:
-    """Every violation of ``schema`` by ``value``, each naming the field as kube-apiserver does."""
+def validate(
+    value: Any, schema: dict[str, Any], path: str = "", root: bool = False, previous: Any = ABSENT
+) -> list[Cause]:
+    """Every violation of ``schema`` by ``value``, each naming the field as kube-apiserver does.
+
+    A subtree that *is* the matching subtree of ``previous`` (an object this schema admitted) is not checked again.
+    """
+    if value is previous:
+        return []
     if value is None:
         if schema.get("nullable") or not schema.get("type"):
             return []
@@ -292,7 +315,7 @@ def validate(value: Any, schema: dict[str, Any], path: str = "", root: bool = Fa
     elif isinstance(value, list):
         causes.extend(_array(value, schema, path))
     elif isinstance(value, dict):
-        causes.extend(_object(value, schema, path, root))
+        causes.extend(_object(value, schema, path, root, previous))
     causes.extend(_combinators(value, schema, path))
     return causes
 
@@ -314,7 +337,9 @@ def _array(value: list[Any], schema: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
-def _object(value: dict[str, Any], schema: dict[str, Any], path: str, root: bool) -> list[Cause]:
+def _object(
+    value: dict[str, Any], schema: dict[str, Any], path: str, root: bool, previous: Any = ABSENT
+) -> list[Cause]:
     causes: list[Cause] = []
     for key in schema.get("required") or []:
         if key not in value:
@@ -332,14 +357,24 @@ def _object(value: dict[str, Any], schema: dict[str, Any], path: str, root: bool
         if root and key in _ROOT_KEYS and key not in props:
             continue
         if key in props:
-            causes.extend(validate(item, props[key], _join(path, key)))
+            causes.extend(validate(item, props[key], _join(path, key), previous=_child(previous, key)))
         elif isinstance(additional, dict):
-            causes.extend(validate(item, additional, f"{path}[{key}]" if path else key))
+            causes.extend(validate(item, additional, f"{path}[{key}]" if path else key,
+                                   previous=_child(previous, key)))
     return causes
 
 
-def admit(obj: dict[str, Any], schema: dict[str, Any]) -> tuple[dict[str, Any], list[Cause]]:
-    """Prune, default and validate a custom resource against its version's openAPIV3Schema."""
-    pruned = prune(obj, schema, root=True)
-    defaulted = apply_defaults(pruned, schema)
-    return defaulted, validate(defaulted, schema, "", root=True)
+def admit(
+    obj: dict[str, Any], schema: dict[str, Any], previous: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[Cause]]:
+    """Prune, default and validate a custom resource against its version's openAPIV3Schema.
+
+    ``previous`` is the stored object ``obj`` replaces, when this same schema admitted it: the parts ``obj``
+    shares with it (the very same dicts and lists, as a status write or a merge patch leaves them) were pruned,
+    defaulted and validated then and are kept as they are. Shared means identical, not equal: ``1`` equals
+    ``True`` and ``1.0`` in Python but not in JSON.
+    """
+    before = ABSENT if previous is None else previous
+    pruned = prune(obj, schema, root=True, previous=before)
+    defaulted = apply_defaults(pruned, schema, before)
+    return defaulted, validate(defaulted, schema, "", root=True, previous=before)

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +49,9 @@ class ServerSettings:
     """Seconds between checks that an idle watch's client is still connected."""
     default_watch_timeout: float = 1800.0
     """How long a watch without ``timeoutSeconds`` lasts (kube-apiserver picks 30-60 minutes)."""
+    watch_batch_window: float = 0.0
+    """Seconds a watch waits after a write before the next one, so that events following closely share one send
+    (0: write each wake-up's events at once)."""
 
 
 @dataclass(frozen=True)
@@ -437,6 +439,7 @@ class WatchStream:
         timeout = _int_param(request, "timeoutSeconds")
         self.timeout = float(timeout) if timeout else server.settings.default_watch_timeout
         self.last_rv = 0
+        self.expired = False
         self.as_table = tables.wants_table(request.headers.get("Accept", ""))
 
     def _line(self, event_type: str, obj: dict[str, Any], event: Event | None = None) -> bytes:
@@ -518,40 +521,85 @@ class WatchStream:
 
     async def _stream(self, response: web.StreamResponse, sub: Subscription) -> None:
         settings = self.server.settings
-        store = self.server.cluster.store
-        deadline = time.monotonic() + self.timeout
+        loop = asyncio.get_running_loop()
         tick = settings.bookmark_interval if self.bookmarks else settings.idle_check_interval
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=min(tick, remaining))
-            except TimeoutError:
-                if self.bookmarks:
-                    bookmark = {"kind": self.target.rt.kind, "apiVersion": self.api_version,
-                                "metadata": {"resourceVersion": str(store.resource_version)}}
-                    await response.write(encode({"type": "BOOKMARK", "object": bookmark}) + b"\n")
-                elif self.request.transport is None or self.request.transport.is_closing():
+        window = settings.watch_batch_window
+        # Timers wake the wait instead of a timeout on each wait: a busy watch then costs no timer per event.
+        ticker = _Ticker(loop, tick, sub)
+        expiry = loop.call_later(self.timeout, self._expire, sub)
+        last_write = -window
+        try:
+            while True:
+                await sub.wait()
+                if self.expired:
                     return
-                continue
-            lines = []
-            while event is not None:
-                if event.rv > self.last_rv:
-                    self.last_rv = event.rv
-                    line = self._translate(event)
-                    if line is not None:
-                        lines.append(line)
-                try:
-                    event = sub.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    break
-            if lines:
-                await response.write(b"".join(lines))
-            if event is None:
-                if sub.overflowed:
-                    await self._write_error(response, StatusError(410, "Expired", "watch fell too far behind"))
-                return
+                if len(sub) and window > 0:
+                    # Events that follow within the window join this write: one send for a burst.
+                    pause = last_write + window - loop.time()
+                    if pause > 0:
+                        await asyncio.sleep(pause)
+                lines = [line for event in sub.take() if (line := self._next_line(event)) is not None]
+                if ticker.take():
+                    if not lines and self.bookmarks and not ticker.wrote_since_last:
+                        lines.append(self._bookmark())
+                    elif not lines and not self.bookmarks and (
+                            self.request.transport is None or self.request.transport.is_closing()):
+                        return
+                    ticker.wrote_since_last = False
+                if lines:
+                    await response.write(b"".join(lines))
+                    last_write = loop.time()
+                    ticker.wrote_since_last = True
+                if sub.closed and not len(sub):
+                    if sub.overflowed:
+                        await self._write_error(response, StatusError(410, "Expired", "watch fell too far behind"))
+                    return
+        finally:
+            ticker.cancel()
+            expiry.cancel()
+
+    def _expire(self, sub: Subscription) -> None:
+        self.expired = True
+        sub.wake()
+
+    def _next_line(self, event: Event) -> bytes | None:
+        """The line for a live event, or None for one already sent in the initial replay or not for this watch."""
+        if event.rv <= self.last_rv:
+            return None
+        self.last_rv = event.rv
+        return self._translate(event)
+
+    def _bookmark(self) -> bytes:
+        """A BOOKMARK at the store's newest resourceVersion: every event before it has been taken and sent."""
+        bookmark = {"kind": self.target.rt.kind, "apiVersion": self.api_version,
+                    "metadata": {"resourceVersion": str(self.server.cluster.store.resource_version)}}
+        return encode({"type": "BOOKMARK", "object": bookmark}) + b"\n"
+
+
+class _Ticker:
+    """A repeating timer that wakes a watch's wait every ``interval`` seconds and remembers that it did."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float, sub: Subscription) -> None:
+        self.wrote_since_last = False
+        self._loop = loop
+        self._interval = interval
+        self._sub = sub
+        self._due = False
+        self._handle = loop.call_later(interval, self._fire)
+
+    def _fire(self) -> None:
+        self._due = True
+        self._sub.wake()
+        self._handle = self._loop.call_later(self._interval, self._fire)
+
+    def take(self) -> bool:
+        """Whether a tick came since the last call."""
+        due, self._due = self._due, False
+        return due
+
+    def cancel(self) -> None:
+        """Stop ticking."""
+        self._handle.cancel()
 
 
 def _int_param(request: web.Request, name: str) -> int:

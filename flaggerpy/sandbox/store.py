@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,29 +49,72 @@ class Event:
 
 
 class Subscription:
-    """A queue of events for one watcher; ``key`` None means every resource."""
+    """Events for one watcher, buffered until it takes them; ``key`` None means every resource.
+
+    A reader waits with :meth:`wait` and takes everything pending at once with :meth:`take`, so a burst of writes
+    costs it one wake-up; :meth:`wake` lets a timer (bookmarks, deadlines) interrupt the wait without an event.
+    """
 
     def __init__(self, store: Store, key: StorageKey | None, max_backlog: int) -> None:
         self.key = key
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self.overflowed = False
+        self.closed = False
+        self._pending: deque[Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._store = store
         self._max_backlog = max_backlog
 
+    def __len__(self) -> int:
+        return len(self._pending)
+
     def offer(self, event: Event) -> None:
-        """Queue an event; a watcher that falls too far behind is closed, as kube-apiserver does."""
-        if self.overflowed:
+        """Buffer an event; a watcher that falls too far behind is ended, as kube-apiserver does."""
+        if self.closed:
             return
-        if self.queue.qsize() >= self._max_backlog:
-            self.overflowed = True
-            self.queue.put_nowait(None)
+        if len(self._pending) >= self._max_backlog:
+            # Ended but still subscribed: the store is iterating its subscribers now; the reader's close()
+            # unsubscribes.
+            self.overflowed = self.closed = True
+            self.wake()
             return
-        self.queue.put_nowait(event)
+        self._pending.append(event)
+        self.wake()
+
+    def wake(self) -> None:
+        """End the reader's current :meth:`wait`."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def close(self) -> None:
-        """Stop receiving events and wake the reader with an end marker."""
+        """Stop receiving events; the reader still gets what was buffered, then the end."""
         self._store.unsubscribe(self)
-        self.queue.put_nowait(None)
+        self.closed = True
+        self.wake()
+
+    async def wait(self) -> None:
+        """Until an event is buffered, the subscription ends, or :meth:`wake` is called."""
+        if self._pending or self.closed:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def take(self) -> list[Event]:
+        """Every buffered event, oldest first."""
+        events = list(self._pending)
+        self._pending.clear()
+        return events
+
+    async def get(self) -> Event | None:
+        """The next event; None once the subscription has ended and its buffer is empty."""
+        while not self._pending:
+            if self.closed:
+                return None
+            await self.wait()
+        return self._pending.popleft()
 
 
 class Store:

@@ -46,7 +46,7 @@ async def wait_status(sb: Sandbox, plural: str, name: str, done: Any) -> dict[st
         if current is not None and done(current.get("status") or {}):
             return current
         while True:
-            event = await asyncio.wait_for(sub.queue.get(), 5.0)
+            event = await asyncio.wait_for(sub.get(), 5.0)
             assert event is not None, "subscription closed"
             if event.obj["metadata"]["name"] == name and done(event.obj.get("status") or {}):
                 return event.obj
@@ -167,7 +167,7 @@ async def test_hpa_reports_replicas_within_its_bounds(sb: Sandbox) -> None:
                 current = sb.cluster.get("autoscaling", "horizontalpodautoscalers", "default", "web")
                 if current is not None and check(current.get("status") or {}):
                     return current["status"]
-                await asyncio.wait_for(sub.queue.get(), 5.0)
+                await asyncio.wait_for(sub.get(), 5.0)
         finally:
             sub.close()
 

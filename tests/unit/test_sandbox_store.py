@@ -54,7 +54,7 @@ def test_subscribers_get_events_of_their_resource() -> None:
     mine, everything = store.subscribe(KEY), store.subscribe(None)
     put(store, "a")
     store.put(("apps", "deployments"), {"metadata": {"name": "d", "uid": "u", "resourceVersion": "99"}}, "ADDED")
-    assert mine.queue.qsize() == 1 and everything.queue.qsize() == 2
+    assert len(mine) == 1 and len(everything) == 2
 
 
 def test_version_priority_matches_kube() -> None:
