@@ -14,6 +14,7 @@ from typing import Any
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.echo import OwnWrites
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, NotFound
@@ -62,18 +63,24 @@ class Applier:
         self._caches = caches
         self._selector_labels = selector_labels
         self._label_prefixes = label_prefixes
+        self.own_writes = OwnWrites()
+        """What this Applier wrote, so the controller can ignore the echoes."""
+
+    def _wrote(self, resource: Resource, written: dict[str, Any]) -> dict[str, Any]:
+        self.own_writes.remember(resource, written)
+        return written
 
     async def _create_or_replace(self, resource: Resource, desired: dict[str, Any],
                                  live: Mapping[str, Any] | None) -> dict[str, Any]:
         client = self._kube.resource(resource)
         if live is None:
             try:
-                return await client.create(desired)
+                return self._wrote(resource, await client.create(desired))
             except AlreadyExists:
                 # The cache lags behind a create we (or a previous replica) made; read it once and update.
                 meta = desired["metadata"]
                 live = await client.get(meta["name"], meta.get("namespace"))
-        return await client.replace(_replace_keeping_identity(live, desired))
+        return self._wrote(resource, await client.replace(_replace_keeping_identity(live, desired)))
 
     async def ensure_primary(
         self,
@@ -158,7 +165,7 @@ class Applier:
             if live is None:
                 await self._create_or_replace(res.SERVICES, obj, None)
             elif svc.needs_update(live, obj):
-                await self._kube.resource(res.SERVICES).replace(svc.merged(live, obj))
+                self._wrote(res.SERVICES, await self._kube.resource(res.SERVICES).replace(svc.merged(live, obj)))
             else:
                 continue
             written.append(meta["name"])
@@ -174,13 +181,14 @@ class Applier:
             # Merge patch: null removes the key, so the user's own nodeSelector entries stay untouched.
             selector = {wl.SCALE_TO_ZERO_KEY: None if running else "true"}
             body = {"spec": {"template": {"spec": {"nodeSelector": selector}}}}
-            await self._kube.resource(res.DAEMONSETS).patch(meta["name"], meta["namespace"], body)
+            self._wrote(res.DAEMONSETS, await self._kube.resource(res.DAEMONSETS).patch(meta["name"], meta["namespace"],
+                                                                                      body))
             return True
         if wl.replicas_of(workload) == replicas:
             return False
-        await self._kube.resource(res.DEPLOYMENTS).patch(
+        self._wrote(res.DEPLOYMENTS, await self._kube.resource(res.DEPLOYMENTS).patch(
             meta["name"], meta["namespace"], {"spec": {"replicas": replicas}}
-        )
+        ))
         return True
 
     async def delete(self, resource: Resource, namespace: str, name: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from flaggerpy.apis.errors import FieldError
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
 from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
@@ -75,6 +76,8 @@ class Step:
     status: dict[str, Any]
     at: datetime
     target: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[FieldError, ...] = ()
+    """Fields of the spec Flagger ignores beside others (reported once per generation)."""
     log: structlog.stdlib.BoundLogger = field(default_factory=lambda: get_logger(__name__))
     routed: bool = False
     """The route was reconciled in this step."""

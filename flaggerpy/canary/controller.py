@@ -20,12 +20,19 @@ from typing import Any, Protocol
 
 from flaggerpy.analysis.base import Analyzer, Notifier
 from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.context import FRESH_ROUTES
 from flaggerpy.canary.phases import Phase
-from flaggerpy.canary.reconciler import CanaryReconciler, EngineSettings, EventSink, StatusObserver
+from flaggerpy.canary.reconciler import (
+    ROUTE_NOT_ACCEPTED,
+    CanaryReconciler,
+    EngineSettings,
+    EventSink,
+    StatusObserver,
+)
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Conflict, Forbidden, NotFound
@@ -126,6 +133,15 @@ def _spec_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return old.get("spec") != new.get("spec") or any(
         old_meta.get(key) != new_meta.get(key)
         for key in ("generation", "deletionTimestamp", "finalizers", "annotations", "labels")
+    )
+
+
+def _only_status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether an update changed nothing but the status (and the bookkeeping that comes with any write)."""
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return old.get("spec") == new.get("spec") and all(
+        old_meta.get(key) == new_meta.get(key)
+        for key in ("generation", "deletionTimestamp", "finalizers", "annotations", "labels", "ownerReferences")
     )
 
 
@@ -248,6 +264,46 @@ class Controller:
         if owner is not None:
             self.enqueue(owner)
 
+    def _unless_echo(self, resource: Resource, handler: Any) -> Any:
+        """``handler`` for updates, skipping the echo of this process's own write (see canary/echo.py)."""
+        own = self.reconciler.own_writes
+
+        def on_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+            if not own.is_echo(resource, new):
+                handler(old, new)
+
+        return on_update
+
+    def _forgetting(self, resource: Resource, handler: Any) -> Any:
+        own = self.reconciler.own_writes
+
+        def on_delete(obj: Mapping[str, Any]) -> None:
+            own.forget(resource, obj)
+            handler(obj)
+
+        return on_delete
+
+    def _on_route_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """A route changed: wake its canary unless the change is our own write coming back, or only the Gateway's
+        status while the canary is not waiting for it (acceptance matters only to a canary halted on it)."""
+        owner = canary_owner(new)
+        if owner is None:
+            return
+        meta = new.get("metadata") or {}
+        kind = str(new.get("kind") or "HTTPRoute")
+        if self._routers.wrote(kind, meta.get("namespace", ""), meta.get("name", ""),
+                               str(meta.get("resourceVersion") or "")):
+            return
+        if _only_status_changed(old, new) and not self._awaits_acceptance(owner):
+            return
+        self.enqueue(owner)
+
+    def _awaits_acceptance(self, key: str) -> bool:
+        namespace, _, name = key.partition("/")
+        obj = self.informers[res.CANARIES].store.get_by_name(namespace, name)
+        halted = st.condition((obj or {}).get("status") or {}, st.HALTED)
+        return halted is not None and halted.get("reason") == ROUTE_NOT_ACCEPTED
+
     def _on_config(self, kind: str) -> Any:
         def handler(*objs: Mapping[str, Any]) -> None:
             obj = objs[-1]
@@ -275,9 +331,12 @@ class Controller:
         self.informers[res.CANARIES].add_handlers(enqueue_obj, self._on_canary_update, enqueue_obj)
         for resource, kind in ((res.DEPLOYMENTS, "Deployment"), (res.DAEMONSETS, "DaemonSet")):
             handler = self._on_workload(kind)
-            self.informers[resource].add_handlers(handler, handler, handler)
-        for resource in (res.SERVICES, res.HTTPROUTES_V1, res.HPAS):
-            self.informers[resource].add_handlers(self._on_owned, self._on_owned, self._on_owned)
+            self.informers[resource].add_handlers(handler, self._unless_echo(resource, handler),
+                                                  self._forgetting(resource, handler))
+        for resource in (res.SERVICES, res.HPAS):
+            self.informers[resource].add_handlers(self._on_owned, self._unless_echo(resource, self._on_owned),
+                                                  self._forgetting(resource, self._on_owned))
+        self.informers[res.HTTPROUTES_V1].add_handlers(self._on_owned, self._on_route_update, self._on_owned)
         for resource, kind in ((res.CONFIGMAPS, "configmap"), (res.SECRETS, "secret")):
             if resource in self.informers:
                 handler = self._on_config(kind)

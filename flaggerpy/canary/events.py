@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary.parsed import ParsedCanaries
 from flaggerpy.kube.events import EventRecorder
 from flaggerpy.log import get_logger
 
@@ -27,6 +28,7 @@ class EngineEvents:
     def __init__(self, recorder: EventRecorder, hooks: EventHooks | None = None) -> None:
         self._recorder = recorder
         self._hooks = hooks
+        self._parsed = ParsedCanaries()
 
     async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """Record one Event about ``obj`` (a Canary); failures are logged, never raised."""
@@ -35,7 +37,7 @@ class EngineEvents:
         if self._hooks is None:
             return
         try:
-            canary = Canary.from_dict(body)
+            canary = self._parsed.parse(body).canary
         except SpecError:
             # An invalid canary's webhooks cannot be trusted to be well-formed; the Event itself was recorded.
             return

@@ -9,14 +9,12 @@ status (including the time of the last step), any replica can pick a canary up w
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from flaggerpy.analysis.base import HookType
 from flaggerpy.apis.annotations import Action, record_handled
 from flaggerpy.apis.errors import SpecError
-from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import manual, steps
 from flaggerpy.canary import status as st
 from flaggerpy.canary import workload as wl
@@ -42,7 +40,12 @@ from flaggerpy.routing.errors import RouteNotOwned
 
 log = get_logger(__name__)
 
-__all__ = ["CanaryReconciler", "EngineSettings", "EventSink", "StatusObserver", "is_gateway_canary"]
+ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
+"""The Halted reason of a canary waiting for its Gateway to accept the route."""
+
+__all__ = [
+    "ROUTE_NOT_ACCEPTED", "CanaryReconciler", "EngineSettings", "EventSink", "StatusObserver", "is_gateway_canary",
+]
 
 
 class CanaryReconciler(StepIO):
@@ -60,21 +63,22 @@ class CanaryReconciler(StepIO):
         obj = self._caches.get(res.CANARIES, namespace, name)
         if obj is None:
             self._written.pop(key, None)
+            self._parsed.forget(key)
             self.slots.release(key)
             return None
         if rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):
             return self.settings.stale_cache_retry
         if not self.handles(obj):
             return None
-        obj = copy.deepcopy(obj)
+        # ``obj`` is the informer's own copy and stays read-only: the step edits a copy of the status only.
         at = self._clock()
         try:
-            canary = Canary.from_dict(obj)
-            plan = steps.plan_of(canary)
+            parsed = self._parsed.parse(obj)
         except SpecError as exc:
             await self._invalid(key, obj, exc, at)
             return None
-        step = Step(key, obj, canary, plan, st.working_copy(obj), at, log=log.bind(canary=key))
+        step = Step(key, obj, parsed.canary, parsed.plan, st.working_copy(obj), at, log=log.bind(canary=key),
+                    warnings=parsed.warnings)
         try:
             return await self._dispatch(step)
         except SpecError as exc:
@@ -82,13 +86,13 @@ class CanaryReconciler(StepIO):
             return None
         except RouteNotOwned as exc:
             await self._halt(step, "RouteNotOwned", str(exc), warn=True)
-            return plan.interval
+            return step.plan.interval
         except MissingConfig as exc:
             await self._halt(step, "ConfigNotFound", str(exc), warn=True)
-            return plan.interval
+            return step.plan.interval
         except wl.WorkloadError as exc:
             await self._halt(step, "InvalidTarget", str(exc), warn=True)
-            return plan.interval
+            return step.plan.interval
 
     async def _dispatch(self, step: Step) -> float | None:
         meta = step.obj["metadata"]
@@ -107,8 +111,8 @@ class CanaryReconciler(StepIO):
             await self._halt(step, "TargetNotFound", f"{kind} {meta['namespace']}/{target_ref.name} not found",
                              warn=True)
             return step.plan.interval
-        step.target = copy.deepcopy(target)
-        step.target.setdefault("kind", kind)
+        # A shallow copy: the target is read, never edited (builders copy what they take from it).
+        step.target = {**target, "kind": target.get("kind") or kind}
         decision = manual.decide(step.obj)
         if decision is not None:
             return await self._manual(step, decision)
@@ -298,7 +302,7 @@ class CanaryReconciler(StepIO):
             return True, self.settings.poll_interval
         accepted, reason = await self._router(step).is_accepted(step.doc)
         if not accepted:
-            await self._halt(step, "RouteNotAccepted", reason)
+            await self._halt(step, ROUTE_NOT_ACCEPTED, reason)
             return True, self.settings.poll_interval
         return False, None
 
@@ -484,7 +488,7 @@ class CanaryReconciler(StepIO):
         target = self._caches.get(workload_resource(kind), meta["namespace"], ref.name)
         # A canary that never got past initialisation has nothing to restore.
         if target is not None and step.phase not in (None, Phase.INITIALIZING):
-            step.target = {**copy.deepcopy(target), "kind": kind}
+            step.target = {**target, "kind": kind}
             if step.phase is not Phase.TERMINATING:
                 step.move(Phase.TERMINATING)
                 await self._commit(step)

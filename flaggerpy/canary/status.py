@@ -8,11 +8,11 @@ a third, ``IgnoredFields``, that lists spec fields Flagger accepts but ignores b
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from flaggerpy.apis.jsondata import json_copy
 from flaggerpy.canary.phases import Phase
 
 PROMOTED = "Promoted"
@@ -147,7 +147,7 @@ def unhalt(status: dict[str, Any]) -> None:
 
 def working_copy(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of the canary's status to edit (an empty dict for a new canary)."""
-    return copy.deepcopy(dict(obj.get("status") or {}))
+    return json_copy(dict(obj.get("status") or {}))
 
 
 def phase_of(status: Mapping[str, Any]) -> Phase | None:

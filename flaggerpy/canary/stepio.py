@@ -28,6 +28,8 @@ from flaggerpy.canary.context import (
     StatusObserver,
     Step,
 )
+from flaggerpy.canary.echo import OwnWrites
+from flaggerpy.canary.parsed import ParsedCanaries
 from flaggerpy.canary.phases import ACTIVE
 from flaggerpy.canary.slots import Slots
 from flaggerpy.kube import resources as res
@@ -65,7 +67,13 @@ class StepIO:
         self._apply = Applier(kube, caches, self.settings.selector_labels, self.settings.include_label_prefixes)
         self.slots = Slots(self.settings.max_concurrent_canaries)
         self._written: dict[str, str] = {}
+        self._parsed = ParsedCanaries()
         self._on_status = on_status
+
+    @property
+    def own_writes(self) -> OwnWrites:
+        """The workload, Service and config writes this engine made (their watch echoes can be ignored)."""
+        return self._apply.own_writes
 
     # -- persistence and reporting -------------------------------------------------------------------------------
 
@@ -153,7 +161,7 @@ class StepIO:
 
         The release goes on with the fields that win; the ``IgnoredFields`` condition remembers what was reported.
         """
-        message = "; ".join(str(w) for w in step.canary.spec_warnings())
+        message = "; ".join(str(w) for w in step.warnings)
         before = st.condition(step.status, st.IGNORED_FIELDS)
         report = st.note_ignored_fields(step.status, message, step.obj["metadata"].get("generation"), step.at)
         if report or (before is not None and not message):

@@ -82,6 +82,11 @@ class Routers:
         self._get_live_grpc = get_live_grpc
         self._by_version: dict[str, Router] = {}
 
+    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
+        """Whether some router of this process wrote exactly this version of the route (an echo to ignore)."""
+        return any(isinstance(router, GatewayAPIRouter) and router.wrote(kind, namespace, name, resource_version)
+                   for router in self._by_version.values())
+
     def for_provider(self, provider: str | None) -> Router:
         """The router for a Canary's ``spec.provider``; UnsupportedProvider names the field when unknown."""
         version = provider_api_version(provider)

@@ -20,7 +20,7 @@ from flaggerpy.routing.build import (
     mapping,
     route_kind,
 )
-from flaggerpy.routing.normalize import managed_spec, specs_equal
+from flaggerpy.routing.normalize import LiveSpecs, managed_spec, normalize_spec, specs_equal
 
 # Phases in which the engine may have switched mirroring on (Flagger ignores the mirror filter in these too).
 _MIRROR_PHASES = ("Progressing", "WaitingPromotion")
@@ -57,9 +57,15 @@ def metadata_drifted(canary: Any, live: Mapping[str, Any]) -> bool:
     )
 
 
-def spec_drifted(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str) -> bool:
-    """True when the managed part of the live spec differs from ``desired`` beyond server defaults."""
-    return not specs_equal(managed_spec(dict(desired)), managed_spec(dict(live.get("spec") or {})), kind)
+def spec_drifted(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
+                 live_specs: LiveSpecs | None = None) -> bool:
+    """True when the managed part of the live spec differs from ``desired`` beyond server defaults.
+
+    ``live_specs`` remembers the live side per route version (the router passes its own).
+    """
+    if live_specs is None:
+        return not specs_equal(managed_spec(desired), managed_spec(live.get("spec")), kind)
+    return normalize_spec(managed_spec(desired), kind) != live_specs.normalized(live, kind)
 
 
 def route_drifted(

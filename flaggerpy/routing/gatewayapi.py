@@ -38,6 +38,7 @@ from flaggerpy.routing.build import (
 from flaggerpy.routing.drift import intended_weights, spec_drifted
 from flaggerpy.routing.errors import RouteNotFound, RouteNotOwned, RouterError
 from flaggerpy.routing.features import FeatureDetector
+from flaggerpy.routing.normalize import MANAGED_SPEC_KEYS, LiveSpecs
 
 log = get_logger(__name__)
 
@@ -46,7 +47,6 @@ LiveLookup = Callable[[str, str], Mapping[str, Any] | None]
 
 WRITE_ATTEMPTS = 4
 """Read-compare-write rounds before giving up when others keep writing the same route."""
-_MANAGED_SPEC_KEYS = ("parentRefs", "hostnames", "rules")
 RELEASED_ANNOTATION = "flaggerpy.io/released-by-canary"
 """Set on a route finalize() released; its value is the Canary name allowed to adopt the route again."""
 
@@ -97,7 +97,8 @@ def _describe_owner(ref: Mapping[str, Any] | None, namespace: str) -> str | None
     return f"{ref.get('kind', '?')} {namespace}/{ref.get('name', '?')}"
 
 
-def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
+                live_specs: LiveSpecs | None = None) -> dict[str, Any] | None:
     """The JSON merge patch that turns ``live`` into ``desired`` on the fields a canary owns, or None if none.
 
     Labels and annotations are merged (foreign keys stay); spec fields other than parentRefs, hostnames and rules
@@ -113,9 +114,9 @@ def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str) 
         if changed:
             body.setdefault("metadata", {})[key] = changed
     want_spec = desired.get("spec") or {}
-    if spec_drifted(want_spec, live, kind):
+    if spec_drifted(want_spec, live, kind, live_specs):
         # Lists are atomic in the CRD, so a merge patch replaces each one whole; None deletes an absent field.
-        body["spec"] = {key: copy.deepcopy(want_spec.get(key)) for key in _MANAGED_SPEC_KEYS}
+        body["spec"] = {key: want_spec.get(key) for key in MANAGED_SPEC_KEYS}
     if not body:
         return None
     body.setdefault("metadata", {})["resourceVersion"] = live_meta.get("resourceVersion")
@@ -151,6 +152,7 @@ class GatewayAPIRouter:
         self._written: dict[tuple[str, str, str], str] = {}
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
+        self._live_specs = LiveSpecs()
 
     def _resource(self, kind: str) -> Resource:
         if kind == GRPC_ROUTE:
@@ -164,13 +166,15 @@ class GatewayAPIRouter:
             return self._fixed_features
         return await self._detector.get()
 
-    async def _read(self, kind: str, namespace: str, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
+    async def _read(self, kind: str, namespace: str, name: str, *,
+                    fresh: bool = False) -> Mapping[str, Any] | None:
+        """The live route (read-only: it may be the informer's own copy), or None when it does not exist."""
         lookup = self._lookups.get(kind)
         if not fresh and lookup is not None:
             cached = lookup(namespace, name)
             written = self._written.get((kind, namespace, name))
             if cached is not None and not _older((cached.get("metadata") or {}).get("resourceVersion"), written):
-                return copy.deepcopy(dict(cached))
+                return cached
         try:
             return await self._kube.get(self._resource(kind), name, namespace)
         except NotFound:
@@ -179,6 +183,10 @@ class GatewayAPIRouter:
     def _remember(self, kind: str, written: Mapping[str, Any]) -> None:
         meta = written.get("metadata") or {}
         self._written[(kind, meta.get("namespace", ""), meta.get("name", ""))] = str(meta.get("resourceVersion", ""))
+
+    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
+        """Whether ``resource_version`` is what this router's last write of the route returned (its echo)."""
+        return bool(resource_version) and self._written.get((kind, namespace, name)) == resource_version
 
     def _warn_unsupported(self, doc: Mapping[str, Any], kind: str, features: RouteFeatures) -> None:
         """Say once per Canary which configured options this cluster's route CRD cannot carry."""
@@ -236,7 +244,7 @@ class GatewayAPIRouter:
                     log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
                     return
                 adopt = self._check_owner(live, doc, kind)
-                patch = merge_patch(desired, live, kind)
+                patch = merge_patch(desired, live, kind, self._live_specs)
                 if adopt:
                     patch = adoption_patch(patch, live, doc)
                 if patch is None:
@@ -301,7 +309,7 @@ class GatewayAPIRouter:
                 "ownerReferences": owners or None,
                 "annotations": {RELEASED_ANNOTATION: name},
             },
-            "spec": {key: spec.get(key) for key in _MANAGED_SPEC_KEYS},
+            "spec": {key: spec.get(key) for key in MANAGED_SPEC_KEYS},
         }
         await self._kube.patch(self._resource(kind), name, namespace, patch, "merge")
         log.info("route reverted to the apex service", route=f"{kind} {namespace}/{name}")

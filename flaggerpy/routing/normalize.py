@@ -8,10 +8,12 @@ desired spec with the live one without this would see a difference on every reco
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Mapping
 from typing import Any
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+MANAGED_SPEC_KEYS = ("parentRefs", "hostnames", "rules")
+"""The spec fields a canary manages on its route."""
 
 
 def _drop_empty(value: Any) -> Any:
@@ -100,7 +102,8 @@ def _rule(rule: dict[str, Any], kind: str) -> None:
 
 def normalize_spec(spec: dict[str, Any] | None, kind: str = "HTTPRoute") -> dict[str, Any]:
     """A deep copy of a route ``spec`` with every server default filled in and empty values removed."""
-    out = _drop_empty(copy.deepcopy(spec or {}))
+    # _drop_empty rebuilds every dict and list, so the defaults below never touch ``spec`` itself.
+    out = _drop_empty(spec or {})
     for parent in out.get("parentRefs") or ():
         _object_ref(parent, default_kind="Gateway", default_group=GATEWAY_GROUP)
     if kind == "HTTPRoute" and not out.get("rules"):
@@ -115,7 +118,34 @@ def specs_equal(desired: dict[str, Any] | None, live: dict[str, Any] | None, kin
     return normalize_spec(desired, kind) == normalize_spec(live, kind)
 
 
-def managed_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """Only the spec fields a canary manages (parentRefs, hostnames, rules); others belong to someone else."""
+def managed_spec(spec: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Only the spec fields a canary manages (parentRefs, hostnames, rules); others belong to someone else.
+
+    The values are shared with ``spec``: copy before editing them.
+    """
     source = spec or {}
-    return {key: copy.deepcopy(source[key]) for key in ("parentRefs", "hostnames", "rules") if key in source}
+    return {key: source[key] for key in MANAGED_SPEC_KEYS if key in source}
+
+
+class LiveSpecs:
+    """The normalised managed spec of live routes, remembered per object version.
+
+    A route is compared with its desired spec on every reconcile of its canary, but it changes only when someone
+    writes it; normalising the same version again each time would be wasted work. One entry per route.
+    """
+
+    def __init__(self) -> None:
+        self._by_route: dict[tuple[str, str, str], tuple[tuple[Any, Any], dict[str, Any]]] = {}
+
+    def normalized(self, route: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        """``normalize_spec(managed_spec(route.spec))``, computed once per (uid, resourceVersion); read-only."""
+        meta = route.get("metadata") or {}
+        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        version = (meta.get("uid"), meta.get("resourceVersion"))
+        hit = self._by_route.get(key)
+        if hit is not None and version[1] and hit[0] == version:
+            return hit[1]
+        out = normalize_spec(managed_spec(route.get("spec")), kind)
+        if version[1]:
+            self._by_route[key] = (version, out)
+        return out
