@@ -19,7 +19,8 @@ end. Only that release is measured:
 - CPU seconds per transition of every process (bench, sandbox, each controller replica with its role) next to the
   whole machine's busy time, and peak RSS;
 - rollback: the failing check's webhook call → the bench sees the route at 100% primary;
-- failover (HA): a second release; the leader is killed (SIGKILL) mid-way → a standby leads → its first step.
+- failover (HA): a second release; the leader is killed (SIGKILL) mid-way → the standby acquires the Lease
+  (its ``acquireTime``) and reports leading (its /metrics, polled) → its first committed step.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ OLD_IMAGE, NEW_IMAGE, THIRD_IMAGE = "podinfo:1.0.0", "podinfo:1.0.1", "podinfo:1
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 CANARIES = f"/apis/flagger.app/v1beta1/namespaces/{NAMESPACE}/canaries"
 HTTPROUTES = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/httproutes"
+LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/flaggerpy"  # flaggerpy run's LEASE_NAME
 TERMINAL = ("Succeeded", "Failed")
 # A kill is instant, but a write the old leader sent just before it may still commit: ignore that long after.
 _KILL_GUARD = 0.1
@@ -212,9 +214,10 @@ async def failing_webhook(tracker: Tracker) -> tuple[web.AppRunner, str]:
 
 async def start_sandbox(workdir: Path, n: int, args: argparse.Namespace) -> tuple[asyncio.subprocess.Process, str,
                                                                                    str]:
-    """The sandbox process; (process, url, kubeconfig). Its watch history grows with N so that no watcher that
-    reconnects mid-run is sent 410 Gone."""
-    history = max(500_000, 400 * n)
+    """The sandbox process; (process, url, kubeconfig). Its watch history grows with N so that a watcher that
+    reconnects mid-run resumes instead of being sent 410 Gone (every retained event holds an object version, so the
+    window is not made larger than that)."""
+    history = args.sandbox_history or max(500_000, 100 * n)
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(REPO / "hack" / "bench_sandbox.py"), "--kubeconfig", str(workdir / "kubeconfig"),
         "--namespace", NAMESPACE, "--gateway", args.gateway, "--history", str(history),
@@ -497,7 +500,8 @@ async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:
     profiler = None
     if args.profile is not None:
         profiler = Profiler(args.profile / f"{n}-canaries", args.profile_format, args.profile_rate)
-        for name, pid in [("sandbox", run.sandbox.pid), *((r.name, r.process.pid) for r in run.replicas)]:
+        for name, pid in [("bench", os.getpid()), ("sandbox", run.sandbox.pid),
+                          *((r.name, r.process.pid) for r in run.replicas)]:
             await profiler.start(name, pid)
     before = snapshot(run.sandbox, run.replicas)
     await edit_all(run.api, tracker, NEW_IMAGE, args.interval)
@@ -570,10 +574,14 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
             await create_all(api, names, args, hook_url, progress)
             result["creation_s"] = round(time.time() - created, 1)
             supervisor = asyncio.create_task(supervise(replicas, kubeconfig, workdir, args, restarts))
-            result.update(await initialise(run, kubeconfig))
-            result.update(await release(run, names))
-            if args.ha:
-                result["failover"] = await failover(run)
+            try:
+                result.update(await initialise(run, kubeconfig))
+                result.update(await release(run, names))
+                if args.ha:
+                    result["failover"] = await failover(run)
+            except Exception as exc:  # keep what was measured; a --scale series goes on with the next size
+                result["error"] = f"{type(exc).__name__}: {exc}"
+                progress.console.log(f"[{n}] run failed: {result['error']} (logs in {workdir})")
             result["bench_watch_relists"] = api.relists
         for task in watchers:
             if task.done() and not task.cancelled() and task.exception() is not None:
@@ -615,10 +623,18 @@ async def failover(run: Run) -> dict[str, Any]:
     await editing
     await run.wait_finished("failover: release")
     after = snapshot(run.sandbox, run.replicas)
-    first = min((t for t in tracker.status_events if t > killed_at + _KILL_GUARD), default=None)
+    lease_object = await run.api.get(LEASE)
+    acquired = parse_time((lease_object.get("spec") or {}).get("acquireTime"))
+    if acquired is not None and acquired <= killed_at:
+        acquired = None  # the lease was not taken over (the killed replica was not the holder after all)
+    # Nothing the killed leader sent can commit after the new leader acquired the lease (that takes a whole lease
+    # duration), so the first status version after the acquisition is the new leader's; without it, a short guard.
+    since = acquired if acquired is not None else killed_at + _KILL_GUARD
+    first = min((t for t in tracker.status_events if t > since), default=None)
     roles = {leader.name: "killed leader", **({new_leader.name: "new leader"} if new_leader else {})}
     steps = sum(len(track.transitions) for track in tracker.tracks.values())
     return {
+        "kill_to_lease_acquired_s": None if acquired is None else round(acquired - killed_at, 2),
         "kill_to_new_leader_s": round(elected_at - killed_at, 2) if new_leader else None,
         "kill_to_first_step_s": None if first is None else round(first - killed_at, 2),
         "all_finished": tracker.count(lambda t: t.finished_at is not None) == n,
@@ -666,10 +682,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="HTTPRoute acceptance by an instant stand-in Gateway (default) or the sandbox data plane")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds allowed per phase (default 300 + interval * (steps + 4) + 0.5 * canaries)")
+    parser.add_argument("--sandbox-history", type=int, default=None,
+                        help="watch events the sandbox keeps for resuming watches (default max(500000, 100 * N))")
     parser.add_argument("--create-concurrency", type=int, default=16,
                         help="Deployments and Canaries created at once before the controller starts (default 16)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="py-spy the sandbox and every controller during the measured release into DIR")
+                        help="py-spy the sandbox, every controller and the bench during the measured release into "
+                             "DIR/<N>-canaries/<process>.<format>")
     parser.add_argument("--profile-format", choices=sorted(PROFILE_FORMATS), default="speedscope",
                         help="py-spy output: speedscope (open at speedscope.app), flamegraph (SVG) or raw "
                              "(collapsed stacks) (default speedscope)")
@@ -691,6 +710,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         problems.append("--rollback-fraction: must be between 0 and 1")
     if args.timeout is not None and args.timeout <= 0:
         problems.append("--timeout: must be > 0")
+    if args.sandbox_history is not None and args.sandbox_history < 1000:
+        problems.append("--sandbox-history: must be >= 1000")
     if args.create_concurrency < 1:
         problems.append("--create-concurrency: must be >= 1")
     if args.profile_rate < 1:

@@ -158,13 +158,14 @@ def test_per_step_keeps_the_historic_keys_and_adds_reads_by_resource() -> None:
 def test_growth_compares_every_figure_with_the_first_run() -> None:
     runs = [
         {"canaries": 100, "detection": {"p99_ms": 20.0}, "controller_cpu_s_per_step": 0.01, "ok": True,
-         "rollback": {"p99_ms": 0}, "cpu": {"bench": {"cpu_s_per_step": 0.001}}},
+         "rollback": {"p99_ms": 0}, "cpu": {"bench": {"cpu_ms_per_step": 1.0}}},
         {"canaries": 1000, "detection": {"p99_ms": 50.0}, "controller_cpu_s_per_step": 0.008,
-         "rollback": {"p99_ms": 5}, "cpu": {"bench": {"cpu_s_per_step": 0.002}}},
+         "rollback": {"p99_ms": 5}, "cpu": {"bench": {"cpu_ms_per_step": 2.0}}},
     ]
     grown = bs.growth(runs)
     assert grown["detection_p99"] == {"100": 1.0, "1000": 2.5}
     assert grown["cpu_s_per_step"] == {"100": 1.0, "1000": 0.8}
+    assert grown["bench_cpu_ms_per_step"] == {"100": 1.0, "1000": 2.0}
     assert grown["rollback_p99"] == {"100": None, "1000": None}
     assert grown["step_lag_p99"] == {"100": None, "1000": None}
     assert grown["all"]["detection.p99_ms"] == {"100": 1.0, "1000": 2.5}
