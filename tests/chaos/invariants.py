@@ -173,7 +173,9 @@ class InvariantObserver:
                      and int(status.get("observedGeneration") or 0) >= int(spec_meta.get("generation") or 0))
             if not ready:
                 self._violate(2, name, at, f"canary weight {canary_weight} while {version_of('Deployment', target)} "
-                                           f"(generation {spec_meta.get('generation')}) has status {status}")
+                                           f"has {status.get('readyReplicas') or 0} ready replicas and observed "
+                                           f"generation {status.get('observedGeneration')} of "
+                                           f"{spec_meta.get('generation')}")
         seen = self.seen[name]
         if not seen.canary_weights or seen.canary_weights[-1] != canary_weight:
             seen.canary_weights.append(canary_weight)
