@@ -52,7 +52,9 @@ from bench_cluster import Api, canary, deployment
 from bench_proc import PROFILE_FORMATS, Profiler, Usage, machine_busy_seconds, usage
 from bench_stats import (
     WEIGHT_STEP,
+    DeploymentState,
     State,
+    classify_deployment,
     classify_route,
     classify_status,
     growth,
@@ -128,6 +130,8 @@ class Tracker:
         self.halts: Counter[str] = Counter()
         self.status_kinds: Counter[str] = Counter()
         self.route_kinds: Counter[str] = Counter()
+        self.deployment_kinds: Counter[str] = Counter()
+        self.deployments: dict[str, DeploymentState] = {}
 
     def on_canary(self, kind: str, obj: dict[str, Any], arrival: float) -> None:
         """A Canary event."""
@@ -178,6 +182,24 @@ class Tracker:
         if previous > 0 and weight == 0 and track.rolled_back_at is None and track.failing:
             track.rolled_back_at = arrival
 
+    def on_deployment(self, kind: str, obj: dict[str, Any], arrival: float) -> None:
+        """A Deployment event: classify the controller's writes to a canary's target and primary."""
+        name = obj["metadata"]["name"]
+        primary = name.endswith("-primary")
+        track = self.tracks.get(name.removesuffix("-primary"))
+        if track is None or kind == "DELETED":
+            self.deployments.pop(name, None)
+            return
+        spec = obj.get("spec") or {}
+        replicas = spec.get("replicas")
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        state = (int(obj["metadata"].get("generation") or 0), 1 if replicas is None else int(replicas),
+                 ",".join(str(c.get("image", "")) for c in containers))
+        deployment_kind = classify_deployment(self.deployments.get(name), state, primary)
+        self.deployments[name] = state
+        if track.editing and deployment_kind is not None:
+            self.deployment_kinds[deployment_kind] += 1
+
     def begin_release(self) -> None:
         """Forget the previous release's observations (keeping what the next one compares against)."""
         for name, track in self.tracks.items():
@@ -188,6 +210,7 @@ class Tracker:
         self.halts.clear()
         self.status_kinds.clear()
         self.route_kinds.clear()
+        self.deployment_kinds.clear()
 
     def count(self, predicate: Callable[[CanaryTrack], bool]) -> int:
         """How many tracks satisfy ``predicate``."""
@@ -542,10 +565,11 @@ async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:
         "status_versions": sum(track.statuses for track in tracker.tracks.values()),
         "status_versions_by_kind": dict(tracker.status_kinds),
         "route_versions_by_kind": dict(tracker.route_kinds),
+        "deployment_versions_by_kind": dict(tracker.deployment_kinds),
         "status_versions_halted_by_reason": dict(tracker.halts),
         "api_calls_per_step": per_step(calls, steps),
         "writes": write_accounting(calls, tracker.status_kinds, tracker.route_kinds, n, steps,
-                                   after.at - before.at),
+                                   after.at - before.at, tracker.deployment_kinds),
         "api_calls_total": calls,
         # Every replica counts (a standby's informers decode every event too); a replica that died does not.
         "controller_cpu_s_per_step": round(sum(e["cpu_s"] for e in controllers) / steps, 5) if steps else None,
@@ -577,9 +601,10 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     try:
         async with Api(url, concurrency=max(32, args.create_concurrency)) as api:
             run = Run(n, args, progress, workdir, tracker, api, sandbox, replicas)
-            listed = [asyncio.Event(), asyncio.Event()]
+            listed = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
             watchers = [asyncio.create_task(api.watch(CANARIES, tracker.on_canary, listed[0])),
-                        asyncio.create_task(api.watch(HTTPROUTES, tracker.on_route, listed[1]))]
+                        asyncio.create_task(api.watch(HTTPROUTES, tracker.on_route, listed[1])),
+                        asyncio.create_task(api.watch(DEPLOYMENTS, tracker.on_deployment, listed[2]))]
             await asyncio.gather(*(e.wait() for e in listed))
             created = time.time()
             await create_all(api, names, args, hook_url, progress)

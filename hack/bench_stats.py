@@ -25,6 +25,16 @@ ROUTE_STEP = "route_step"  # the canary backend's weight moved to a non-zero val
 ROUTE_TO_PRIMARY = "route_to_primary"  # the canary backend's weight went back to 0 (finalise, rollback)
 ROUTE_OTHER = "route_other"  # created, or a spec change that kept the weights (repair, init)
 
+# How one new Deployment version relates to the previous one (only spec changes: a new generation).
+SCALE_UP = "target_scale_up"  # the target's replicas 0 → n: the canary is started
+SCALE_DOWN = "target_scale_down"  # the target's replicas n → 0: promoted or rolled back
+PRIMARY_COPY = "primary_copy"  # the primary's pod template changed: the canary's spec was promoted
+DEPLOYMENT_OTHER = "deployment_other"  # any other spec change (primary scaling, labels, repair)
+TARGET_EDIT = "target_edit"  # the target's pod template changed: the bench's own edit, not the controller's
+
+DeploymentState = tuple[int, int, str]  # (generation, replicas, pod template fingerprint)
+
+DEPLOYMENTS = "deployments.apps"
 EVENTS = "events"
 LEASES = "leases.coordination.k8s.io"
 CANARY_STATUS = "canaries.flagger.app/status"
@@ -84,6 +94,20 @@ def classify_route(before: tuple[int, int] | None, after: tuple[int, int]) -> st
     if after[1] != before[1]:
         return ROUTE_STEP if after[1] > 0 else ROUTE_TO_PRIMARY
     return ROUTE_OTHER
+
+
+def classify_deployment(before: DeploymentState | None, after: DeploymentState, primary: bool) -> str | None:
+    """What a new Deployment version did; None for a status-only version (the workload controller's) or a new
+    object."""
+    if before is None or after[0] == before[0]:
+        return None
+    if after[2] != before[2]:
+        return PRIMARY_COPY if primary else TARGET_EDIT
+    if not primary and before[1] == 0 and after[1] > 0:
+        return SCALE_UP
+    if not primary and before[1] > 0 and after[1] == 0:
+        return SCALE_DOWN
+    return DEPLOYMENT_OTHER
 
 
 def request_key(method: str, path: str) -> tuple[str, str] | None:
@@ -150,14 +174,16 @@ def per_step(calls: Mapping[str, Mapping[str, int]], steps: int) -> dict[str, An
 
 
 def write_accounting(calls: Mapping[str, Mapping[str, int]], statuses: Mapping[str, int],
-                     routes: Mapping[str, int], releases: int, transitions: int, seconds: float) -> dict[str, Any]:
+                     routes: Mapping[str, int], releases: int, transitions: int, seconds: float,
+                     deployments: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Where the controller's API requests went during a release window.
 
-    ``calls`` are the controller's requests (bench's own removed); ``statuses`` and ``routes`` count the Canary
-    status and HTTPRoute versions the bench watched, by classification. A weight step should cost the route and the
-    status; everything else a release does (phase changes, halts, routing back to the primary, Deployment scaling and
-    primary copy, Services) is counted per release. Requests that left no visible version (a write that changed
-    nothing, a 409) are counted per release as ``without_visible_change``, so the totals add up to the counters.
+    ``calls`` are the controller's requests (bench's own removed); ``statuses``, ``routes`` and ``deployments``
+    count the Canary status, HTTPRoute and Deployment versions the bench watched, by classification. A weight step
+    should cost the route and the status; everything else a release does (phase changes, halts, routing back to the
+    primary, Deployment scaling and primary copy, Services) is counted per release. Requests that left no visible
+    version (a write that changed nothing, a 409) are counted per release as ``without_visible_change``, so the
+    totals add up to the counters.
     """
     steps = statuses.get(WEIGHT_STEP, 0)
     step_routes = routes.get(ROUTE_STEP, 0)
@@ -179,8 +205,13 @@ def write_accounting(calls: Mapping[str, Mapping[str, int]], statuses: Mapping[s
         per_release[resource] = _ratio(_writes(verbs), releases)
         release_writes += _writes(verbs)
     invisible = {CANARY_STATUS: max(0, status_writes - seen_status), HTTPROUTES: max(0, route_writes - seen_route)}
+    if deployments is not None:
+        controller_made = {kind: n for kind, n in deployments.items() if kind != TARGET_EDIT}
+        per_release["deployments_by_kind"] = {kind: _ratio(n, releases) for kind, n in sorted(controller_made.items())}
+        invisible[DEPLOYMENTS] = max(0, _writes(calls.get(DEPLOYMENTS, {})) - sum(controller_made.values()))
     per_release["without_visible_change"] = {r: _ratio(n, releases) for r, n in invisible.items()}
-    release_writes += sum(invisible.values())
+    # Deployment writes are already in the per-resource figure above; only status and route no-ops are added.
+    release_writes += invisible[CANARY_STATUS] + invisible[HTTPROUTES]
     per_release["writes"] = _ratio(release_writes, releases)
     events = _writes(calls.get(EVENTS, {}))
     lease = calls.get(LEASES, {})

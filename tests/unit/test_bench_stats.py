@@ -68,6 +68,20 @@ def test_route_versions_are_classified_by_generation_and_canary_weight(
     assert bs.classify_route(before, after) == kind
 
 
+@pytest.mark.parametrize(("before", "after", "primary", "kind"), [
+    (None, (1, 1, "v1"), False, None),
+    ((1, 1, "v1"), (1, 1, "v1"), False, None),  # the workload controller wrote status
+    ((1, 0, "v1"), (2, 0, "v2"), False, bs.TARGET_EDIT),
+    ((2, 0, "v2"), (3, 1, "v2"), False, bs.SCALE_UP),
+    ((3, 1, "v2"), (4, 0, "v2"), False, bs.SCALE_DOWN),
+    ((1, 1, "v1"), (2, 1, "v2"), True, bs.PRIMARY_COPY),
+    ((2, 1, "v2"), (3, 2, "v2"), True, bs.DEPLOYMENT_OTHER),
+])
+def test_deployment_versions_are_classified_by_what_the_release_did(
+        before: bs.DeploymentState | None, after: bs.DeploymentState, primary: bool, kind: str | None) -> None:
+    assert bs.classify_deployment(before, after, primary) == kind
+
+
 @pytest.mark.parametrize(("method", "path", "key"), [
     ("PATCH", "/apis/apps/v1/namespaces/bench/deployments/app-1", ("patch", "deployments.apps")),
     ("PUT", "/apis/flagger.app/v1beta1/namespaces/bench/canaries/app-1/status",
@@ -130,6 +144,17 @@ def test_write_accounting_adds_up_to_the_counters() -> None:
                  + writes["events"]["per_release"] * writes["releases"]
                  + writes["leases"]["writes_per_s"] * 10.0)
     assert accounted == pytest.approx(total)
+
+
+def test_deployment_writes_are_broken_down_by_what_they_did() -> None:
+    deployments = {bs.SCALE_UP: 2, bs.SCALE_DOWN: 1, bs.PRIMARY_COPY: 2, bs.TARGET_EDIT: 2}
+    writes = bs.write_accounting(CALLS, STATUSES, ROUTES, releases=2, transitions=20, seconds=10.0,
+                                 deployments=deployments)
+    release = writes["per_release"]
+    assert release["deployments_by_kind"] == {bs.PRIMARY_COPY: 1.0, bs.SCALE_DOWN: 0.5, bs.SCALE_UP: 1.0}
+    assert release["without_visible_change"][bs.DEPLOYMENTS] == 0.5
+    assert release["writes"] == bs.write_accounting(CALLS, STATUSES, ROUTES, releases=2, transitions=20,
+                                                    seconds=10.0)["per_release"]["writes"]
 
 
 def test_events_leases_and_reads_are_reported_apart() -> None:

@@ -96,6 +96,25 @@ def test_tracker_ignores_versions_before_the_edit_and_repeated_statuses() -> Non
     assert tracker.tracks["c"].statuses == 0
 
 
+def deployment_event(name: str, generation: int, replicas: int, image: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "generation": generation},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}
+
+
+def test_tracker_tells_scale_up_primary_copy_and_scale_down_apart_from_the_bench_edit() -> None:
+    tracker = bench.Tracker({"d": False})
+    tracker.on_deployment("ADDED", deployment_event("d", 2, 0, "v1"), 0.0)
+    tracker.on_deployment("ADDED", deployment_event("d-primary", 1, 1, "v1"), 0.0)
+    tracker.on_deployment("ADDED", deployment_event("other", 1, 1, "v1"), 0.0)
+    tracker.begin_release()
+    tracker.tracks["d"].editing = True
+    for event in (deployment_event("d", 3, 0, "v2"), deployment_event("d", 4, 1, "v2"),
+                  deployment_event("d", 4, 1, "v2"), deployment_event("d-primary", 2, 1, "v2"),
+                  deployment_event("d", 5, 0, "v2"), deployment_event("other", 2, 3, "v1")):
+        tracker.on_deployment("MODIFIED", event, 1.0)
+    assert tracker.deployment_kinds == {bs.TARGET_EDIT: 1, bs.SCALE_UP: 1, bs.PRIMARY_COPY: 1, bs.SCALE_DOWN: 1}
+
+
 def usage_of(cpu: float, rss: float = 100.0) -> Usage:
     return Usage(cpu, rss, rss)
 
