@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -41,13 +40,19 @@ def owner_index(obj: Obj) -> list[str]:
 
 
 class Store:
-    """Objects keyed ``namespace/name`` with secondary indexes (namespace, controller owner uid, custom)."""
+    """Objects keyed ``namespace/name`` with secondary indexes (namespace, controller owner uid, custom).
+
+    The index values of each object are kept with it, so replacing or removing an object never re-runs the index
+    functions on the old one, and the index sets are only touched when a value actually changed.
+    """
 
     def __init__(self, indexers: dict[str, IndexFunc] | None = None) -> None:
         self._items: dict[str, Obj] = {}
         self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: namespace_index, OWNER_INDEX: owner_index}
         self._indexers.update(indexers or {})
-        self._indexes: dict[str, defaultdict[str, set[str]]] = {name: defaultdict(set) for name in self._indexers}
+        self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        # key -> the values each indexer gave for the cached object, in the order of ``_indexers``.
+        self._values: dict[str, tuple[tuple[str, ...], ...]] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -67,6 +72,10 @@ class Store:
         """All cached keys."""
         return list(self._items)
 
+    def items(self) -> list[tuple[str, Obj]]:
+        """All cached ``(key, object)`` pairs (shared references: treat the objects as read-only)."""
+        return list(self._items.items())
+
     def list(self) -> list[Obj]:
         """All cached objects (shared references: treat them as read-only)."""
         return list(self._items.values())
@@ -76,17 +85,21 @@ class Store:
         if name in self._indexers:
             raise ValueError(f"indexer {name!r} already exists")
         self._indexers[name] = func
-        index: defaultdict[str, set[str]] = defaultdict(set)
-        for key, obj in self._items.items():
-            for value in func(obj):
-                index[value].add(key)
+        index: dict[str, set[str]] = {}
         self._indexes[name] = index
+        for key, obj in self._items.items():
+            values = tuple(func(obj))
+            self._values[key] += (values,)
+            for value in values:
+                index.setdefault(value, set()).add(key)
 
     def by_index(self, name: str, value: str) -> list[Obj]:
         """Objects whose index ``name`` yields ``value``."""
-        if name not in self._indexes:
+        index = self._indexes.get(name)
+        if index is None:
             raise KeyError(f"no indexer named {name!r}; known: {sorted(self._indexes)}")
-        return [self._items[k] for k in self._indexes[name].get(value, ())]
+        keys = index.get(value)
+        return [self._items[k] for k in keys] if keys else []
 
     def by_namespace(self, namespace: str) -> list[Obj]:
         """Objects in ``namespace``."""
@@ -98,38 +111,43 @@ class Store:
 
     def put(self, obj: Obj) -> Obj | None:
         """Insert or replace; returns the previous object."""
-        key = object_key(obj)
+        return self.put_key(object_key(obj), obj)
+
+    def put_key(self, key: str, obj: Obj) -> Obj | None:
+        """:meth:`put` for a caller that already knows ``key`` (it must be :func:`object_key` of ``obj``)."""
         old = self._items.get(key)
-        if old is not None:
-            self._unindex(key, old)
         self._items[key] = obj
-        for name, func in self._indexers.items():
-            for value in func(obj):
-                self._indexes[name][value].add(key)
+        new_values = tuple(tuple(func(obj)) for func in self._indexers.values())
+        old_values = self._values.get(key)
+        if new_values == old_values:
+            return old
+        self._values[key] = new_values
+        for position, (name, values) in enumerate(zip(self._indexes, new_values, strict=True)):
+            previous = old_values[position] if old_values is not None else ()
+            if values == previous:
+                continue
+            index = self._indexes[name]
+            _drop(index, key, previous)
+            for value in values:
+                index.setdefault(value, set()).add(key)
         return old
 
     def remove(self, key: str) -> Obj | None:
         """Remove ``key``; returns the removed object."""
         old = self._items.pop(key, None)
         if old is not None:
-            self._unindex(key, old)
+            for name, values in zip(self._indexes, self._values.pop(key), strict=True):
+                _drop(self._indexes[name], key, values)
         return old
 
-    def _unindex(self, key: str, obj: Obj) -> None:
-        for name, func in self._indexers.items():
-            index = self._indexes[name]
-            for value in func(obj):
-                keys = index.get(value)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del index[value]
 
-
-async def _call(handler: Callable[..., Any], *args: Obj) -> None:
-    result = handler(*args)
-    if inspect.isawaitable(result):
-        await result
+def _drop(index: dict[str, set[str]], key: str, values: Iterable[str]) -> None:
+    for value in values:
+        keys = index.get(value)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del index[value]
 
 
 class Informer:
@@ -158,6 +176,9 @@ class Informer:
         self._delete: list[DeleteHandler] = []
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._paused = False
+        # Set while resume_handlers replays the cache: events wait for it so handlers still see changes in order.
+        self._replay: asyncio.Future[None] | None = None
 
     def add_handlers(
         self,
@@ -172,6 +193,34 @@ class Informer:
             self._update.append(on_update)
         if on_delete:
             self._delete.append(on_delete)
+
+    def pause_handlers(self) -> None:
+        """Keep the cache current but call no handler until :meth:`resume_handlers`.
+
+        For a standby replica: its caches stay warm for a takeover, while handlers would only fill a work queue
+        that no worker drains, so each event costs no more than storing it.
+        """
+        self._paused = True
+
+    async def resume_handlers(self) -> None:
+        """Call handlers again, starting with ``on_add`` for every cached object, as if the cache had just been
+        listed; events arriving meanwhile are handled after that replay, in order."""
+        if not self._paused:
+            return
+        self._paused = False
+        replay = self._replay = asyncio.get_running_loop().create_future()
+        try:
+            if self._add:
+                for key, obj in self.store.items():
+                    await self._run_handlers(self._add, key, obj)
+        finally:
+            self._replay = None
+            replay.set_result(None)
+
+    @property
+    def handlers_paused(self) -> bool:
+        """True between :meth:`pause_handlers` and :meth:`resume_handlers`."""
+        return self._paused
 
     @property
     def has_synced(self) -> bool:
@@ -235,22 +284,28 @@ class Informer:
             await stream.aclose()
 
     async def _dispatch(self, event: WatchEvent) -> None:
+        if self._replay is not None:
+            await asyncio.shield(self._replay)
         obj = event.object
+        key = object_key(obj)
         if event.type == "DELETED":
-            old = self.store.remove(object_key(obj))
-            if old is None:
-                return
-            await self._run_handlers(self._delete, obj)
+            if self.store.remove(key) is not None and self._delete and not self._paused:
+                await self._run_handlers(self._delete, key, obj)
             return
-        old = self.store.put(obj)
+        old = self.store.put_key(key, obj)
+        if self._paused:
+            return
         if old is None:
-            await self._run_handlers(self._add, obj)
-        else:
-            await self._run_handlers(self._update, old, obj)
+            if self._add:
+                await self._run_handlers(self._add, key, obj)
+        elif self._update:
+            await self._run_handlers(self._update, key, old, obj)
 
-    async def _run_handlers(self, handlers: list[Any], *args: Obj) -> None:
+    async def _run_handlers(self, handlers: list[Any], key: str, *args: Obj) -> None:
         for handler in handlers:
             try:
-                await _call(handler, *args)
+                result = handler(*args)
+                if result is not None and inspect.isawaitable(result):
+                    await result
             except Exception:  # a broken handler must not stop the cache from following the server
-                log.exception("informer handler failed", resource=str(self.resource), key=object_key(args[-1]))
+                log.exception("informer handler failed", resource=str(self.resource), key=key)

@@ -9,7 +9,6 @@ DIFFERENCE against what it already delivered, so a consumer never loses or repea
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any, Literal
 import aiohttp
 from tenacity import RetryCallState, wait_exponential_jitter
 
+from flaggerpy.kube import jsonio
 from flaggerpy.kube.api import KubeClient, Obj, Resource
 from flaggerpy.kube.errors import ApiError, Gone
 from flaggerpy.kube.settings import WatchSettings
@@ -166,7 +166,7 @@ class Watcher:
         out.append(Listed(version, relist))
         return out
 
-    def _apply(self, kind: str, obj: Obj) -> WatchEvent | None:
+    def _apply(self, kind: str, obj: Obj, version: str) -> WatchEvent | None:
         """Fold one watch event into ``known``; None when it changes nothing the consumer has not seen."""
         key = object_key(obj)
         old = self.known.get(key)
@@ -175,7 +175,7 @@ class Watcher:
                 return None
             del self.known[key]
             return WatchEvent("DELETED", obj)
-        if old is not None and not is_newer(resource_version(obj), resource_version(old)):
+        if old is not None and not is_newer(version, resource_version(old)):
             return None
         self.known[key] = obj
         return WatchEvent("ADDED" if old is None else "MODIFIED", obj)
@@ -195,10 +195,25 @@ class Watcher:
         read_timeout = self.settings.server_timeout + self.settings.client_timeout_margin
         try:
             async with self.kube.stream(self.resource, self.namespace, self._params(), read_timeout) as body:
-                async for line in body:
-                    if not line.strip():
+                # Whole chunks are split into lines here: one read per network chunk instead of one per event,
+                # and a line is only copied when it spans two chunks.
+                partial: list[bytes] = []
+                async for chunk in body.iter_any():
+                    if b"\n" not in chunk:
+                        partial.append(chunk)
                         continue
-                    item = self._decode(line)
+                    lines = chunk.split(b"\n")
+                    if partial:
+                        partial.append(lines[0])
+                        lines[0] = b"".join(partial)
+                    rest = lines.pop()
+                    partial = [rest] if rest else []
+                    for line in lines:
+                        item = self._decode(line)
+                        if item is not None:
+                            yield item
+                if partial:
+                    item = self._decode(b"".join(partial))
                     if item is not None:
                         yield item
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -207,9 +222,15 @@ class Watcher:
             raise _StreamBroken(f"{type(exc).__name__}: {exc}", "error") from exc
 
     def _decode(self, line: bytes) -> StreamItem | None:
-        event = json.loads(line)
+        if not line.strip():
+            return None
+        event = jsonio.loads(line)
+        if not isinstance(event, dict):
+            raise ValueError(f"watch event is not a JSON object: {line[:80]!r}")
         kind = event.get("type")
         obj = event.get("object") or {}
+        if not isinstance(obj, dict):
+            raise ValueError(f"watch event object is not a JSON object: {line[:80]!r}")
         if kind == "ERROR":
             code = obj.get("code")
             if code == 410:
@@ -221,7 +242,7 @@ class Watcher:
         if kind == "BOOKMARK":
             return Bookmark(version)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            return self._apply(kind, obj)
+            return self._apply(kind, obj, version)
         raise _StreamBroken(f"unknown watch event type {kind!r}", "error")
 
     def _reconnecting(self, reason: ReconnectReason) -> None:
