@@ -117,9 +117,9 @@ class Observer:
                     self.latencies.append((time.perf_counter() - written) * 1000.0)
                 self.changed.set()
 
-    async def wait_all(self, names: list[str], generation: int, timeout: float) -> bool:
+    async def wait_all(self, names: list[str], generation: int, patience: float) -> bool:
         """True once every route in ``names`` is accepted at ``generation`` or later."""
-        deadline = time.perf_counter() + timeout
+        deadline = time.perf_counter() + patience
         while any(self.accepted.get(name, 0) < generation for name in names):
             self.changed.clear()
             left = deadline - time.perf_counter()
@@ -151,7 +151,7 @@ async def _populate(cluster: Cluster, routes: int) -> None:
 
 
 async def run_size(routes: int, rate: float, duration: float, settings: DataPlaneSettings,
-                   timeout: float) -> dict[str, Any]:
+                   patience: float) -> dict[str, Any]:
     """One benchmark at ``routes`` routes; a JSON-ready dict."""
     cluster = Cluster(store=Store(history_size=50_000), cel_rules=False)
     cluster.create_object(cluster.resource("", "namespaces"), "v1", "", {"metadata": {"name": "default"}})
@@ -163,7 +163,7 @@ async def run_size(routes: int, rate: float, duration: float, settings: DataPlan
     names = [f"app-{index}" for index in range(routes)]
     cpu, wall = time.process_time(), time.perf_counter()
     running = asyncio.create_task(plane.run(cluster))
-    cold_ok = await observer.wait_all(names, 1, timeout)
+    cold_ok = await observer.wait_all(names, 1, patience)
     cold = {"seconds": round(time.perf_counter() - wall, 3), "cpuSeconds": round(time.process_time() - cpu, 3),
             "allAccepted": cold_ok}
     await plane.wait_programmed()
@@ -187,7 +187,7 @@ async def run_size(routes: int, rate: float, duration: float, settings: DataPlan
         observer.pending[(name, generations[name])] = time.perf_counter()
         await cluster.update(GW, "httproutes", stored)
     edited = sorted({names[edit % routes] for edit in range(edits)})
-    churn_ok = all([await observer.wait_all([name], generations[name], timeout) for name in edited])
+    churn_ok = all([await observer.wait_all([name], generations[name], patience) for name in edited])
     await plane.wait_programmed()
     churn_cpu = time.process_time() - cpu
     latencies = observer.latencies
