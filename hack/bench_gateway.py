@@ -8,6 +8,8 @@ route in milliseconds; this stands in for that.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from typing import Any, Protocol
 
@@ -23,7 +25,9 @@ class _Change(Protocol):
 
 
 class _Cluster(Protocol):
-    def changes(self) -> Any: ...
+    def changes(self, resources: Any = None) -> Any: ...
+
+    def list(self, group: str, plural: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
 
     async def patch_status(self, group: str, plural: str, namespace: str | None, name: str,
                            status: dict[str, Any]) -> dict[str, Any]: ...
@@ -58,18 +62,43 @@ class InstantGateway:
 
     name = "bench-instant-gateway"
 
+    def __init__(self) -> None:
+        self.resubscriptions = 0
+
     async def run(self, cluster: _Cluster) -> None:
-        """Accept routes until cancelled."""
-        change: _Change
-        async for change in cluster.changes():
-            if (change.group, change.plural) != (GATEWAY_GROUP, "httproutes") or change.type == "DELETED":
-                continue
-            route = change.object
-            meta = route["metadata"]
-            if _observed(route) >= int(meta.get("generation") or 1):
-                continue
+        """Accept routes until cancelled. Only HTTPRoute changes are asked for (the sandbox then spares copying
+        the rest); if the stream ends because this fell too far behind, it subscribes again and accepts whatever
+        it missed, so a slow moment never leaves routes unaccepted for the rest of a run."""
+        while True:
+            stream = cluster.changes([(GATEWAY_GROUP, "httproutes")])
             try:
-                await cluster.patch_status(GATEWAY_GROUP, "httproutes", meta.get("namespace"), meta["name"],
-                                           {"parents": accepted_parents(route)})
-            except Exception:  # deleted meanwhile: its DELETED event follows, nothing left to accept
-                continue
+                first = anext(stream)
+                # Subscribed from here on (the generator starts on its first step): sweep what came before.
+                pending = asyncio.ensure_future(first)
+                await asyncio.sleep(0)
+                for route in cluster.list(GATEWAY_GROUP, "httproutes"):
+                    await self._accept(cluster, route)
+                change: _Change
+                with contextlib.suppress(StopAsyncIteration):
+                    change = await pending
+                    await self._on_change(cluster, change)
+                    async for change in stream:
+                        await self._on_change(cluster, change)
+            finally:
+                await stream.aclose()
+            self.resubscriptions += 1
+
+    async def _on_change(self, cluster: _Cluster, change: _Change) -> None:
+        if (change.group, change.plural) == (GATEWAY_GROUP, "httproutes") and change.type != "DELETED":
+            await self._accept(cluster, change.object)
+
+    @staticmethod
+    async def _accept(cluster: _Cluster, route: dict[str, Any]) -> None:
+        meta = route["metadata"]
+        if _observed(route) >= int(meta.get("generation") or 1):
+            return
+        try:
+            await cluster.patch_status(GATEWAY_GROUP, "httproutes", meta.get("namespace"), meta["name"],
+                                       {"parents": accepted_parents(route)})
+        except Exception:  # deleted meanwhile: its DELETED event follows, nothing left to accept
+            return
