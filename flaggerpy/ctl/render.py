@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from rich.console import JustifyMethod
-from rich.table import Table
+from rich.console import Group, JustifyMethod, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 
 from flaggerpy.ctl.view import Progress, Row, format_age, format_time
@@ -22,7 +23,8 @@ PHASE_STYLES = {
     "WaitingPromotion": "magenta",
 }
 MESSAGE_WIDTH = 80
-MIN_MESSAGE_WIDTH = 10
+# Below this many cells a message says nothing ("Advance p…"): it moves under its row instead.
+MIN_MESSAGE_WIDTH = 20
 COLUMN_GAP = 2  # rich's default cell padding, one space on each side
 
 
@@ -74,35 +76,106 @@ def progress_bar(progress: Progress | None, width: int = 6) -> Text:
     return bar
 
 
-def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime, width: int | None = None) -> Table:
-    """``get canaries`` for a terminal (``width`` columns wide): coloured phases, progress bars, ages.
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    cells: list[Text]
+    justify: JustifyMethod = "left"
 
-    Every column but MESSAGE keeps its full width; on a narrow terminal the message is cut, never the names.
+    @property
+    def width(self) -> int:
+        return max([len(self.header), *(cell.cell_len for cell in self.cells)])
+
+    def render(self, index: int, width: int) -> Text:
+        cell = self.cells[index].copy()
+        cell.align(self.justify, width)
+        return cell
+
+
+def _join(parts: Sequence[Text]) -> Text:
+    return Text(" " * COLUMN_GAP).join(parts)
+
+
+def _fits(columns: Sequence[_Column], width: int) -> bool:
+    return sum(c.width for c in columns) + COLUMN_GAP * (len(columns) - 1) <= width
+
+
+def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime, width: int | None = None) -> Group:
+    """``get canaries`` for a terminal ``width`` columns wide (None: unbounded): coloured phases, bars, ages.
+
+    Nothing is ever dropped. The message, the one free-text column, is cut to the room the others leave. When that
+    room is under MIN_MESSAGE_WIDTH, NAME, PHASE and WEIGHT (and NAMESPACE with -A) stay columns, the other columns
+    stay while they fit, and whatever does not fit moves with the message to an indented line under its row,
+    wrapped at the terminal's edge.
     """
-    table = Table(box=None, header_style="bold", pad_edge=False)
-
-    def fixed(header: str, values: Sequence[str], justify: JustifyMethod = "left") -> None:
-        table.add_column(header, no_wrap=True, justify=justify, min_width=max([len(header), *map(len, values)]))
-
+    ages = [format_age(r.last_transition, now) for r in rows]
+    # Text, not str: rich would read "[...]" in names and Event messages as markup and swallow it.
+    essential = [
+        _Column("NAME", [Text(r.name) for r in rows]),
+        _Column("PHASE", [Text(r.phase, style=PHASE_STYLES.get(r.phase, "")) for r in rows]),
+        _Column("WEIGHT", [Text(f"{r.weight}%") for r in rows], "right"),
+    ]
     if all_namespaces:
-        fixed("NAMESPACE", [r.namespace for r in rows])
-    fixed("NAME", [r.name for r in rows])
-    fixed("PHASE", [r.phase for r in rows])
-    fixed("WEIGHT", [f"{r.weight}%" for r in rows], "right")
-    fixed("FAILED", [_failed(r) for r in rows])
-    fixed("PROGRESS", [progress_bar(r.progress).plain for r in rows])
-    fixed("SINCE", [f"{format_age(r.last_transition, now)} ago" for r in rows])
-    # Left to itself rich drops whole columns when the fixed ones leave little room; give MESSAGE what is left.
-    used = sum(c.min_width or 0 for c in table.columns) + COLUMN_GAP * len(table.columns)
-    message_width = max(MIN_MESSAGE_WIDTH, width - used) if width else None
-    table.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=message_width)
-    for row in rows:
-        age = format_age(row.last_transition, now)
-        # Text, not str: rich would read "[...]" in names and Event messages as markup and swallow it.
-        cells = [Text(row.name), Text(row.phase, style=PHASE_STYLES.get(row.phase, "")), Text(f"{row.weight}%"),
-                 Text(_failed(row)), progress_bar(row.progress), Text(f"{age} ago" if row.last_transition else age),
-                 Text(row.message)]
-        table.add_row(*([Text(row.namespace)] if all_namespaces else []), *cells)
-    if not rows:
-        table.add_row(*([""] if all_namespaces else []), Text("no canaries found", style="dim"))
-    return table
+        essential.insert(0, _Column("NAMESPACE", [Text(r.namespace) for r in rows]))
+    optional = [
+        _Column("FAILED", [Text(_failed(r)) for r in rows]),
+        _Column("PROGRESS", [progress_bar(r.progress) for r in rows]),
+        _Column("SINCE", [Text(f"{age} ago" if r.last_transition else age) for r, age in zip(rows, ages, strict=True)]),
+    ]
+    messages = [Text(" ".join(r.message.split())) for r in rows]
+    columns = [*essential, *optional]
+    room = None if width is None else width - sum(c.width for c in columns) - COLUMN_GAP * len(columns)
+    if room is None or room >= MIN_MESSAGE_WIDTH:
+        return _wide(columns, messages, room)
+    shown = list(essential)
+    for column in optional:
+        if not _fits([*shown, column], width or 0):
+            break
+        shown.append(column)
+    return _narrow(shown, optional[len(shown) - len(essential):], messages)
+
+
+def _wide(columns: list[_Column], messages: list[Text], room: int | None) -> Group:
+    """One line per canary, the message last and cut with an ellipsis to ``room`` cells."""
+    widths = [c.width for c in columns]
+    lines: list[RenderableType] = [_header(columns, widths, "MESSAGE")]
+    for i, message in enumerate(messages):
+        cell = message.copy()
+        if room is not None:
+            cell.truncate(room, overflow="ellipsis")
+        line = _join([c.render(i, w) for c, w in zip(columns, widths, strict=True)] + [cell])
+        line.rstrip()
+        lines.append(line)
+    return _group(lines, bool(messages))
+
+
+def _narrow(columns: list[_Column], moved: list[_Column], messages: list[Text]) -> Group:
+    """The columns that fit on the row's line; the ``moved`` ones and the message on a wrapped line under it."""
+    widths = [c.width for c in columns]
+    lines: list[RenderableType] = [_header(columns, widths, "")]
+    for i, message in enumerate(messages):
+        line = _join([c.render(i, w) for c, w in zip(columns, widths, strict=True)])
+        line.rstrip()
+        lines.append(line)
+        details = [Text.assemble((f"{c.header.lower()} ", "dim"), c.cells[i]) for c in moved]
+        if message:
+            details.append(message)
+        if details:
+            lines.append(Padding(_join(details), (0, 0, 0, COLUMN_GAP)))
+    return _group(lines, bool(messages))
+
+
+def _header(columns: list[_Column], widths: list[int], last: str) -> Text:
+    cells = [Text(c.header) for c in columns]
+    for cell, column, width in zip(cells, columns, widths, strict=True):
+        cell.align(column.justify, width)
+    header = _join(cells + ([Text(last)] if last else []))
+    header.stylize("bold")
+    header.rstrip()
+    return header
+
+
+def _group(lines: list[RenderableType], any_rows: bool) -> Group:
+    if not any_rows:
+        lines.append(Text("no canaries found", style="dim"))
+    return Group(*lines)

@@ -181,15 +181,53 @@ def test_garbage_in_status_does_not_crash_the_views() -> None:
     assert "Analysis steps" in report_plain(build_report(obj, []))
 
 
-def test_rich_table_cuts_the_message_not_the_columns_on_a_narrow_terminal() -> None:
-    message = "Halt podinfo.test advancement error-rate 3.2 outside [, 1] " + "and more " * 10
-    obj = canary({"phase": "Progressing", "canaryWeight": 30, "lastTransitionTime": "2026-11-22T01:00:00Z"})
+LONG_MESSAGE = "Halt podinfo.test advancement error-rate 3.2 outside [, 1] " + "and more " * 10
+
+
+def draw(width: int, all_namespaces: bool, message: str = LONG_MESSAGE) -> list[str]:
+    """``get canaries`` of one progressing canary drawn on a terminal ``width`` columns wide, line by line."""
+    obj = canary({"phase": "Progressing", "canaryWeight": 30, "failedChecks": 1,
+                  "lastTransitionTime": "2026-11-22T01:00:00Z"})
     out = io.StringIO()
-    console = Console(file=out, width=80, color_system=None)
-    table = canaries_rich([row(obj, [event(message, "2026-11-22T01:00:00Z")])], True,
-                          datetime(2026, 11, 22, 1, 5, tzinfo=UTC), console.width)
-    console.print(table)
-    header, line = out.getvalue().splitlines()
-    assert header.split() == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "SINCE", "MESSAGE"]
-    assert line.split()[:4] == ["test", "podinfo", "Progressing", "30%"]
-    assert line.rstrip().endswith("…") and len(line.rstrip()) <= 80
+    console = Console(file=out, width=width, color_system=None)
+    console.print(canaries_rich([row(obj, [event(message, "2026-11-22T01:00:00Z")])], all_namespaces,
+                                datetime(2026, 11, 22, 1, 5, tzinfo=UTC), console.width))
+    return [line.rstrip() for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("width", [40, 60, 120])
+@pytest.mark.parametrize("all_namespaces", [False, True])
+def test_narrow_terminals_keep_name_phase_weight_and_move_the_rest_under_the_row(
+    width: int, all_namespaces: bool
+) -> None:
+    lines = draw(width, all_namespaces)
+    assert all(len(line) <= width for line in lines), lines
+    essentials = ["NAMESPACE", "NAME", "PHASE", "WEIGHT"] if all_namespaces else ["NAME", "PHASE", "WEIGHT"]
+    values = ["test", "podinfo", "Progressing", "30%"] if all_namespaces else ["podinfo", "Progressing", "30%"]
+    assert lines[0].split()[:len(essentials)] == essentials
+    assert lines[1].split()[:len(values)] == values
+    text = " ".join(" ".join(line.split()) for line in lines)
+    # Every field is still on screen, as a column or under the row.
+    assert "1/2" in text and "3/5" in text and "5m ago" in text
+    if width == 120:
+        # Wide enough: one line per canary, the message cut at the edge.
+        assert lines[0].split()[-1] == "MESSAGE" and len(lines) == 2
+        assert lines[1].startswith(" ".join(values[:1])) and lines[1].endswith("…") and len(lines[1]) == width
+    else:
+        # Narrow: the whole message, wrapped, on indented lines under the row.
+        assert "MESSAGE" not in lines[0]
+        assert all(line.startswith("  ") for line in lines[2:])
+        assert " ".join(LONG_MESSAGE.split()) in text
+
+
+def test_a_wide_terminal_shows_every_column_in_a_row() -> None:
+    lines = draw(200, True, "Advance podinfo.test canary weight 30")
+    assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "SINCE", "MESSAGE"]
+    assert lines[1].split()[:5] == ["test", "podinfo", "Progressing", "30%", "1/2"]
+    assert lines[1].endswith("5m ago  Advance podinfo.test canary weight 30")
+
+
+def test_a_narrow_terminal_without_a_message_adds_no_empty_line() -> None:
+    lines = draw(70, False, "")
+    assert len(lines) == 2 and lines[1].split() == ["podinfo", "Progressing", "30%", "1/2", "━━━━━━", "3/5",
+                                                    "5m", "ago"]
