@@ -2,7 +2,8 @@
 
 - the sandbox cluster in this process, with the Gateway API and Flagger CRDs, a Gateway and real HTTP on it;
 - a real Prometheus scraping the data plane's Envoy/Istio-style metrics every second;
-- ``flaggerpy loadtester`` as a subprocess (rollout webhooks start ``hey`` through it);
+- ``flaggerpy loadtester`` as a subprocess (pre-rollout and rollout webhooks start ``hey`` through it);
+- a :class:`DataGate` webhook holding each traffic increase until Prometheus has the canary's traffic;
 - ``flaggerpy run`` as a subprocess, pointed at the sandbox's kubeconfig and at that Prometheus;
 - a :class:`RouteObserver` that records every version of every HTTPRoute and Canary as the sandbox commits them,
   and the data plane's per-backend request counters whenever it starts routing with new weights (the measured
@@ -19,13 +20,14 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane_match import Request
@@ -114,6 +116,8 @@ class History:
     weights: list[dict[str, int]] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     windows: list[Window] = field(default_factory=list)
+    # Requests the data plane routed to the canary while no canary pod was ready (invariant 2, as traffic sees it).
+    unready_picks: int = 0
 
     @property
     def canary_weights(self) -> list[int]:
@@ -193,11 +197,26 @@ class RouteObserver:
         history = self.histories.get(rule.route.name)
         if history is None:
             return
+        chosen = decision.backend
+        if chosen is not None and chosen.ref.name == f"{history.name}-canary":
+            workload = self._sb.dataplane.workload_of(chosen.ref)
+            if workload is None or not workload.behaviour.ready:
+                history.unready_picks += 1
         weights = {backend.ref.name: backend.weight for backend in rule.backends}
         if history.windows and history.windows[-1].weights == weights:
             return
         self._close_window(history)
         history.windows.append(Window(weights, weights.get(f"{history.name}-canary", 0), self._counters(history)))
+
+    def window_requests(self, name: str) -> int:
+        """Requests to either backend of canary ``name`` since the data plane began routing with its latest
+        committed weights (0 before the first request with them)."""
+        history = self.histories[name]
+        window = history.windows[-1] if history.windows else None
+        if window is None or window.end is not None or not history.weights or window.weights != history.weights[-1]:
+            return 0
+        primary, canary = self._counters(history)
+        return primary - window.start[0] + canary - window.start[1]
 
     async def _run(self) -> None:
         async for change in self._sb.cluster.changes():
@@ -294,6 +313,7 @@ class Release:
     gateway_port: int
     controller: Subprocess
     loadtester: Subprocess
+    data_gate: DataGate
 
     async def create(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Create an object in the sandbox."""
@@ -310,17 +330,87 @@ class Release:
         template["metadata"]["annotations"] = dict(annotations or {})
         await self.sandbox.cluster.update("apps", "deployments", dep)
 
-    def load_webhook(self, name: str, seconds: int, rps_per_worker: int, workers: int) -> dict[str, Any]:
-        """A ``rollout`` webhook asking the load tester to run ``hey`` against the canary's host."""
+    def load_webhooks(self, name: str, seconds: int, rps_per_worker: int, workers: int) -> list[dict[str, Any]]:
+        """``pre-rollout`` and ``rollout`` webhooks asking the load tester to run ``hey`` against the canary's host.
+
+        The pre-rollout one starts the load before the first traffic shift, so the canary gets requests from the
+        moment it has a weight; the rollout one (the same command, which the load tester does not start twice)
+        restarts it should a long release outlast it.
+        """
         url = f"http://127.0.0.1:{self.gateway_port}/"
         command = f"hey -z {seconds}s -q {rps_per_worker} -c {workers} -host {host_of(name)} {url}"
-        return {"name": "load-test", "type": "rollout", "url": f"{self.loadtester_url}/", "timeout": "5s",
-                "metadata": {"type": "cmd", "cmd": command}}
+        return [{"name": f"load-test-{kind}", "type": kind, "url": f"{self.loadtester_url}/", "timeout": "5s",
+                 "metadata": {"type": "cmd", "cmd": command}} for kind in ("pre-rollout", "rollout")]
+
+    def data_gate_webhooks(self) -> list[dict[str, Any]]:
+        """``confirm-traffic-increase`` and ``confirm-promotion`` webhooks to the :class:`DataGate`: no step, the
+        last one included, ends before its traffic was measured."""
+        return [{"name": f"canary-data-{kind}", "type": kind, "url": self.data_gate.url, "timeout": "5s"}
+                for kind in ("confirm-traffic-increase", "confirm-promotion")]
+
+
+class DataGate:
+    """A ``confirm-traffic-increase`` webhook that holds a canary's weight until Prometheus has its traffic.
+
+    A check with ``onNoData: skip`` passes while Prometheus has no canary samples yet; under CPU contention scrapes
+    lag and several steps in a row could pass on no evidence (a bad release climbing to maxWeight). The gate lets
+    the first shift through (at weight 0 the canary cannot have traffic) and holds every later increase until the
+    canary's requests are in Prometheus with at least two samples in the checks' window (what ``rate`` needs).
+    The checks themselves are unchanged: they still fail the release on the data once it is there.
+    """
+
+    def __init__(self, sandbox: Sandbox, prometheus: PrometheusServer, window: str) -> None:
+        self._sb = sandbox
+        self._prometheus = prometheus
+        self._window = window
+        self._runner: web.AppRunner | None = None
+        self._enough: Callable[[str], bool] = lambda name: True
+        self.url = ""
+
+    def hold_until(self, enough: Callable[[str], bool]) -> None:
+        """Also hold canary ``name`` at its weight until ``enough(name)`` (e.g. the test has measured enough
+        requests at that weight for its split comparison to mean something)."""
+        self._enough = enough
+
+    async def start(self) -> None:
+        """Listen on a free loopback port."""
+        app = web.Application()
+        app.router.add_post("/", self._confirm)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/"
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _confirm(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        name, namespace = str(payload.get("name")), str(payload.get("namespace"))
+        canary = self._sb.cluster.get("flagger.app", "canaries", namespace, name) or {}
+        if not int((canary.get("status") or {}).get("canaryWeight") or 0):
+            return web.Response(text="first shift\n")
+        query = (f'sum(count_over_time(envoy_cluster_upstream_rq{{envoy_cluster_name=~"{namespace}_{name}-canary_.+"'
+                 f'}}[{self._window}]))')
+        try:
+            result = (await self._prometheus.query(query)).get("data", {}).get("result") or []
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return web.Response(status=503, text=f"prometheus: {exc}\n")
+        samples = float(result[0]["value"][1]) if result else 0.0
+        if samples < 2:
+            return web.Response(status=403, text=f"{samples:g} samples of canary traffic in {self._window}\n")
+        if not self._enough(name):
+            return web.Response(status=403, text="not enough traffic measured at this weight yet\n")
+        return web.Response(text="canary traffic scraped\n")
 
 
 @contextlib.asynccontextmanager
-async def real_parts(workdir: Path) -> AsyncIterator[Release]:
-    """Start the sandbox (with real HTTP on its Gateway), Prometheus, the load tester and the controller."""
+async def real_parts(workdir: Path, metric_window: str = "6s") -> AsyncIterator[Release]:
+    """Start the sandbox (with real HTTP on its Gateway), Prometheus, the load tester, the controller and a
+    :class:`DataGate` judging data over ``metric_window`` (the metric checks' ``interval``)."""
     async with Sandbox(ready_delay=0.05, bookmark_interval=1.0) as sb:
         for doc in crd_documents():
             await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", copy.deepcopy(doc))
@@ -339,12 +429,16 @@ async def real_parts(workdir: Path) -> AsyncIterator[Release]:
                 "run", "--kubeconfig", str(sb.kubeconfig_path), "--metrics-server", prometheus.url,
                 "--port", str(ctl_port), "--listen-address", "127.0.0.1", "--threadiness", "4",
                 "--log-level", "info"), workdir / "controller.log")
+            gate = DataGate(sb, prometheus, metric_window)
             try:
+                await gate.start()
                 await loadtester.start()
                 await controller.start()
                 await loadtester.wait_http(f"http://127.0.0.1:{lt_port}/healthz")
                 await controller.wait_http(f"http://127.0.0.1:{ctl_port}/readyz")
-                yield Release(sb, prometheus, f"http://127.0.0.1:{lt_port}", gateway_port, controller, loadtester)
+                yield Release(sb, prometheus, f"http://127.0.0.1:{lt_port}", gateway_port, controller, loadtester,
+                              gate)
             finally:
                 await controller.stop()
                 await loadtester.stop()
+                await gate.stop()

@@ -1,5 +1,5 @@
 """Three releases at once through real parts: the controller as its own process judging real Prometheus data about
-real HTTP load that ``hey`` (started by the load tester's rollout webhook) sends through the sandbox's Gateway.
+real HTTP load that ``hey`` (started by the load tester's pre-rollout webhook) sends through the sandbox's Gateway.
 
 - ``good``: a healthy new revision walks 10 → 50 and is promoted;
 - ``errors``: 20% of the new revision's answers are 500s, the builtin request-success-rate fails, it rolls back;
@@ -43,14 +43,17 @@ LATENCY_QUERY = (
     "histogram_quantile(0.99, sum(rate(envoy_cluster_upstream_rq_time_bucket{"
     'envoy_cluster_name=~"{{ namespace }}_{{ target }}-canary_[0-9a-zA-Z-]+"}[{{ interval }}])) by (le))'
 )
-# The first check runs while the rollout webhook starts hey: no canary samples yet, so no data is not a failure.
+METRIC_WINDOW = "6s"
+# The first check may run before Prometheus has scraped any canary request: no data then is not a failure. The data
+# gate (see release_harness.DataGate) holds every later traffic increase until the data is there.
 METRICS = [
-    {"name": "request-success-rate", "interval": "6s", "thresholdRange": {"min": 99}, "onNoData": "skip"},
-    {"name": "latency", "interval": "6s", "templateRef": {"name": "latency", "namespace": NAMESPACE},
+    {"name": "request-success-rate", "interval": METRIC_WINDOW, "thresholdRange": {"min": 99}, "onNoData": "skip"},
+    {"name": "latency", "interval": METRIC_WINDOW, "templateRef": {"name": "latency", "namespace": NAMESPACE},
      "thresholdRange": {"max": P99_LIMIT_MS}, "onNoData": "skip"},
 ]
 RELEASE_TIMEOUT = 90.0
 MIN_WINDOW_REQUESTS = 50
+LOADED_WINDOW = 300
 
 
 def _latency_template(prometheus_url: str) -> dict[str, Any]:
@@ -65,7 +68,8 @@ def _latency_template(prometheus_url: str) -> dict[str, Any]:
 def _analysis(release: Release, name: str, interval: str, rps_per_worker: int, workers: int) -> dict[str, Any]:
     return {
         "interval": interval, "threshold": 2, "maxWeight": 50, "stepWeight": 10, "metrics": METRICS,
-        "webhooks": [release.load_webhook(name, seconds=60, rps_per_worker=rps_per_worker, workers=workers)],
+        "webhooks": [*release.load_webhooks(name, seconds=60, rps_per_worker=rps_per_worker, workers=workers),
+                     *release.data_gate_webhooks()],
     }
 
 
@@ -73,7 +77,7 @@ def _analysis(release: Release, name: str, interval: str, rps_per_worker: int, w
 async def released(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Release, RouteObserver]]:
     """Run the three releases to their end once; the tests below examine what happened."""
     workdir: Path = tmp_path_factory.mktemp("release")
-    async with real_parts(workdir) as release:
+    async with real_parts(workdir, METRIC_WINDOW) as release:
         await release.create("flagger.app", "metrictemplates", _latency_template(release.prometheus.url))
         # Most of the load goes to "good", whose windows carry the traffic-split comparison.
         load = {"good": ("3s", 75, 4), "errors": ("2s", 25, 2), "slow": ("2s", 25, 2)}
@@ -83,6 +87,8 @@ async def released(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
                                                                                      workers)))
         observer = RouteObserver(release.sandbox, NAMES)
         observer.start()
+        # Every step of "good" lasts until its traffic is enough to compare the split with the weights.
+        release.data_gate.hold_until(lambda name: name != "good" or observer.window_requests(name) >= LOADED_WINDOW)
         try:
             for name in NAMES:
                 await observer.wait_phase(name, {"Initialized"}, RELEASE_TIMEOUT)
@@ -141,13 +147,15 @@ async def test_healthy_release_is_promoted_and_the_split_follows_the_weights(
     assert history.canary_weights == [0, 10, 20, 30, 40, 50, 0]
     _assert_route_invariants(history)
     _assert_split_matches(history)
-    # hey's load arrived while the weights were 20..50 (it starts with the first check at 10).
+    # hey's load (started by the pre-rollout webhook) ran through every weight from 20 to 50.
     loaded = [w for w in history.windows if w.canary_weight >= 20]
-    assert all(w.requests >= 300 for w in loaded), [(w.canary_weight, w.requests) for w in loaded]
+    assert all(w.requests >= LOADED_WINDOW for w in loaded), [(w.canary_weight, w.requests) for w in loaded]
     primary = release.sandbox.cluster.get("apps", "deployments", NAMESPACE, "good-primary")
     assert primary is not None
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE
-    assert release.sandbox.dataplane.stats(NAMESPACE, "good-canary").codes.keys() <= {200}
+    codes = release.sandbox.dataplane.stats(NAMESPACE, "good-canary").codes
+    assert codes.keys() <= {200, 503}, codes
+    _assert_canary_served_only_while_ready(release, history)
 
 
 async def test_error_rate_above_the_threshold_rolls_back(released: tuple[Release, RouteObserver]) -> None:
@@ -157,8 +165,8 @@ async def test_error_rate_above_the_threshold_rolls_back(released: tuple[Release
     _assert_route_invariants(history)
     _assert_split_matches(history)
     _assert_rolled_back(release, history)
-    codes = release.sandbox.dataplane.stats(NAMESPACE, "errors-canary").codes
-    assert codes.get(500, 0) > 0 and 503 not in codes, codes
+    assert release.sandbox.dataplane.stats(NAMESPACE, "errors-canary").codes.get(500, 0) > 0
+    _assert_canary_served_only_while_ready(release, history)
 
 
 async def test_p99_latency_above_the_threshold_rolls_back(released: tuple[Release, RouteObserver]) -> None:
@@ -182,6 +190,17 @@ async def test_prometheus_saw_what_the_gateway_counted(released: tuple[Release, 
         await asyncio.sleep(0.25)
         scraped = await release.prometheus.wait_for_value(query)
     assert scraped == counted
+
+
+def _assert_canary_served_only_while_ready(release: Release, history: History) -> None:
+    assert history.unready_picks == 0, (
+        f"{history.name}: {history.unready_picks} requests were routed to the canary while no canary pod was ready"
+    )
+    # The canary is scaled to zero right after the final switch to the primary: a request routed to it just before
+    # (in flight at the switch, so counted after it) may find no pod left and get a 503. No other may.
+    after = history.windows[-1]
+    codes = release.sandbox.dataplane.stats(NAMESPACE, f"{history.name}-canary").codes
+    assert after.canary_weight == 0 and codes.get(503, 0) <= after.canary_requests <= 4, (codes, after)
 
 
 def _assert_rolled_back(release: Release, history: History) -> None:
