@@ -82,6 +82,9 @@ class LeaderElector:
         self._observed_at = 0.0
         self._last_attempt = 0.0
         self._lead_deadline = 0.0
+        # The Lease as our last successful write returned it: a renewal replaces it with that resourceVersion
+        # (the server's compare-and-swap) instead of reading it first; only a 409 sends us back to a GET.
+        self._written: Obj | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -175,6 +178,8 @@ class LeaderElector:
         if not self.leading.is_set():
             return
         self._set_leading(False)
+        if not (self.settings.release_on_stop if release is None else release):
+            self._written = None  # campaign again from what the server holds
         log.info("stopped leading", lease=f"{self.namespace}/{self.name}", identity=self.identity)
         if self.settings.release_on_stop if release is None else release:
             await self._release()
@@ -206,6 +211,10 @@ class LeaderElector:
     async def _try_acquire_or_renew(self) -> bool:
         """One acquire/renew round; False when someone else holds the lease or the write lost a race."""
         self._last_attempt = time.monotonic()
+        if self._written is not None:
+            renewed = await self._renew_written(self._written)
+            if renewed is not None:
+                return renewed
         try:
             lease = await self.kube.get(LEASES, self.name, self.namespace)
         except NotFound:
@@ -221,6 +230,28 @@ class LeaderElector:
         if holder and holder != self.identity and time.monotonic() < self._observed_at + self.settings.lease_duration:
             return False
         lease["spec"] = self._record(spec)
+        return await self._write(lease)
+
+    async def _renew_written(self, written: Obj) -> bool | None:
+        """Renew without reading: replace the lease we last wrote, guarded by its resourceVersion.
+
+        True when renewed, False when the write failed otherwise, None after a 409 (someone else wrote the Lease
+        since: the caller reads it and decides like a fresh round).
+        """
+        spec = written.get("spec") or {}
+        lease = {**written, "spec": self._record(spec)}
+        try:
+            updated = await self.kube.replace(LEASES, lease)
+        except (Conflict, NotFound):
+            self._written = None
+            return None
+        except ApiError as exc:
+            log.warning("cannot renew lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
+            return False
+        self._accepted(updated)
+        return True
+
+    async def _write(self, lease: Obj) -> bool:
         try:
             updated = await self.kube.replace(LEASES, lease)
         except Conflict:
@@ -228,8 +259,14 @@ class LeaderElector:
         except ApiError as exc:
             log.warning("cannot write lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
             return False
-        self._observe(updated.get("spec") or {})
+        self._accepted(updated)
         return True
+
+    def _accepted(self, lease: Obj) -> None:
+        """Remember a lease the server accepted from us."""
+        spec = lease.get("spec") or {}
+        self._observe(spec)
+        self._written = lease if spec.get("holderIdentity") == self.identity else None
 
     async def _create(self) -> bool:
         lease: Obj = {
@@ -245,18 +282,28 @@ class LeaderElector:
         except ApiError as exc:
             log.warning("cannot create lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
             return False
-        self._observe(created.get("spec") or {})
+        self._accepted(created)
         return True
 
     async def _release(self) -> None:
         """Clear the holder (as client-go does) so standbys need not wait for the lease to expire."""
+        written, self._written = self._written, None
         try:
+            if written is not None:
+                try:
+                    await self.kube.replace(LEASES, self._released(written))
+                    return
+                except (Conflict, NotFound):
+                    pass  # someone else wrote it since: read it and release only if it is still ours
             lease = await self.kube.get(LEASES, self.name, self.namespace)
-            spec = lease.get("spec") or {}
-            if spec.get("holderIdentity") != self.identity:
+            if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
-            spec.update({"holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": _micro_time()})
-            lease["spec"] = spec
-            await self.kube.replace(LEASES, lease)
+            await self.kube.replace(LEASES, self._released(lease))
         except ApiError as exc:
             log.warning("cannot release lease; standbys will wait for it to expire", error=str(exc))
+
+    @staticmethod
+    def _released(lease: Obj) -> Obj:
+        spec = {**(lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
+                "renewTime": _micro_time()}
+        return {**lease, "spec": spec}

@@ -1,0 +1,56 @@
+"""A leading replica renews its Lease without reading it; a write by anyone else costs exactly one read, after
+which it keeps leading (a foreign edit of the object) or steps down (someone else holds the lease)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flaggerpy.kube.leader import LeaderElector
+from flaggerpy.kube.resources import LEASES
+from flaggerpy.sandbox.faults import Counters
+from tests.integration.test_kube_leader import SHORT, SLACK, cluster, wait_leading
+
+
+async def renewals(counters: Counters, count: int) -> None:
+    """Wait until ``count`` more lease updates were served."""
+    start = counters.get("update", "leases")
+    async with asyncio.timeout(count * SHORT.retry_period + 2 * SLACK):
+        while counters.get("update", "leases") < start + count:  # noqa: ASYNC110 (the sandbox counts requests)
+            await asyncio.sleep(SHORT.retry_period / 4)
+
+
+async def test_renewals_make_no_reads_and_a_foreign_edit_costs_one() -> None:
+    async with cluster() as (sb, kube):
+        leader = LeaderElector(kube, "ctl", "default", "a", settings=SHORT)
+        leader.start()
+        await wait_leading(leader, 2)
+        reads = sb.counters.get("get", "leases")
+        await renewals(sb.counters, 5)
+        assert sb.counters.get("get", "leases") == reads, "steady-state renewals read nothing"
+
+        lease = await kube.get(LEASES, "ctl", "default")  # someone (kubectl) labels the Lease
+        lease["metadata"]["labels"] = {"team": "ops"}
+        await kube.replace(LEASES, lease)
+        reads = sb.counters.get("get", "leases")
+        await renewals(sb.counters, 3)
+        assert sb.counters.get("get", "leases") == reads + 1, "one 409, one read, then read-free again"
+        assert leader.is_leader
+        current = await kube.get(LEASES, "ctl", "default")
+        assert current["spec"]["holderIdentity"] == "a"
+        assert current["metadata"]["labels"] == {"team": "ops"}
+        await leader.stop()
+
+
+async def test_a_leader_whose_lease_was_taken_steps_down_after_one_read() -> None:
+    async with cluster() as (_, kube):
+        lost = asyncio.Event()
+        leader = LeaderElector(kube, "ctl", "default", "a", settings=SHORT, on_stopped_leading=lost.set)
+        leader.start()
+        await wait_leading(leader, 2)
+        lease = await kube.get(LEASES, "ctl", "default")
+        lease["spec"]["holderIdentity"] = "intruder"
+        await kube.replace(LEASES, lease)
+        await asyncio.wait_for(lost.wait(), SHORT.renew_deadline + SLACK)
+        assert not leader.is_leader
+        assert (await kube.get(LEASES, "ctl", "default"))["spec"]["holderIdentity"] == "intruder"
+        await leader.stop()
