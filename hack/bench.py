@@ -51,7 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cluster import Api, canary, deployment
 from bench_proc import PROFILE_FORMATS, Profiler, Usage, machine_busy_seconds, usage
 from bench_stats import (
+    READ_VERBS,
     WEIGHT_STEP,
+    WRITE_VERBS,
     DeploymentState,
     State,
     classify_deployment,
@@ -517,8 +519,13 @@ async def initialise(run: Run, kubeconfig: str) -> dict[str, Any]:
     started = time.time()
     await wait_until(run.progress, f"[{run.n}] initialise",
                      lambda: run.tracker.count(lambda t: t.phase == "Initialized"), run.n, run.limit)
+    calls = await run.controller_calls()
+    writes = sum(n for verbs in calls.values() for verb, n in verbs.items() if verb in WRITE_VERBS)
+    reads = sum(n for verbs in calls.values() for verb, n in verbs.items() if verb in READ_VERBS)
     return {"initialisation_s": round(time.time() - started, 1),
-            "initialisation_calls_per_canary": per_canary(await run.controller_calls(), run.n)}
+            "initialisation_writes_per_canary": round(writes / run.n, 3),
+            "initialisation_reads_per_canary": round(reads / run.n, 3),
+            "initialisation_calls_per_canary": per_canary(calls, run.n)}
 
 
 async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:

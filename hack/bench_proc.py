@@ -93,10 +93,13 @@ class Profiler:
                 process.kill()
                 await process.wait()
             out = self.directory / f"{label}.{PROFILE_FORMATS[self.fmt]}"
+            log_path = self.directory / f"{label}.py-spy.log"
+            log = log_path.read_text(errors="replace").strip()
             if out.exists():
                 written[label] = str(out)
+                if not log:
+                    log_path.unlink()
             else:
-                log = (self.directory / f"{label}.py-spy.log").read_text(errors="replace").strip()
                 written[label] = f"no profile: {log.splitlines()[-1] if log else f'py-spy exit {process.returncode}'}"
         self._running.clear()
         return written
