@@ -59,6 +59,7 @@ from bench_stats import (
     classify_deployment,
     classify_route,
     classify_status,
+    counter_by_label,
     growth,
     parse_time,
     per_step,
@@ -323,6 +324,21 @@ async def leader_of(replicas: list[Replica], session: aiohttp.ClientSession, wit
                 return replica
         await asyncio.sleep(0.1)
     return None
+
+
+async def watch_reconnects(replicas: list[Replica], session: aiohttp.ClientSession) -> dict[str, Any]:
+    """Each live replica's watch reconnects by reason, from one scrape of its /metrics at the end of a run (a
+    reconnect for ``gone`` means a relist: the sandbox's history or a watcher's backlog was too short)."""
+    out: dict[str, Any] = {}
+    for replica in replicas:
+        if replica.process.returncode is not None or replica.killed:
+            continue
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(f"http://127.0.0.1:{replica.port}/metrics",
+                                   timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                out[replica.name] = counter_by_label(await resp.text(), "flaggerpy_watch_reconnects_total",
+                                                     "reason")
+    return out
 
 
 async def supervise(replicas: list[Replica], kubeconfig: str, workdir: Path, args: argparse.Namespace,
@@ -626,6 +642,7 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
                 result["error"] = f"{type(exc).__name__}: {exc}"
                 progress.console.log(f"[{n}] run failed: {result['error']} (logs in {workdir})")
             result["bench_watch_relists"] = api.relists
+            result["controller_watch_reconnects"] = await watch_reconnects(replicas, api.session)
         for task in watchers:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 result["bench_watch_error"] = repr(task.exception())

@@ -146,6 +146,26 @@ def subtract(counters: Mapping[str, Mapping[str, int]],
     return {r: {v: n for v, n in verbs.items() if n} for r, verbs in result.items() if any(verbs.values())}
 
 
+def counter_by_label(metrics_text: str, metric: str, label: str) -> dict[str, float]:
+    """Sum of a Prometheus counter's samples in ``metrics_text`` by one label's value (``_total`` samples only)."""
+    out: dict[str, float] = {}
+    prefix = metric + "{"
+    for line in metrics_text.splitlines():
+        if not line.startswith(prefix):
+            continue
+        labels, _, value = line[len(prefix):].rpartition("} ")
+        found = ""
+        for pair in labels.split(","):
+            key, _, quoted = pair.partition("=")
+            if key.strip() == label:
+                found = quoted.strip().strip('"')
+        try:
+            out[found] = out.get(found, 0.0) + float(value)
+        except ValueError:
+            continue
+    return out
+
+
 def _ratio(n: float, d: float) -> float | None:
     return round(n / d, 3) if d else None
 

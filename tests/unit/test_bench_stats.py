@@ -196,3 +196,16 @@ def test_growth_compares_every_figure_with_the_first_run() -> None:
     assert grown["all"]["detection.p99_ms"] == {"100": 1.0, "1000": 2.5}
     assert "ok" not in grown["all"]
     assert "canaries" not in grown["all"]
+
+
+def test_watch_reconnects_are_summed_by_reason_from_the_metrics_text() -> None:
+    text = """# HELP flaggerpy_watch_reconnects_total Watch streams re-opened
+# TYPE flaggerpy_watch_reconnects_total counter
+flaggerpy_watch_reconnects_total{resource="canaries",reason="gone"} 2.0
+flaggerpy_watch_reconnects_total{resource="deployments",reason="gone"} 1.0
+flaggerpy_watch_reconnects_total{reason="dropped",resource="services"} 3.0
+flaggerpy_watch_reconnects_created{resource="canaries",reason="gone"} 1.7e+09
+flaggerpy_leader 1.0
+"""
+    assert bs.counter_by_label(text, "flaggerpy_watch_reconnects_total", "reason") == {"gone": 3.0, "dropped": 3.0}
+    assert bs.counter_by_label("", "flaggerpy_watch_reconnects_total", "reason") == {}
