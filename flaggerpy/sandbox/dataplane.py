@@ -1,7 +1,8 @@
 """The sandbox's simulated Gateway data plane: an in-sandbox controller that programs every Gateway.
 
 It watches Gateways, HTTPRoutes, GRPCRoutes (all served versions), Services, workloads, Namespaces and
-ReferenceGrants through the sandbox's ``Cluster``; after each burst of changes it rebuilds one routing table and
+ReferenceGrants through the sandbox's ``Cluster``; after each burst of changes it re-evaluates only what those
+changes affect (see ``dataplane_program``), updates the routing table for the affected routes' hostnames, and
 writes the Gateway and route statuses that differ. Requests, synthetic (``handle``/``start_traffic``) or real
 (``listen``), are matched and split like a real Gateway and counted per backend, route and workload (see
 ``dataplane_stats`` for the exported metric names).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,12 +21,13 @@ import structlog
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.dataplane_http import control_routes
 from flaggerpy.sandbox.dataplane_match import Request
+from flaggerpy.sandbox.dataplane_program import Programmer, StatusWrite
 from flaggerpy.sandbox.dataplane_proxy import GatewayListener
 from flaggerpy.sandbox.dataplane_stats import DataPlaneStats, SeriesStats
-from flaggerpy.sandbox.dataplane_status import GATEWAY_GROUP, Program, Snapshot, build_program
+from flaggerpy.sandbox.dataplane_status import GATEWAY_GROUP
 from flaggerpy.sandbox.dataplane_table import Decision, Mirror, RouteKey, RoutingTable, ServiceRef
 from flaggerpy.sandbox.dataplane_traffic import FieldProblem, TrafficError, TrafficGenerator, TrafficSpec
-from flaggerpy.sandbox.dataplane_workloads import NO_ENDPOINTS, Behaviour, Workload, resolve_workloads
+from flaggerpy.sandbox.dataplane_workloads import NO_ENDPOINTS, Behaviour, Workload, WorkloadIndex
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -68,7 +70,7 @@ class Cluster(Protocol):
 
     def get(self, group: str, plural: str, namespace: str | None, name: str) -> dict | None: ...
 
-    def changes(self) -> AsyncIterator[Change]: ...
+    def changes(self, resources: Iterable[tuple[str, str]] | None = None) -> AsyncIterator[Change]: ...
 
     async def patch_status(self, group: str, plural: str, namespace: str | None, name: str,
                            status: dict) -> dict: ...
@@ -89,6 +91,11 @@ class DataPlaneSettings:
     seed: int | None = None
     # Minimum seconds between two programming passes; changes arriving meanwhile are handled together.
     min_interval: float = 0.005
+    # Seconds before retrying a status write that failed for another reason than the object being gone.
+    retry_delay: float = 1.0
+    # Status writes in one pass between two yields to the event loop, so a pass over thousands of routes does not
+    # stall the sandbox's API server.
+    writes_per_yield: int = 100
     # Upper bound on the share of time spent programming: after a pass that took t seconds the next one waits at
     # least t * (1 / max_busy - 1), so a large sandbox under heavy churn keeps CPU for the controller under test.
     max_busy: float = 0.2
@@ -132,8 +139,13 @@ class GatewayDataPlane:
         self.settings = settings or DataPlaneSettings()
         self.rng = random.Random(self.settings.seed)
         self.counters = DataPlaneStats()
-        self._table = RoutingTable([])
-        self._workloads: dict[tuple[str, str], Workload | None] = {}
+        self._table = RoutingTable()
+        self._index = WorkloadIndex(self.settings.default_latency_ms)
+        # Read by workload_of on every request; the index keeps this very dict current.
+        self._workloads: dict[tuple[str, str], Workload | None] = self._index.resolved
+        self._programmer = Programmer(self.settings.controller_name, self._table, self._index)
+        self._pending: list[Change] = []
+        self._resync = True
         self._warned: set[str] = set()
         self._cluster: Cluster | None = None
         self._dirty = asyncio.Event()
@@ -150,25 +162,48 @@ class GatewayDataPlane:
     async def run(self, cluster: Cluster) -> None:
         """Program Gateways from ``cluster`` until cancelled; then stop traffic and close listeners."""
         self._cluster = cluster
-        self._dirty.set()
         programmer = asyncio.create_task(self._program_loop(cluster), name="dataplane-program")
         try:
-            async for change in cluster.changes():
-                if (change.group, change.plural) in WATCHED:
-                    self._programmed.clear()
-                    self._dirty.set()
+            while True:
+                await self._follow(cluster)
+                # The change stream ended (this reader fell too far behind): list everything again.
+                log.warning("change stream ended; resyncing the data plane")
         finally:
             programmer.cancel()
             await asyncio.gather(programmer, return_exceptions=True)
             await self.close()
+
+    async def _follow(self, cluster: Cluster) -> None:
+        changes = cluster.changes(WATCHED)
+        # Subscribe before listing, so nothing committed in between is missed; events the listing already
+        # reflects are recognised by their resourceVersion and skipped.
+        first = asyncio.ensure_future(anext(changes))
+        await asyncio.sleep(0)
+        self._pending.clear()
+        self._resync = True
+        self._note_change()
+        try:
+            change = await first
+            while True:
+                self._pending.append(change)
+                self._note_change()
+                change = await anext(changes)
+        except StopAsyncIteration:
+            return
+        finally:
+            first.cancel()
+            await changes.aclose()
+
+    def _note_change(self) -> None:
+        self._programmed.clear()
+        self._dirty.set()
 
     async def _program_loop(self, cluster: Cluster) -> None:
         loop = asyncio.get_running_loop()
         next_allowed = float("-inf")
         while True:
             await self._dirty.wait()
-            # Bursts of changes (a controller writing many objects) coalesce into one pass, so rebuilding from a
-            # full snapshot stays cheap in large sandboxes.
+            # Bursts of changes (a controller writing many objects) coalesce into one pass.
             wait = max(self.settings.programming_delay, next_allowed - loop.time())
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -177,8 +212,10 @@ class GatewayDataPlane:
             try:
                 await self._program(cluster)
             except Exception:
-                # A failed pass must not stop the Gateway: the next change reprograms from scratch.
+                # A failed pass must not stop the Gateway: the next one reprograms from a fresh listing.
                 log.exception("programming the gateways failed")
+                self._resync = True
+                loop.call_later(self.settings.retry_delay, self._note_change)
             took = loop.time() - started
             busy = min(max(self.settings.max_busy, 0.01), 1.0)
             next_allowed = loop.time() + max(self.settings.min_interval, took * (1 / busy - 1))
@@ -190,77 +227,48 @@ class GatewayDataPlane:
         await self._programmed.wait()
 
     async def _program(self, cluster: Cluster) -> None:
-        gateways = cluster.list(GATEWAY_GROUP, "gateways")
-        gatewayclasses = cluster.list(GATEWAY_GROUP, "gatewayclasses")
-        httproutes = cluster.list(GATEWAY_GROUP, "httproutes")
-        grpcroutes = cluster.list(GATEWAY_GROUP, "grpcroutes")
-        if not (gateways or gatewayclasses or httproutes or grpcroutes):
-            # Most sandboxes run no Gateway at all: do not copy every Service and Deployment for nothing.
-            self._table, self._workloads = RoutingTable([]), {}
-            return
-        snapshot = Snapshot(
-            gateways=gateways,
-            gatewayclasses=gatewayclasses,
-            httproutes=httproutes,
-            grpcroutes=grpcroutes,
-            services=cluster.list("", "services"),
-            namespaces=cluster.list("", "namespaces"),
-            referencegrants=cluster.list(GATEWAY_GROUP, "referencegrants"),
-        )
-        program = build_program(snapshot, self.settings.controller_name, now())
-        self._table = program.table
-        self._workloads = resolve_workloads(
-            snapshot.services,
-            cluster.list("apps", "deployments"),
-            cluster.list("apps", "daemonsets"),
-            self.settings.default_latency_ms,
-        )
-        self._warn_bad_annotations()
-        for error in program.errors:
-            self._warn_once("ignoring malformed object", error)
-        await self._write_statuses(cluster, snapshot, program)
+        changes, self._pending = self._pending, []
+        programmer = self._programmer
+        if self._resync:
+            self._resync = False
+            programmer.reset({(group, plural): cluster.list(group, plural) for group, plural in WATCHED})
+        for change in changes:
+            programmer.apply(change.type, change.group, change.plural, change.object)
+        writes = programmer.plan(now())
+        self._warn_problems()
+        for number, write in enumerate(writes, 1):
+            await self._patch(cluster, write)
+            if number % max(self.settings.writes_per_yield, 1) == 0:
+                await asyncio.sleep(0)
 
-    def _warn_bad_annotations(self) -> None:
-        for workload in self._workloads.values():
+    def _warn_problems(self) -> None:
+        problems, self._programmer.problems = self._programmer.problems, []
+        for problem in problems:
+            self._warn_once("ignoring malformed object", problem)
+        resolved, self._programmer.resolved = self._programmer.resolved, set()
+        for service in resolved:
+            workload = self._workloads.get(service)
             for problem in workload.problems if workload else ():
-                text = f"{workload.kind} {workload.namespace}/{workload.name}: {problem}" if workload else problem
-                self._warn_once("ignoring workload annotation", text)
+                self._warn_once("ignoring workload annotation",
+                                f"{workload.kind} {workload.namespace}/{workload.name}: {problem}")
 
     def _warn_once(self, event: str, problem: str) -> None:
-        # Every pass re-reads the same objects; a problem is worth one log line, not one per change.
+        # The same objects are re-read after every change; a problem is worth one log line, not one per change.
         if problem not in self._warned:
             self._warned.add(problem)
             log.warning(event, problem=problem)
 
-    async def _write_statuses(self, cluster: Cluster, snapshot: Snapshot, program: Program) -> None:
-        current = {
-            (g["metadata"].get("namespace", ""), g["metadata"]["name"]): g.get("status") or {}
-            for g in snapshot.gateways
-        }
-        classes = {c["metadata"]["name"]: c.get("status") or {} for c in snapshot.gatewayclasses}
-        for name, status in program.class_status.items():
-            if classes.get(name, {}).get("conditions") != status["conditions"]:
-                await self._patch(cluster, "gatewayclasses", None, name, status)
-        for (namespace, name), status in program.gateway_status.items():
-            old = current.get((namespace, name), {})
-            if any(old.get(key) != value for key, value in status.items()):
-                await self._patch(cluster, "gateways", namespace, name, status)
-        for kind, routes in (("HTTPRoute", snapshot.httproutes), ("GRPCRoute", snapshot.grpcroutes)):
-            for route in routes:
-                meta = route["metadata"]
-                key = RouteKey(kind, meta.get("namespace", ""), meta["name"])
-                parents = program.route_parents.get(key)
-                if parents is not None and (route.get("status") or {}).get("parents") != parents:
-                    plural = "httproutes" if kind == "HTTPRoute" else "grpcroutes"
-                    await self._patch(cluster, plural, key.namespace, key.name, {"parents": parents})
-
-    async def _patch(self, cluster: Cluster, plural: str, namespace: str | None, name: str, status: dict) -> None:
+    async def _patch(self, cluster: Cluster, write: StatusWrite) -> None:
         try:
-            await cluster.patch_status(GATEWAY_GROUP, plural, namespace, name, status)
+            await cluster.patch_status(GATEWAY_GROUP, write.plural, write.namespace, write.name, write.status)
         except Exception as exc:
-            # Typically the object was deleted between the snapshot and the write; its change event
-            # triggers another pass anyway.
-            log.info("status write skipped", resource=plural, object=f"{namespace}/{name}", error=str(exc))
+            if cluster.get(GATEWAY_GROUP, write.plural, write.namespace, write.name) is None:
+                # Deleted between the change and the write; its DELETED event is on its way.
+                return
+            log.info("status write failed; retrying", resource=write.plural,
+                     object=f"{write.namespace}/{write.name}", error=str(exc))
+            self._programmer.redo(write)
+            asyncio.get_running_loop().call_later(self.settings.retry_delay, self._note_change)
 
     # ----- requests -------------------------------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """Programming the Gateways: which routes attach where, the status a conformant controller reports, and the table.
 
-Everything here is a pure function of one snapshot of the cluster, so the data plane can rebuild it on every
-relevant change and write only the statuses that differ.
+Everything here is a pure function of one route (or Gateway) and a read-only view of the rest of the cluster, so
+the data plane can re-evaluate just the objects a change affects and write only the statuses that differ.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from flaggerpy.sandbox.dataplane_match import MatchError, intersect_hostnames
 from flaggerpy.sandbox.dataplane_table import (
@@ -15,7 +16,6 @@ from flaggerpy.sandbox.dataplane_table import (
     Entry,
     Resolver,
     RouteKey,
-    RoutingTable,
     compile_rules,
     make_entries,
 )
@@ -25,29 +25,26 @@ _ROUTE_PROTOCOLS = {"HTTP": (HTTPROUTE, GRPCROUTE), "HTTPS": (HTTPROUTE, GRPCROU
 
 
 @dataclass(slots=True)
-class Snapshot:
-    """The objects the data plane reads, as plain dicts."""
+class World:
+    """The read-only view of the cluster a route's evaluation needs (the data plane keeps it up to date)."""
 
-    gateways: list[dict] = field(default_factory=list)
-    gatewayclasses: list[dict] = field(default_factory=list)
-    httproutes: list[dict] = field(default_factory=list)
-    grpcroutes: list[dict] = field(default_factory=list)
-    services: list[dict] = field(default_factory=list)
-    namespaces: list[dict] = field(default_factory=list)
-    referencegrants: list[dict] = field(default_factory=list)
+    gateways: Mapping[tuple[str, str], dict]
+    namespace_labels: Mapping[str, dict]
+    resolver: Resolver
+    controller_name: str
 
 
 @dataclass(slots=True)
-class Program:
-    """The desired statuses, keyed by (namespace, name) or RouteKey, and the routing table built alongside."""
+class RouteResult:
+    """One route's evaluation: its desired ``status.parents`` and what it programs.
 
-    gateway_status: dict[tuple[str, str], dict]
-    route_parents: dict[RouteKey, list[dict]]
-    table: RoutingTable
-    # GatewayClasses naming our controller: name → status (others belong to other controllers).
-    class_status: dict[str, dict] = field(default_factory=dict)
-    # Objects too malformed to program ("kind namespace/name: problem"); the rest of the cluster still is.
-    errors: list[str] = field(default_factory=list)
+    ``parents`` is None when no parentRef names a Gateway (the route is none of our business); ``attachments``
+    lists the (gateway namespace, gateway name, listener) it attached to, once per listener.
+    """
+
+    parents: list[dict] | None
+    attachments: list[tuple[str, str, str]]
+    entries: list[Entry]
 
 
 def _condition(kind: str, ok: bool, reason: str, message: str, generation: int, now: str,
@@ -73,7 +70,7 @@ def _meta(obj: dict) -> tuple[str, str, int]:
     return meta.get("namespace", ""), meta.get("name", ""), int(meta.get("generation") or 1)
 
 
-def _allows_namespace(listener: dict, gateway_ns: str, route_ns: str, namespace_labels: dict[str, dict]) -> bool:
+def _allows_namespace(listener: dict, gateway_ns: str, route_ns: str, namespace_labels: Mapping[str, dict]) -> bool:
     namespaces = ((listener.get("allowedRoutes") or {}).get("namespaces")) or {}
     policy = namespaces.get("from") or "Same"
     if policy == "All":
@@ -123,7 +120,7 @@ class _Attach:
     listeners: list[tuple[str, tuple[str, ...]]]  # (listener name, effective hostnames)
 
 
-def _attach(route: dict, kind: str, ref: dict, gateway: dict | None, namespace_labels: dict[str, dict]) -> _Attach:
+def _attach(route: dict, kind: str, ref: dict, gateway: dict | None, namespace_labels: Mapping[str, dict]) -> _Attach:
     route_ns = route["metadata"].get("namespace", "")
     if gateway is None:
         return _Attach(False, "NoMatchingParent", f"Gateway {ref.get('name')} not found", [])
@@ -159,49 +156,50 @@ def _is_gateway_ref(ref: dict) -> bool:
     return (ref.get("group") or GATEWAY_GROUP) == GATEWAY_GROUP and (ref.get("kind") or "Gateway") == "Gateway"
 
 
-def build_program(snapshot: Snapshot, controller_name: str, now: str) -> Program:
-    """Compute every Gateway's and route's desired status and the routing table from ``snapshot``."""
-    gateways = {(_meta(g)[0], _meta(g)[1]): g for g in snapshot.gateways}
-    namespace_labels = {
-        (ns.get("metadata") or {}).get("name", ""): (ns.get("metadata") or {}).get("labels") or {}
-        for ns in snapshot.namespaces
-    }
-    resolver = Resolver({(_meta(s)[0], _meta(s)[1]) for s in snapshot.services}, snapshot.referencegrants)
-    attached_counts: dict[tuple[str, str, str], int] = {}
-    route_parents: dict[RouteKey, list[dict]] = {}
+def evaluate_route(kind: str, route: dict, world: World, now: str) -> RouteResult:
+    """Evaluate one route against ``world``; raises AttributeError/KeyError/TypeError/ValueError when malformed.
+
+    Entries are built only once the whole route compiled, so a bad route never half-programs.
+    """
+    attachments: list[tuple[str, str, str]] = []
     entries: list[Entry] = []
-    errors: list[str] = []
-    for kind, routes in ((HTTPROUTE, snapshot.httproutes), (GRPCROUTE, snapshot.grpcroutes)):
-        for route in routes:
-            # Entries are only kept when the whole route compiled, so a bad one never half-programs.
-            route_entries: list[Entry] = []
-            counts = dict(attached_counts)
-            try:
-                parents = _route_parents(
-                    kind, route, gateways, namespace_labels, resolver, controller_name, now, counts, route_entries
-                )
-            except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                errors.append(f"{kind} {'/'.join(_meta(route)[:2])}: cannot be read ({exc!r})")
-                continue
-            attached_counts.update(counts)
-            entries.extend(route_entries)
-            if parents is not None:
-                route_parents[RouteKey(kind, *_meta(route)[:2])] = parents
-    gateway_status: dict[tuple[str, str], dict] = {}
-    for key, gateway in gateways.items():
-        try:
-            gateway_status[key] = _gateway_status(gateway, attached_counts, now)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            errors.append(f"Gateway {key[0]}/{key[1]}: cannot be read ({exc!r})")
-    class_status = {
-        _meta(item)[1]: _class_status(item, now)
-        for item in snapshot.gatewayclasses
-        if (item.get("spec") or {}).get("controllerName") == controller_name
-    }
-    return Program(gateway_status, route_parents, RoutingTable(entries), class_status, errors)
+    parents = _route_parents(kind, route, world, now, attachments, entries)
+    return RouteResult(parents, attachments, entries)
 
 
-def _class_status(gateway_class: dict, now: str) -> dict:
+def route_dependencies(route: dict) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(Gateways, backend Services) a route names, as (namespace, name); best effort on malformed routes.
+
+    A change to any of them can change the route's status or entries.
+    """
+    namespace = (route.get("metadata") or {}).get("namespace", "")
+    spec = route.get("spec") or {}
+    gateways: set[tuple[str, str]] = set()
+    services: set[tuple[str, str]] = set()
+    try:
+        for ref in spec.get("parentRefs") or []:
+            if _is_gateway_ref(ref):
+                gateways.add((ref.get("namespace") or namespace, ref.get("name", "")))
+        for rule in spec.get("rules") or []:
+            refs = list(rule.get("backendRefs") or [])
+            filters = list(rule.get("filters") or [])
+            for ref in refs:
+                filters.extend(ref.get("filters") or [])
+            refs.extend((item.get("requestMirror") or {}).get("backendRef") or {} for item in filters)
+            services.update((ref.get("namespace") or namespace, str(ref.get("name", ""))) for ref in refs)
+    except (AttributeError, TypeError):
+        # The route's evaluation reports what is malformed; dependencies found so far still apply.
+        pass
+    return gateways, services
+
+
+def is_ours(gateway_class: dict, controller_name: str) -> bool:
+    """Whether a GatewayClass names our controller (others belong to other controllers)."""
+    return (gateway_class.get("spec") or {}).get("controllerName") == controller_name
+
+
+def class_status(gateway_class: dict, now: str) -> dict:
+    """The status of a GatewayClass that names our controller."""
     generation = _meta(gateway_class)[2]
     old = (gateway_class.get("status") or {}).get("conditions") or []
     return {
@@ -214,12 +212,9 @@ def _class_status(gateway_class: dict, now: str) -> dict:
 def _route_parents(
     kind: str,
     route: dict,
-    gateways: dict[tuple[str, str], dict],
-    namespace_labels: dict[str, dict],
-    resolver: Resolver,
-    controller_name: str,
+    world: World,
     now: str,
-    attached_counts: dict[tuple[str, str, str], int],
+    attachments: list[tuple[str, str, str]],
     entries: list[Entry],
 ) -> list[dict] | None:
     """The route's full status.parents (other controllers' entries kept), or None if no parentRef is a Gateway."""
@@ -230,7 +225,7 @@ def _route_parents(
     if not refs:
         return None
     try:
-        rules, problems = compile_rules(key, spec, resolver)
+        rules, problems = compile_rules(key, spec, world.resolver)
         invalid = None
     except MatchError as exc:
         rules, problems, invalid = [], [], str(exc)
@@ -239,14 +234,14 @@ def _route_parents(
     created = route["metadata"].get("creationTimestamp") or ""
     for ref in refs:
         gateway_key = (ref.get("namespace") or namespace, ref.get("name", ""))
-        result = _attach(route, kind, ref, gateways.get(gateway_key), namespace_labels)
+        result = _attach(route, kind, ref, world.gateways.get(gateway_key), world.namespace_labels)
         if invalid is not None and result.accepted:
             result = _Attach(False, "UnsupportedValue", invalid, [])
         old = next(
             (
                 p.get("conditions") or []
                 for p in previous
-                if p.get("controllerName") == controller_name and p.get("parentRef") == ref
+                if p.get("controllerName") == world.controller_name and p.get("parentRef") == ref
             ),
             [],
         )
@@ -259,7 +254,7 @@ def _route_parents(
         ours.append(
             {
                 "parentRef": ref,
-                "controllerName": controller_name,
+                "controllerName": world.controller_name,
                 "conditions": [
                     _condition("Accepted", result.accepted, result.reason, result.message, generation, now, old),
                     resolved,
@@ -267,14 +262,14 @@ def _route_parents(
             }
         )
         for listener, hostnames in result.listeners:
-            count_key = (*gateway_key, listener)
-            attached_counts[count_key] = attached_counts.get(count_key, 0) + 1
+            attachments.append((*gateway_key, listener))
             entries.extend(make_entries(rules, gateway_key, hostnames, created))
-    others = [p for p in previous if p.get("controllerName") != controller_name]
+    others = [p for p in previous if p.get("controllerName") != world.controller_name]
     return others + ours
 
 
-def _gateway_status(gateway: dict, attached_counts: dict[tuple[str, str, str], int], now: str) -> dict:
+def gateway_status(gateway: dict, attached_counts: Mapping[tuple[str, str, str], int], now: str) -> dict:
+    """A Gateway's desired status, given how many routes attach to each of its listeners."""
     namespace, name, generation = _meta(gateway)
     previous = gateway.get("status") or {}
     old_listeners = {item.get("name"): item.get("conditions") or [] for item in previous.get("listeners") or []}

@@ -11,6 +11,7 @@ from flaggerpy.sandbox.dataplane_match import (
     compile_grpc_match,
     compile_http_match,
     host_specificity,
+    hostname_matches,
 )
 
 HTTPROUTE = "HTTPRoute"
@@ -114,14 +115,56 @@ class Decision:
 
 
 class RoutingTable:
-    """All attached rules; ``select`` finds the rule a request takes, honouring Gateway API precedence."""
+    """All attached rules; ``select`` finds the rule a request takes, honouring Gateway API precedence.
 
-    def __init__(self, entries: list[Entry]) -> None:
-        self._entries = sorted(entries, key=lambda entry: entry.order)
-        self._by_host: dict[tuple[tuple[str, str] | None, str], list[Entry]] = {}
+    Entries are indexed by the hostname they serve (a name, a ``*.`` wildcard, or "" for any host), and ``replace``
+    swaps one route's entries, so a change to one route costs work proportional to that route, not to the table.
+    """
+
+    def __init__(self, entries: list[Entry] | None = None) -> None:
+        self._by_route: dict[RouteKey, list[Entry]] = {}
+        self._by_pattern: dict[str, dict[RouteKey, list[Entry]]] = {}
+        self._by_host: dict[str, dict[tuple[str, str] | None, list[Entry]]] = {}
+        grouped: dict[RouteKey, list[Entry]] = {}
+        for entry in entries or []:
+            grouped.setdefault(entry.rule.route, []).append(entry)
+        for route, route_entries in grouped.items():
+            self.replace(route, route_entries)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(entries) for entries in self._by_route.values())
+
+    def replace(self, route: RouteKey, entries: list[Entry]) -> None:
+        """Program ``entries`` for ``route`` in place of what it had (an empty list removes the route)."""
+        touched: set[str] = set()
+        for entry in self._by_route.pop(route, []):
+            for pattern in entry.hostnames or ("",):
+                bucket = self._by_pattern.get(pattern)
+                if bucket is not None and bucket.pop(route, None) is not None:
+                    touched.add(pattern)
+                    if not bucket:
+                        del self._by_pattern[pattern]
+        if entries:
+            self._by_route[route] = list(entries)
+            for entry in entries:
+                for pattern in entry.hostnames or ("",):
+                    self._by_pattern.setdefault(pattern, {}).setdefault(route, []).append(entry)
+                    touched.add(pattern)
+        self._forget(touched)
+
+    def _forget(self, patterns: set[str]) -> None:
+        """Drop the cached candidates of every host the changed hostname patterns can serve."""
+        if not patterns or not self._by_host:
+            return
+        if "" in patterns:
+            self._by_host.clear()
+            return
+        for pattern in patterns:
+            if pattern.startswith("*."):
+                for host in [host for host in self._by_host if hostname_matches(pattern, host)]:
+                    del self._by_host[host]
+            else:
+                self._by_host.pop(pattern, None)
 
     def select(self, request: Request, gateway: tuple[str, str] | None = None) -> Rule | None:
         """The rule serving ``request`` (entering through ``gateway``, or any Gateway when None), or None."""
@@ -132,23 +175,30 @@ class RoutingTable:
 
     def _candidates(self, host: str, gateway: tuple[str, str] | None) -> list[Entry]:
         # Host precedence is the only request-dependent part of the order, so the sorted candidate list is
-        # computed once per host and reused until the table is rebuilt.
-        cache_key = (gateway, host)
-        cached = self._by_host.get(cache_key)
+        # computed once per host and reused until a route serving that host changes.
+        per_gateway = self._by_host.get(host)
+        cached = per_gateway.get(gateway) if per_gateway is not None else None
         if cached is not None:
             return cached
-        scored: list[tuple[tuple[int, int], int, Entry]] = []
-        for position, entry in enumerate(self._entries):
-            if gateway is not None and entry.gateway != gateway:
-                continue
-            score = host_specificity(entry.hostnames, host)
-            if score is not None:
-                scored.append(((-score[0], -score[1]), position, entry))
+        patterns = [host, ""]
+        labels = host.split(".")
+        patterns += ["*." + ".".join(labels[index:]) for index in range(1, len(labels))]
+        seen: set[int] = set()
+        scored: list[tuple[tuple[int, int], tuple, Entry]] = []
+        for pattern in patterns:
+            for route_entries in self._by_pattern.get(pattern, {}).values():
+                for entry in route_entries:
+                    if id(entry) in seen or (gateway is not None and entry.gateway != gateway):
+                        continue
+                    seen.add(id(entry))
+                    score = host_specificity(entry.hostnames, host)
+                    if score is not None:
+                        scored.append(((-score[0], -score[1]), entry.order, entry))
         scored.sort(key=lambda item: (item[0], item[1]))
         result = [entry for _, _, entry in scored]
         if len(self._by_host) >= _HOST_CACHE_LIMIT:
             self._by_host.clear()
-        self._by_host[cache_key] = result
+        self._by_host.setdefault(host, {})[gateway] = result
         return result
 
 

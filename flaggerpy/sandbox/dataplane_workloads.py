@@ -136,41 +136,130 @@ def _selects(selector: dict, labels: dict) -> bool:
     return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
 
 
-def resolve_workloads(
-    services: list[dict],
-    deployments: list[dict],
-    daemonsets: list[dict],
-    default_latency_ms: float,
-) -> dict[tuple[str, str], Workload | None]:
-    """Map every Service (namespace, name) to the workload its selector reaches, or None when there is none.
+_KIND_ORDER = {"Deployment": 0, "DaemonSet": 1}
+ServiceKey = tuple[str, str]  # (namespace, name)
+WorkloadKey = tuple[str, str, str]  # (namespace, kind, name)
 
-    When several workloads match, the oldest wins (then by name) so the choice is stable across resyncs.
+
+def _template_labels(workload: dict) -> dict:
+    return (((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+class WorkloadIndex:
+    """Every Service (namespace, name) → the workload its selector reaches, or None; kept current per change.
+
+    When several workloads match, the oldest wins (then by name) so the choice is stable. Services and workloads
+    are indexed by label pair, so a change re-resolves only the Services it can affect, however many there are.
     """
-    candidates: dict[str, list[tuple[str, dict]]] = {}
-    for kind, items in (("Deployment", deployments), ("DaemonSet", daemonsets)):
-        for item in items:
-            namespace = item.get("metadata", {}).get("namespace", "")
-            candidates.setdefault(namespace, []).append((kind, item))
-    for items in candidates.values():
-        items.sort(
-            key=lambda pair: (
-                pair[1].get("metadata", {}).get("creationTimestamp") or "",
-                pair[1].get("metadata", {}).get("name", ""),
-            )
-        )
-    resolved: dict[tuple[str, str], Workload | None] = {}
-    for service in services:
-        meta = service.get("metadata", {})
-        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+
+    def __init__(self, default_latency_ms: float) -> None:
+        self._default_latency_ms = default_latency_ms
+        self.resolved: dict[ServiceKey, Workload | None] = {}
+        self._selectors: dict[ServiceKey, dict] = {}
+        self._workloads: dict[WorkloadKey, dict] = {}
+        # (namespace, label, value) → workloads whose pod template carries it / Services whose selector needs it
+        self._workloads_by_label: dict[tuple[str, str, str], set[WorkloadKey]] = {}
+        self._services_by_label: dict[tuple[str, str, str], set[ServiceKey]] = {}
+
+    def clear(self) -> None:
+        """Forget everything (before a full resync)."""
+        self.resolved.clear()
+        self._selectors.clear()
+        self._workloads.clear()
+        self._workloads_by_label.clear()
+        self._services_by_label.clear()
+
+    def put_service(self, service: dict) -> ServiceKey:
+        """Add or update a Service; returns its key."""
+        meta = service.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        self._unindex_service(key)
         selector = (service.get("spec") or {}).get("selector") or {}
-        resolved[(namespace, name)] = None
-        for kind, item in candidates.get(namespace, []):
-            labels = (((item.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
-            if _selects(selector, labels):
-                behaviour, problems = behaviour_of(item, kind, default_latency_ms)
-                workload_name = item["metadata"].get("name", "")
-                resolved[(namespace, name)] = Workload(
-                    kind, namespace, workload_name, behaviour, problems, pod_name(workload_name, item)
-                )
-                break
-    return resolved
+        if not isinstance(selector, dict):
+            selector = {}
+        self._selectors[key] = selector
+        for label, value in selector.items():
+            self._services_by_label.setdefault((key[0], label, str(value)), set()).add(key)
+        self._resolve(key)
+        return key
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        """Forget a Service."""
+        self._unindex_service((namespace, name))
+        self.resolved.pop((namespace, name), None)
+
+    def put_workload(self, kind: str, workload: dict) -> set[ServiceKey]:
+        """Add or update a Deployment/DaemonSet; returns the Services re-resolved."""
+        meta = workload.get("metadata") or {}
+        key = (meta.get("namespace", ""), kind, meta.get("name", ""))
+        old = self._workloads.get(key)
+        affected = self._selecting(key[0], _template_labels(old)) if old is not None else set()
+        self._unindex_workload(key)
+        self._workloads[key] = workload
+        labels = _template_labels(workload)
+        for label, value in labels.items():
+            self._workloads_by_label.setdefault((key[0], label, str(value)), set()).add(key)
+        affected |= self._selecting(key[0], labels)
+        for service in affected:
+            self._resolve(service)
+        return affected
+
+    def delete_workload(self, kind: str, namespace: str, name: str) -> set[ServiceKey]:
+        """Forget a Deployment/DaemonSet; returns the Services re-resolved."""
+        key = (namespace, kind, name)
+        old = self._workloads.get(key)
+        if old is None:
+            return set()
+        self._unindex_workload(key)
+        affected = self._selecting(namespace, _template_labels(old))
+        for service in affected:
+            self._resolve(service)
+        return affected
+
+    def _unindex_service(self, key: ServiceKey) -> None:
+        for label, value in self._selectors.pop(key, {}).items():
+            services = self._services_by_label.get((key[0], label, str(value)))
+            if services is not None:
+                services.discard(key)
+                if not services:
+                    del self._services_by_label[(key[0], label, str(value))]
+
+    def _unindex_workload(self, key: WorkloadKey) -> None:
+        old = self._workloads.pop(key, None)
+        for label, value in _template_labels(old or {}).items():
+            workloads = self._workloads_by_label.get((key[0], label, str(value)))
+            if workloads is not None:
+                workloads.discard(key)
+                if not workloads:
+                    del self._workloads_by_label[(key[0], label, str(value))]
+
+    def _selecting(self, namespace: str, labels: dict) -> set[ServiceKey]:
+        """Services in ``namespace`` whose whole selector ``labels`` satisfy."""
+        found: set[ServiceKey] = set()
+        for label, value in labels.items():
+            for service in self._services_by_label.get((namespace, label, str(value)), ()):
+                if service not in found and _selects(self._selectors.get(service, {}), labels):
+                    found.add(service)
+        return found
+
+    def _resolve(self, service: ServiceKey) -> None:
+        namespace = service[0]
+        selector = self._selectors.get(service, {})
+        best: tuple[tuple[str, str, int], WorkloadKey] | None = None
+        if selector:
+            label, value = next(iter(selector.items()))
+            for key in self._workloads_by_label.get((namespace, label, str(value)), ()):
+                item = self._workloads[key]
+                if not _selects(selector, _template_labels(item)):
+                    continue
+                meta = item.get("metadata") or {}
+                rank = (meta.get("creationTimestamp") or "", meta.get("name", ""), _KIND_ORDER.get(key[1], 2))
+                if best is None or rank < best[0]:
+                    best = (rank, key)
+        if best is None:
+            self.resolved[service] = None
+            return
+        _, (_, kind, name) = best
+        item = self._workloads[best[1]]
+        behaviour, problems = behaviour_of(item, kind, self._default_latency_ms)
+        self.resolved[service] = Workload(kind, namespace, name, behaviour, problems, pod_name(name, item))

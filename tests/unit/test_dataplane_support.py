@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +75,15 @@ class FakeCluster:
         obj = self.objects.get((group, plural), {}).get((namespace or "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    async def changes(self) -> AsyncIterator[FakeChange]:
+    async def changes(self, resources: Iterable[tuple[str, str]] | None = None) -> AsyncIterator[FakeChange]:
+        wanted = None if resources is None else set(resources)
         queue: asyncio.Queue[FakeChange] = asyncio.Queue()
         self._queues.append(queue)
         try:
             while True:
-                yield await queue.get()
+                change = await queue.get()
+                if wanted is None or (change.group, change.plural) in wanted:
+                    yield change
         finally:
             self._queues.remove(queue)
 
