@@ -31,7 +31,9 @@ class FakeCluster:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[tuple[str, str], dict]] = {}
         self.status_writes: list[tuple[str, str, str]] = []
-        self._queues: list[asyncio.Queue[FakeChange]] = []
+        # How many of the next status writes fail (as a conflict or an API server error would).
+        self.failing_status_writes = 0
+        self._queues: list[asyncio.Queue[FakeChange | None]] = []
         self._rv = itertools.count(1)
         self._age = itertools.count(1)
 
@@ -75,13 +77,20 @@ class FakeCluster:
         obj = self.objects.get((group, plural), {}).get((namespace or "", name))
         return copy.deepcopy(obj) if obj is not None else None
 
+    def end_streams(self) -> None:
+        """End every change stream, as the sandbox does to a reader that fell too far behind."""
+        for queue in self._queues:
+            queue.put_nowait(None)
+
     async def changes(self, resources: Iterable[tuple[str, str]] | None = None) -> AsyncIterator[FakeChange]:
         wanted = None if resources is None else set(resources)
-        queue: asyncio.Queue[FakeChange] = asyncio.Queue()
+        queue: asyncio.Queue[FakeChange | None] = asyncio.Queue()
         self._queues.append(queue)
         try:
             while True:
                 change = await queue.get()
+                if change is None:
+                    return
                 if wanted is None or (change.group, change.plural) in wanted:
                     yield change
         finally:
@@ -89,6 +98,9 @@ class FakeCluster:
 
     async def patch_status(self, group: str, plural: str, namespace: str | None, name: str, status: dict) -> dict:
         obj = self.objects[(group, plural)][(namespace or "", name)]
+        if self.failing_status_writes:
+            self.failing_status_writes -= 1
+            raise RuntimeError("injected status write failure")
         obj["status"] = {**(obj.get("status") or {}), **copy.deepcopy(status)}
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         self.status_writes.append((plural, namespace or "", name))
