@@ -125,10 +125,17 @@ class MetricChecker(SessionUser):
         interval = metric.interval_seconds
         if metric.template_ref is not None:
             provider, credentials, query = await self._template(canary, metric.template_ref)
+            ref = metric.template_ref
+            where = f"spec.query of MetricTemplate {ref.namespace or canary.metadata.namespace}/{ref.name}"
         else:
             provider, credentials = self._metrics_server(canary), {}
             query = metric.query if metric.query else self._builtin(metric)
-        rendered = render(query, model)
+            where = f"spec.analysis.metrics[{metric.name}].query"
+        try:
+            rendered = render(query, model)
+        except TemplateError as exc:
+            # The user fixes the query text, so say where it lives.
+            raise TemplateError(f"{where}: {exc}") from exc
         log.debug("metric query", canary=canary.key, metric=metric.name, query=rendered)
         return await run_query(
             rendered,

@@ -1,6 +1,7 @@
-"""Hypothesis throws broken Canary manifests at a running controller (its own process) while two healthy canaries
-release. Every manifest is either refused by the API server or answered by the controller, and either way the
-answer names the field that is wrong; the controller never crashes and the healthy releases finish.
+"""Hypothesis throws broken Canary and MetricTemplate manifests at a running controller (its own process) while two
+healthy canaries release. Every manifest is either refused by the API server or answered by the controller (a
+condition on the Canary, or an Event when a MetricTemplate the analysis uses cannot work), and either way the answer
+names the field that is wrong; the controller never crashes and the healthy releases finish.
 
 ``CI=true`` runs fewer examples.
 """
@@ -161,6 +162,11 @@ class Env:
         obj = self.sandbox.cluster.get("flagger.app", "canaries", NAMESPACE, name) or {}
         return (obj.get("status") or {}).get("conditions") or []
 
+    def events(self, name: str, mentioning: str) -> list[str]:
+        """Messages of the Events about object ``name`` that mention ``mentioning``."""
+        return [e.get("message", "") for e in self.sandbox.cluster.list("", "events", NAMESPACE)
+                if (e.get("involvedObject") or {}).get("name") == name and mentioning in e.get("message", "")]
+
     async def wait(self, predicate: Callable[[], bool], what: str, within: float = ANSWER_TIMEOUT) -> None:
         """Poll ``predicate``; AssertionError naming ``what`` (and the controller's output) on timeout."""
         loop = asyncio.get_running_loop()
@@ -282,27 +288,145 @@ def test_senseless_canaries_get_a_condition_naming_the_field(env: Env, mistake: 
         env.run(_delete(env.sandbox, name))
 
 
-BROKEN_QUERIES = ["{{ unclosed", "{% for x in %}{% endfor %}", "{{ 1 / 0 }}", "{{ target.nope() }}",
+# -- MetricTemplates --------------------------------------------------------------------------------------------
+
+UNREACHABLE = "http://127.0.0.1:9"
+# Queries no analysis can render (Go's data-field syntax included: Flagger's variables are not fields).
+BROKEN_QUERIES = ["{{ unclosed", "sum(x{app=\"{{ .target }}\"})", "{{ 1 / 0 }}", "{{ target.nope() }}",
                   "sum(rate(x[{{ interval | no_such_filter }}]))"]
+# Fields of a MetricTemplate and values of a type the CRD schema must refuse for them.
+not_a_string = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(),
+                         st.lists(st.text(max_size=3), min_size=1, max_size=2),
+                         st.dictionaries(st.text(min_size=1, max_size=3), st.text(max_size=3), min_size=1, max_size=2))
+not_an_object = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.text(max_size=8),
+                          st.lists(st.integers(), min_size=1, max_size=2))
+TEMPLATE_TYPES: list[tuple[tuple[str, ...], st.SearchStrategy[Any]]] = [
+    (("spec", "query"), not_a_string),
+    (("spec", "provider", "type"), not_a_string),
+    (("spec", "provider", "address"), not_a_string),
+    (("spec", "provider", "region"), not_a_string),
+    (("spec", "provider"), not_an_object),
+    (("spec", "provider", "secretRef"), not_an_object),
+    (("spec", "provider", "headers"), st.one_of(not_an_object, st.just({"x-team": "not a list"}))),
+    (("spec", "provider", "insecureSkipVerify"), st.one_of(st.integers(), st.text(max_size=5), st.lists(st.booleans(),
+                                                                                                       min_size=1))),
+]
+
+
+def metric_template(name: str, provider: dict[str, Any] | None = None, query: str = "sum(up)") -> dict[str, Any]:
+    """A MetricTemplate ``name`` (by default a Prometheus query against an address where nothing listens)."""
+    return {"apiVersion": "flagger.app/v1beta1", "kind": "MetricTemplate",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"provider": provider if provider is not None else {"type": "prometheus", "address": UNREACHABLE},
+                     "query": query}}
+
+
+@st.composite
+def wrongly_typed_templates(draw: st.DrawFn) -> tuple[tuple[str, ...], Any]:
+    """A MetricTemplate field and a value of the wrong type for it."""
+    path, values = draw(st.sampled_from(TEMPLATE_TYPES))
+    return path, draw(values)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(mistake=wrongly_typed_templates())
+def test_wrongly_typed_metric_templates_are_refused_naming_the_field(env: Env, mistake: tuple[tuple[str, ...], Any],
+                                                                     ) -> None:
+    path, value = mistake
+    name = f"typed-{next(_counter)}"
+    manifest = metric_template(name)
+    _set(manifest, path, value)
+    field = ".".join(path)
+    try:
+        env.run(env.sandbox.cluster.create("flagger.app", "metrictemplates", manifest))
+    except Exception as exc:
+        assert field in str(exc), f"refused without naming {field}: {exc}"
+        OUTCOMES["refused"] += 1
+        return
+    env.run(env.sandbox.cluster.delete("flagger.app", "metrictemplates", NAMESPACE, name))
+    raise AssertionError(f"the API server accepted a MetricTemplate with {field}={value!r}")
+
+
+# The names a query template may use (and literals it renders), so not examples of an undefined variable.
+RENDERABLE = frozenset({"name", "namespace", "target", "service", "ingress", "route", "interval", "variables",
+                        "true", "false", "none"})
+TemplateMistake = tuple[str, dict[str, Any], str, str]  # (what, provider, query, what the Event must name)
+
+
+TEMPLATE_MISTAKES = ["no-address", "bad-address", "unknown-type", "missing-secret", "unrenderable"]
+
+
+@st.composite
+def template_mistakes(draw: st.DrawFn, kind: str) -> TemplateMistake:
+    """MetricTemplates the schema accepts but no analysis can use; the Event must name the template's field."""
+    label = draw(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                         min_size=1, max_size=8))
+    provider: dict[str, Any] = {"type": "prometheus", "address": UNREACHABLE}
+    if kind == "no-address":
+        provider = {"type": draw(st.sampled_from(["prometheus", "graphite"]))}
+        blank = draw(st.sampled_from([None, "", "  "]))
+        if blank is not None:
+            provider["address"] = blank
+        return kind, provider, "sum(up)", "spec.provider.address"
+    if kind == "bad-address":
+        provider["address"] = draw(st.sampled_from(["127.0.0.1:9090", "ftp://prometheus", f"prometheus-{label}",
+                                                    f"//{label}"]))
+        return kind, provider, "sum(up)", "spec.provider.address"
+    if kind == "unknown-type":
+        provider["type"] = f"x-{label}"
+        return kind, provider, "sum(up)", "spec.provider.type"
+    if kind == "missing-secret":
+        provider["secretRef"] = {"name": f"missing-{abs(hash(label)) % 10**6}"}
+        return kind, provider, "sum(up)", "spec.provider.secretRef"
+    query = draw(st.one_of(st.sampled_from(BROKEN_QUERIES),
+                           # never closed
+                           st.builds(lambda text: "sum({{ " + text, st.text(st.characters(exclude_characters="}"),
+                                                                             max_size=6)),
+                           # an undefined variable
+                           st.from_regex(r"\A[a-z]{1,8}\Z").filter(lambda v: v not in RENDERABLE)
+                           .map(lambda v: "sum(x{app=\"{{ " + v + " }}\"})")))
+    return kind, provider, query, "spec.query"
+
+
+@pytest.mark.parametrize("kind", TEMPLATE_MISTAKES)
+@settings(max_examples=max(2, EXAMPLES // 8), deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)
+@given(data=st.data())
+def test_unusable_metric_templates_halt_the_analysis_naming_the_field(env: Env, kind: str, data: st.DataObject,
+                                                                      ) -> None:
+    _, provider, query, named = data.draw(template_mistakes(kind))
+    name = f"mt-{next(_counter)}"
+    analysis = {**ANALYSIS, "metrics": [{"name": "templated-check", "templateRef": {"name": name},
+                                         "thresholdRange": {"max": 1}}]}
+    env.run(env.sandbox.cluster.create("flagger.app", "metrictemplates", metric_template(name, provider, query)))
+    env.run(env.sandbox.cluster.create("apps", "deployments", deployment(name, "podinfo:1")))
+    try:
+        env.run(env.sandbox.cluster.create("flagger.app", "canaries", canary(name, analysis)))
+        env.run(env.wait(lambda: env.phase(name) == "Initialized", f"{name} Initialized"))
+        env.run(env.release(name))
+        env.run(env.wait(lambda: bool(env.events(name, "templated-check")),
+                         f"{name} ({kind}: provider {provider}, query {query!r}): an Event about the metric"))
+        messages = env.events(name, "templated-check")
+        assert any(named in m for m in messages), f"{kind}: no Event names {named}: {messages}"
+        OUTCOMES["condition"] += 1
+    finally:
+        env.run(_delete(env.sandbox, name))
+        env.run(env.sandbox.cluster.delete("flagger.app", "metrictemplates", NAMESPACE, name))
 
 
 @pytest.mark.parametrize("query", BROKEN_QUERIES)
-def test_templates_that_fail_to_render_fail_the_analysis_naming_the_metric(env: Env, query: str) -> None:
+def test_templates_that_fail_to_render_fail_the_analysis_naming_the_query(env: Env, query: str) -> None:
     name = f"tpl-{next(_counter)}"
-    template = {"apiVersion": "flagger.app/v1beta1", "kind": "MetricTemplate",
-                "metadata": {"name": name, "namespace": NAMESPACE},
-                "spec": {"provider": {"type": "prometheus", "address": "http://127.0.0.1:9"}, "query": query}}
     analysis = {**ANALYSIS, "threshold": 1,
                 "metrics": [{"name": "broken-check", "templateRef": {"name": name}, "thresholdRange": {"max": 1}}]}
-    env.run(env.sandbox.cluster.create("flagger.app", "metrictemplates", template))
+    env.run(env.sandbox.cluster.create("flagger.app", "metrictemplates", metric_template(name, query=query)))
     env.run(env.sandbox.cluster.create("apps", "deployments", deployment(name, "podinfo:1")))
     env.run(env.sandbox.cluster.create("flagger.app", "canaries", canary(name, analysis)))
     env.run(env.wait(lambda: env.phase(name) == "Initialized", f"{name} Initialized"))
     env.run(env.release(name))
     env.run(env.wait(lambda: env.phase(name) == "Failed", f"{name} rolled back"))
-    messages = [e.get("message", "") for e in env.sandbox.cluster.list("", "events", NAMESPACE)
-                if (e.get("involvedObject") or {}).get("name") == name]
-    assert any("broken-check" in m for m in messages), messages
+    messages = env.events(name, "broken-check")
+    assert any(f"spec.query of MetricTemplate {NAMESPACE}/{name}" in m for m in messages), messages
 
 
 def test_healthy_canaries_kept_progressing(env: Env) -> None:
