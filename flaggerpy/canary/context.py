@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,10 +20,6 @@ from flaggerpy.routing.base import Router
 
 FINALIZER = "finalizer.flagger.app"
 
-FRESH_ROUTES: ContextVar[bool] = ContextVar("fresh_routes", default=False)
-"""True while a step takes traffic away from the canary: the route is then read from the API server, not the
-informer cache, because a cache that missed a write (by a replica that died, or during a relist) would make the
-router skip the one write that must not be skipped before the canary loses its pods."""
 # Flagger files every progress message under this one reason; users grep for it.
 SYNCED = "Synced"
 NORMAL, WARNING = "Normal", "Warning"

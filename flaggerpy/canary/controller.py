@@ -24,7 +24,6 @@ from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.context import FRESH_ROUTES
 from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.reconciler import (
     ROUTE_NOT_ACCEPTED,
@@ -185,7 +184,8 @@ class Controller:
         engine = self.settings.engine
         self.informers = informers if informers is not None else build_informers(kube, self.settings)
         self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
-        self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route)
+        self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route,
+                                get_live_v1beta1=self._cached_v1beta1_route)
         self._observer = observer
         self._on_status = on_status
         # The last phase each canary was seen in, so a promotion or rollback is counted once however many
@@ -202,17 +202,30 @@ class Controller:
         self._wire()
 
     def _cached_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The HTTPRoute from the cache, unless the step in progress needs the server's copy (FRESH_ROUTES)."""
-        if FRESH_ROUTES.get():
-            return None
+        """The HTTPRoute from the cache."""
         return self.informers[res.HTTPROUTES_V1].store.get_by_name(namespace, name)
+
+    def _cached_v1beta1_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The v1beta1 HTTPRoute from its own informer, started when a canary first asks for that version (most
+        clusters have none, and a second informer on every HTTPRoute would double the watch work); the router
+        reads the API server until that informer has synced."""
+        informer = self.informers.get(res.HTTPROUTES_V1BETA1)
+        if informer is None:
+            informer = Informer(self._kube, res.HTTPROUTES_V1BETA1, self.settings.namespace,
+                                settings=self.settings.watch)
+            informer.add_handlers(self._on_owned, self._on_route_update, self._on_owned)
+            if self._observer is not None:
+                informer.observe_reconnects(self._observer.count_watch_reconnect)
+            self.informers[res.HTTPROUTES_V1BETA1] = informer
+            self.caches.add(res.HTTPROUTES_V1BETA1, informer.store)
+            informer.start()
+            return None
+        return informer.store.get_by_name(namespace, name) if informer.has_synced else None
 
     def _cached_grpc_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         """The GRPCRoute from the cache when the cluster serves GRPCRoutes (else the router reads the API)."""
         informer = self.informers.get(res.GRPCROUTES_V1)
-        if informer is None or FRESH_ROUTES.get():
-            return None
-        return informer.store.get_by_name(namespace, name)
+        return None if informer is None else informer.store.get_by_name(namespace, name)
 
     async def _watch_grpc_routes(self) -> None:
         """Watch GRPCRoutes too when their CRD is installed (an optional Gateway API kind; a watch on a kind the

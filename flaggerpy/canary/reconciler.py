@@ -257,6 +257,8 @@ class CanaryReconciler(StepIO):
         weight = int(step.status.get("canaryWeight") or 0)
         iterations = int(step.status.get("iterations") or 0)
         if not steps.analysis_started(step.plan, weight, iterations):
+            if await self._route_pending(step):
+                return self.settings.poll_interval
             failed = [r for r in await self._hooks(step, HookType.PRE_ROLLOUT) if not r.passed]
             if failed:
                 return await self._failed_check(
@@ -267,6 +269,8 @@ class CanaryReconciler(StepIO):
         remaining = steps.remaining_delay(step.plan, since)
         if remaining > 0:
             return remaining
+        if await self._route_pending(step):
+            return self.settings.poll_interval
         problems = await self._analyse(step)
         if problems:
             return await self._failed_check(step, problems)
@@ -274,8 +278,21 @@ class CanaryReconciler(StepIO):
             return await self._to_promotion(step)
         return await self._advance(step)
 
+    async def _route_pending(self, step: Step) -> bool:
+        """Halt (True) while a Gateway has not accepted the route's current generation.
+
+        Asked only when the analysis is about to act (a check or the first weight): between steps a route this
+        controller has just written is always a generation behind for a moment, and saying so would cost a status
+        write and an Event per step for nothing.
+        """
+        accepted, reason = await self._router(step).is_accepted(step.doc)
+        if accepted:
+            return False
+        await self._halt(step, ROUTE_NOT_ACCEPTED, reason)
+        return True
+
     async def _blocked(self, step: Step) -> tuple[bool, float | None]:
-        """Halt while the primary or canary is not ready or the route is not accepted; fail past the deadline.
+        """Halt while the primary or canary is not ready; fail past the deadline.
 
         (True, next delay) when the step must stop here, (False, None) when the analysis may go on.
         """
@@ -299,10 +316,6 @@ class CanaryReconciler(StepIO):
             # No route repair towards pods that are not ready (invariant 2): the weight comes back once they are.
             step.repair_route = False
             await self._halt(step, "CanaryNotReady", ready.message)
-            return True, self.settings.poll_interval
-        accepted, reason = await self._router(step).is_accepted(step.doc)
-        if not accepted:
-            await self._halt(step, ROUTE_NOT_ACCEPTED, reason)
             return True, self.settings.poll_interval
         return False, None
 
@@ -364,8 +377,10 @@ class CanaryReconciler(StepIO):
             message = f"Advance {step.name} canary iteration {iterations}/{plan.iterations}"
         st.mark_step(step.status, step.at)
         st.unhalt(step.status)
-        await self._route(step)
+        # Status first: if the route write then fails, the next reconcile repairs the route from the status, so
+        # traffic never goes back a step (route first, a failed status write would undo a weight already live).
         await self._commit(step)
+        await self._route(step)
         await self._event(step, message)
         return plan.interval
 
@@ -388,8 +403,8 @@ class CanaryReconciler(StepIO):
             await self._event(step, f"Routing all traffic to canary {step.name}")
         step.move(Phase.PROMOTING)
         st.unhalt(step.status)
-        await self._route(step)
         await self._commit(step)
+        await self._route(step)
         target = step.target["metadata"]["name"]
         namespace = step.target["metadata"]["namespace"]
         await self._event(step, f"Copying {target}.{namespace} template spec to {target}-primary.{namespace}")
@@ -432,8 +447,8 @@ class CanaryReconciler(StepIO):
             st.mark_step(step.status, step.at)
             if weight > 0:
                 st.unhalt(step.status)
-                await self._route(step)
                 await self._commit(step)
+                await self._route(step)
                 await self._event(step, f"Advance {step.name} primary weight {100 - weight}")
                 return step.plan.interval
         step.move(Phase.FINALISING)

@@ -17,7 +17,6 @@ from flaggerpy.canary.apply import Applier, workload_resource
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.context import (
     FINALIZER,
-    FRESH_ROUTES,
     NORMAL,
     SYNCED,
     WARNING,
@@ -186,14 +185,16 @@ class StepIO:
     async def _route(self, step: Step, fresh: bool = False) -> None:
         """Make the route match the working status (created 100% primary; written only on difference).
 
-        ``fresh`` compares with the route on the API server instead of the cache (see ``FRESH_ROUTES``).
+        ``fresh`` is for the moments traffic leaves the canary before its pods go (invariant 2): the route is then
+        written whatever the cache shows, since a cache that missed a write (by a replica that died, or during a
+        relist) must not make the router skip the one write that must not be skipped.
         """
         step.routed = True
-        token = FRESH_ROUTES.set(fresh)
-        try:
-            await self._router(step).reconcile(step.doc)
-        finally:
-            FRESH_ROUTES.reset(token)
+        router = self._router(step)
+        if fresh:
+            await router.reconcile(step.doc, force=True)
+        else:
+            await router.reconcile(step.doc)
 
     async def _revision(self, step: Step) -> Revision:
         checksums: dict[str, str] = {}

@@ -25,9 +25,10 @@ PROVIDERS: dict[str, str] = {
 class Router(Protocol):
     """Traffic routing for one kind of provider."""
 
-    async def reconcile(self, canary: Any) -> None:
+    async def reconcile(self, canary: Any, *, force: bool = False) -> None:
         """Create the route (100% primary) or repair it to the weights persisted in the Canary's status.
 
+        ``force`` writes it even when the cache shows no difference (traffic must provably leave the canary).
         Raises SpecError for an invalid Canary and RouteNotOwned when a foreign route holds the name.
         """
         ...
@@ -71,14 +72,20 @@ def new_router(
 class Routers:
     """One router per provider for the whole process, so each reads the route CRD's features only once.
 
-    ``get_live`` looks up v1 HTTPRoutes and ``get_live_grpc`` GRPCRoutes in the engine's informer caches.
+    ``get_live`` looks up v1 HTTPRoutes, ``get_live_v1beta1`` v1beta1 HTTPRoutes and ``get_live_grpc`` GRPCRoutes
+    in the engine's informer caches.
     """
 
     def __init__(
-        self, kube: KubeClient, *, get_live: LiveLookup | None = None, get_live_grpc: LiveLookup | None = None
+        self,
+        kube: KubeClient,
+        *,
+        get_live: LiveLookup | None = None,
+        get_live_grpc: LiveLookup | None = None,
+        get_live_v1beta1: LiveLookup | None = None,
     ) -> None:
         self._kube = kube
-        self._get_live = get_live
+        self._get_live = {"v1": get_live, "v1beta1": get_live_v1beta1}
         self._get_live_grpc = get_live_grpc
         self._by_version: dict[str, Router] = {}
 
@@ -91,9 +98,8 @@ class Routers:
         """The router for a Canary's ``spec.provider``; UnsupportedProvider names the field when unknown."""
         version = provider_api_version(provider)
         if version not in self._by_version:
-            # The informer cache holds one HTTPRoute version; other versions read from the API server.
-            live = self._get_live if version == "v1" else None
             self._by_version[version] = GatewayAPIRouter(
-                self._kube, api_version=version, get_live=live, get_live_grpc=self._get_live_grpc
+                self._kube, api_version=version, get_live=self._get_live.get(version),
+                get_live_grpc=self._get_live_grpc,
             )
         return self._by_version[version]

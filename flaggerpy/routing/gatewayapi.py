@@ -123,6 +123,18 @@ def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
     return body
 
 
+def full_patch(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that writes every label, annotation and managed spec field of ``desired``, whatever the
+    live object holds; it carries the live resourceVersion, so it fails with a Conflict if ``live`` is stale."""
+    want_meta = desired.get("metadata") or {}
+    meta: dict[str, Any] = {"resourceVersion": (live.get("metadata") or {}).get("resourceVersion")}
+    for key in ("labels", "annotations"):
+        if want_meta.get(key):
+            meta[key] = dict(want_meta[key])
+    want_spec = desired.get("spec") or {}
+    return {"metadata": meta, "spec": {key: want_spec.get(key) for key in MANAGED_SPEC_KEYS}}
+
+
 def _older(cached: str | None, written: str | None) -> bool:
     """Whether a cached resourceVersion predates our own write (numeric versions; anything else: trust the cache)."""
     if not cached or not written or not cached.isdigit() or not written.isdigit():
@@ -150,6 +162,8 @@ class GatewayAPIRouter:
         self._warned: set[str] = set()
         # The resourceVersion of our own last write per route: a cache older than that has not seen it yet.
         self._written: dict[tuple[str, str, str], str] = {}
+        # The object that write returned, until the cache has caught up with it (read-your-writes without a GET).
+        self._last_written: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
         self._live_specs = LiveSpecs()
@@ -166,23 +180,40 @@ class GatewayAPIRouter:
             return self._fixed_features
         return await self._detector.get()
 
-    async def _read(self, kind: str, namespace: str, name: str, *,
-                    fresh: bool = False) -> Mapping[str, Any] | None:
-        """The live route (read-only: it may be the informer's own copy), or None when it does not exist."""
+    def _cached(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The route as this process last knew it without asking the API server: the informer's copy, or the
+        answer to our own last write while the informer has not caught up with it yet (read-only either way)."""
         lookup = self._lookups.get(kind)
-        if not fresh and lookup is not None:
-            cached = lookup(namespace, name)
-            written = self._written.get((kind, namespace, name))
-            if cached is not None and not _older((cached.get("metadata") or {}).get("resourceVersion"), written):
-                return cached
+        if lookup is None:
+            return None
+        key = (kind, namespace, name)
+        cached = lookup(namespace, name)
+        mine = self._last_written.get(key)
+        if mine is None:
+            return cached
+        if cached is not None and not _older((cached.get("metadata") or {}).get("resourceVersion"),
+                                             self._written.get(key)):
+            del self._last_written[key]  # the cache has seen our write: it is the better copy from now on
+            return cached
+        return mine
+
+    async def _get(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
         try:
             return await self._kube.get(self._resource(kind), name, namespace)
         except NotFound:
             return None
 
+    async def _read(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The live route (read-only), from the cache when it has one, else from the API server; None if absent."""
+        cached = self._cached(kind, namespace, name)
+        return cached if cached is not None else await self._get(kind, namespace, name)
+
     def _remember(self, kind: str, written: Mapping[str, Any]) -> None:
         meta = written.get("metadata") or {}
-        self._written[(kind, meta.get("namespace", ""), meta.get("name", ""))] = str(meta.get("resourceVersion", ""))
+        key = (kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+        self._written[key] = str(meta.get("resourceVersion", ""))
+        if self._lookups.get(kind) is not None:
+            self._last_written[key] = written
 
     def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
         """Whether ``resource_version`` is what this router's last write of the route returned (its echo)."""
@@ -215,7 +246,8 @@ class GatewayAPIRouter:
         namespace, name = _route_name(doc)
         raise RouteNotOwned(f"{kind} {namespace}/{name}", _describe_owner(controller_of(live), namespace))
 
-    async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights) -> None:
+    async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights,
+                     force: bool = False) -> None:
         doc = canary_doc(canary)
         kind = route_kind(doc)
         namespace, name = _route_name(doc)
@@ -233,8 +265,9 @@ class GatewayAPIRouter:
         )
         async for attempt in retrying:
             with attempt:
-                live = await self._read(kind, namespace, name, fresh=fresh)
                 # After a Conflict or AlreadyExists the cache is behind: read from the server.
+                cached = None if fresh else self._cached(kind, namespace, name)
+                live = cached if cached is not None else await self._get(kind, namespace, name)
                 fresh = True
                 if live is None:
                     created = desired
@@ -245,6 +278,10 @@ class GatewayAPIRouter:
                     return
                 adopt = self._check_owner(live, doc, kind)
                 patch = merge_patch(desired, live, kind, self._live_specs)
+                if force and cached is not None:
+                    # A cache can miss a write (a replica that died, a relist): write what must hold whatever the
+                    # cache shows. The cached resourceVersion turns a stale cache into a Conflict, then a re-read.
+                    patch = full_patch(desired, live)
                 if adopt:
                     patch = adoption_patch(patch, live, doc)
                 if patch is None:
@@ -258,10 +295,15 @@ class GatewayAPIRouter:
                     mirror=weights.mirror,
                 )
 
-    async def reconcile(self, canary: Any) -> None:
-        """Create the route (100% primary) or bring it back to the weights the Canary's status holds."""
+    async def reconcile(self, canary: Any, *, force: bool = False) -> None:
+        """Create the route (100% primary) or bring it back to the weights the Canary's status holds.
+
+        ``force`` writes the desired route even when the cache shows it already: for the moments traffic must
+        provably leave the canary (its pods are about to go), where a cache that missed a write must not make the
+        router skip the one write that matters. It costs a write, never a read (unless the write conflicts).
+        """
         doc = canary_doc(canary)
-        await self._apply(doc, intended_weights(doc), ALL_PRIMARY)
+        await self._apply(doc, intended_weights(doc), ALL_PRIMARY, force)
 
     async def set_routes(self, canary: Any, primary_weight: int, canary_weight: int, mirror: bool = False) -> None:
         """Split traffic ``primary_weight`` / ``canary_weight`` (summing to 100), mirroring to the canary if asked."""
@@ -298,7 +340,7 @@ class GatewayAPIRouter:
         doc = canary_doc(canary)
         kind = route_kind(doc)
         namespace, name = _route_name(doc)
-        live = await self._read(kind, namespace, name, fresh=True)
+        live = await self._get(kind, namespace, name)
         if live is None or not owned_by(live, doc):
             return
         spec = apex_spec(doc, await self._features(kind))
@@ -368,6 +410,7 @@ __all__ = [
     "LiveLookup",
     "apex_spec",
     "controller_of",
+    "full_patch",
     "merge_patch",
     "owned_by",
     "released_to",

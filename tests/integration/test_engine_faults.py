@@ -33,10 +33,10 @@ async def test_release_survives_conflicts_errors_and_dropped_watches(
             assert route["podinfo-primary"] + route["podinfo-canary"] == 100  # invariant 1
             assert route["podinfo-canary"] <= 50
             if status.get("phase") == "Progressing":
-                # The route holds the persisted step or the one in flight (written just before its status; a
-                # step whose status write failed is rolled back from the status and repeated).
+                # The route holds the persisted step or, for a moment, the one before: a step persists its
+                # status first and then routes, and a route write that failed is repaired from the status.
                 weight = status.get("canaryWeight", 0)
-                assert route["podinfo-canary"] in (weight, min(weight + 10, 50)), (route, weight)
+                assert route["podinfo-canary"] in (weight, max(weight - 10, 0)), (route, weight)
                 if not persisted or persisted[-1] != weight:
                     persisted.append(weight)
             return status.get("phase") == "Succeeded"

@@ -53,6 +53,9 @@ async def test_ab_testing_routes_matched_users_to_canary(
     }))
     seen = await run_release(cluster, run_controller)
     analysing = [eval(r) for phase, it, r in seen if phase == "Progressing" and it >= 1]
+    # A step persists its status before it routes: the first sight of iteration 1 may still show the route before it.
+    if analysing and analysing[0][0]["podinfo-canary"] == 0:
+        analysing = analysing[1:]
     assert analysing, seen
     for matched, default in analysing:
         assert matched["header"] and matched["podinfo-canary"] == 100 and matched["podinfo-primary"] == 0
