@@ -191,7 +191,9 @@ class GatewayDataPlane:
         except StopAsyncIteration:
             return
         finally:
+            # The generator can only be closed once the task that may still be advancing it has finished.
             first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
             await changes.aclose()
 
     def _note_change(self) -> None:

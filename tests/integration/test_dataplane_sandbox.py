@@ -215,3 +215,54 @@ async def test_traffic_started_over_http_is_split_and_counted() -> None:
         assert sb.dataplane.stats("test", "podinfo-primary").errors == 0
         istio = {s.labels["destination_workload"] for s in families["istio_requests"].samples}
         assert istio == {"podinfo", "podinfo-primary"}
+
+
+async def test_with_many_routes_an_edit_costs_one_status_write_for_that_route_only() -> None:
+    async with Sandbox(dataplane=True, ready_delay=0.05, cel_rules=False) as sb:
+        await install(sb)
+        await ready(sb)
+        for index in range(200):
+            await sb.cluster.create(GW, "httproutes", {
+                "apiVersion": f"{GW}/v1", "kind": "HTTPRoute",
+                "metadata": {"name": f"app-{index}", "namespace": "test"},
+                "spec": {"parentRefs": [{"name": "public", "namespace": "infra"}],
+                         "hostnames": [f"app-{index}.example.com"],
+                         "rules": [{"backendRefs": [{"name": "podinfo-primary", "port": 9898}]}]},
+            })
+
+        async def all_accepted() -> bool:
+            return all(_route_conditions(route).get("Accepted", {}).get("status") == "True"
+                       for route in sb.cluster.list(GW, "httproutes", "test"))
+
+        await _until(all_accepted)
+        await sb.dataplane.wait_programmed()
+        gateway = sb.cluster.get(GW, "gateways", "infra", "public")
+        assert gateway["status"]["listeners"][0]["attachedRoutes"] == 201
+
+        status_writes: list[tuple[str, str]] = []
+
+        async def observe() -> None:
+            async for change in sb.cluster.changes([(GW, "httproutes"), (GW, "gateways")]):
+                status_writes.append((change.plural, change.object["metadata"]["name"]))
+
+        observer = asyncio.create_task(observe())
+        await asyncio.sleep(0)
+        route = sb.cluster.get(GW, "httproutes", "test", "app-42")
+        route["spec"]["rules"][0]["backendRefs"] = [{"name": "podinfo-primary", "port": 9898, "weight": 90},
+                                                    {"name": "podinfo-canary", "port": 9898, "weight": 10}]
+        await sb.cluster.update(GW, "httproutes", route)
+
+        async def accepted_again() -> bool:
+            stored = sb.cluster.get(GW, "httproutes", "test", "app-42") or {}
+            return _route_conditions(stored).get("Accepted", {}).get("observedGeneration") == 2
+
+        await _until(accepted_again)
+        await sb.dataplane.wait_programmed()
+        observer.cancel()
+        await asyncio.gather(observer, return_exceptions=True)
+        # The edit itself, then one status write; the Gateway and the other 200 routes are left alone.
+        assert status_writes == [("httproutes", "app-42"), ("httproutes", "app-42")]
+        sb.dataplane.reseed(3)
+        backends = [sb.dataplane.handle(Request("app-42.example.com")).backend.name for _ in range(1000)]
+        assert 50 < backends.count("podinfo-canary") < 150
+        assert sb.dataplane.handle(Request("app-41.example.com")).backend.name == "podinfo-primary"
