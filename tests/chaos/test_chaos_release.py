@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="module")]
 CANARIES = 50
 OLD_IMAGE, NEW_IMAGE = "podinfo:1.0.0", "podinfo:1.0.1"
 STEP_WEIGHT, MAX_WEIGHT = 10, 50
-RELEASE_TIMEOUT = 150.0
+# A bound for a stuck release, not a performance target: a loaded 2-core machine needs well over twice the quiet time.
+RELEASE_TIMEOUT = 240.0
 # Short leases, so a SIGKILLed leader is replaced in seconds rather than client-go's fifteen; the renew deadline
 # still leaves several retries through the injected 500s and 409s.
 LEASE = ["--leader-election-lease-duration", "4", "--leader-election-renew-deadline", "3",
