@@ -15,9 +15,10 @@ from flaggerpy import log as logconf
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.demo import manifests
+from flaggerpy.demo.errors import DemoError
 from flaggerpy.demo.manifests import Timing
 from flaggerpy.demo.prometheus import PrometheusError
-from flaggerpy.demo.session import Demo, DemoError, Options
+from flaggerpy.demo.session import Demo, Options
 from flaggerpy.demo.view import DemoState, LiveReporter, PlainReporter, Reporter
 from flaggerpy.kube.errors import ApiError
 
@@ -43,6 +44,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
              "shared/ directory, else schemaless built-ins)")
     add("--plain", action="store_true", help="print one line per change even on a terminal")
     add("--log-level", default="error", help="controller log level (default error: the Events tell the story)")
+    add("--metrics-port", type=int, default=0,
+        help="port on 127.0.0.1 of the controller's /metrics, /healthz and /readyz (default: a free port, printed)")
 
 
 def _problems(args: argparse.Namespace) -> list[str]:
@@ -51,8 +54,10 @@ def _problems(args: argparse.Namespace) -> list[str]:
         problems.append(f"--rps: must be > 0 and <= 5000, not {args.rps:g}")
     if args.threshold < 1:
         problems.append(f"--threshold: must be >= 1, not {args.threshold}")
-    if args.timeout <= 0:
+    if not args.timeout > 0:
         problems.append(f"--timeout: must be > 0, not {args.timeout:g}")
+    if not 0 <= args.metrics_port <= 65535:
+        problems.append(f"--metrics-port: must be between 0 (a free port) and 65535, not {args.metrics_port}")
     return problems
 
 
@@ -85,6 +90,9 @@ async def _main(args: argparse.Namespace, options: Options) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         reporter.stop()
+    if state.telemetry_url:
+        reporter.line(f"controller metrics were served at {state.telemetry_url}/metrics while the demo ran "
+                      "(--keep keeps them up, --metrics-port fixes the port)")
     reporter.line(summary)
     return code
 
@@ -104,11 +112,17 @@ def run(args: argparse.Namespace) -> int:
         for error in exc.errors:
             sys.stderr.write(f"flaggerpy demo: --interval/--threshold make an invalid Canary: {error}\n")
         return 2
+    if args.gateway_crds is not None:
+        try:
+            manifests.gateway_crds(args.gateway_crds)
+        except (FileNotFoundError, ValueError) as exc:
+            sys.stderr.write(f"flaggerpy demo: {exc}\n")
+            return 2
     try:
         logconf.configure(args.log_level, json=False)
     except ValueError as exc:
         sys.stderr.write(f"flaggerpy demo: {exc}\n")
         return 2
     options = Options(faulty=args.faulty, prometheus=args.prometheus, keep=args.keep, rps=args.rps, timing=timing,
-                      timeout=args.timeout, gateway_crds=args.gateway_crds)
+                      timeout=args.timeout, gateway_crds=args.gateway_crds, metrics_port=args.metrics_port)
     return asyncio.run(_main(args, options))

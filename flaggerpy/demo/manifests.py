@@ -75,17 +75,37 @@ def gateway_crds(directory: str | Path | None = None) -> CrdSource:
 
     Without them (a fresh machine) the kinds are served schemaless: the demo's objects are valid anyway, the
     apiserver just cannot reject invalid ones.
+
+    FileNotFoundError naming ``--gateway-crds`` when ``directory`` is given but is no directory or holds no CRD;
+    ValueError naming the source and the file when a candidate's YAML cannot be read.
     """
-    candidates = [Path(p) for p in (directory, os.environ.get(GATEWAY_CRDS_ENV)) if p] + [_CHECKOUT_CRDS]
-    for candidate in candidates:
+    if directory is not None and not Path(directory).is_dir():
+        raise FileNotFoundError(f"--gateway-crds: {directory} is not a directory")
+    sources = [("--gateway-crds", directory), (f"${GATEWAY_CRDS_ENV}", os.environ.get(GATEWAY_CRDS_ENV)),
+               ("the checkout's CRDs", _CHECKOUT_CRDS)]
+    candidates = [(label, Path(p)) for label, p in sources if p]
+    for label, candidate in candidates:
         paths = sorted(candidate.glob("*.yaml")) if candidate.is_dir() else []
-        docs = [doc for path in paths for doc in yaml.load_all(path.read_text(), Loader=_LOADER) if doc]
+        try:
+            docs = [doc for path in paths for doc in _documents(path) if isinstance(doc, dict)]
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
         crds = [doc for doc in docs if doc.get("kind") == "CustomResourceDefinition"]
         if crds:
             return CrdSource(crds, str(candidate), official=True)
         if directory is not None and candidate == Path(directory):
             raise FileNotFoundError(f"--gateway-crds: no CustomResourceDefinition in {candidate}")
     return CrdSource([_schemaless_crd(*kind) for kind in _GATEWAY_KINDS], "built-in schemaless", official=False)
+
+
+def _documents(path: Path) -> list[Any]:
+    try:
+        return list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_LOADER))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = getattr(exc, "problem", None) or getattr(exc, "strerror", None) or exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ValueError(f"{path} cannot be read as YAML: {problem}{where}") from None
 
 
 def _schemaless_crd(kind: str, plural: str, scope: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from flaggerpy.analysis.base import MetricResult, StepContext
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.demo import manifests
 from flaggerpy.demo.controller import running_controller
+from flaggerpy.demo.errors import DemoError
 from flaggerpy.demo.prometheus import PrometheusError, RealPrometheus, find_binary
 from flaggerpy.demo.view import Reporter, Traffic
 from flaggerpy.kube.api import KubeClient, Resource
@@ -31,10 +32,6 @@ SCRAPE_INTERVAL = 0.5
 READY_DELAY = 0.3
 
 
-class DemoError(Exception):
-    """The demo could not run (a backend failed to start, a wait timed out); the message says which."""
-
-
 @dataclass(frozen=True)
 class Options:
     """What the user asked for."""
@@ -46,6 +43,8 @@ class Options:
     timing: manifests.Timing = field(default_factory=manifests.Timing)
     timeout: float = 120.0
     gateway_crds: str | None = None
+    metrics_port: int = 0
+    """Port of the controller's /metrics, /healthz and /readyz on 127.0.0.1; 0: a free one."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +123,11 @@ class Demo:
         self._saw_progress = False
 
     @property
+    def canary_status(self) -> dict[str, Any]:
+        """The demo Canary's status as last seen by the watch (empty before it has one)."""
+        return dict(self._canary_status)
+
+    @property
     def expected(self) -> str:
         """The phase this run should end in."""
         return "Failed" if self.options.faulty else "Succeeded"
@@ -150,7 +154,9 @@ class Demo:
         report.stage(f"installing CRDs, a Gateway and {manifests.APP} {manifests.FIRST_VERSION} (metrics: {backend})")
         async with KubeClient(str(sandbox.kubeconfig_path)) as kube:
             await self._install(kube, metrics_url)
-            async with running_controller(sandbox.kubeconfig_path, metrics_url, self._on_metrics):
+            async with running_controller(sandbox.kubeconfig_path, metrics_url, self._on_metrics,
+                                          self.options.metrics_port) as running:
+                report.telemetry(running.telemetry_url)
                 sandbox.dataplane.start_traffic(manifests.HOST, rps=self.options.rps)
                 report.stage(f"controller started; sending {self.options.rps:g} req/s to {manifests.HOST}; "
                              "waiting for the canary to be Initialized")
@@ -176,7 +182,10 @@ class Demo:
         return outcome
 
     async def _install(self, kube: KubeClient, metrics_url: str) -> None:
-        source = await asyncio.to_thread(manifests.gateway_crds, self.options.gateway_crds)
+        try:
+            source = await asyncio.to_thread(manifests.gateway_crds, self.options.gateway_crds)
+        except (FileNotFoundError, ValueError) as exc:
+            raise DemoError(str(exc)) from None
         if not source.official:
             self.reporter.line("note: official Gateway API CRDs not found (--gateway-crds DIR or "
                                f"${manifests.GATEWAY_CRDS_ENV}); serving Gateway API kinds without schema validation")
@@ -195,6 +204,7 @@ class Demo:
         kubectl = f"KUBECONFIG={sandbox.kubeconfig_path} kubectl -n {manifests.NAMESPACE}"
         self.reporter.line(f"{outcome.summary}\nsandbox, controller and traffic still running at {sandbox.url}; try:\n"
                            f"  {kubectl} get canaries\n"
+                           f"  curl -s {self.reporter.state.telemetry_url}/metrics | grep ^flagger_canary\n"
                            f"  {kubectl} set image deployment/{manifests.APP} podinfod={manifests.image('6.0.3')}\n"
                            "press Ctrl-C to stop")
         try:

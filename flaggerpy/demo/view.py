@@ -64,6 +64,8 @@ class DemoState:
     title: str
     threshold: int
     metrics_backend: str = ""
+    telemetry_url: str = ""
+    """Base URL of the controller's /metrics, /healthz and /readyz; empty until the controller runs."""
     stage: str = "starting"
     phase: str = ""
     primary_weight: int | None = None
@@ -108,6 +110,9 @@ class Reporter(Protocol):
 
     def traffic(self, measured: dict[str, Traffic]) -> None:
         """Measured traffic per backend over the last second."""
+
+    def telemetry(self, url: str) -> None:
+        """The controller serves its /metrics, /healthz and /readyz at ``url``."""
 
     def line(self, text: str) -> None:
         """A message outside the dashboard (summary, kubeconfig path)."""
@@ -196,6 +201,11 @@ class PlainReporter:
         """Kept for the summary; printing it every second would drown the log."""
         self.state.traffic = measured
 
+    def telemetry(self, url: str) -> None:
+        """Print where to scrape the controller."""
+        self.state.telemetry_url = url
+        self._print(f"controller metrics at {url}/metrics (health: /healthz, /readyz)")
+
     def line(self, text: str) -> None:
         """Print ``text`` as is."""
         self._out.write(text + "\n")
@@ -244,6 +254,10 @@ class LiveReporter:
         """Show the measured traffic."""
         self.state.traffic = measured
 
+    def telemetry(self, url: str) -> None:
+        """Show where to scrape the controller."""
+        self.state.telemetry_url = url
+
     def line(self, text: str) -> None:
         """Print above the dashboard (or after it, once stopped)."""
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -261,6 +275,7 @@ class LiveReporter:
             (f"{state.failed_checks}/{state.threshold}", "red" if state.failed_checks else "green"),
             ("    elapsed ", "dim"), f"{state.elapsed:.1f}s",
             ("    metrics ", "dim"), state.metrics_backend,
+            *((("\nscrape  ", "dim"), f"{state.telemetry_url}/metrics") if state.telemetry_url else ()),
         )
         parts: list[RenderableType] = [header, self._bar(), self._traffic(), self._steps(), self._events()]
         return Panel(Group(*parts), title="flaggerpy demo", border_style="blue")
