@@ -62,8 +62,7 @@ class CanaryReconciler(StepIO):
         namespace, _, name = key.partition("/")
         obj = self._caches.get(res.CANARIES, namespace, name)
         if obj is None:
-            self._written.pop(key, None)
-            self._parsed.forget(key)
+            self._forget(key)
             self.slots.release(key)
             return None
         if rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):

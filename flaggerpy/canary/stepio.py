@@ -67,12 +67,21 @@ class StepIO:
         self.slots = Slots(self.settings.max_concurrent_canaries)
         self._written: dict[str, str] = {}
         self._parsed = ParsedCanaries()
+        self._template_hashes: dict[str, tuple[Any, str]] = {}
+        self._services_in_order: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self._on_status = on_status
 
     @property
     def own_writes(self) -> OwnWrites:
         """The workload, Service and config writes this engine made (their watch echoes can be ignored)."""
         return self._apply.own_writes
+
+    def _forget(self, key: str) -> None:
+        """Drop what is remembered about a canary that is gone."""
+        self._written.pop(key, None)
+        self._parsed.forget(key)
+        self._template_hashes.pop(key, None)
+        self._services_in_order.pop(key, None)
 
     # -- persistence and reporting -------------------------------------------------------------------------------
 
@@ -201,7 +210,18 @@ class StepIO:
         renames: dict[str, str] = {}
         if self.settings.config_tracking:
             checksums, renames = await self._apply.ensure_configs(step.obj, step.target)
-        return Revision(wl.spec_hash(step.target["spec"]["template"]), checksums, renames)
+        return Revision(self._template_hash(step), checksums, renames)
+
+    def _template_hash(self, step: Step) -> str:
+        """``spec_hash`` of the target's pod template, recomputed only when the template changed: comparing it
+        with the last one seen is cheaper than serialising and hashing it on every reconcile."""
+        template = step.target["spec"]["template"]
+        seen = self._template_hashes.get(step.key)
+        if seen is not None and seen[0] == template:
+            return seen[1]
+        digest = wl.spec_hash(template)
+        self._template_hashes[step.key] = (template, digest)
+        return digest
 
     def _is_new(self, step: Step, rev: Revision) -> bool:
         if rev.spec != step.status.get("lastAppliedSpec"):
@@ -214,10 +234,30 @@ class StepIO:
                                 wl.primary_name(meta["name"]))
 
     async def _ensure_services(self, step: Step) -> None:
+        """Create or repair the three Services; skipped while nothing they are built from or compared with
+        changed since they were last found in order (the spec, the target's identity, the live Services)."""
         key, value = wl.selector_label(step.target, self.settings.selector_labels)
-        desired = svc.build_services(step.canary, step.obj, key, value, step.target["spec"].get("template"))
-        for name in await self._apply.ensure_services(desired):
+        spec = step.canary.spec
+        template = step.target["spec"].get("template")
+        names = svc.names(step.canary)
+        namespace = step.canary.metadata.namespace
+        live = tuple(
+            (obj["metadata"].get("uid"), obj["metadata"].get("resourceVersion")) if obj is not None else None
+            for obj in (self._caches.get(res.SERVICES, namespace, n) for n in (names.apex, names.primary, names.canary))
+        )
+        inputs = (step.obj["metadata"].get("uid"), key, value, template if spec.service.port_discovery else None,
+                  live)
+        seen = self._services_in_order.get(step.key)
+        if seen is not None and seen[0] is spec and seen[1] == inputs:
+            return
+        desired = svc.build_services(step.canary, step.obj, key, value, template)
+        written = await self._apply.ensure_services(desired)
+        for name in written:
             step.log.info("service reconciled", service=name)
+        if written:
+            self._services_in_order.pop(step.key, None)
+        else:
+            self._services_in_order[step.key] = (spec, inputs)
 
     async def _ensure_primary(self, step: Step, rev: Revision) -> bool:
         hpa_managed = False

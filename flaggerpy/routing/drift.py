@@ -58,14 +58,16 @@ def metadata_drifted(canary: Any, live: Mapping[str, Any]) -> bool:
 
 
 def spec_drifted(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
-                 live_specs: LiveSpecs | None = None) -> bool:
+                 live_specs: LiveSpecs | None = None, normalized: Mapping[str, Any] | None = None) -> bool:
     """True when the managed part of the live spec differs from ``desired`` beyond server defaults.
 
-    ``live_specs`` remembers the live side per route version (the router passes its own).
+    ``live_specs`` remembers the live side per route version and ``normalized`` is the desired side already
+    normalised (the router keeps both).
     """
     if live_specs is None:
         return not specs_equal(managed_spec(desired), managed_spec(live.get("spec")), kind)
-    return normalize_spec(managed_spec(desired), kind) != live_specs.normalized(live, kind)
+    want = normalized if normalized is not None else normalize_spec(managed_spec(desired), kind)
+    return want != live_specs.normalized(live, kind)
 
 
 def route_drifted(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -31,6 +32,7 @@ from flaggerpy.routing.build import (
     canary_doc,
     desired_route,
     desired_spec,
+    mapping,
     owner_reference,
     route_kind,
     service_names,
@@ -38,7 +40,7 @@ from flaggerpy.routing.build import (
 from flaggerpy.routing.drift import intended_weights, spec_drifted
 from flaggerpy.routing.errors import RouteNotFound, RouteNotOwned, RouterError
 from flaggerpy.routing.features import FeatureDetector
-from flaggerpy.routing.normalize import MANAGED_SPEC_KEYS, LiveSpecs
+from flaggerpy.routing.normalize import MANAGED_SPEC_KEYS, LiveSpecs, managed_spec, normalize_spec
 
 log = get_logger(__name__)
 
@@ -98,7 +100,8 @@ def _describe_owner(ref: Mapping[str, Any] | None, namespace: str) -> str | None
 
 
 def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
-                live_specs: LiveSpecs | None = None) -> dict[str, Any] | None:
+                live_specs: LiveSpecs | None = None,
+                normalized: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The JSON merge patch that turns ``live`` into ``desired`` on the fields a canary owns, or None if none.
 
     Labels and annotations are merged (foreign keys stay); spec fields other than parentRefs, hostnames and rules
@@ -114,7 +117,7 @@ def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
         if changed:
             body.setdefault("metadata", {})[key] = changed
     want_spec = desired.get("spec") or {}
-    if spec_drifted(want_spec, live, kind, live_specs):
+    if spec_drifted(want_spec, live, kind, live_specs, normalized):
         # Lists are atomic in the CRD, so a merge patch replaces each one whole; None deletes an absent field.
         body["spec"] = {key: want_spec.get(key) for key in MANAGED_SPEC_KEYS}
     if not body:
@@ -142,6 +145,50 @@ def _older(cached: str | None, written: str | None) -> bool:
     return int(cached) < int(written)
 
 
+@dataclass(frozen=True)
+class _RouteWrite:
+    """What one ``_apply`` wants written, shared by its attempts."""
+
+    doc: dict[str, Any]
+    kind: str
+    namespace: str
+    name: str
+    weights: RouteWeights
+    create_weights: RouteWeights
+    features: RouteFeatures
+    normalized: Mapping[str, Any]
+    force: bool
+
+
+class DesiredRoutes:
+    """The desired route of each canary and its normalised managed spec, rebuilt only when an input changed.
+
+    A route follows from the Canary's spec, identity, revision and phase (session-affinity cookies), the weights,
+    the API version and the CRD's features; between two steps none of these change, yet every reconcile of the
+    canary compares its route. One entry per route; the objects handed out are shared and must not be edited.
+    """
+
+    def __init__(self) -> None:
+        self._by_route: dict[tuple[str, str, str], tuple[tuple[Any, ...], Any, dict[str, Any], dict[str, Any]]] = {}
+
+    def get(self, doc: Mapping[str, Any], kind: str, weights: RouteWeights, api_version: str,
+            features: RouteFeatures) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(desired route, normalised managed spec); SpecError for an invalid Canary, as ``desired_route``."""
+        meta = mapping(doc.get("metadata"))
+        status = mapping(doc.get("status"))
+        spec = doc.get("spec")
+        route = (kind, str(meta.get("namespace") or ""), service_names(doc)[0])
+        inputs = (meta.get("name"), meta.get("uid"), status.get("lastAppliedSpec"), status.get("phase"), weights,
+                  api_version, features)
+        hit = self._by_route.get(route)
+        if hit is not None and hit[0] == inputs and hit[1] == spec:
+            return hit[2], hit[3]
+        desired = desired_route(doc, weights, api_version=api_version, features=features)
+        normalized = normalize_spec(managed_spec(desired.get("spec")), kind)
+        self._by_route[route] = (inputs, spec, desired, normalized)
+        return desired, normalized
+
+
 class GatewayAPIRouter:
     """Routes a Canary's traffic with Gateway API ``HTTPRoute`` (v1 or v1beta1) or ``GRPCRoute`` (v1)."""
 
@@ -167,6 +214,7 @@ class GatewayAPIRouter:
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
         self._live_specs = LiveSpecs()
+        self._desired = DesiredRoutes()
 
     def _resource(self, kind: str) -> Resource:
         if kind == GRPC_ROUTE:
@@ -253,47 +301,51 @@ class GatewayAPIRouter:
         namespace, name = _route_name(doc)
         features = await self._features(kind)
         # Build before any I/O: an invalid Canary fails here with every bad field named.
-        desired = desired_route(doc, weights, api_version=self.api_version, features=features)
+        desired, normalized = self._desired.get(doc, kind, weights, self.api_version, features)
         self._warn_unsupported(doc, kind, features)
-        resource = self._resource(kind)
-        fresh = False
+        write = _RouteWrite(doc, kind, namespace, name, weights, create_weights, features, normalized, force)
+        try:
+            await self._write(write, desired, fresh=False)
+            return
+        except (Conflict, AlreadyExists):
+            pass  # the cache is behind: from now on read the server, with backoff between attempts
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((Conflict, AlreadyExists)),
-            stop=stop_after_attempt(WRITE_ATTEMPTS),
+            stop=stop_after_attempt(WRITE_ATTEMPTS - 1),
             wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                # After a Conflict or AlreadyExists the cache is behind: read from the server.
-                cached = None if fresh else self._cached(kind, namespace, name)
-                live = cached if cached is not None else await self._get(kind, namespace, name)
-                fresh = True
-                if live is None:
-                    created = desired
-                    if create_weights != weights:
-                        created = desired_route(doc, create_weights, api_version=self.api_version, features=features)
-                    self._remember(kind, await self._kube.create(resource, created))
-                    log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
-                    return
-                adopt = self._check_owner(live, doc, kind)
-                patch = merge_patch(desired, live, kind, self._live_specs)
-                if force and cached is not None:
-                    # A cache can miss a write (a replica that died, a relist): write what must hold whatever the
-                    # cache shows. The cached resourceVersion turns a stale cache into a Conflict, then a re-read.
-                    patch = full_patch(desired, live)
-                if adopt:
-                    patch = adoption_patch(patch, live, doc)
-                if patch is None:
-                    return
-                self._remember(kind, await self._kube.patch(resource, name, namespace, patch, "merge"))
-                log.info(
-                    "route updated",
-                    route=f"{kind} {namespace}/{name}",
-                    primary=weights.primary,
-                    canary=weights.canary,
-                    mirror=weights.mirror,
-                )
+                await self._write(write, desired, fresh=True)
+
+    async def _write(self, write: _RouteWrite, desired: dict[str, Any], *, fresh: bool) -> None:
+        """One read-compare-write round; ``fresh`` reads the route from the API server instead of the cache."""
+        kind, namespace, name, doc = write.kind, write.namespace, write.name, write.doc
+        resource = self._resource(kind)
+        cached = None if fresh else self._cached(kind, namespace, name)
+        live = cached if cached is not None else await self._get(kind, namespace, name)
+        if live is None:
+            created = desired
+            if write.create_weights != write.weights:
+                created = desired_route(doc, write.create_weights, api_version=self.api_version,
+                                        features=write.features)
+            self._remember(kind, await self._kube.create(resource, created))
+            log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
+            return
+        adopt = self._check_owner(live, doc, kind)
+        patch = merge_patch(desired, live, kind, self._live_specs, write.normalized)
+        if write.force and cached is not None:
+            # A cache can miss a write (a replica that died, a relist): write what must hold whatever the cache
+            # shows. The cached resourceVersion turns a stale cache into a Conflict, then a re-read.
+            patch = full_patch(desired, live)
+        if adopt:
+            patch = adoption_patch(patch, live, doc)
+        if patch is None:
+            return
+        self._remember(kind, await self._kube.patch(resource, name, namespace, patch, "merge"))
+        log.info("route updated", route=f"{kind} {namespace}/{name}", primary=write.weights.primary,
+                 canary=write.weights.canary, mirror=write.weights.mirror)
 
     async def reconcile(self, canary: Any, *, force: bool = False) -> None:
         """Create the route (100% primary) or bring it back to the weights the Canary's status holds.
