@@ -24,7 +24,7 @@ from typing import Any
 
 from flaggerpy.sandbox.errors import Cause
 
-_ROOT_KEYS = ("apiVersion", "kind", "metadata")
+ROOT_KEYS = ("apiVersion", "kind", "metadata")
 # "No previous value": None is a JSON value, so it cannot mark absence.
 ABSENT: Any = object()
 _HOSTNAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -76,7 +76,7 @@ def prune(value: Any, schema: dict[str, Any], root: bool = False, previous: Any 
         embedded = bool(schema.get("x-kubernetes-embedded-resource"))
         result = {}
         for key, item in value.items():
-            if (root or embedded) and key in _ROOT_KEYS:
+            if (root or embedded) and key in ROOT_KEYS:
                 result[key] = item
             elif key in props:
                 # kube drops nulls of non-nullable fields before defaulting instead of rejecting them.
@@ -106,7 +106,7 @@ def unknown_fields(value: Any, schema: dict[str, Any], path: str = "", root: boo
         embedded = bool(schema.get("x-kubernetes-embedded-resource"))
         for key, item in value.items():
             child = _join(path, key)
-            if (root or embedded) and key in _ROOT_KEYS:
+            if (root or embedded) and key in ROOT_KEYS:
                 continue
             if key in props:
                 found.extend(unknown_fields(item, props[key], child))
@@ -177,7 +177,8 @@ def _type_ok(value: Any, schema: dict[str, Any]) -> bool:
     return True
 
 
-def _format_ok(value: str, fmt: str) -> bool:
+def format_ok(value: str, fmt: str) -> bool:
+    """Whether a string has the OpenAPI ``format`` (unknown formats accept everything)."""
     try:
         if fmt == "date-time":
             datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -196,7 +197,8 @@ def _format_ok(value: str, fmt: str) -> bool:
     return True
 
 
-def _duplicates(value: list[Any], schema: dict[str, Any], path: str) -> list[Cause]:
+def duplicates(value: list[Any], schema: dict[str, Any], path: str) -> list[Cause]:
+    """Duplicate items of a ``set``/``map`` list (or ``uniqueItems``), each as a cause."""
     list_type = schema.get("x-kubernetes-list-type")
     causes: list[Cause] = []
     if list_type == "set" or schema.get("uniqueItems"):
@@ -258,7 +260,7 @@ def _string(value: str, schema: dict[str, Any], path: str) -> list[Cause]:
         causes.append(Cause(path, "FieldValueInvalid",
                             f"Invalid value: {_show(value)}: {path} in body should match '{pattern}'"))
     fmt = schema.get("format")
-    if fmt and not _format_ok(value, fmt):
+    if fmt and not format_ok(value, fmt):
         causes.append(Cause(path, "FieldValueInvalid",
                             f"Invalid value: {_show(value)}: {path} in body must be of type {fmt}: {_show(value)}"))
     return causes
@@ -329,7 +331,7 @@ def _array(value: list[Any], schema: dict[str, Any], path: str) -> list[Cause]:
         causes.append(Cause(path, "FieldValueInvalid",
                             f"Invalid value: {len(value)}: {path} in body should have at least "
                             f"{schema['minItems']} items"))
-    causes.extend(_duplicates(value, schema, path))
+    causes.extend(duplicates(value, schema, path))
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
@@ -354,7 +356,7 @@ def _object(
     props: dict[str, Any] = schema.get("properties") or {}
     additional = schema.get("additionalProperties")
     for key, item in value.items():
-        if root and key in _ROOT_KEYS and key not in props:
+        if root and key in ROOT_KEYS and key not in props:
             continue
         if key in props:
             causes.extend(validate(item, props[key], _join(path, key), previous=_child(previous, key)))

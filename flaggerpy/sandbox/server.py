@@ -13,7 +13,7 @@ import yaml
 from aiohttp import web
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox import openapi, protobuf, tables
+from flaggerpy.sandbox import jsonio, openapi, protobuf, tables
 from flaggerpy.sandbox.cluster import Cluster
 from flaggerpy.sandbox.errors import (
     StatusError,
@@ -278,7 +278,7 @@ class ApiServer:
         try:
             if request.content_type == "application/apply-patch+yaml":
                 return yaml.load(raw, Loader=_YAML_LOADER)
-            return json.loads(raw)
+            return jsonio.loads(raw)
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the request body is not valid {request.content_type}: {exc}") from exc
 

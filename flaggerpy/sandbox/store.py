@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from flaggerpy.sandbox import jsonio
 from flaggerpy.sandbox.errors import gone
 from flaggerpy.sandbox.registry import StorageKey
 
@@ -22,7 +22,7 @@ ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scope
 
 def encode(value: Any) -> bytes:
     """Compact JSON, as the server sends it."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonio.dumps(value)
 
 
 @dataclass(slots=True)
