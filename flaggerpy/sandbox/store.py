@@ -1,7 +1,8 @@
 """Object storage: one global resourceVersion counter, a bounded event history and watch subscribers.
 
 Stored objects are never mutated: every write stores a new dict, so reads, list results and watch events can share
-them without copying, and each event is serialised to JSON at most once per apiVersion.
+them without copying, and each event is serialised to JSON at most once per apiVersion while it is among the newest
+(older ones, kept only for resuming watches, are serialised again when replayed).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import bisect
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flaggerpy.sandbox import jsonio
@@ -18,6 +19,8 @@ from flaggerpy.sandbox.errors import gone
 from flaggerpy.sandbox.registry import StorageKey
 
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+# How many of the newest events keep their encoded watch lines.
+_ENCODED_WINDOW = 1000
 
 
 def encode(value: Any) -> bytes:
@@ -34,18 +37,24 @@ class Event:
     key: StorageKey
     obj: dict[str, Any]
     old: dict[str, Any] | None = None
-    _encoded: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    _encoded: dict[tuple[str, str], bytes] | None = None
 
     def encode(self, api_version: str, event_type: str | None = None) -> bytes:
         """The watch line ``{"type":..., "object":...}`` for this event, cached per (type, apiVersion)."""
         event_type = event_type or self.type
         cache_key = (event_type, api_version)
+        if self._encoded is None:
+            self._encoded = {}
         line = self._encoded.get(cache_key)
         if line is None:
             obj = self.obj if self.obj.get("apiVersion") == api_version else {**self.obj, "apiVersion": api_version}
             line = encode({"type": event_type, "object": obj}) + b"\n"
             self._encoded[cache_key] = line
         return line
+
+    def forget_encoding(self) -> None:
+        """Drop the cached lines (the event stays replayable; a replay encodes it again)."""
+        self._encoded = None
 
 
 class Subscription:
@@ -209,6 +218,10 @@ class Store:
     def _emit(self, event: Event) -> Event:
         self._history.append(event)
         self._history_rvs.append(event.rv)
+        if len(self._history) > _ENCODED_WINDOW:
+            # Live watchers encode an event within moments of its emission; keeping its lines for the whole
+            # history would hold a second copy of every version as bytes.
+            self._history[-_ENCODED_WINDOW - 1].forget_encoding()
         if len(self._history) > 2 * self._history_size:
             # Trim in chunks so appends stay amortised O(1).
             cut = len(self._history) - self._history_size

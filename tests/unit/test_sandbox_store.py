@@ -39,6 +39,17 @@ def test_events_are_encoded_once_per_api_version() -> None:
     assert b'"type":"ADDED"' in first and event.encode("v1", "DELETED").startswith(b'{"type":"DELETED"')
 
 
+def test_old_history_keeps_no_encoded_lines_but_replays_the_same() -> None:
+    store = Store(history_size=5000)
+    put(store, "first")
+    first = store.events_after(KEY, 0)[0]
+    line = first.encode("v1")
+    for i in range(1500):
+        put(store, f"o{i}")
+    assert first._encoded is None
+    assert store.events_after(KEY, 0)[0].encode("v1") == line
+
+
 def test_owner_index_follows_writes() -> None:
     store = Store()
     put(store, "owner")
