@@ -13,7 +13,8 @@ Gateway, and per route a primary and a canary Service and Deployment plus an HTT
   route status writes per edit (1 is ideal: one per generation, none for a status echo);
 - requests: synthetic requests over 50 of the hosts, CPU microseconds per request.
 
-Run it against another checkout with ``PYTHONPATH=<checkout> python3 hack/bench_dataplane.py``.
+Run it against another checkout with ``PYTHONPATH=<checkout> python3 hack/bench_dataplane.py`` (PYTHONPATH comes
+before this repository on the import path).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from typing import Any
 
 import yaml
 
-from flaggerpy.log import configure as configure_logging
-from flaggerpy.sandbox.cluster import Cluster
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings, GatewayDataPlane, Request
-from flaggerpy.sandbox.store import Store
+REPO = Path(__file__).resolve().parents[1]
+sys.path.append(str(REPO))
+from flaggerpy.log import configure as configure_logging  # noqa: E402
+from flaggerpy.sandbox.cluster import Cluster  # noqa: E402
+from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings, GatewayDataPlane, Request  # noqa: E402
+from flaggerpy.sandbox.store import Store  # noqa: E402
 
 GW = "gateway.networking.k8s.io"
-REPO = Path(__file__).resolve().parents[1]
 GATEWAY_CRDS = Path(os.environ.get("FLAGGERPY_GATEWAY_CRDS", REPO.parent / "shared" / "gateway-api-v1.6.1"))
 NAMESPACE = "bench"
 

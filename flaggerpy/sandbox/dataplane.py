@@ -96,9 +96,12 @@ class DataPlaneSettings:
     # Status writes in one pass between two yields to the event loop, so a pass over thousands of routes does not
     # stall the sandbox's API server.
     writes_per_yield: int = 100
-    # Upper bound on the share of time spent programming: after a pass that took t seconds the next one waits at
-    # least t * (1 / max_busy - 1), so a large sandbox under heavy churn keeps CPU for the controller under test.
+    # Upper bound on the share of time spent programming under sustained churn, so a large sandbox keeps CPU for the
+    # controller under test. Programming time is budgeted like a token bucket: it is earned at ``max_busy`` seconds
+    # per second up to ``busy_burst`` seconds, and a pass that overdraws it delays the next until it is repaid. The
+    # pass that loads a full listing (at start, or to recover) is not charged, so it never holds back later changes.
     max_busy: float = 0.2
+    busy_burst: float = 1.0
     # Bounds on synthetic traffic: concurrent generators, and requests per second of one generator.
     max_generators: int = 32
     max_rps: float = 5000.0
@@ -202,15 +205,21 @@ class GatewayDataPlane:
 
     async def _program_loop(self, cluster: Cluster) -> None:
         loop = asyncio.get_running_loop()
-        next_allowed = float("-inf")
+        busy = min(max(self.settings.max_busy, 0.01), 1.0)
+        budget, last_end = self.settings.busy_burst, loop.time()
         while True:
             await self._dirty.wait()
             # Bursts of changes (a controller writing many objects) coalesce into one pass.
-            wait = max(self.settings.programming_delay, next_allowed - loop.time())
+            idle = loop.time() - last_end
+            repay = -(budget + idle * busy) / busy
+            wait = max(self.settings.programming_delay, self.settings.min_interval - idle, repay)
             if wait > 0:
                 await asyncio.sleep(wait)
             self._dirty.clear()
             started = loop.time()
+            budget = min(self.settings.busy_burst, budget + (started - last_end) * busy)
+            # A full listing is a one-off (start, or recovery): it is not charged to the budget of later changes.
+            charged = not self._resync
             try:
                 await self._program(cluster)
             except Exception:
@@ -218,9 +227,9 @@ class GatewayDataPlane:
                 log.exception("programming the gateways failed")
                 self._resync = True
                 loop.call_later(self.settings.retry_delay, self._note_change)
-            took = loop.time() - started
-            busy = min(max(self.settings.max_busy, 0.01), 1.0)
-            next_allowed = loop.time() + max(self.settings.min_interval, took * (1 / busy - 1))
+            last_end = loop.time()
+            if charged:
+                budget -= last_end - started
             if not self._dirty.is_set():
                 self._programmed.set()
 
