@@ -177,3 +177,30 @@ def test_controller_command_line_passes_lease_timings_only_in_ha() -> None:
     single = bench.controller_argv("/k", 8080, args_of("--no-ha", "--lease-duration", "4"))
     assert "--enable-leader-election" not in single
     assert "--leader-election-lease-duration" not in single
+
+
+class ChunkedContent:
+    """aiohttp's response content, delivering a watch stream in arbitrary chunks."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+
+    async def iter_any(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+
+
+class ChunkedResponse:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.content = ChunkedContent(chunks)
+
+
+async def test_watch_lines_are_decoded_whatever_the_chunking() -> None:
+    import bench_cluster
+
+    stream = b'{"type":"ADDED","object":{"n":1}}\n\n{"type":"MODIFIED","object":{"n":2}}\n{"type":"BOOKMARK"}'
+    for size in (1, 7, 33, len(stream)):
+        chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+        lines = [line async for line in bench_cluster._lines(ChunkedResponse(chunks))]  # type: ignore[arg-type]
+        assert lines == [{"type": "ADDED", "object": {"n": 1}}, {"type": "MODIFIED", "object": {"n": 2}},
+                         {"type": "BOOKMARK"}]
