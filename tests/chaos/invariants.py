@@ -84,6 +84,7 @@ class Seen:
     canary_weights: list[int] = field(default_factory=list)
     weight_versions: list[str] = field(default_factory=list)
     phases: list[str] = field(default_factory=list)
+    status_weights: list[int] = field(default_factory=list)
     primary_images: list[str] = field(default_factory=list)
     image_versions: list[str] = field(default_factory=list)
     promotion_versions: list[str] = field(default_factory=list)
@@ -192,6 +193,9 @@ class InvariantObserver:
         status = obj.get("status") or {}
         phase = status.get("phase") or ""
         seen = self.seen[name]
+        persisted = int(status.get("canaryWeight") or 0)
+        if not seen.status_weights or seen.status_weights[-1] != persisted:
+            seen.status_weights.append(persisted)
         if not phase or (seen.phases and seen.phases[-1] == phase):
             return
         seen.phases.append(phase)
@@ -229,7 +233,9 @@ class InvariantObserver:
                     self.repeated_steps.append(f"{name}: {seen.canary_weights}")
                 elif weight != climb + step_weight:
                     problems.append(Violation(self.run, 4, name, at, f"canary weight went from {climb} to {weight} "
-                                                                     f"(step {step_weight}): {seen.canary_weights}"))
+                                                                     f"(step {step_weight}): {seen.canary_weights}; "
+                                                                     f"status.canaryWeight went "
+                                                                     f"{seen.status_weights}"))
                 climb = weight
             if seen.promotions > 1:
                 problems.append(Violation(self.run, 4, name, seen.promotion_versions[-1],
