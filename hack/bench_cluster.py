@@ -84,6 +84,9 @@ class Api:
                         answer = _loads(await resp.read())
                         if resp.status < 300:
                             return answer
+                        if resp.status == 409 and method == "POST" and attempt > 0:
+                            # An earlier attempt timed out on our side but was committed: it exists, as wanted.
+                            return answer
                         last = f"{method} {path}: {resp.status} {answer.get('message', '')}"
                         if resp.status < 500 and resp.status != 429:
                             raise ApiError(last)
