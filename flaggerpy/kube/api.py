@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import email.utils
 import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from yarl import URL
 
 from flaggerpy.kube import jsonio
 from flaggerpy.kube.errors import ApiError, ConfigError, Unavailable, error_from_status
+from flaggerpy.kube.http import Http11Client, TransportError
 from flaggerpy.kube.settings import ClientSettings
 from flaggerpy.log import get_logger
 
@@ -171,11 +173,14 @@ class _Transport:
     """aiohttp keyword arguments the configuration asks for (proxy, proxy headers, TLS server name)."""
     timeout: aiohttp.ClientTimeout
     configuration: Configuration
+    http: Http11Client | None
+    """The plain client for request/response calls; None when a proxy is configured (aiohttp handles those)."""
 
     @classmethod
-    def of(cls, api: ApiClient, timeout: aiohttp.ClientTimeout) -> _Transport:
+    def of(cls, api: ApiClient, settings: ClientSettings, timeout: aiohttp.ClientTimeout) -> _Transport:
         """Read the session, host, fixed headers and proxy/TLS options off ``api``."""
         rest = api.rest_client
+        cfg = api.configuration
         extra: dict[str, Any] = {}
         if rest.proxy:
             extra["proxy"] = rest.proxy
@@ -184,7 +189,17 @@ class _Transport:
         if rest.server_hostname:
             extra["server_hostname"] = rest.server_hostname
         headers = {**api.default_headers, "Accept": "application/json"}
-        return cls(rest.pool_manager, api.configuration.host, headers, extra, timeout, api.configuration)
+        http = None
+        if not rest.proxy:
+            http = Http11Client(
+                cfg.host,
+                ssl_context=_ssl_context(cfg) if cfg.host.startswith("https:") else None,
+                server_hostname=rest.server_hostname,
+                limit=settings.pool_size,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout,
+            )
+        return cls(rest.pool_manager, cfg.host, headers, extra, timeout, cfg, http)
 
     async def bearer_token(self) -> str | None:
         """The Authorization header value, as kubernetes-asyncio's auth settings give it.
@@ -200,6 +215,19 @@ class _Transport:
         prefix = cfg.api_key_prefix.get("BearerToken")
         key = cfg.api_key["BearerToken"]
         return f"{prefix} {key}" if prefix and key else key or None
+
+
+def _ssl_context(cfg: Configuration) -> ssl.SSLContext:
+    """The TLS context kubernetes-asyncio's REST client builds from the same configuration."""
+    context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+    if cfg.cert_file:
+        context.load_cert_chain(cfg.cert_file, keyfile=cfg.key_file)
+    if not cfg.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if getattr(cfg, "disable_strict_ssl_verification", False):
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    return context
 
 
 class KubeClient:
@@ -245,6 +273,8 @@ class KubeClient:
 
     async def close(self) -> None:
         """Close the HTTP session; the client cannot be used afterwards."""
+        if self._wire is not None and self._wire.http is not None:
+            await self._wire.http.close()
         if self._api is not None:
             await self._api.close()
 
@@ -288,7 +318,7 @@ class KubeClient:
 
     def _transport(self) -> _Transport:
         if self._wire is None:
-            self._wire = _Transport.of(self.api_client, self._timeout(self.settings.read_timeout))
+            self._wire = _Transport.of(self.api_client, self.settings, self._timeout(self.settings.read_timeout))
         return self._wire
 
     async def _send(
@@ -301,11 +331,7 @@ class KubeClient:
         timeouts: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         wire = self._transport()
-        headers = dict(wire.headers)
-        headers["Content-Type"] = content_type
-        token = await wire.bearer_token()
-        if token:
-            headers["authorization"] = token
+        headers = await self._headers(wire, content_type)
         url = wire.host + path
         if query:
             url += "?" + urlencode(query)
@@ -313,6 +339,30 @@ class KubeClient:
         return await wire.session.request(
             method, URL(url, encoded=True), headers=headers, data=body, timeout=timeouts or wire.timeout, **wire.extra
         )
+
+    @staticmethod
+    async def _headers(wire: _Transport, content_type: str) -> dict[str, str]:
+        headers = dict(wire.headers)
+        headers["Content-Type"] = content_type
+        token = await wire.bearer_token()
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    async def _exchange(
+        self, method: str, path: str, query: list[tuple[str, str]], body: bytes | None, content_type: str
+    ) -> tuple[int, bytes, str | None]:
+        """One HTTP exchange: status, body and the Retry-After header."""
+        wire = self._transport()
+        if wire.http is None:
+            response = await self._send(method, path, query, body, content_type)
+            try:
+                return response.status, await response.read(), response.headers.get("Retry-After")
+            finally:
+                response.release()
+        target = f"{path}?{urlencode(query)}" if query else path
+        answer = await wire.http.request(method, target, await self._headers(wire, content_type), body)
+        return answer.status, answer.body, answer.headers.get("retry-after")
 
     async def _attempt(
         self,
@@ -327,19 +377,15 @@ class KubeClient:
         start = time.monotonic()
         status = 0
         try:
-            response = await self._send(method, path, query, body, content_type)
-            try:
-                status = response.status
-                data = await response.read()
-                retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            finally:
-                response.release()
+            status, data, retry_after_header = await self._exchange(method, path, query, body, content_type)
+        except TransportError as exc:
+            raise Unavailable(0, reason=exc.cause, message=str(exc)) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unavailable(0, reason=type(exc).__name__, message=str(exc) or "request timed out") from exc
         finally:
             self._observe(verb, label, status, time.monotonic() - start)
         if not 200 <= status < 300:
-            raise error_from_status(status, data, retry_after)
+            raise error_from_status(status, data, _retry_after_seconds(retry_after_header))
         return jsonio.loads(data) if data else {}
 
     def _delay(self, attempt: int, exc: BaseException | None) -> float:

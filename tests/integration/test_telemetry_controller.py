@@ -147,7 +147,11 @@ async def test_dropped_and_expired_watches_are_counted_by_resource_and_reason(
     sandbox: Sandbox, kube: KubeClient, analyzer: ScriptedAnalyzer
 ) -> None:
     recorder = Recorder()
-    async with observed_controller(kube, analyzer, recorder):
+    async with observed_controller(kube, analyzer, recorder) as controller:
+        # Synced caches do not mean open watches yet (each informer lists, then connects): drop only what is open.
+        server = sandbox.server
+        assert server is not None
+        await wait_for(lambda: server.open_watches >= len(controller.informers), 10)
         sandbox.faults.drop_watches()
         await until(recorder, lambda s: value(
             s, "flaggerpy_watch_reconnects_total", resource="canaries.flagger.app", reason="dropped") == 1,
