@@ -117,7 +117,7 @@ def _canary_command(help_text: str, act: Act) -> tuple[Configure, Run]:
             async with common.client(args) as kube:
                 return await act(kube, common.namespace_of(args), args.name, sys.stdout)
 
-        return common.run_async(main)
+        return common.run_async(main, args=args)
 
     return configure, run
 

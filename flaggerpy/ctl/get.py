@@ -43,9 +43,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``flaggerpy get``."""
     if args.all_namespaces and args.namespace:
-        sys.stderr.write("error: -A/--all-namespaces and -n/--namespace cannot be used together\n")
-        return 2
-    return common.run_async(lambda: get(args, sys.stdout))
+        return common.refuse(["-A/--all-namespaces and -n/--namespace cannot be used together"])
+    return common.run_async(lambda: get(args, sys.stdout), args=args)
 
 
 def build_rows(canaries: Iterable[Obj], events: Iterable[Obj]) -> list[Row]:
@@ -60,9 +59,10 @@ async def get(args: argparse.Namespace, out: TextIO) -> int:
     namespace = None if args.all_namespaces else common.namespace_of(args)
     tty = out.isatty() and not args.output_plain
     async with common.client(args) as kube:
+        canaries = await common.list_canaries(kube, namespace)
         if args.watch:
+            # The list above fails fast (unreachable, forbidden, no CRD); informers would retry quietly forever.
             return await watch(kube, namespace, out, tty)
-        canaries, _ = await kube.list(res.CANARIES, namespace)
         events, _ = await kube.list(res.EVENTS, namespace, field_selector=CANARY_EVENTS)
         rows = build_rows(canaries, events)
         if tty:
@@ -106,8 +106,10 @@ async def _live(canaries: Informer, events: Informer, all_ns: bool, out: TextIO,
 
     with Live(table(), console=console, auto_refresh=False) as live:
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (Ctrl-C) that lands as it fires.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), LIVE_REFRESH_SECONDS)
+                async with asyncio.timeout(LIVE_REFRESH_SECONDS):
+                    await changed.wait()
             changed.clear()
             live.update(table(), refresh=True)
 

@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``flaggerpy status``."""
-    return common.run_async(lambda: show(args, sys.stdout))
+    return common.run_async(lambda: show(args, sys.stdout), args=args)
 
 
 @dataclass(frozen=True)
@@ -169,9 +169,10 @@ async def show(args: argparse.Namespace, out: TextIO) -> int:
     namespace = common.namespace_of(args)
     tty = out.isatty() and not args.output_plain
     async with common.client(args) as kube:
+        # Also before --watch: this read fails fast (unreachable, forbidden, not found); informers would retry.
+        obj = await common.get_canary(kube, namespace, args.name)
         if args.watch:
             return await follow(kube, namespace, args.name, out, tty)
-        obj = await common.get_canary(kube, namespace, args.name)
         events, _ = await kube.list(res.EVENTS, namespace, field_selector=_event_selector(args.name))
     report = build_report(obj, events)
     if tty:

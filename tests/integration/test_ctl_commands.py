@@ -166,7 +166,7 @@ async def test_status_shows_the_release_timeline(cluster: Cluster, ctl: Ctl) -> 
     assert "Promoted   Unknown   Progressing" in out
 
     code, _, err = await ctl("status", "nope", "-n", NAMESPACE)
-    assert code == 1 and err == f'error: canary "nope" not found in namespace "{NAMESPACE}"\n'
+    assert code == 1 and err == f'error: canary "nope" not found in namespace "{NAMESPACE}" (canaries there: podinfo)\n'
 
 
 async def test_status_watch_reprints_on_change_and_ends_when_the_canary_is_deleted(
