@@ -76,6 +76,33 @@ class Cluster(Protocol):
                            status: dict) -> dict: ...
 
 
+# One change as the programmer takes it: (event type, group, plural, object). The object is only ever read.
+Update = tuple[str, str, str, dict]
+
+
+async def _updates(cluster: Cluster) -> AsyncIterator[Update]:
+    """The watched changes; shared, uncopied objects when the cluster offers them (the sandbox's never change)."""
+    raw = getattr(cluster, "subscribe_events", None)
+    # A private copy of every route echo would cost more than programming it, at thousands of routes.
+    stream: Any = raw() if raw is not None else cluster.changes(WATCHED)
+    try:
+        async for item in stream:
+            if raw is None:
+                yield item.type, item.group, item.plural, item.object
+            elif item.key in WATCHED:
+                yield item.type, item.key[0], item.key[1], item.obj
+    finally:
+        await stream.aclose()
+
+
+def _listing(cluster: Cluster, group: str, plural: str) -> list[dict]:
+    """Every object of a resource; shared (not copied) when the cluster exposes its store."""
+    store = getattr(cluster, "store", None)
+    if store is None:
+        return cluster.list(group, plural)
+    return list(store.items((group, plural)))
+
+
 @dataclass(frozen=True, slots=True)
 class DataPlaneSettings:
     """Every knob of the data plane; tests override the ones they care about."""
@@ -147,7 +174,7 @@ class GatewayDataPlane:
         # Read by workload_of on every request; the index keeps this very dict current.
         self._workloads: dict[tuple[str, str], Workload | None] = self._index.resolved
         self._programmer = Programmer(self.settings.controller_name, self._table, self._index)
-        self._pending: list[Change] = []
+        self._pending: list[Update] = []
         self._resync = True
         self._warned: set[str] = set()
         self._cluster: Cluster | None = None
@@ -177,7 +204,7 @@ class GatewayDataPlane:
             await self.close()
 
     async def _follow(self, cluster: Cluster) -> None:
-        changes = cluster.changes(WATCHED)
+        changes = _updates(cluster)
         # Subscribe before listing, so nothing committed in between is missed; events the listing already
         # reflects are recognised by their resourceVersion and skipped.
         first = asyncio.ensure_future(anext(changes))
@@ -242,9 +269,9 @@ class GatewayDataPlane:
         programmer = self._programmer
         if self._resync:
             self._resync = False
-            programmer.reset({(group, plural): cluster.list(group, plural) for group, plural in WATCHED})
+            programmer.reset({(group, plural): _listing(cluster, group, plural) for group, plural in WATCHED})
         for change in changes:
-            programmer.apply(change.type, change.group, change.plural, change.object)
+            programmer.apply(*change)
         writes = programmer.plan(now())
         self._warn_problems()
         for number, write in enumerate(writes, 1):

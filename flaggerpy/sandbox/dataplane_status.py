@@ -6,6 +6,7 @@ the data plane can re-evaluate just the objects a change affects and write only 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -253,7 +254,8 @@ def _route_parents(
                                   now, old)
         ours.append(
             {
-                "parentRef": ref,
+                # Copies: the route may be the store's shared object, and the status must not alias its spec.
+                "parentRef": dict(ref),
                 "controllerName": world.controller_name,
                 "conditions": [
                     _condition("Accepted", result.accepted, result.reason, result.message, generation, now, old),
@@ -264,7 +266,7 @@ def _route_parents(
         for listener, hostnames in result.listeners:
             attachments.append((*gateway_key, listener))
             entries.extend(make_entries(rules, gateway_key, hostnames, created))
-    others = [p for p in previous if p.get("controllerName") != world.controller_name]
+    others = [copy.deepcopy(p) for p in previous if p.get("controllerName") != world.controller_name]
     return others + ours
 
 
