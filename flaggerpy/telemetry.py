@@ -73,6 +73,9 @@ class Recorder:
             registry=r,
         )
         self.leader = Gauge("flaggerpy_leader", "1 while this replica holds the leader lease", registry=r)
+        # The labelled children of the request counters, found once per (verb, resource, status): the kube client
+        # reports every request, and looking labels up in prometheus-client takes a lock and builds a tuple.
+        self._request_counters: dict[tuple[str, str, int], tuple[Counter, Counter | None]] = {}
 
     def set_info(self, mesh_provider: str) -> None:
         """Publish the version and the default mesh provider."""
@@ -128,10 +131,17 @@ class Recorder:
 
     def observe_api_request(self, verb: str, resource: str, status: int, _seconds: float) -> None:
         """Hook for the kube client: count every request, and the failed ones separately."""
-        code = str(status)
-        self.api_requests.labels(verb, resource, code).inc()
-        if status >= 400 or status == 0:
-            self.api_errors.labels(verb, resource, code).inc()
+        counters = self._request_counters.get((verb, resource, status))
+        if counters is None:
+            code = str(status)
+            failed = status >= 400 or status == 0
+            counters = (self.api_requests.labels(verb, resource, code),
+                        self.api_errors.labels(verb, resource, code) if failed else None)
+            self._request_counters[(verb, resource, status)] = counters
+        requests, errors = counters
+        requests.inc()
+        if errors is not None:
+            errors.inc()
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""
