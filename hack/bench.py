@@ -677,8 +677,8 @@ async def failover(run: Run) -> dict[str, Any]:
     leader.killed = True
     leader.process.kill()
     killed_at = time.time()
-    survivors = [r for r in run.replicas if r is not leader]
-    new_leader = await leader_of(survivors, run.api.session, within=3 * lease + 30)
+    # The live list: a survivor that exits meanwhile is restarted by the supervisor under a new name.
+    new_leader = await leader_of(run.replicas, run.api.session, within=3 * lease + 30)
     elected_at = time.time()
     await editing
     await run.wait_finished("failover: release")
