@@ -40,6 +40,8 @@ def test_demo_promotes_the_new_version_and_says_so() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert lines[-1].startswith("demo passed: release of podinfo 6.0.2 Succeeded as expected")
     assert "primary runs 6.0.2, 100% of traffic on the primary" in lines[-1]
+    # Where the controller's Prometheus metrics were, just above the verdict.
+    assert lines[-2].startswith("controller metrics were served at http://127.0.0.1:") and "/metrics" in lines[-2]
     output = result.stdout
     # Every step of the release is visible: weights as they grow, the checks at each weight, the Events.
     for weight in (10, 20, 30, 40, 50):

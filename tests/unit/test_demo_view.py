@@ -23,6 +23,7 @@ def _feed(reporter: LiveReporter | PlainReporter) -> None:
     reporter.metrics(20, RESULTS)
     reporter.event("Warning", "Synced", "Rolling back podinfo.test failed checks threshold reached 3")
     reporter.traffic({"primary": Traffic(64.0, 0.0), "canary": Traffic(16.0, 31.2)})
+    reporter.telemetry("http://127.0.0.1:41234")
 
 
 def test_dashboard_shows_phase_split_checks_traffic_and_events() -> None:
@@ -37,6 +38,7 @@ def test_dashboard_shows_phase_split_checks_traffic_and_events() -> None:
     assert "no data" in text and "fail" in text
     assert "canary:  16.0 req/s, 31.2% errors" in text
     assert "Rolling back podinfo.test failed checks threshold reached 3" in text
+    assert "scrape  http://127.0.0.1:41234/metrics" in text
 
 
 def test_plain_lines_say_one_change_each() -> None:
@@ -53,6 +55,7 @@ def test_plain_lines_say_one_change_each() -> None:
         "checks at canary 20%: request-success-rate=70.25 (min 99) FAIL, request-duration=4.90 (max 500) ok, "
         "error-rate=no data (max 1) FAIL",
         "event Warning Synced: Rolling back podinfo.test failed checks threshold reached 3",
+        "controller metrics at http://127.0.0.1:41234/metrics (health: /healthz, /readyz)",
     ]
 
 
