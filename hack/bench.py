@@ -66,6 +66,7 @@ from bench_stats import (
     status_state,
     subtract,
     summary_ms,
+    targets,
     write_accounting,
 )
 
@@ -601,6 +602,7 @@ async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:
         "standby_cpu_s_per_step": round(sum(e["cpu_s"] for e in standby) / steps, 5) if steps and standby else None,
         "cpu": cpu,
     }
+    result["targets"] = targets(result)
     if profiles is not None:
         result["profiles"] = profiles
     return result

@@ -259,6 +259,27 @@ def figures(run: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
+# The issue's targets (at 1,000 canaries on 2 cores): figure path → (limit, inclusive).
+TARGETS = {
+    "detection.p99_ms": (50.0, False),
+    "step_lag.p99_ms": (100.0, False),
+    "writes.per_weight_step.writes": (2.0, True),
+    "api_calls_per_step.reads": (0.0, True),
+    "controller_peak_rss_mib": (200.0, False),
+}
+
+
+def targets(run: Mapping[str, Any]) -> dict[str, Any]:
+    """Each target with the run's figure and whether it is met (None when the run has no such figure)."""
+    flat = figures(run)
+    out: dict[str, Any] = {}
+    for path, (limit, inclusive) in TARGETS.items():
+        value = flat.get(path)
+        met = None if value is None else (value <= limit if inclusive else value < limit)
+        out[path] = {"value": value, "limit": limit, "met": met}
+    return out
+
+
 HEADLINES = {
     "detection_p99": "detection.p99_ms", "step_lag_p99": "step_lag.p99_ms",
     "writes_per_step": "api_calls_per_step.writes", "cpu_s_per_step": "controller_cpu_s_per_step",

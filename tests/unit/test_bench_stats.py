@@ -209,3 +209,11 @@ flaggerpy_leader 1.0
 """
     assert bs.counter_by_label(text, "flaggerpy_watch_reconnects_total", "reason") == {"gone": 3.0, "dropped": 3.0}
     assert bs.counter_by_label("", "flaggerpy_watch_reconnects_total", "reason") == {}
+
+
+def test_targets_say_which_are_met() -> None:
+    run = {"detection": {"p99_ms": 49.9}, "step_lag": {"p99_ms": 100.0},
+           "writes": {"per_weight_step": {"writes": 2.0}}, "api_calls_per_step": {"reads": 0.12}}
+    met = {path: t["met"] for path, t in bs.targets(run).items()}
+    assert met == {"detection.p99_ms": True, "step_lag.p99_ms": False, "writes.per_weight_step.writes": True,
+                   "api_calls_per_step.reads": False, "controller_peak_rss_mib": None}
