@@ -20,7 +20,11 @@ end. Only that release is measured:
   whole machine's busy time, and peak RSS;
 - rollback: the failing check's webhook call → the bench sees the route at 100% primary;
 - failover (HA): a second release; the leader is killed (SIGKILL) mid-way → the standby acquires the Lease
-  (its ``acquireTime``) and reports leading (its /metrics, polled) → its first committed step.
+  (its ``acquireTime``) and reports leading (its /readyz, polled) → its first committed step.
+
+Each run also says which of the issue's targets it met (``targets``), how often watches had to start over
+(``controller_watch_reconnects``, ``bench_watch_relists``), and with ``--profile DIR`` leaves py-spy profiles of
+every process for the measured release. ``--scale`` adds ``growth_vs_first``: every figure's ratio to the first run.
 """
 
 from __future__ import annotations
