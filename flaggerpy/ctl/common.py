@@ -169,7 +169,12 @@ async def get_canary(kube: KubeClient, namespace: str, name: str) -> Obj:
 async def _not_found(kube: KubeClient, namespace: str, name: str) -> str:
     """Why ``namespace/name`` is not there, in the user's terms (error path only: the extra reads cost nothing)."""
     message = f'canary "{name}" not found in namespace "{namespace}"'
-    others = [str((c.get("metadata") or {}).get("name")) for c in await list_canaries(kube, namespace)]
+    try:
+        listed = await list_canaries(kube, namespace)
+    except Forbidden:
+        # Allowed to get but not to list: the plain answer is all this user may know.
+        return message
+    others = [str((c.get("metadata") or {}).get("name")) for c in listed]
     if others:
         shown = ", ".join(sorted(others)[:SUGGESTIONS]) + (", ..." if len(others) > SUGGESTIONS else "")
         return f"{message} (canaries there: {shown})"

@@ -9,6 +9,7 @@ import pytest
 
 from flaggerpy.cli import main as cli_main
 from flaggerpy.sandbox import Sandbox
+from flaggerpy.sandbox.faults import Rule
 from tests.integration.conftest import Cluster
 from tests.integration.test_ctl_commands import Ctl, put_canary
 from tests.manifests import NAMESPACE
@@ -71,3 +72,12 @@ async def test_watching_an_unreachable_cluster_fails_instead_of_retrying_forever
         # The client's retries are not printed: stdout stays the command's, stderr has the one error line.
         assert captured.out == ""
         assert captured.err.startswith("error: cannot reach the API server") and captured.err.count("\n") == 1
+
+
+async def test_forbidden_lists_are_blamed_on_rbac_and_do_not_hide_a_not_found(sandbox: Sandbox, ctl: Ctl) -> None:
+    sandbox.faults.errors.append(Rule(verb="list", resource="canaries", code=403))
+    code, out, err = await ctl("get", "canaries", "-n", NAMESPACE)
+    assert (code, out) == (1, "")
+    assert err.startswith("error: forbidden: ") and err.endswith("(check your RBAC permissions)\n")
+    code, _, err = await ctl("promote", "podinfo", "-n", NAMESPACE)
+    assert (code, err) == (1, f'error: canary "podinfo" not found in namespace "{NAMESPACE}"\n')
