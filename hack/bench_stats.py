@@ -188,6 +188,8 @@ def per_step(calls: Mapping[str, Mapping[str, int]], steps: int) -> dict[str, An
         "writes": _ratio(_writes(by_verb), steps),
         "writes_without_events": _ratio(sum(_writes(v) for r, v in calls.items() if r != EVENTS), steps),
         "reads": _ratio(_reads(by_verb), steps),
+        # A standby's Lease reads follow the clock (retry period), not the steps.
+        "reads_without_leases": _ratio(sum(_reads(v) for r, v in calls.items() if r != LEASES), steps),
         "writes_by_resource": {r: _ratio(_writes(v), steps) for r, v in sorted(calls.items()) if _writes(v)},
         "reads_by_resource": {r: _ratio(_reads(v), steps) for r, v in sorted(calls.items()) if _reads(v)},
     }

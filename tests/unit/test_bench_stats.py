@@ -175,6 +175,7 @@ def test_per_step_keeps_the_historic_keys_and_adds_reads_by_resource() -> None:
     assert figures["writes"] == 4.5
     assert figures["writes_without_events"] == 3.25
     assert figures["reads"] == 0.6
+    assert figures["reads_without_leases"] == 0.1
     assert figures["by_verb"]["update"] == 2.35
     assert figures["writes_by_resource"][bs.EVENTS] == 1.25
     assert figures["reads_by_resource"] == {bs.HTTPROUTES: 0.1, bs.LEASES: 0.5}
