@@ -118,7 +118,8 @@ class DataPlaneSettings:
     seed: int | None = None
     # Minimum seconds between two programming passes; changes arriving meanwhile are handled together.
     min_interval: float = 0.005
-    # Seconds before retrying a status write that failed for another reason than the object being gone.
+    # Seconds before retrying a status write that failed for another reason than the object being gone, and before
+    # resubscribing after the change stream ended.
     retry_delay: float = 1.0
     # Status writes in one pass between two yields to the event loop, so a pass over thousands of routes does not
     # stall the sandbox's API server.
@@ -196,8 +197,10 @@ class GatewayDataPlane:
         try:
             while True:
                 await self._follow(cluster)
-                # The change stream ended (this reader fell too far behind): list everything again.
+                # The change stream ended (this reader fell too far behind): list everything again. Changes made
+                # meanwhile are in that listing, so pausing first only spares a spin when streams keep ending.
                 log.warning("change stream ended; resyncing the data plane")
+                await asyncio.sleep(self.settings.retry_delay)
         finally:
             programmer.cancel()
             await asyncio.gather(programmer, return_exceptions=True)
@@ -208,11 +211,11 @@ class GatewayDataPlane:
         # Subscribe before listing, so nothing committed in between is missed; events the listing already
         # reflects are recognised by their resourceVersion and skipped.
         first = asyncio.ensure_future(anext(changes))
-        await asyncio.sleep(0)
-        self._pending.clear()
-        self._resync = True
-        self._note_change()
         try:
+            await asyncio.sleep(0)
+            self._pending.clear()
+            self._resync = True
+            self._note_change()
             change = await first
             while True:
                 self._pending.append(change)

@@ -120,7 +120,7 @@ async def test_a_failed_status_write_is_retried() -> None:
 async def test_after_the_change_stream_ends_the_data_plane_relists_and_keeps_up() -> None:
     cluster = FakeCluster()
     canary_world(cluster)
-    async with Running(cluster, DataPlaneSettings()):
+    async with Running(cluster, DataPlaneSettings(retry_delay=0.01)):
         cluster.end_streams()
         await asyncio.sleep(0)
         cluster.apply(GW, "httproutes", httproute())
