@@ -163,3 +163,17 @@ async def test_in_process_changes_can_be_limited_to_some_resources(sb: Sandbox) 
     change = await asyncio.wait_for(first, 5)
     assert (change.plural, change.object["metadata"]["name"]) == ("secrets", "seen")
     await stream.aclose()
+
+
+async def test_a_batch_window_delivers_a_burst_whole_and_in_order() -> None:
+    settings = ServerSettings(watch_batch_window=0.05)
+    async with Sandbox(dataplane=False, workloads=False, settings=settings) as sandbox, \
+            aiohttp.ClientSession(base_url=sandbox.url) as http:
+        await post(http, CM, {"metadata": {"name": "first"}})
+        reader = asyncio.create_task(events(http, "resourceVersion=1", 21))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(*(post(http, CM, {"metadata": {"name": f"burst-{i:02d}"}}) for i in range(20)))
+        seen = await asyncio.wait_for(reader, 5)
+    versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in seen]
+    assert versions == sorted(versions) and len(set(versions)) == 21
+    assert {e["object"]["metadata"]["name"] for e in seen} == {"first"} | {f"burst-{i:02d}" for i in range(20)}
