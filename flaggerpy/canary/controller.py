@@ -272,6 +272,33 @@ class Controller:
 
         return handler
 
+    def _on_workload_update(self, resource: Resource, kind: str) -> Any:
+        """Wake the canaries of an updated workload, except for our own write's echo and for a rollout's progress
+        reports that cannot let the canary move yet (still not ready at its threshold, no deadline passed): a
+        canary waiting on readiness polls anyway, and each needless wake-up would rewrite its Halted message."""
+        own = self.reconciler.own_writes
+
+        def on_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+            if own.is_echo(resource, new):
+                return
+            progress_only = _only_status_changed(old, new)
+            owner = canary_owner(new)
+            if owner is not None and (not progress_only or self._may_move(owner, new, primary=True)):
+                self.enqueue(owner)
+            for key in self._canaries_targeting(new, kind):
+                if not progress_only or self._may_move(key, new, primary=False):
+                    self.enqueue(key)
+
+        return on_update
+
+    def _may_move(self, key: str, workload: Mapping[str, Any], *, primary: bool) -> bool:
+        plan = self.reconciler.plan(key)
+        if plan is None:
+            return True
+        threshold = plan.primary_ready_threshold if primary else plan.canary_ready_threshold
+        ready = wl.readiness(workload, threshold)
+        return ready.ready or ready.deadline_exceeded
+
     def _on_owned(self, *objs: Mapping[str, Any]) -> None:
         owner = canary_owner(objs[-1])
         if owner is not None:
@@ -344,7 +371,7 @@ class Controller:
         self.informers[res.CANARIES].add_handlers(enqueue_obj, self._on_canary_update, enqueue_obj)
         for resource, kind in ((res.DEPLOYMENTS, "Deployment"), (res.DAEMONSETS, "DaemonSet")):
             handler = self._on_workload(kind)
-            self.informers[resource].add_handlers(handler, self._unless_echo(resource, handler),
+            self.informers[resource].add_handlers(handler, self._on_workload_update(resource, kind),
                                                   self._forgetting(resource, handler))
         for resource in (res.SERVICES, res.HPAS):
             self.informers[resource].add_handlers(self._on_owned, self._unless_echo(resource, self._on_owned),

@@ -74,6 +74,11 @@ class ParsedCanaries:
             self._entries[key] = _Entry(spec, metadata, parsed)
         return parsed
 
+    def plan(self, key: str) -> steps.Plan | None:
+        """The plan of the canary ``namespace/name`` as last parsed, or None when it was never parsed here."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry.parsed.plan
+
     def forget(self, key: str) -> None:
         """Drop the memory of a deleted canary."""
         self._entries.pop(key, None)

@@ -253,6 +253,13 @@ class CanaryReconciler(StepIO):
         blocked, delay = await self._blocked(step)
         if blocked:
             return delay
+        if await self._route(step):
+            # The route lacked the step the status holds (its write failed after the status was persisted, or
+            # someone edited it): the analysis of this step starts now that the traffic really is there, so a
+            # check never judges, and never advances past, a weight the route did not carry.
+            st.mark_step(step.status, step.at)
+            await self._commit(step)
+            return step.plan.interval
         weight = int(step.status.get("canaryWeight") or 0)
         iterations = int(step.status.get("iterations") or 0)
         if not steps.analysis_started(step.plan, weight, iterations):

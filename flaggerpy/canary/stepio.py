@@ -12,6 +12,7 @@ from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import METRIC_HISTORY_LIMIT
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import status as st
+from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.apply import Applier, workload_resource
 from flaggerpy.canary.cache import Caches
@@ -75,6 +76,10 @@ class StepIO:
     def own_writes(self) -> OwnWrites:
         """The workload, Service and config writes this engine made (their watch echoes can be ignored)."""
         return self._apply.own_writes
+
+    def plan(self, key: str) -> steps.Plan | None:
+        """The plan of a canary as last reconciled (None before its first reconcile here)."""
+        return self._parsed.plan(key)
 
     def _forget(self, key: str) -> None:
         """Drop what is remembered about a canary that is gone."""
@@ -191,8 +196,9 @@ class StepIO:
     def _router(self, step: Step) -> Router:
         return self._router_for(step.canary)
 
-    async def _route(self, step: Step, fresh: bool = False) -> None:
-        """Make the route match the working status (created 100% primary; written only on difference).
+    async def _route(self, step: Step, fresh: bool = False) -> bool:
+        """Make the route match the working status (created 100% primary; written only on difference); True when
+        it was written.
 
         ``fresh`` is for the moments traffic leaves the canary before its pods go (invariant 2): the route is then
         written whatever the cache shows, since a cache that missed a write (by a replica that died, or during a
@@ -201,9 +207,8 @@ class StepIO:
         step.routed = True
         router = self._router(step)
         if fresh:
-            await router.reconcile(step.doc, force=True)
-        else:
-            await router.reconcile(step.doc)
+            return bool(await router.reconcile(step.doc, force=True))
+        return bool(await router.reconcile(step.doc))
 
     async def _revision(self, step: Step) -> Revision:
         checksums: dict[str, str] = {}

@@ -25,8 +25,9 @@ PROVIDERS: dict[str, str] = {
 class Router(Protocol):
     """Traffic routing for one kind of provider."""
 
-    async def reconcile(self, canary: Any, *, force: bool = False) -> None:
-        """Create the route (100% primary) or repair it to the weights persisted in the Canary's status.
+    async def reconcile(self, canary: Any, *, force: bool = False) -> bool:
+        """Create the route (100% primary) or repair it to the weights persisted in the Canary's status; True when
+        it had to write.
 
         ``force`` writes it even when the cache shows no difference (traffic must provably leave the canary).
         Raises SpecError for an invalid Canary and RouteNotOwned when a foreign route holds the name.

@@ -295,7 +295,7 @@ class GatewayAPIRouter:
         raise RouteNotOwned(f"{kind} {namespace}/{name}", _describe_owner(controller_of(live), namespace))
 
     async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights,
-                     force: bool = False) -> None:
+                     force: bool = False) -> bool:
         doc = canary_doc(canary)
         kind = route_kind(doc)
         namespace, name = _route_name(doc)
@@ -305,8 +305,7 @@ class GatewayAPIRouter:
         self._warn_unsupported(doc, kind, features)
         write = _RouteWrite(doc, kind, namespace, name, weights, create_weights, features, normalized, force)
         try:
-            await self._write(write, desired, fresh=False)
-            return
+            return await self._write(write, desired, fresh=False)
         except (Conflict, AlreadyExists):
             pass  # the cache is behind: from now on read the server, with backoff between attempts
         retrying = AsyncRetrying(
@@ -315,12 +314,14 @@ class GatewayAPIRouter:
             wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             reraise=True,
         )
+        wrote = False
         async for attempt in retrying:
             with attempt:
-                await self._write(write, desired, fresh=True)
+                wrote = await self._write(write, desired, fresh=True)
+        return wrote
 
-    async def _write(self, write: _RouteWrite, desired: dict[str, Any], *, fresh: bool) -> None:
-        """One read-compare-write round; ``fresh`` reads the route from the API server instead of the cache."""
+    async def _write(self, write: _RouteWrite, desired: dict[str, Any], *, fresh: bool) -> bool:
+        """One read-compare-write round (True when it wrote); ``fresh`` reads the route from the API server."""
         kind, namespace, name, doc = write.kind, write.namespace, write.name, write.doc
         resource = self._resource(kind)
         cached = None if fresh else self._cached(kind, namespace, name)
@@ -332,7 +333,7 @@ class GatewayAPIRouter:
                                         features=write.features)
             self._remember(kind, await self._kube.create(resource, created))
             log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
-            return
+            return True
         adopt = self._check_owner(live, doc, kind)
         patch = merge_patch(desired, live, kind, self._live_specs, write.normalized)
         if write.force and cached is not None:
@@ -342,20 +343,22 @@ class GatewayAPIRouter:
         if adopt:
             patch = adoption_patch(patch, live, doc)
         if patch is None:
-            return
+            return False
         self._remember(kind, await self._kube.patch(resource, name, namespace, patch, "merge"))
         log.info("route updated", route=f"{kind} {namespace}/{name}", primary=write.weights.primary,
                  canary=write.weights.canary, mirror=write.weights.mirror)
+        return True
 
-    async def reconcile(self, canary: Any, *, force: bool = False) -> None:
-        """Create the route (100% primary) or bring it back to the weights the Canary's status holds.
+    async def reconcile(self, canary: Any, *, force: bool = False) -> bool:
+        """Create the route (100% primary) or bring it back to the weights the Canary's status holds; True when
+        that took a write.
 
         ``force`` writes the desired route even when the cache shows it already: for the moments traffic must
         provably leave the canary (its pods are about to go), where a cache that missed a write must not make the
         router skip the one write that matters. It costs a write, never a read (unless the write conflicts).
         """
         doc = canary_doc(canary)
-        await self._apply(doc, intended_weights(doc), ALL_PRIMARY, force)
+        return await self._apply(doc, intended_weights(doc), ALL_PRIMARY, force)
 
     async def set_routes(self, canary: Any, primary_weight: int, canary_weight: int, mirror: bool = False) -> None:
         """Split traffic ``primary_weight`` / ``canary_weight`` (summing to 100), mirroring to the canary if asked."""
