@@ -9,10 +9,11 @@ NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 ANALYSIS = {"interval": "300ms", "threshold": 1, "maxWeight": 30, "stepWeight": 10}
 
 
-async def _release(cluster: Cluster, run_controller: ControllerFactory, phase: str) -> list[int]:
+async def _release(cluster: Cluster, run_controller: ControllerFactory, phase: str,
+                   provider: str = "gatewayapi:v1") -> list[int]:
     """Roll out a new image and return the canary weights the route went through."""
     await cluster.create("apps", "deployments", deployment())
-    await cluster.create("flagger.app", "canaries", canary(analysis=ANALYSIS))
+    await cluster.create("flagger.app", "canaries", canary(analysis=ANALYSIS, provider=provider))
     weights: list[int] = []
 
     def observe() -> bool:
@@ -49,3 +50,12 @@ async def test_a_rollback_takes_traffic_away_without_reading_the_route(
     assert counters.reads() == 0, counters.snapshot()
     assert counters.get("patch", "httproutes") == 2, counters.snapshot()
     assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
+
+
+async def test_a_v1beta1_route_is_read_from_its_own_cache_once_a_canary_uses_it(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    weights = await _release(cluster, run_controller, "Succeeded", provider="gatewayapi:v1beta1")
+    counters = cluster.sb.counters
+    assert weights == [0, 10, 20, 30, 0]
+    assert counters.reads() == 0, counters.snapshot()
