@@ -7,4 +7,5 @@
 - ``resources``: well-known handles (``DEPLOYMENTS``, ``CANARIES``, ``HTTPROUTES_V1``, ...).
 - ``watch``: raw list+watch generator; ``informer``: ``Store`` + ``Informer``; ``workqueue``: ``WorkQueue``;
   ``leader``: ``LeaderElector``; ``events``: ``EventRecorder``; ``settings``: every timeout/backoff/limit.
+- ``http``: the keep-alive HTTP/1.1 client of request/response calls; ``jsonio``: orjson with stdlib fallbacks.
 """

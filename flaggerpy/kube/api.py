@@ -1,7 +1,10 @@
 """One API client per process and typed resource handles over plain dicts.
 
-kubernetes-asyncio supplies configuration, authentication and the aiohttp transport; requests go straight through
-its ``rest_client`` with JSON bodies, because the generated models cost several times the CPU of a raw request.
+kubernetes-asyncio supplies configuration and authentication (kubeconfig, in-cluster, token refresh). Objects stay
+plain dicts because its generated models cost several times the CPU of a raw request. Request/response calls go
+over :mod:`flaggerpy.kube.http` (a third of the CPU of an aiohttp request), watches and proxied configurations over
+kubernetes-asyncio's aiohttp session; bodies are JSON through :mod:`flaggerpy.kube.jsonio`. A request only sets up
+tenacity once its first attempt failed.
 """
 
 from __future__ import annotations
