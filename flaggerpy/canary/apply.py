@@ -64,6 +64,7 @@ class Applier:
         self._selector_labels = selector_labels
         self._label_prefixes = label_prefixes
         self.own_writes = OwnWrites()
+        self._primary_in_order: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         """What this Applier wrote, so the controller can ignore the echoes."""
 
     def _wrote(self, resource: Resource, written: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +94,16 @@ class Applier:
         namespace = target["metadata"]["namespace"]
         resource = workload_resource(target.get("kind", "Deployment"))
         live = self._caches.get(resource, namespace, wl.primary_name(target["metadata"]["name"]))
+        # Building and hashing the desired primary copies the whole target: skip it while nothing it is built from
+        # or compared with changed since the primary was last found in order.
+        meta = target["metadata"]
+        inputs = (meta.get("labels"), meta.get("annotations"), (canary_obj.get("metadata") or {}).get("uid"),
+                  dict(renames), hpa_managed,
+                  None if live is None else (live["metadata"].get("uid"), live["metadata"].get("resourceVersion")))
+        key = f"{namespace}/{meta['name']}"
+        seen = self._primary_in_order.get(key)
+        if seen is not None and seen[1] == inputs and seen[0] == target["spec"]:
+            return False
         replicas = None
         if live is not None and (hpa_managed or wl.replicas_of(target) == 0):
             # The HPA (or the running primary) owns the replica count once the target is scaled down.
@@ -101,7 +112,9 @@ class Applier:
                                    label_prefixes=self._label_prefixes)
         digest = wl.spec_hash(desired["spec"]["template"])
         if live is not None and _stored_hash(live) == digest:
+            self._primary_in_order[key] = (target["spec"], inputs)
             return False
+        self._primary_in_order.pop(key, None)
         await self._create_or_replace(resource, _with_hash(desired, digest), live)
         return True
 
