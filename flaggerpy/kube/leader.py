@@ -4,6 +4,10 @@ Safety rests on two rules. A candidate only takes a lease whose record it has wa
 ``lease_duration`` of its OWN clock (remote timestamps are never trusted). A leader that has not renewed
 successfully for ``renew_deadline`` (< ``lease_duration``) stops leading, measured from the moment it SENT the last
 successful renewal. So a standby can only win after the old leader has already stepped down.
+
+Neither side reads the Lease in the steady state: the leader replaces the Lease its last write returned (the
+resourceVersion makes that a compare-and-swap) and a standby follows it through a watch. Every write is guarded by
+the resourceVersion it was based on, so a lagging watch can only cost a 409, after which the next round reads.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from flaggerpy.kube.api import KubeClient, Obj
 from flaggerpy.kube.errors import AlreadyExists, ApiError, Conflict, NotFound
+from flaggerpy.kube.informer import Informer
 from flaggerpy.kube.resources import LEASES
 from flaggerpy.kube.settings import LeaderSettings
 from flaggerpy.log import get_logger
@@ -85,6 +90,9 @@ class LeaderElector:
         # The Lease as our last successful write returned it: a renewal replaces it with that resourceVersion
         # (the server's compare-and-swap) instead of reading it first; only a 409 sends us back to a GET.
         self._written: Obj | None = None
+        self._watch: Informer | None = None
+        # Set when a write from the watched copy lost a race: the next round reads the server's Lease instead.
+        self._stale = False
 
     @property
     def is_leader(self) -> bool:
@@ -114,6 +122,10 @@ class LeaderElector:
 
     async def run(self) -> None:
         """Campaign and lead until :meth:`stop`; losing the lease returns to campaigning."""
+        # A watch on the one Lease tells a standby what a GET every retry_period would, without the reads.
+        watch = Informer(self.kube, LEASES, self.namespace, field_selector=f"metadata.name={self.name}")
+        self._watch = watch
+        watch.start()
         try:
             while not self._stopping.is_set():
                 if await self._campaign():
@@ -122,6 +134,9 @@ class LeaderElector:
             # Cancelled means killed: stop claiming leadership at once, leave the lease to expire like a crash.
             self._set_leading(False)
             raise
+        finally:
+            await watch.stop()
+            self._watch = None
         await self._step_down()
 
     async def _pause(self, seconds: float) -> bool:
@@ -215,13 +230,22 @@ class LeaderElector:
             renewed = await self._renew_written(self._written)
             if renewed is not None:
                 return renewed
-        try:
-            lease = await self.kube.get(LEASES, self.name, self.namespace)
-        except NotFound:
-            return await self._create()
-        except ApiError as exc:
-            log.warning("cannot read lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
-            return False
+        watch = self._watch
+        if watch is not None and watch.has_synced and not self._stale:
+            # The watched copy may lag the server: a write from it then fails the resourceVersion check (409).
+            cached = watch.store.get_by_name(self.namespace, self.name)
+            if cached is None:
+                return await self._create()
+            lease = {**cached}
+        else:
+            try:
+                lease = await self.kube.get(LEASES, self.name, self.namespace)
+                self._stale = False
+            except NotFound:
+                return await self._create()
+            except ApiError as exc:
+                log.warning("cannot read lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
+                return False
         spec = lease.get("spec") or {}
         self._observe(spec)
         holder = spec.get("holderIdentity") or ""
@@ -236,7 +260,7 @@ class LeaderElector:
         """Renew without reading: replace the lease we last wrote, guarded by its resourceVersion.
 
         True when renewed, False when the write failed otherwise, None after a 409 (someone else wrote the Lease
-        since: the caller reads it and decides like a fresh round).
+        since: the caller decides from the Lease as it is now, like a fresh round).
         """
         spec = written.get("spec") or {}
         lease = {**written, "spec": self._record(spec)}
@@ -255,6 +279,7 @@ class LeaderElector:
         try:
             updated = await self.kube.replace(LEASES, lease)
         except Conflict:
+            self._stale = True
             return False
         except ApiError as exc:
             log.warning("cannot write lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
@@ -264,6 +289,7 @@ class LeaderElector:
 
     def _accepted(self, lease: Obj) -> None:
         """Remember a lease the server accepted from us."""
+        self._stale = False
         spec = lease.get("spec") or {}
         self._observe(spec)
         self._written = lease if spec.get("holderIdentity") == self.identity else None
@@ -278,6 +304,7 @@ class LeaderElector:
         try:
             created = await self.kube.create(LEASES, lease)
         except (AlreadyExists, Conflict):
+            self._stale = True
             return False
         except ApiError as exc:
             log.warning("cannot create lease", lease=f"{self.namespace}/{self.name}", error=str(exc))

@@ -1,5 +1,6 @@
-"""A leading replica renews its Lease without reading it; a write by anyone else costs exactly one read, after
-which it keeps leading (a foreign edit of the object) or steps down (someone else holds the lease)."""
+"""Leader election without reads: the leader renews by replacing the Lease its last write returned, a standby
+follows the Lease through a watch. A write by anyone else makes the leader's renewal fail once (409); it then
+keeps leading (a foreign edit of the object) or steps down (someone else holds the lease)."""
 
 from __future__ import annotations
 
@@ -19,29 +20,34 @@ async def renewals(counters: Counters, count: int) -> None:
             await asyncio.sleep(SHORT.retry_period / 4)
 
 
-async def test_renewals_make_no_reads_and_a_foreign_edit_costs_one() -> None:
+async def test_renewals_and_standbys_make_no_reads_even_after_a_foreign_edit() -> None:
     async with cluster() as (sb, kube):
         leader = LeaderElector(kube, "ctl", "default", "a", settings=SHORT)
+        standby = LeaderElector(kube, "ctl", "default", "b", settings=SHORT)
         leader.start()
         await wait_leading(leader, 2)
+        standby.start()
+        await asyncio.sleep(SHORT.retry_period)  # the standby's watch is synced
         reads = sb.counters.get("get", "leases")
         await renewals(sb.counters, 5)
-        assert sb.counters.get("get", "leases") == reads, "steady-state renewals read nothing"
+        assert sb.counters.get("get", "leases") == reads, "steady-state renewals and standbys read nothing"
+        assert not standby.is_leader
 
         lease = await kube.get(LEASES, "ctl", "default")  # someone (kubectl) labels the Lease
         lease["metadata"]["labels"] = {"team": "ops"}
         await kube.replace(LEASES, lease)
         reads = sb.counters.get("get", "leases")
         await renewals(sb.counters, 3)
-        assert sb.counters.get("get", "leases") == reads + 1, "one 409, one read, then read-free again"
-        assert leader.is_leader
+        # The 409 is resolved from the watched Lease; only if the watch lagged behind the edit is it read once.
+        assert sb.counters.get("get", "leases") <= reads + 1
+        assert leader.is_leader and not standby.is_leader
         current = await kube.get(LEASES, "ctl", "default")
         assert current["spec"]["holderIdentity"] == "a"
         assert current["metadata"]["labels"] == {"team": "ops"}
-        await leader.stop()
+        await asyncio.gather(leader.stop(), standby.stop())
 
 
-async def test_a_leader_whose_lease_was_taken_steps_down_after_one_read() -> None:
+async def test_a_leader_whose_lease_was_taken_steps_down() -> None:
     async with cluster() as (_, kube):
         lost = asyncio.Event()
         leader = LeaderElector(kube, "ctl", "default", "a", settings=SHORT, on_stopped_leading=lost.set)
