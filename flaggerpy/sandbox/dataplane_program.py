@@ -336,13 +336,9 @@ class Programmer:
             # A listener's attachedRoutes changed: its Gateway's status must follow.
             self._dirty_gateways.add(listener[:2])
 
-    def dirty(self) -> bool:
-        """Whether a change awaits ``plan``."""
-        return bool(self._dirty_routes or self._dirty_gateways or self._dirty_classes)
-
     def redo(self, write: StatusWrite) -> None:
         """A status write failed: evaluate its object again on the next ``plan``."""
-        if write.plural in ROUTE_PLURALS.values():
+        if write.plural in ROUTE_KINDS:
             self._dirty_routes.add(RouteKey(ROUTE_KINDS[write.plural], write.namespace or "", write.name))
         elif write.plural == "gateways":
             self._dirty_gateways.add((write.namespace or "", write.name))
