@@ -330,6 +330,15 @@ class Release:
         template["metadata"]["annotations"] = dict(annotations or {})
         await self.sandbox.cluster.update("apps", "deployments", dep)
 
+    async def send(self, name: str, requests: int) -> None:
+        """``requests`` plain GETs to canary ``name``'s host through the Gateway, one after another."""
+        url = f"http://127.0.0.1:{self.gateway_port}/"
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for _ in range(requests):
+                async with session.get(url, headers={"Host": host_of(name)}) as answer:
+                    await answer.read()
+
     def load_webhooks(self, name: str, seconds: int, rps_per_worker: int, workers: int) -> list[dict[str, Any]]:
         """``pre-rollout`` and ``rollout`` webhooks asking the load tester to run ``hey`` against the canary's host.
 

@@ -54,6 +54,7 @@ METRICS = [
 RELEASE_TIMEOUT = 90.0
 MIN_WINDOW_REQUESTS = 50
 LOADED_WINDOW = 300
+FINAL_REQUESTS = 20
 
 
 def _latency_template(prometheus_url: str) -> dict[str, Any]:
@@ -101,6 +102,10 @@ async def released(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tu
                 except TimeoutError:
                     pytest.fail(f"{name} did not finish: phases {observer.histories[name].phases}\n"
                                 f"controller output:\n{release.controller.tail()}")
+            # hey may have ended before the final switch (a long release outlasts its 60 s): these requests are
+            # routed with the final weights, so every history ends with the window the rollback/promotion opened.
+            for name in NAMES:
+                await release.send(name, FINAL_REQUESTS)
         finally:
             await observer.stop()
         yield release, observer
