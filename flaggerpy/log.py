@@ -12,6 +12,8 @@ def configure(level: str = "info", json: bool | None = None) -> None:
     """Configure structlog and the stdlib root logger once per process.
 
     ``json`` defaults to "stderr is not a TTY", so a container logs JSON and a developer's terminal stays readable.
+    Tracebacks are plain: structlog's default rich formatter renders every frame's locals, which for a process
+    holding thousands of cached objects blocks the event loop for minutes.
     """
     if json is None:
         json = not sys.stderr.isatty()
@@ -20,7 +22,9 @@ def configure(level: str = "info", json: bool | None = None) -> None:
         raise ValueError(f"--log-level: unknown level {level!r} (debug, info, warning, error)")
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
