@@ -744,8 +744,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lease-duration", type=float, help="HA: the controllers' lease duration (default theirs)")
     parser.add_argument("--renew-deadline", type=float, help="HA: the controllers' renew deadline (default theirs)")
     parser.add_argument("--retry-period", type=float, help="HA: the controllers' retry period (default theirs)")
-    parser.add_argument("--gateway", choices=["instant", "dataplane"], default="instant",
-                        help="HTTPRoute acceptance by an instant stand-in Gateway (default) or the sandbox data plane")
+    parser.add_argument("--gateway", choices=["instant", "dataplane"], default="dataplane",
+                        help="HTTPRoute acceptance by the sandbox data plane (default) or an instant stand-in Gateway")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds allowed per phase (default 300 + interval * (steps + 4) + 0.5 * canaries)")
     parser.add_argument("--sandbox-history", type=int, default=None,

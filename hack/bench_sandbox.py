@@ -1,8 +1,7 @@
 """The sandbox process of ``hack/bench.py``: the embedded API server with the Gateway API and Flagger CRDs, the
-benchmark namespace and a Gateway, a Gateway controller (``bench_gateway``, or the data plane with coalesced
-programming passes), a
-watch history long enough that thousands of objects do not push watchers into relists, and (unless --cel-rules)
-no CEL evaluation (OpenAPI schema validation stays on).
+benchmark namespace and a Gateway, a Gateway controller (the simulated data plane, or the instant stand-in of
+``bench_gateway``), a watch history long enough that thousands of objects do not push watchers into relists,
+and (unless --cel-rules) no CEL evaluation (OpenAPI schema validation stays on).
 
 Prints one JSON line ``{"url": ..., "kubeconfig": ...}`` on stdout when ready; runs until SIGTERM/SIGINT.
 """
@@ -55,8 +54,9 @@ def gateway() -> dict[str, Any]:
 
 async def serve(args: argparse.Namespace) -> None:
     """Start, install, announce, wait for a signal."""
-    gateway_controller: Any = (InstantGateway() if args.gateway == "instant"
-                               else GatewayDataPlane(DataPlaneSettings(min_interval=args.programming_interval)))
+    settings = DataPlaneSettings() if args.programming_interval is None else DataPlaneSettings(
+        min_interval=args.programming_interval)
+    gateway_controller: Any = InstantGateway() if args.gateway == "instant" else GatewayDataPlane(settings)
     # The Gateway API CRDs' CEL rules run in a pure-Python interpreter here, where a real API server runs
     # compiled programs: left on, they would put the sandbox's interpreter into the controller's figures.
     sandbox = Sandbox(kubeconfig_path=args.kubeconfig, controllers=[gateway_controller], dataplane=False,
@@ -83,11 +83,11 @@ def main() -> int:
     parser.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")
     parser.add_argument("--namespace", default="bench", help="namespace of the benchmark's objects")
     parser.add_argument("--ready-delay", type=float, default=0.05, help="seconds until a new revision is ready")
-    parser.add_argument("--gateway", choices=["instant", "dataplane"], default="instant",
-                        help="who accepts HTTPRoutes: a controller that accepts each generation at once (default), "
-                             "or the simulated data plane (full routing table, slower with many routes)")
-    parser.add_argument("--programming-interval", type=float, default=0.2,
-                        help="minimum seconds between two data plane programming passes")
+    parser.add_argument("--gateway", choices=["instant", "dataplane"], default="dataplane",
+                        help="who accepts HTTPRoutes: the simulated data plane (default), or a stand-in that "
+                             "accepts each generation at once and routes nothing")
+    parser.add_argument("--programming-interval", type=float, default=None,
+                        help="minimum seconds between two data plane programming passes (default the data plane's)")
     parser.add_argument("--history", type=int, default=500_000, help="watch events kept for resuming watches")
     parser.add_argument("--cel-rules", action="store_true", help="evaluate the CRDs' CEL rules (slow)")
     parser.add_argument("--gateway-crds", type=Path, default=GATEWAY_CRDS, help="directory of Gateway API CRDs")
