@@ -308,17 +308,21 @@ class GatewayAPIRouter:
             return await self._write(write, desired, fresh=False)
         except (Conflict, AlreadyExists):
             pass  # the cache is behind: from now on read the server, with backoff between attempts
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type((Conflict, AlreadyExists)),
-            stop=stop_after_attempt(WRITE_ATTEMPTS - 1),
-            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
-            reraise=True,
-        )
         wrote = False
-        async for attempt in retrying:
+        async for attempt in self._retrying(WRITE_ATTEMPTS - 1):
             with attempt:
                 wrote = await self._write(write, desired, fresh=True)
         return wrote
+
+    @staticmethod
+    def _retrying(attempts: int = WRITE_ATTEMPTS) -> AsyncRetrying:
+        """Read-compare-write rounds against others writing the same route, with backoff between them."""
+        return AsyncRetrying(
+            retry=retry_if_exception_type((Conflict, AlreadyExists)),
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
+            reraise=True,
+        )
 
     async def _write(self, write: _RouteWrite, desired: dict[str, Any], *, fresh: bool) -> bool:
         """One read-compare-write round (True when it wrote); ``fresh`` reads the route from the API server."""
@@ -334,7 +338,17 @@ class GatewayAPIRouter:
             self._remember(kind, await self._kube.create(resource, created))
             log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
             return True
-        adopt = self._check_owner(live, doc, kind)
+        try:
+            adopt = self._check_owner(live, doc, kind)
+        except RouteNotOwned:
+            if cached is None:
+                raise
+            # A cache that has not seen the route released or adopted yet must not make it look foreign.
+            live = await self._get(kind, namespace, name)
+            cached = None
+            if live is None:
+                raise Conflict(409, "Conflict", f"{kind} {namespace}/{name} is gone") from None
+            adopt = self._check_owner(live, doc, kind)
         patch = merge_patch(desired, live, kind, self._live_specs, write.normalized)
         if write.force and cached is not None:
             # A cache can miss a write (a replica that died, a relist): write what must hold whatever the cache
@@ -394,11 +408,17 @@ class GatewayAPIRouter:
         """
         doc = canary_doc(canary)
         kind = route_kind(doc)
+        spec = apex_spec(doc, await self._features(kind))
+        # The Gateway writes the route's status at any time: a Conflict means read again and release that version.
+        async for attempt in self._retrying():
+            with attempt:
+                await self._release(doc, kind, spec)
+
+    async def _release(self, doc: dict[str, Any], kind: str, spec: Mapping[str, Any]) -> None:
         namespace, name = _route_name(doc)
         live = await self._get(kind, namespace, name)
         if live is None or not owned_by(live, doc):
             return
-        spec = apex_spec(doc, await self._features(kind))
         owners = [r for r in (live.get("metadata") or {}).get("ownerReferences") or [] if not r.get("controller")]
         patch = {
             "metadata": {
@@ -408,7 +428,7 @@ class GatewayAPIRouter:
             },
             "spec": {key: spec.get(key) for key in MANAGED_SPEC_KEYS},
         }
-        await self._kube.patch(self._resource(kind), name, namespace, patch, "merge")
+        self._remember(kind, await self._kube.patch(self._resource(kind), name, namespace, patch, "merge"))
         log.info("route reverted to the apex service", route=f"{kind} {namespace}/{name}")
 
 

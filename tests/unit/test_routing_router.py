@@ -425,3 +425,23 @@ async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube) -> None
     gets = kube.gets
     assert await router.get_routes(doc) == (100, 0, False)
     assert kube.gets == gets
+
+
+async def test_a_stale_cache_never_makes_a_released_route_look_foreign(kube: FakeKube) -> None:
+    cache: dict[tuple[str, str], dict[str, Any]] = {}
+    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
+                              features=STANDARD_V1_6)
+    c = canary()
+    await router.reconcile(c)
+    cache[("test", "podinfo")] = copy.deepcopy(kube.route())  # the cache never sees the release below
+    await router.finalize(c)
+    again = canary()
+    again.metadata.uid = "7e2d4b6a-4444-4f4f-8d8d-0123456789ab"
+    await router.reconcile(again)
+    assert [r["uid"] for r in kube.route()["metadata"]["ownerReferences"]] == [again.metadata.uid]
+    # A foreign route in the cache is checked against the server once before it is called foreign.
+    other = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
+                             features=STANDARD_V1_6)
+    gets = kube.gets
+    await other.reconcile(again)
+    assert kube.gets == gets + 1
