@@ -430,10 +430,16 @@ class Controller:
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
-    async def start_informers(self) -> None:
-        """Start every informer and wait (bounded) until their caches are filled."""
+    async def start_informers(self, standby: bool = False) -> None:
+        """Start every informer and wait (bounded) until their caches are filled.
+
+        ``standby``: keep the caches warm for a takeover but call no handler until :meth:`resume_handlers` — a
+        replica without the lease would only fill a work queue that no worker drains.
+        """
         await self._watch_grpc_routes()
         for informer in self.informers.values():
+            if standby:
+                informer.pause_handlers()
             informer.start()
         results = await asyncio.gather(
             *(inf.wait_for_sync(self.settings.sync_timeout) for inf in self.informers.values())
@@ -469,6 +475,12 @@ class Controller:
         if delay is not None:
             self.queue.add_after(key, delay)
         return "success"
+
+    async def resume_handlers(self) -> None:
+        """Handle events again after a standby start: every cached object is replayed as added (so each canary is
+        looked at once by the new leader), then events flow as usual."""
+        for informer in list(self.informers.values()):
+            await informer.resume_handlers()
 
     def start_workers(self) -> None:
         """Start the worker pool (idempotent); the leader-election hook calls this when leading starts."""

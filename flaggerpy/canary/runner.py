@@ -215,13 +215,14 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         server = await telemetry.serve(recorder, telemetry.HealthChecks(ready=ready, role=role),
                                        args.listen_address, args.port)
         try:
-            await controller.start_informers()
+            await controller.start_informers(standby=args.enable_leader_election)
             synced.set()
             if args.enable_leader_election:
                 lost = asyncio.Event()
 
                 async def started() -> None:
                     recorder.leader.set(1)
+                    await controller.resume_handlers()
                     controller.start_workers()
 
                 async def stopped() -> None:
