@@ -157,6 +157,21 @@ def router(kube: FakeKube) -> GatewayAPIRouter:
     return GatewayAPIRouter(kube)  # type: ignore[arg-type]
 
 
+RouteCache = dict[tuple[str, str], dict[str, Any]]
+
+
+@pytest.fixture
+def cache() -> RouteCache:
+    """An informer's stand-in: the routes by (namespace, name), as the test puts them there."""
+    return {}
+
+
+def cached_router(kube: FakeKube, cache: RouteCache) -> GatewayAPIRouter:
+    """A router that reads HTTPRoutes from ``cache`` and is told the CRD's features (so it never reads the CRD)."""
+    return GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
+                            features=STANDARD_V1_6)
+
+
 async def test_reconcile_creates_the_route_all_primary_then_writes_nothing(
     kube: FakeKube, router: GatewayAPIRouter
 ) -> None:
@@ -226,10 +241,8 @@ async def test_drift_is_repaired_to_the_persisted_weights(kube: FakeKube, router
     assert not route_drifted(progressing, kube.route())
 
 
-async def test_own_write_stands_in_for_a_cache_that_has_not_seen_it(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                              features=STANDARD_V1_6)
+async def test_own_write_stands_in_for_a_cache_that_has_not_seen_it(kube: FakeKube, cache: RouteCache) -> None:
+    router = cached_router(kube, cache)
     c = canary()
     await router.reconcile(c)
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
@@ -243,10 +256,8 @@ async def test_own_write_stands_in_for_a_cache_that_has_not_seen_it(kube: FakeKu
     assert weights(kube.route()) == [50, 50]
 
 
-async def test_stale_cache_conflict_is_reread_and_retried(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                              features=STANDARD_V1_6)
+async def test_stale_cache_conflict_is_reread_and_retried(kube: FakeKube, cache: RouteCache) -> None:
+    router = cached_router(kube, cache)
     c = canary()
     await router.reconcile(c)
     await router.set_routes(c, 90, 10)
@@ -261,10 +272,8 @@ async def test_stale_cache_conflict_is_reread_and_retried(kube: FakeKube) -> Non
     assert kube.route()["metadata"]["labels"]["team"] == "web"
 
 
-async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                              features=STANDARD_V1_6)
+async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube, cache: RouteCache) -> None:
+    router = cached_router(kube, cache)
     c = canary()
     await router.reconcile(c)
     await router.set_routes(c, 70, 30)
@@ -273,8 +282,7 @@ async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube) 
     for backend in stale["spec"]["rules"][-1]["backendRefs"]:
         backend["weight"] = 100 if backend["name"].endswith("-primary") else 0
     cache[("test", "podinfo")] = stale
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                              features=STANDARD_V1_6)
+    router = cached_router(kube, cache)  # a fresh router: no write of its own stands in for the cache
     gets = kube.gets
     await router.reconcile(c, force=True)
     # The write carried the cache's resourceVersion, which is current here: written without a read.
@@ -282,10 +290,8 @@ async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube) 
     assert kube.gets == gets
 
 
-async def test_forced_reconcile_on_a_stale_cache_rereads_once(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                              features=STANDARD_V1_6)
+async def test_forced_reconcile_on_a_stale_cache_rereads_once(kube: FakeKube, cache: RouteCache) -> None:
+    router = cached_router(kube, cache)
     c = canary()
     await router.reconcile(c)
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
@@ -297,9 +303,8 @@ async def test_forced_reconcile_on_a_stale_cache_rereads_once(kube: FakeKube) ->
     assert weights(kube.route()) == [100, 0]
 
 
-async def test_reads_come_from_the_cache_when_it_has_the_route(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)), features=STANDARD_V1_6)  # type: ignore[arg-type]
+async def test_reads_come_from_the_cache_when_it_has_the_route(kube: FakeKube, cache: RouteCache) -> None:
+    router = cached_router(kube, cache)
     await router.reconcile(canary())
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
     gets = kube.gets
@@ -415,8 +420,7 @@ def test_factory_by_provider() -> None:
     assert routers.for_provider("gatewayapi:v1") is routers.for_provider("gatewayapi")
 
 
-async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
+async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube, cache: RouteCache) -> None:
     router = GatewayAPIRouter(kube, get_live_grpc=lambda ns, name: cache.get((ns, name)))  # type: ignore[arg-type]
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"
@@ -427,10 +431,8 @@ async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube) -> None
     assert kube.gets == gets
 
 
-async def test_a_stale_cache_never_makes_a_released_route_look_foreign(kube: FakeKube) -> None:
-    cache: dict[tuple[str, str], dict[str, Any]] = {}
-    router = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                              features=STANDARD_V1_6)
+async def test_a_stale_cache_never_makes_a_released_route_look_foreign(kube: FakeKube, cache: RouteCache) -> None:
+    router = cached_router(kube, cache)
     c = canary()
     await router.reconcile(c)
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())  # the cache never sees the release below
@@ -440,8 +442,7 @@ async def test_a_stale_cache_never_makes_a_released_route_look_foreign(kube: Fak
     await router.reconcile(again)
     assert [r["uid"] for r in kube.route()["metadata"]["ownerReferences"]] == [again.metadata.uid]
     # A foreign route in the cache is checked against the server once before it is called foreign.
-    other = GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                             features=STANDARD_V1_6)
+    other = cached_router(kube, cache)
     gets = kube.gets
     await other.reconcile(again)
     assert kube.gets == gets + 1
