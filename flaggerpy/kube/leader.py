@@ -254,7 +254,7 @@ class LeaderElector:
         if holder and holder != self.identity and time.monotonic() < self._observed_at + self.settings.lease_duration:
             return False
         lease["spec"] = self._record(spec)
-        return await self._write(lease)
+        return await self._send("write", self.kube.replace(LEASES, lease), lost=(Conflict,))
 
     async def _renew_written(self, written: Obj) -> bool | None:
         """Renew without reading: replace the lease we last wrote, guarded by its resourceVersion.
@@ -275,14 +275,16 @@ class LeaderElector:
         self._accepted(updated)
         return True
 
-    async def _write(self, lease: Obj) -> bool:
+    async def _send(self, verb: str, request: Awaitable[Obj], lost: tuple[type[ApiError], ...]) -> bool:
+        """Await one write of the lease. Losing the race to another writer (``lost``) marks our copy stale, so the
+        next round reads the server's Lease; any other failure is logged. True when the server accepted it."""
         try:
-            updated = await self.kube.replace(LEASES, lease)
-        except Conflict:
+            updated = await request
+        except lost:
             self._stale = True
             return False
         except ApiError as exc:
-            log.warning("cannot write lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
+            log.warning(f"cannot {verb} lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
             return False
         self._accepted(updated)
         return True
@@ -301,16 +303,7 @@ class LeaderElector:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": self._record(None),
         }
-        try:
-            created = await self.kube.create(LEASES, lease)
-        except (AlreadyExists, Conflict):
-            self._stale = True
-            return False
-        except ApiError as exc:
-            log.warning("cannot create lease", lease=f"{self.namespace}/{self.name}", error=str(exc))
-            return False
-        self._accepted(created)
-        return True
+        return await self._send("create", self.kube.create(LEASES, lease), lost=(AlreadyExists, Conflict))
 
     async def _release(self) -> None:
         """Clear the holder (as client-go does) so standbys need not wait for the lease to expire."""
