@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from flaggerpy.kube.api import KubeClient
@@ -26,6 +19,7 @@ from flaggerpy.kube.http import Http11Client, TransportError
 from flaggerpy.kube.resources import CONFIGMAPS
 from flaggerpy.kube.settings import ClientSettings
 from tests.unit.test_kube_fakeserver import cm
+from tests.unit.tlsfakes import self_signed, server_context
 
 FAST = ClientSettings(retry_attempts=3, backoff_initial=0.01, backoff_max=0.02, backoff_jitter=0.0, read_timeout=0.5)
 
@@ -147,7 +141,7 @@ async def test_unreachable_and_garbage_servers_are_transport_errors() -> None:
 
 
 async def test_https_with_the_kubeconfig_ca_and_a_path_prefix(tmp_path: Path) -> None:
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed(tmp_path)
     seen: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -158,9 +152,7 @@ async def test_https_with_the_kubeconfig_ca_and_a_path_prefix(tmp_path: Path) ->
     app.router.add_route("*", "/{tail:.*}", handler)
     runner = web.AppRunner(app)
     await runner.setup()
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert_file, key_file)
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(cert_file, key_file))
     await site.start()
     port = runner.addresses[0][1]
     try:
@@ -182,27 +174,3 @@ async def test_https_with_the_kubeconfig_ca_and_a_path_prefix(tmp_path: Path) ->
 async def kube_at(url: str) -> AsyncIterator[KubeClient]:
     async with KubeClient(api_client=ApiClient(Configuration(host=url)), settings=FAST) as kube:
         yield kube
-
-
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "apiserver.test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "ca.crt", tmp_path / "tls.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
-import ssl
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from flaggerpy.analysis.providers import (
     HttpError,
@@ -28,6 +21,7 @@ from flaggerpy.analysis.providers import (
 )
 from flaggerpy.apis.flagger import MetricTemplateProvider
 from tests.unit.test_provider_fake_backend import FakeBackend, Recorded, running_backend
+from tests.unit.tlsfakes import self_signed, server_context
 
 
 def _vector(*values: str) -> dict[str, object]:
@@ -130,35 +124,10 @@ async def test_a_closed_port_is_unreachable(session: aiohttp.ClientSession) -> N
         await run_query("vector(1)", spec, {}, session=session, timeout=5)
 
 
-def _self_signed_context(tmp_path: Path) -> ssl.SSLContext:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prometheus.test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    return context
-
-
 async def test_insecure_skip_verify_accepts_a_self_signed_certificate(
     session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    async with running_backend(_self_signed_context(tmp_path)) as tls:
+    async with running_backend(server_context(*self_signed(tmp_path))) as tls:
         tls.json(_vector("3"))
         strict = MetricTemplateProvider(type="prometheus", address=tls.url)
         with pytest.raises(Unreachable, match="cannot reach https://127"):
