@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster import Api, canary, deployment
+from bench_cluster import Api, canary, deployment, httproute
 from bench_proc import usage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,21 +65,6 @@ def slope(points: list[tuple[float, float]]) -> float:
     mean_y = sum(y for _, y in points) / len(points)
     spread = sum((x - mean_x) ** 2 for x, _ in points)
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
-
-
-def httproute(name: str, weight: int) -> dict[str, Any]:
-    """The route the controller keeps for a Canary: primary and canary backends with weights."""
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "parentRefs": [{"name": "public-gateway", "namespace": "gateway"}],
-            "hostnames": [f"{name}.example.com"],
-            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                       "backendRefs": [{"name": f"{name}-primary", "port": 9898, "weight": 100 - weight},
-                                       {"name": f"{name}-canary", "port": 9898, "weight": weight}]}],
-        },
-    }
 
 
 def canary_status(step: int) -> dict[str, Any]:
@@ -115,7 +100,7 @@ class Driver:
         async def one(name: str) -> None:
             await self.api.create(DEPLOYMENTS, deployment(name, NAMESPACE, "podinfo:1.0.0"))
             self.canaries[name] = await self.api.create(CANARIES, canary(name, NAMESPACE, 10, 10, 50))
-            await self.api.create(HTTPROUTES, httproute(name, 0))
+            await self.api.create(HTTPROUTES, httproute(name, NAMESPACE))
 
         await self._each(self.names, one)
 
@@ -160,7 +145,7 @@ class Driver:
         """Shift the route's weights one step."""
         self.step += 1
         weight = self.step % 5 * 10
-        body = {"spec": {"rules": httproute(name, weight)["spec"]["rules"]}}
+        body = {"spec": {"rules": httproute(name, NAMESPACE, weight)["spec"]["rules"]}}
         await self._patch(f"{HTTPROUTES}/{name}", body)
 
     async def patch_deployment(self, name: str) -> None:

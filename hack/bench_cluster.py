@@ -201,3 +201,18 @@ def canary(name: str, namespace: str, interval: float, step_weight: int, max_wei
             "analysis": analysis,
         },
     }
+
+
+def httproute(name: str, namespace: str, weight: int = 0) -> dict[str, Any]:
+    """The HTTPRoute a Gateway API canary owns: primary and canary backends, ``weight`` percent to the canary."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "public-gateway", "namespace": "gateway"}],
+            "hostnames": [f"{name}.example.com"],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                       "backendRefs": [{"name": f"{name}-primary", "port": 9898, "weight": 100 - weight},
+                                       {"name": f"{name}-canary", "port": 9898, "weight": weight}]}],
+        },
+    }

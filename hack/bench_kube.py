@@ -36,6 +36,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_cluster import httproute  # noqa: E402
 
 from flaggerpy.kube import resources as res  # noqa: E402
 from flaggerpy.kube.api import KubeClient, Obj  # noqa: E402
@@ -116,30 +119,9 @@ def canary_status(weight: int) -> Obj:
     }
 
 
-def httproute(name: str) -> Obj:
-    """The HTTPRoute a Gateway API canary owns: a primary and a canary backend."""
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "parentRefs": [{"name": "public-gateway", "namespace": "gateway"}],
-            "hostnames": [f"{name}.example.com"],
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                "backendRefs": [{"name": f"{name}-primary", "port": 9898, "weight": 100},
-                                {"name": f"{name}-canary", "port": 9898, "weight": 0}],
-            }],
-        },
-    }
-
-
 def weights_patch(weight: int) -> Obj:
     """The merge patch a weight step sends (rules are replaced whole by a merge patch)."""
-    route = httproute("x")
-    rule = route["spec"]["rules"][0]
-    rule["backendRefs"][0]["weight"] = 100 - weight
-    rule["backendRefs"][1]["weight"] = weight
-    return {"spec": {"rules": [rule]}}
+    return {"spec": {"rules": httproute("x", NAMESPACE, weight)["spec"]["rules"]}}
 
 
 # -- watcher process -------------------------------------------------------------------------------------------
@@ -252,7 +234,7 @@ async def bench_requests(kube: KubeClient, n: int) -> dict[str, float]:
     name = "req"
     await kube.create(res.DEPLOYMENTS, deployment(name))
     created = await kube.create(res.CANARIES, canary(name))
-    await kube.create(res.HTTPROUTES_V1, httproute(name))
+    await kube.create(res.HTTPROUTES_V1, httproute(name, NAMESPACE))
     created["status"] = canary_status(10)
     current = [await kube.replace_status(res.CANARIES, created)]
 
