@@ -259,14 +259,20 @@ async def test_manual_requests_write_an_annotation_only_when_they_apply(
     assert pending(cluster.canary()) == {} and handled(cluster.status()) == {action: second}
 
 
-async def test_unreachable_cluster_is_a_clear_error(ctl: Ctl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                                    ) -> None:
+def unreachable_kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig whose only cluster is a port on this machine where nothing listens."""
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
         "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
         "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
     )
+    return kubeconfig
+
+
+async def test_unreachable_cluster_is_a_clear_error(ctl: Ctl, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
+    kubeconfig = unreachable_kubeconfig(tmp_path)
     capsys.readouterr()
     code = await asyncio.to_thread(cli_main, ["get", "canaries", "--kubeconfig", str(kubeconfig)])
     assert code == 1

@@ -11,7 +11,7 @@ from flaggerpy.cli import main as cli_main
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.faults import Rule
 from tests.integration.conftest import Cluster
-from tests.integration.test_ctl_commands import Ctl, put_canary
+from tests.integration.test_ctl_commands import Ctl, put_canary, unreachable_kubeconfig
 from tests.manifests import NAMESPACE
 
 NO_CRD = ("error: the cluster does not serve canaries.flagger.app/v1beta1: are Flagger's CRDs installed? "
@@ -57,12 +57,7 @@ async def test_a_cluster_without_the_canary_crd_says_so(sandbox: Sandbox, ctl: C
 async def test_watching_an_unreachable_cluster_fails_instead_of_retrying_forever(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
-        "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n"
-    )
+    kubeconfig = unreachable_kubeconfig(tmp_path)
     for argv in (["get", "canaries", "--watch"], ["status", "podinfo", "--watch"]):
         capsys.readouterr()
         async with asyncio.timeout(HANG_GUARD):
