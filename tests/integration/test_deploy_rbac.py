@@ -164,8 +164,8 @@ def assert_all_allowed(sandbox: Sandbox, secret_copies: bool = False) -> list[tu
             denied.append(f"{verb} {name}")
     assert denied == [], f"requests the RBAC in deploy/rbac does not allow: {denied}"
     # Rules limited to names: the controller uses exactly those names.
-    lease_names = restricted_names(role_rules, "update", "coordination.k8s.io", "leases")
-    assert lease_names == {LEASE}
+    for verb in ("update", "watch"):
+        assert restricted_names(role_rules, verb, "coordination.k8s.io", "leases") == {LEASE}
     crd_names = restricted_names(cluster_rules, "get", "apiextensions.k8s.io", "customresourcedefinitions")
     assert crd_names is not None and HTTPROUTE_CRD in crd_names
     return made
