@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from flaggerpy import heap
 from flaggerpy.log import configure as configure_logging
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane import DataPlaneSettings, GatewayDataPlane
@@ -72,9 +73,12 @@ async def serve(args: argparse.Namespace) -> None:
             await sandbox.cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                             "metadata": {"name": namespace}})
         await sandbox.cluster.create("gateway.networking.k8s.io", "gateways", gateway())
+        collections = heap.ScheduledCollections()
+        collections.start()
         sys.stdout.write(json.dumps({"url": sandbox.url, "kubeconfig": str(sandbox.kubeconfig_path)}) + "\n")
         sys.stdout.flush()
         await stop.wait()
+        await collections.stop()
 
 
 def main() -> int:

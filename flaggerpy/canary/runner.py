@@ -16,8 +16,8 @@ import signal
 import sys
 from collections.abc import Mapping
 
+from flaggerpy import heap, telemetry
 from flaggerpy import log as logconf
-from flaggerpy import telemetry
 from flaggerpy.alerts.notifier import DefaultAlerts
 from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, parse_flavour
 from flaggerpy.analysis.checks import DEFAULT_METRICS_SERVER, MetricSettings
@@ -212,10 +212,12 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 return "leader"
             return "leader" if elector is not None and elector.is_leader else "standby"
 
+        collections = heap.ScheduledCollections()
         server = await telemetry.serve(recorder, telemetry.HealthChecks(ready=ready, role=role),
                                        args.listen_address, args.port)
         try:
             await controller.start_informers(standby=args.enable_leader_election)
+            collections.start()
             synced.set()
             if args.enable_leader_election:
                 lost = asyncio.Event()
@@ -251,6 +253,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
             if elector is not None:
                 await elector.stop()
             await server.cleanup()
+            await collections.stop()
         return exit_code
 
 

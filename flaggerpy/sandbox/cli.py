@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from flaggerpy import heap
 from flaggerpy.log import configure as configure_logging
 from flaggerpy.sandbox.sandbox import Sandbox
 
@@ -38,6 +39,8 @@ async def _serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with sandbox:
+        collections = heap.ScheduledCollections()
+        collections.start()
         sys.stdout.write(
             f"sandbox API server: {sandbox.url}\n"
             f"kubeconfig: {sandbox.kubeconfig_path}\n"
@@ -46,6 +49,7 @@ async def _serve(args: argparse.Namespace) -> None:
         )
         sys.stdout.flush()
         await stop.wait()
+        await collections.stop()
 
 
 def run(args: argparse.Namespace) -> int:
