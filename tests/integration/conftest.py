@@ -136,6 +136,11 @@ class Cluster:
         dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
         await self.update("apps", "deployments", dep)
 
+    async def roll_out(self, image: str, name: str = "podinfo") -> None:
+        """Wait until the controller has initialised canary ``name``, then roll out ``image`` to its Deployment."""
+        await self.wait_phase("Initialized", name)
+        await self.set_image(image, name)
+
     async def wait_phase(self, phase: str, name: str = "podinfo", within: float = 20.0) -> dict[str, Any]:
         """Wait until the Canary reaches ``phase``; returns its status."""
         await wait_for(lambda: self.status(name).get("phase") == phase, within,

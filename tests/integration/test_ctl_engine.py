@@ -30,8 +30,7 @@ async def test_promote_abort_retry_through_the_cli(
         "interval": "1s", "threshold": 2, "maxWeight": 20, "stepWeight": 10,
     }))
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("WaitingPromotion", within=20)
         code, _, _ = await ctl("promote", "podinfo", *NS)
         assert code == 0

@@ -127,8 +127,7 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(
         elector.start()
         try:
             await asyncio.wait_for(leading.wait(), 10)
-            await cluster.wait_phase("Initialized")
-            await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.1")
+            await cluster.roll_out("ghcr.io/stefanprodan/podinfo:6.0.1")
             await cluster.wait_phase("Succeeded", within=30)
             analyzer.metrics_pass = False
             await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")

@@ -43,8 +43,7 @@ async def test_full_canary_release_promotes(
         return cluster.status().get("phase") == "Succeeded"
 
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(record_route, 30, lambda: f"status {cluster.status()}")
 
     canary_weights = [dict(w)["podinfo-canary"] for w in seen]
@@ -81,8 +80,7 @@ async def test_gradual_promotion_shifts_back_by_step_weight_promotion(
         return cluster.status().get("phase") == "Succeeded"
 
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(observe, 30, lambda: f"status {cluster.status()}")
     # Up by 25 to 50, then (primary already promoted) back by 20 per interval.
     assert weights == [0, 25, 50, 30, 10, 0]
@@ -99,8 +97,7 @@ async def test_weights_wait_until_the_gateway_accepts_the_route(
     manifest["spec"]["service"]["gatewayRefs"] = [{"name": "missing-gateway", "namespace": "gateway"}]
     await cluster.create("flagger.app", "canaries", manifest)
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: any(c.get("reason") == "RouteNotAccepted"
                                    for c in cluster.status().get("conditions") or []), 10,
                        lambda: f"status {cluster.status()}")

@@ -25,8 +25,7 @@ async def test_confirm_rollout_waits_then_starts(
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
     analyzer.gates[HookType.CONFIRM_ROLLOUT] = False
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Waiting")
         assert cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 0
         analyzer.gates[HookType.CONFIRM_ROLLOUT] = True
@@ -41,8 +40,7 @@ async def test_confirm_promotion_holds_at_max_weight(
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
     analyzer.gates[HookType.CONFIRM_PROMOTION] = False
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         status = await cluster.wait_phase("WaitingPromotion")
         assert status["canaryWeight"] == 20
         assert image_of(cluster, "podinfo-primary") != NEW_IMAGE
@@ -58,8 +56,7 @@ async def test_confirm_traffic_increase_holds_weight(
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
     analyzer.gates[HookType.CONFIRM_TRAFFIC_INCREASE] = False
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: any(c.get("reason") == "WaitingTrafficIncrease"
                                    for c in cluster.status().get("conditions") or []), 10)
         assert cluster.status()["canaryWeight"] == 0
@@ -74,8 +71,7 @@ async def test_skip_analysis_promotes_without_checks(
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST, skipAnalysis=True))
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Succeeded")
     assert analyzer.metric_calls == []
     assert image_of(cluster, "podinfo-primary") == NEW_IMAGE
@@ -136,8 +132,7 @@ async def test_revision_change_mid_analysis_restarts(
         "interval": "300ms", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
     }))
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: cluster.status().get("canaryWeight") == 20, 10)
         await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
         await wait_for(lambda: "New revision detected! Restarting analysis for podinfo.test"

@@ -16,8 +16,7 @@ async def test_restart_resumes_at_persisted_step(
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary())
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: cluster.status().get("canaryWeight") == 30, 15)
     # Graceful stop: the step in flight finished and was persisted.
     persisted = cluster.status()["canaryWeight"]
@@ -70,8 +69,7 @@ async def test_route_repair_restores_weights_mid_analysis(
         "interval": "30s", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
     }))
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: cluster.status().get("canaryWeight") == 10, 10)
         route = cluster.get(*ROUTES, "podinfo")
         route["spec"]["rules"][-1]["backendRefs"][0]["weight"] = 0
@@ -131,8 +129,7 @@ async def test_canary_scaled_to_zero_mid_analysis_is_scaled_back(
         "interval": "300ms", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
     }))
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: cluster.status().get("canaryWeight") == 20, 10)
         await cluster.sb.cluster.patch("apps", "deployments", "test", "podinfo", {"spec": {"replicas": 0}})
         await wait_for(lambda: cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 2, 5)

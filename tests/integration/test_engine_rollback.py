@@ -54,8 +54,7 @@ async def test_rollback_webhook_aborts_analysis(
         "interval": "300ms", "threshold": 5, "maxWeight": 50, "stepWeight": 10,
     }))
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(lambda: cluster.status().get("canaryWeight") == 20, 10)
         analyzer.rollback = True
         await cluster.wait_phase("Failed")

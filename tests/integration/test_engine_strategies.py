@@ -34,8 +34,7 @@ async def run_release(cluster: Cluster, run_controller: ControllerFactory) -> li
         return status.get("phase") == "Succeeded"
 
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(observe, 30, lambda: f"status {cluster.status()}")
     primary = cluster.get("apps", "deployments", "podinfo-primary")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE

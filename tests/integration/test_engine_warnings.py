@@ -33,8 +33,7 @@ async def test_ignored_step_weight_warns_once_and_step_weights_win(
         return cluster.status().get("phase") == "Succeeded"
 
     async with run_controller():
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await wait_for(record, 30, lambda: f"status {cluster.status()}")
 
     assert weights[:3] == [0, 20, 40]

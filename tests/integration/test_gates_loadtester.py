@@ -97,12 +97,6 @@ async def holds(cluster: Cluster, phase: str, intervals: int, interval: float) -
     return seen
 
 
-async def rolled_out(cluster: Cluster) -> None:
-    """Arrange podinfo at its first revision, initialised by the controller, then roll out a new image."""
-    await cluster.wait_phase("Initialized")
-    await cluster.set_image(NEW_IMAGE)
-
-
 async def test_confirm_rollout_waits_for_the_gate_then_succeeds(
     cluster: Cluster, run_controller: ControllerFactory, loadtester: TestServer, events: RecordingEvents
 ) -> None:
@@ -111,7 +105,7 @@ async def test_confirm_rollout_waits_for_the_gate_then_succeeds(
     await cluster.create("flagger.app", "canaries",
                          gated_canary("confirm-rollout", str(loadtester.make_url("/gate/check")), analysis))
     async with run_controller():
-        await rolled_out(cluster)
+        await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Waiting")
         weights = await holds(cluster, "Waiting", intervals=3, interval=0.5)
         assert all(w == [(PRIMARY, 100), (CANARY, 0)] for w in weights), weights
@@ -132,7 +126,7 @@ async def test_confirm_promotion_holds_at_max_weight_until_the_gate_opens(
     await cluster.create("flagger.app", "canaries",
                          gated_canary("confirm-promotion", str(loadtester.make_url("/gate/check")), analysis))
     async with run_controller():
-        await rolled_out(cluster)
+        await cluster.roll_out(NEW_IMAGE)
         status = await cluster.wait_phase("WaitingPromotion")
         assert status["canaryWeight"] == 20
         weights = await holds(cluster, "WaitingPromotion", intervals=3, interval=0.5)

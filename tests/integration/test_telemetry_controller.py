@@ -73,8 +73,7 @@ async def test_a_promotion_shows_in_flaggers_metrics(
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary())
     async with observed_controller(kube, analyzer, recorder):
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Succeeded", within=30)
         samples = scrape(recorder)
 
@@ -104,8 +103,7 @@ async def test_a_skipped_analysis_is_counted_as_skipped(
         "interval": "1s", "threshold": 2, "iterations": 3,
     }))
     async with observed_controller(kube, analyzer, recorder):
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await until(recorder, lambda s: value(
             s, "flagger_canary_successes_total", name="podinfo", namespace=NAMESPACE,
             deployment_strategy="blue-green", analysis_status="skipped") == 1, "skipped blue/green promotion")
@@ -120,8 +118,7 @@ async def test_a_rollback_counts_a_failure_and_reports_failed_status(
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary())
     async with observed_controller(kube, analyzer, recorder):
-        await cluster.wait_phase("Initialized")
-        await cluster.set_image(NEW_IMAGE)
+        await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Failed", within=30)
         samples = scrape(recorder)
     assert value(samples, "flagger_canary_failures_total", name="podinfo", namespace=NAMESPACE,
