@@ -68,6 +68,9 @@ def route_weights(route: dict[str, Any] | None) -> dict[str, int]:
 # -- observation ------------------------------------------------------------------------------------------------
 
 
+SIGMAS = 4.0  # a deviation this many standard deviations out is a routing bug, not chance (about 6 runs in 100,000)
+
+
 @dataclass
 class Window:
     """Requests the data plane sent to a canary's two backends while the route had one set of weights.
@@ -105,7 +108,18 @@ class Window:
         """Percentage points the measured share may differ from the weight by chance (4 binomial sigmas, >= 2)."""
         p = self.canary_weight / 100.0
         sigma = math.sqrt(p * (1 - p) / self.requests) * 100.0 if self.requests else math.inf
-        return max(2.0, 4.0 * sigma)
+        return max(2.0, SIGMAS * sigma)
+
+
+def pooled_tolerance(windows: list[Window]) -> float:
+    """Percentage points the canary's share over all ``windows`` may differ from what their weights ask by chance.
+
+    Each request is an independent draw with the window's weight, so the canary's total is a sum of binomials: its
+    variance adds up window by window. Four sigmas of that, at least 2 points like a single window.
+    """
+    total = sum(w.requests for w in windows)
+    variance = sum(w.requests * (w.canary_weight / 100) * (1 - w.canary_weight / 100) for w in windows)
+    return max(2.0, SIGMAS * math.sqrt(variance) / total * 100.0) if total else math.inf
 
 
 @dataclass

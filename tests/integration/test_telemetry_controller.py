@@ -75,6 +75,9 @@ async def test_a_promotion_shows_in_flaggers_metrics(
     async with observed_controller(kube, analyzer, recorder):
         await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Succeeded", within=30)
+        # The sandbox can show Succeeded before the controller has read its own write's response and published it.
+        await until(recorder, lambda s: value(s, "flagger_canary_status", name="podinfo", namespace=NAMESPACE) == 1,
+                    "the Succeeded status published")
         samples = scrape(recorder)
 
     assert value(samples, "flagger_canary_total", namespace=NAMESPACE) == 1
@@ -120,6 +123,8 @@ async def test_a_rollback_counts_a_failure_and_reports_failed_status(
     async with observed_controller(kube, analyzer, recorder):
         await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Failed", within=30)
+        await until(recorder, lambda s: value(s, "flagger_canary_status", name="podinfo", namespace=NAMESPACE) == 2,
+                    "the Failed status published")
         samples = scrape(recorder)
     assert value(samples, "flagger_canary_failures_total", name="podinfo", namespace=NAMESPACE,
                  deployment_strategy="canary", analysis_status="completed") == 1
