@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from flaggerpy.canary import runner
-from tests.integration.conftest import Cluster, ControllerFactory
+from tests.integration.conftest import Cluster, ControllerFactory, wait_for
 from tests.manifests import canary, deployment
 from tests.paths import REPO_ROOT
 
@@ -23,6 +23,26 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _event_messages(cluster: Cluster) -> list[str]:
+    return [str(e.get("message")) for e in cluster.sb.cluster.list("", "events", "test")]
+
+
+async def _metrics_when(port: int, line: str, within: float = 10.0) -> str:
+    """The /metrics exposition once it contains ``line``; fails with the last exposition seen."""
+    body = ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while True:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                body = await resp.text()
+            if line in body:
+                return body
+            if loop.time() > deadline:
+                raise AssertionError(f"{line!r} not exported within {within}s; /metrics:\n{body}")
+            await asyncio.sleep(0.05)
 
 
 async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) -> None:
@@ -39,15 +59,14 @@ async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) ->
     )
     try:
         await cluster.wait_phase("Initialized", within=30)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                assert resp.status == 200
-            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                body = await resp.text()
-        assert 'flagger_canary_status{name="podinfo",namespace="test"} 1.0' in body
+        # The sandbox shows the status as soon as it is written; the process publishes it once it has read the
+        # answer, and records the step's Event after that: both are waited for, not expected at once.
+        body = await _metrics_when(port, 'flagger_canary_status{name="podinfo",namespace="test"} 1.0')
         assert 'flagger_canary_weight{namespace="test",workload="podinfo-primary"} 100.0' in body
-        messages = [e.get("message") for e in cluster.sb.cluster.list("", "events", "test")]
-        assert "Initialization done! podinfo.test" in messages
+        await wait_for(lambda: "Initialization done! podinfo.test" in _event_messages(cluster), 10,
+                       lambda: f"events: {_event_messages(cluster)}")
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/readyz") as resp:
+            assert resp.status == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), 20)
