@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from flaggerpy.analysis.base import HookType
+from flaggerpy.canary.controller import Controller
+from flaggerpy.kube import resources as res
 from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, ScriptedAnalyzer, wait_for
-from tests.manifests import canary, deployment
+from tests.manifests import NAMESPACE, canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 FAST = {"interval": "200ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}
@@ -77,18 +77,29 @@ async def test_skip_analysis_promotes_without_checks(
     assert image_of(cluster, "podinfo-primary") == NEW_IMAGE
 
 
+def image_of_cached(controller: Controller) -> str | None:
+    """The image of the target Deployment as the controller's cache has it."""
+    dep = controller.caches.get(res.DEPLOYMENTS, NAMESPACE, "podinfo")
+    return None if dep is None else str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
 async def test_suspended_canary_is_left_alone(cluster: Cluster, run_controller: ControllerFactory) -> None:
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
-    async with run_controller():
+    async with run_controller() as controller:
         await cluster.wait_phase("Initialized")
         obj = cluster.canary()
         obj["spec"]["suspend"] = True
         await cluster.update("flagger.app", "canaries", obj)
-        await wait_for(lambda: cluster.canary()["spec"].get("suspend") is True)
+        # The controller's own cache, not the store: the Deployment's watch event could otherwise reach a worker
+        # before the Canary's does, and the worker would start a release the user had already suspended.
+        await wait_for(lambda: (controller.caches.get(res.CANARIES, NAMESPACE, "podinfo") or {}).get(
+            "spec", {}).get("suspend") is True, 10, lambda: "the controller never saw spec.suspend")
         await cluster.set_image(NEW_IMAGE)
-        # Nothing to wait for when nothing should happen: give the watch and a worker ample time to react.
-        await asyncio.sleep(0.5)
+        # Once the controller has seen the new image, the reconcile it queued has run when its queue is drained.
+        await wait_for(lambda: image_of_cached(controller) == NEW_IMAGE, 10, lambda: "the controller never saw "
+                       f"the new image: {image_of_cached(controller)}")
+        await controller.queue.join()
         assert cluster.status()["phase"] == "Initialized"
         obj = cluster.canary()
         obj["spec"]["suspend"] = False
