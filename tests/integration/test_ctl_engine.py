@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flaggerpy.analysis.base import HookType
+from flaggerpy.kube import resources as res
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, ScriptedAnalyzer, wait_for
 from tests.integration.test_ctl_commands import Ctl
@@ -29,7 +30,7 @@ async def test_promote_abort_retry_through_the_cli(
     await cluster.create("flagger.app", "canaries", canary(analysis={
         "interval": "1s", "threshold": 2, "maxWeight": 20, "stepWeight": 10,
     }))
-    async with run_controller():
+    async with run_controller() as controller:
         await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("WaitingPromotion", within=20)
         code, _, _ = await ctl("promote", "podinfo", *NS)
@@ -42,6 +43,9 @@ async def test_promote_abort_retry_through_the_cli(
         obj = cluster.canary()
         obj["spec"]["analysis"]["interval"] = "1h"
         await cluster.update("flagger.app", "canaries", obj)
+        # The Canary and the Deployment come in on separate watches: the new revision must meet the long interval.
+        await wait_for(lambda: (controller.caches.get(res.CANARIES, "test", "podinfo") or {}).get("spec", {}).get(
+            "analysis", {}).get("interval") == "1h", 10, lambda: "the controller never saw the 1h interval")
         await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
         await wait_for(lambda: cluster.status().get("canaryWeight") == 10, 15)
         code, _, _ = await ctl("abort", "podinfo", *NS)
