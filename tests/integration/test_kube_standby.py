@@ -49,8 +49,11 @@ async def test_paused_handlers_stay_silent_and_resume_replays_the_cache_in_order
             assert await informer.wait_for_sync(5)
             during = await kube.create(CONFIGMAPS, configmap("during"))
             await kube.delete(CONFIGMAPS, "before", NS)
-            await kube.create(CONFIGMAPS, configmap("before"))  # replayed last: its handler runs the replay's end
-            await until(lambda: len(informer.store) == 2)
+            again = await kube.create(CONFIGMAPS, configmap("before"))  # replayed last: its handler ends the replay
+            # Two objects are cached both before the delete is seen and after the re-create: only the re-created
+            # object's version says the cache has caught up (else the replay would race the delete and re-add).
+            await until(lambda: (informer.store.get(f"{NS}/before") or {}).get("metadata", {}).get("resourceVersion")
+                        == again["metadata"]["resourceVersion"] and len(informer.store) == 2)
             await asyncio.sleep(0.2)
             assert calls == [], "a paused informer calls no handler"
             assert informer.handlers_paused
