@@ -8,6 +8,10 @@ from tests.manifests import canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 ROUTES = ("gateway.networking.k8s.io", "httproutes")
+# Drift is repaired on the watch event, not at the next analysis step: these canaries are idle (no next step) or wait
+# 30 s for one, so a repair inside this bound can only have come from the watch. Tighter bounds measure latency,
+# which a loaded 2-core CI machine does not guarantee (performance is for the benchmarks).
+REPAIR_WITHIN = 10.0
 
 
 async def test_restart_resumes_at_persisted_step(
@@ -57,7 +61,8 @@ async def test_route_weight_edits_are_reverted_and_foreign_labels_kept(
             backend["weight"] = 50
         await cluster.update(*ROUTES, route)
         assert cluster.route_weights() == [("podinfo-primary", 50), ("podinfo-canary", 50)]
-        await wait_for(lambda: cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)], 1.0)
+        await wait_for(lambda: cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)],
+                       REPAIR_WITHIN, lambda: f"route weights {cluster.route_weights()}")
     assert cluster.get(*ROUTES, "podinfo")["metadata"]["labels"]["team"] == "payments"
 
 
@@ -75,7 +80,8 @@ async def test_route_repair_restores_weights_mid_analysis(
         route["spec"]["rules"][-1]["backendRefs"][0]["weight"] = 0
         route["spec"]["rules"][-1]["backendRefs"][1]["weight"] = 100
         await cluster.update(*ROUTES, route)
-        await wait_for(lambda: cluster.route_weights() == [("podinfo-primary", 90), ("podinfo-canary", 10)], 1.0)
+        await wait_for(lambda: cluster.route_weights() == [("podinfo-primary", 90), ("podinfo-canary", 10)],
+                       REPAIR_WITHIN, lambda: f"route weights {cluster.route_weights()}, status {cluster.status()}")
         # The repair did not advance the analysis (the 30 s interval is not over).
         assert cluster.status()["canaryWeight"] == 10
 
@@ -88,13 +94,15 @@ async def test_deleted_or_edited_services_are_repaired(
     async with run_controller():
         await cluster.wait_phase("Initialized")
         await cluster.sb.cluster.delete("", "services", "test", "podinfo-canary")
-        await wait_for(lambda: cluster.get("", "services", "podinfo-canary") is not None, 1.0)
+        await wait_for(lambda: cluster.get("", "services", "podinfo-canary") is not None, REPAIR_WITHIN,
+                       lambda: "service podinfo-canary not re-created")
         apex = cluster.get("", "services", "podinfo")
         apex["spec"]["selector"] = {"app": "somebody-else"}
         apex["metadata"]["annotations"] = {"owner": "ops"}
         await cluster.update("", "services", apex)
         await wait_for(lambda: cluster.get("", "services", "podinfo")["spec"]["selector"]
-                       == {"app": "podinfo-primary"}, 1.0)
+                       == {"app": "podinfo-primary"}, REPAIR_WITHIN,
+                       lambda: f"apex selector {cluster.get('', 'services', 'podinfo')['spec']['selector']}")
     assert cluster.get("", "services", "podinfo")["metadata"]["annotations"]["owner"] == "ops"
     assert cluster.get("", "services", "podinfo-canary")["spec"]["selector"] == {"app": "podinfo"}
 
@@ -159,7 +167,8 @@ async def test_grpc_canary_releases_and_its_grpcroute_is_repaired(
         route["spec"]["rules"][-1]["backendRefs"][0]["weight"] = 50
         route["spec"]["rules"][-1]["backendRefs"][1]["weight"] = 50
         await cluster.update(*grpc, route)
-        await wait_for(lambda: weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)], 1.0)
+        await wait_for(lambda: weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)], REPAIR_WITHIN,
+                       lambda: f"grpcroute weights {weights()}")
         await cluster.set_image(NEW_IMAGE)
         await cluster.wait_phase("Succeeded")
     assert weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
