@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from flaggerpy.sandbox import Rule, Sandbox
+from tests.integration.conftest import wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -91,7 +92,10 @@ async def test_forced_gone_and_dropped_watches(sb: Sandbox, http: aiohttp.Client
             return len([line async for line in resp.content])
 
     reader = asyncio.create_task(read_until_closed())
-    await asyncio.sleep(0.1)
+    # Drop only once the watch is served: a drop before it opens would leave it open (and the reader waiting).
+    server = sb.server
+    assert server is not None
+    await wait_for(lambda: server.open_watches >= 1, 5, lambda: "the watch was never served")
     async with http.put("/sandbox/faults", json={"drop_watches": True}) as resp:
         assert resp.status == 200
     assert await asyncio.wait_for(reader, 5) == 0
