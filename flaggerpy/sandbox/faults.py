@@ -69,8 +69,14 @@ class Faults:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        self._random = random.Random(self.seed)
         self._drop_listeners: list[Callable[[], None]] = []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "seed":
+            # The draws restart from any seed set, at construction or later on a running sandbox's faults (as a
+            # test does after its cluster is set up): a seed that only counted at construction was silently lost.
+            super().__setattr__("_random", random.Random(value))
 
     def error_for(self, verb: str, resource: str) -> int | None:
         """The HTTP code to fail this request with, or None."""

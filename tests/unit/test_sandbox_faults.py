@@ -33,6 +33,17 @@ def test_rates_are_honoured_with_a_seed() -> None:
     assert 120 < failures < 280 and set(outcomes) == {None, 503}
 
 
+def test_a_seed_set_on_running_faults_makes_the_draws_repeatable() -> None:
+    def draws(faults: Faults) -> list[int | None]:
+        faults.errors.append(Rule(rate=0.5, code=503))
+        return [faults.error_for("get", "configmaps") for _ in range(50)]
+
+    late = Faults()
+    late.error_for("get", "configmaps")
+    late.seed = 7
+    assert draws(late) == draws(Faults(seed=7))
+
+
 def test_conflicts_only_hit_writes() -> None:
     faults = Faults()
     faults.conflicts.append(Rule())
