@@ -44,7 +44,9 @@ from flaggerpy.routing.base import Router, Routers
 log = get_logger(__name__)
 
 GRPCROUTE_CRD = "grpcroutes.gateway.networking.k8s.io"
+SCALEDOBJECT_CRD = "scaledobjects.keda.sh"
 TARGET_INDEX = "target"
+AUTOSCALER_INDEX = "autoscaler"
 CONFIG_INDEX = "config"
 RECONCILER_NAME = "canary"
 # Phases in which a reconcile is a step of an analysis: Flagger observes flagger_canary_duration_seconds for those.
@@ -109,6 +111,15 @@ def target_index(obj: Mapping[str, Any]) -> list[str]:
     return [f"{(obj.get('metadata') or {}).get('namespace', '')}/{ref.get('kind') or 'Deployment'}/{ref['name']}"]
 
 
+def autoscaler_index(obj: Mapping[str, Any]) -> list[str]:
+    """Index canaries by the autoscaler they reference: ``namespace/Kind/name``."""
+    ref = (obj.get("spec") or {}).get("autoscalerRef") or {}
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return []
+    namespace = (obj.get("metadata") or {}).get("namespace", "")
+    return [f"{namespace}/{ref.get('kind') or 'HorizontalPodAutoscaler'}/{ref['name']}"]
+
+
 def config_index(obj: Mapping[str, Any]) -> list[str]:
     """Index workloads by the ConfigMaps/Secrets their pod template references: ``namespace/kind/name``."""
     namespace = (obj.get("metadata") or {}).get("namespace", "")
@@ -153,7 +164,7 @@ def build_informers(kube: KubeClient, settings: ControllerSettings) -> dict[Reso
     if settings.engine.config_tracking:
         watched += [res.CONFIGMAPS, res.SECRETS]
     indexers: dict[Resource, dict[str, Any]] = {
-        res.CANARIES: {TARGET_INDEX: target_index},
+        res.CANARIES: {TARGET_INDEX: target_index, AUTOSCALER_INDEX: autoscaler_index},
         res.DEPLOYMENTS: {CONFIG_INDEX: config_index},
         res.DAEMONSETS: {CONFIG_INDEX: config_index},
     }
@@ -198,6 +209,7 @@ class Controller:
         self.reconciler = CanaryReconciler(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=status_hook
         )
+        self.reconciler.wake = self.enqueue
         self._workers: asyncio.Task[None] | None = None
         self._wire()
 
@@ -243,6 +255,23 @@ class Controller:
             informer.observe_reconnects(self._observer.count_watch_reconnect)
         self.informers[res.GRPCROUTES_V1] = informer
         self.caches.add(res.GRPCROUTES_V1, informer.store)
+
+    async def _watch_scaled_objects(self) -> None:
+        """Watch KEDA ScaledObjects too when their CRD is installed; without KEDA the controller runs as before (a
+        canary referencing a ScaledObject then waits with a condition saying so)."""
+        if res.SCALEDOBJECTS in self.informers:
+            return
+        try:
+            await self._kube.get(res.CRDS, SCALEDOBJECT_CRD)
+        except (NotFound, Forbidden) as exc:
+            log.info("not watching KEDA ScaledObjects", reason=exc.__class__.__name__)
+            return
+        informer = Informer(self._kube, res.SCALEDOBJECTS, self.settings.namespace, settings=self.settings.watch)
+        self._wire_autoscaler(informer, res.SCALEDOBJECTS)
+        if self._observer is not None:
+            informer.observe_reconnects(self._observer.count_watch_reconnect)
+        self.informers[res.SCALEDOBJECTS] = informer
+        self.caches.add(res.SCALEDOBJECTS, informer.store)
 
     def _router_for(self, canary: Canary) -> Router:
         return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)
@@ -323,6 +352,33 @@ class Controller:
 
         return on_delete
 
+    def _on_autoscaler(self, resource: Resource) -> Any:
+        """An autoscaler appeared or went: wake the canary owning it (its ``-primary`` copy) and the canaries that
+        reference it (one may be waiting for it)."""
+        def handler(obj: Mapping[str, Any]) -> None:
+            self._on_owned(obj)
+            meta = obj.get("metadata") or {}
+            value = f"{meta.get('namespace', '')}/{resource.kind}/{meta.get('name', '')}"
+            self._enqueue_all(_key(c) for c in self.informers[res.CANARIES].store.by_index(AUTOSCALER_INDEX, value))
+
+        return handler
+
+    def _on_autoscaler_update(self, resource: Resource) -> Any:
+        """Like :meth:`_on_autoscaler`, except for our own write's echo and for the autoscaler's status reports (the
+        HPA controller and KEDA write them often; nothing the engine decides reads them)."""
+        wake = self._on_autoscaler(resource)
+        own = self.reconciler.own_writes
+
+        def on_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+            if not own.is_echo(resource, new) and not _only_status_changed(old, new):
+                wake(new)
+
+        return on_update
+
+    def _wire_autoscaler(self, informer: Informer, resource: Resource) -> None:
+        handler = self._on_autoscaler(resource)
+        informer.add_handlers(handler, self._on_autoscaler_update(resource), self._forgetting(resource, handler))
+
     def _on_route_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         """A route changed: wake its canary unless the change is our own write coming back, or only the Gateway's
         status while the canary is not waiting for it (acceptance matters only to a canary halted on it)."""
@@ -373,9 +429,9 @@ class Controller:
             handler = self._on_workload(kind)
             self.informers[resource].add_handlers(handler, self._on_workload_update(resource, kind),
                                                   self._forgetting(resource, handler))
-        for resource in (res.SERVICES, res.HPAS):
-            self.informers[resource].add_handlers(self._on_owned, self._unless_echo(resource, self._on_owned),
-                                                  self._forgetting(resource, self._on_owned))
+        self.informers[res.SERVICES].add_handlers(self._on_owned, self._unless_echo(res.SERVICES, self._on_owned),
+                                                  self._forgetting(res.SERVICES, self._on_owned))
+        self._wire_autoscaler(self.informers[res.HPAS], res.HPAS)
         self.informers[res.HTTPROUTES_V1].add_handlers(self._on_owned, self._on_route_update, self._on_owned)
         for resource, kind in ((res.CONFIGMAPS, "configmap"), (res.SECRETS, "secret")):
             if resource in self.informers:
@@ -437,6 +493,7 @@ class Controller:
         replica without the lease would only fill a work queue that no worker drains.
         """
         await self._watch_grpc_routes()
+        await self._watch_scaled_objects()
         for informer in self.informers.values():
             if standby:
                 informer.pause_handlers()

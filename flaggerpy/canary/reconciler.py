@@ -33,6 +33,7 @@ from flaggerpy.canary.context import (
     rv_older,
 )
 from flaggerpy.canary.phases import Phase
+from flaggerpy.canary.slots import WAIT_REASON
 from flaggerpy.canary.stepio import StepIO
 from flaggerpy.kube import resources as res
 from flaggerpy.log import get_logger
@@ -51,6 +52,10 @@ __all__ = [
 class CanaryReconciler(StepIO):
     """The state machine of design.md, one step per :meth:`reconcile`."""
 
+    wake: Callable[[str], None] | None = None
+    """Asks for a reconcile of another canary now (the controller's ``enqueue``): a freed analysis slot wakes the
+    waiter it lets in instead of leaving it to its next poll. Without it, waiters notice on their poll interval."""
+
     # -- entry point ---------------------------------------------------------------------------------------------
 
     def handles(self, obj: Mapping[str, Any]) -> bool:
@@ -64,6 +69,7 @@ class CanaryReconciler(StepIO):
         if obj is None:
             self._forget(key)
             self.slots.release(key)
+            self._wake_waiters()
             return None
         if rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):
             return self.settings.stale_cache_retry
@@ -90,7 +96,7 @@ class CanaryReconciler(StepIO):
             await self._halt(step, "ConfigNotFound", str(exc), warn=True)
             return step.plan.interval
         except wl.WorkloadError as exc:
-            await self._halt(step, "InvalidTarget", str(exc), warn=True)
+            await self._halt(step, exc.reason, str(exc), warn=True)
             return step.plan.interval
 
     async def _dispatch(self, step: Step) -> float | None:
@@ -179,22 +185,63 @@ class CanaryReconciler(StepIO):
                 await self._route(step, fresh=True)
                 await self._apply.scale(step.target, 0)
             self.slots.release(step.key)
-            if st.condition(step.status, st.HALTED) is not None:
+            halted = st.condition(step.status, st.HALTED)
+            if halted is not None:
                 st.unhalt(step.status)
                 await self._commit(step)
+                if halted.get("reason") == WAIT_REASON:
+                    self._wake_waiters()
             return None
-        if self.slots.limit and not self.slots.may_start(step.key, self._active()):
-            limit = self.slots.limit
-            await self._halt(step, "MaxConcurrentCanaries",
-                             f"waiting for a free analysis slot ({limit} canaries are being analysed)")
+        if self.slots.limit and not await self._slot_free(step):
             return self.settings.poll_interval
         denied = await self._gate(step, HookType.CONFIRM_ROLLOUT)
         if denied is not None:
+            # Past the slot check: the slot is held while approval is awaited (it starts without asking again).
+            self.slots.admit(step.key)
+            self._unwait(step)
             step.move(Phase.WAITING)
             await self._commit(step)
             await self._event(step, f"Halt advancement {step.name} waiting for approval {denied.name}")
             return step.plan.interval
         return await self._start(step, rev)
+
+    async def _slot_free(self, step: Step) -> bool:
+        """Whether the new revision may start under ``--max-concurrent-canaries``; if not, it waits in line.
+
+        The line is every cached waiter by (wait start, namespace/name): the wait start is the lastTransitionTime
+        of the Halted condition, written once when the wait begins and kept while the message stays the same, so
+        a restarted controller or a new leader admits in the same order.
+        """
+        census = self.slots.census(self._caches.list(res.CANARIES), self.handles)
+        if self.slots.may_start(step.key, census, step.at):
+            return True
+        halted = st.condition(step.status, st.HALTED)
+        if halted is not None and halted.get("reason") != WAIT_REASON:
+            # The wait begins now, not when the canary began waiting for something else.
+            st.unhalt(step.status)
+        await self._halt(step, WAIT_REASON,
+                         f"waiting for a free analysis slot ({self.slots.limit} canaries are being analysed)")
+        self.slots.queued(step.key, step.status, str(step.obj["metadata"].get("resourceVersion") or ""))
+        return False
+
+    @staticmethod
+    def _unwait(step: Step) -> None:
+        """The canary got its slot: it no longer waits for one."""
+        halted = st.condition(step.status, st.HALTED)
+        if halted is not None and halted.get("reason") == WAIT_REASON:
+            st.unhalt(step.status)
+
+    def _slot_freed(self, step: Step) -> None:
+        """The status just written ends the canary's analysis: its slot goes to the next waiter."""
+        self.slots.freed(step.key, str(step.obj["metadata"].get("resourceVersion") or ""))
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        """Wake the waiters the free slots let in now (oldest first), if a waker is wired."""
+        if self.wake is None or not self.slots.limit:
+            return
+        for key in self.slots.next_up(self.slots.census(self._caches.list(res.CANARIES), self.handles)):
+            self.wake(key)
 
     async def _manual(self, step: Step, decision: manual.Decision) -> float | None:
         """Act on a promote/abort/retry request once; its id is recorded in the status of the same step."""
@@ -471,6 +518,7 @@ class CanaryReconciler(StepIO):
         await self._route(step, fresh=True)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
+        self._slot_freed(step)
         await self._event(step, f"Promotion completed! Scaling down {step.name}")
         await self._post_rollout(step)
         await self._notify(step, "Canary analysis completed successfully, promotion finished.", "info")
@@ -484,6 +532,7 @@ class CanaryReconciler(StepIO):
         await self._route(step, fresh=True)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
+        self._slot_freed(step)
         await self._event(step, reason, WARNING)
         await self._event(step, f"Canary failed! Scaling down {step.name}", WARNING)
         await self._post_rollout(step)

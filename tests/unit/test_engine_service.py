@@ -7,7 +7,6 @@ from typing import Any
 
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import service as svc
-from flaggerpy.canary.slots import Slots
 
 TEMPLATE = {"spec": {"containers": [{"name": "app", "ports": [
     {"name": "http", "containerPort": 9898},
@@ -77,18 +76,3 @@ def test_drift_ignores_server_fields_and_foreign_metadata() -> None:
     live = copy.deepcopy(desired)
     live["spec"]["ports"][0]["port"] = 8080
     assert svc.needs_update(live, desired)
-
-
-def test_slots_admit_in_arrival_order() -> None:
-    slots = Slots(limit=1)
-    assert slots.may_start("ns/a", active=[])
-    slots.admit("ns/a")
-    assert not slots.may_start("ns/b", active=[])  # a holds the slot before the cache shows it analysing
-    assert not slots.may_start("ns/c", active=["ns/a"])
-    slots.release("ns/a")
-    assert not slots.may_start("ns/c", active=[])  # b came first
-    assert slots.may_start("ns/b", active=[])
-    slots.admit("ns/b")
-    assert slots.waiting() == ["ns/c"]
-    assert not slots.may_start("ns/c", active=[])
-    assert Slots(0).may_start("ns/z", active=["a", "b"])
