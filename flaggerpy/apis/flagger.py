@@ -84,6 +84,9 @@ class ScalerReplicas(ApiModel):
     max_replicas: Annotated[int, Field(ge=1)] | None = Field(default=None, description="Maximum replicas.")
 
 
+AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
+
+
 class AutoscalerReference(ApiModel):
     """The HorizontalPodAutoscaler (or KEDA ScaledObject) of the target; Flagger copies it for the primary."""
 
@@ -96,6 +99,19 @@ class AutoscalerReference(ApiModel):
     primary_scaler_replicas: ScalerReplicas | None = Field(
         default=None, description="Replica bounds for the primary's autoscaler (defaults to the target's)."
     )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str | None) -> str | None:
+        # Any other kind would leave the primary without an autoscaler while the target's keeps scaling the canary.
+        if kind is not None and kind not in AUTOSCALER_KINDS:
+            raise ValueError(f"must be {' or '.join(AUTOSCALER_KINDS)} (got {kind!r})")
+        return kind
+
+    @property
+    def scaler_kind(self) -> str:
+        """The referenced kind, HorizontalPodAutoscaler when unset."""
+        return self.kind or AUTOSCALER_KINDS[0]
 
 
 class CustomMetadata(ApiModel):

@@ -1,7 +1,7 @@
 """Writes to the workloads, configs and Services a canary manages — each only when the cache shows a difference.
 
 The apiserver fills defaults into what we write (pod template fields, Service clusterIP, ...), so "did it change" is
-judged on what the canary decides: a hash of the desired spec kept in an annotation for workloads and HPAs, the
+judged on what the canary decides: a hash of the desired spec kept in an annotation for workloads and autoscalers, the
 managed fields for Services, the data for config copies.
 """
 
@@ -11,6 +11,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from flaggerpy.apis.flagger import AutoscalerReference
+from flaggerpy.canary import autoscalers as scalers
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
@@ -19,7 +21,7 @@ from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, NotFound
 
-# Where the engine remembers which desired spec it last wrote to a primary workload or HPA.
+# Where the engine remembers which desired spec it last wrote to a primary workload or autoscaler.
 SPEC_HASH_ANNOTATION = "flaggerpy.io/spec-hash"
 
 
@@ -88,7 +90,7 @@ class Applier:
         canary_obj: Mapping[str, Any],
         target: Mapping[str, Any],
         renames: Mapping[str, str],
-        hpa_managed: bool,
+        autoscaled: bool,
     ) -> bool:
         """Make ``<target>-primary`` run the target's pod template; True when something was written."""
         namespace = target["metadata"]["namespace"]
@@ -98,15 +100,15 @@ class Applier:
         # or compared with changed since the primary was last found in order.
         meta = target["metadata"]
         inputs = (meta.get("labels"), meta.get("annotations"), (canary_obj.get("metadata") or {}).get("uid"),
-                  dict(renames), hpa_managed,
+                  dict(renames), autoscaled,
                   None if live is None else (live["metadata"].get("uid"), live["metadata"].get("resourceVersion")))
         key = f"{namespace}/{meta['name']}"
         seen = self._primary_in_order.get(key)
         if seen is not None and seen[1] == inputs and seen[0] == target["spec"]:
             return False
         replicas = None
-        if live is not None and (hpa_managed or wl.replicas_of(target) == 0):
-            # The HPA (or the running primary) owns the replica count once the target is scaled down.
+        if live is not None and (autoscaled or wl.replicas_of(target) == 0):
+            # The autoscaler (or the running primary) owns the replica count once the target is scaled down.
             replicas = wl.replicas_of(live) or None
         desired = wl.build_primary(target, canary_obj, renames, replicas, selector_labels=self._selector_labels,
                                    label_prefixes=self._label_prefixes)
@@ -156,18 +158,64 @@ class Applier:
                 continue
             await self._create_or_replace(resource, desired, live)
 
-    async def ensure_hpa(self, canary_obj: Mapping[str, Any], namespace: str, hpa_name: str, target_name: str,
-                         replicas: tuple[int | None, int | None]) -> bool:
-        """Keep ``<hpa>-primary`` scaling the primary; False when the target has no such HPA."""
-        hpa = self._caches.get(res.HPAS, namespace, hpa_name)
-        if hpa is None:
-            return False
-        desired = wl.build_primary_hpa(hpa, canary_obj, target_name, replicas)
+    def _scaler(self, ref: AutoscalerReference, namespace: str, target: Mapping[str, Any]) -> dict[str, Any]:
+        """The cached autoscaler ``ref`` names, checked against the target; :class:`AutoscalerError` otherwise."""
+        kind = ref.scaler_kind
+        resource = res.SCALEDOBJECTS if kind == scalers.SCALED_OBJECT else res.HPAS
+        live = self._caches.get(resource, namespace, ref.name)
+        if live is None:
+            if not self._caches.has(resource):
+                raise scalers.AutoscalerNotFound(
+                    f"spec.autoscalerRef.kind: {kind}: the cluster did not serve {resource.api_version} "
+                    f"{resource.plural} when the controller started (install KEDA, then restart the controller)"
+                )
+            raise scalers.AutoscalerNotFound(f"spec.autoscalerRef.name: {kind} {namespace}/{ref.name} not found")
+        scalers.check_target(kind, live, target.get("kind") or "Deployment", target["metadata"]["name"])
+        if kind == scalers.SCALED_OBJECT:
+            scalers.check_queries(ref.primary_scaler_queries, live)
+        return live
+
+    async def ensure_scaler(self, canary_obj: Mapping[str, Any], ref: AutoscalerReference,
+                            target: Mapping[str, Any]) -> None:
+        """Keep ``<autoscaler>-primary`` (HPA or ScaledObject) scaling the primary, rewritten only when its desired
+        spec changed; :class:`AutoscalerError` (nothing written) when the referenced autoscaler is missing or
+        cannot be used for this target."""
+        namespace = target["metadata"]["namespace"]
+        target_name = target["metadata"]["name"]
+        live = self._scaler(ref, namespace, target)
+        limits = ref.primary_scaler_replicas
+        replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
+        if ref.scaler_kind == scalers.SCALED_OBJECT:
+            resource = res.SCALEDOBJECTS
+            desired = scalers.build_primary_scaled_object(live, canary_obj, target_name, ref.primary_scaler_queries,
+                                                          replicas)
+        else:
+            resource = res.HPAS
+            desired = wl.build_primary_hpa(live, canary_obj, target_name, replicas)
         digest = wl.spec_hash(desired["spec"])
-        live = self._caches.get(res.HPAS, namespace, desired["metadata"]["name"])
-        if live is None or _stored_hash(live) != digest:
-            await self._create_or_replace(res.HPAS, _with_hash(desired, digest), live)
-        return True
+        current = self._caches.get(resource, namespace, desired["metadata"]["name"])
+        if current is None or _stored_hash(current) != digest:
+            await self._create_or_replace(resource, _with_hash(desired, digest), current)
+
+    async def _hold_scaled_objects(self, workload: Mapping[str, Any], replicas: int) -> None:
+        """Pause the ScaledObjects scaling ``workload`` at zero replicas when it is scaled to zero, resume them when
+        it is scaled up: KEDA would otherwise undo the scale-down (Flagger pauses the canary's ScaledObject the same
+        way). Nothing to do where KEDA is not installed."""
+        if not self._caches.has(res.SCALEDOBJECTS):
+            return
+        meta = workload["metadata"]
+        kind = workload.get("kind") or "Deployment"
+        for scaled_object in self._caches.list(res.SCALEDOBJECTS, meta["namespace"]):
+            if not scalers.scales(scaled_object, kind, meta["name"]):
+                continue
+            patch = scalers.pause_patch(scaled_object, 0 if replicas == 0 else None)
+            if patch is None:
+                continue
+            try:
+                self._wrote(res.SCALEDOBJECTS, await self._kube.resource(res.SCALEDOBJECTS).patch(
+                    scaled_object["metadata"]["name"], meta["namespace"], patch))
+            except NotFound:
+                continue  # deleted since the cache saw it: nothing left to pause
 
     async def ensure_services(self, desired: Mapping[str, dict[str, Any]]) -> list[str]:
         """Create or repair the apex/primary/canary Services; the names of those written."""
@@ -185,7 +233,8 @@ class Applier:
         return written
 
     async def scale(self, workload: Mapping[str, Any], replicas: int) -> bool:
-        """Set a Deployment's replicas, or run/stop a DaemonSet (any replicas > 0 means run); False when unchanged."""
+        """Set a Deployment's replicas (pausing or resuming the KEDA ScaledObjects that scale it), or run/stop a
+        DaemonSet (any replicas > 0 means run); False when the workload's replicas were unchanged."""
         meta = workload["metadata"]
         if workload.get("kind") == "DaemonSet":
             running = replicas > 0
@@ -197,6 +246,8 @@ class Applier:
             self._wrote(res.DAEMONSETS, await self._kube.resource(res.DAEMONSETS).patch(meta["name"], meta["namespace"],
                                                                                       body))
             return True
+        # Before the scale: a scale-down KEDA still drives would be undone, a scale-up it holds paused would stay 0.
+        await self._hold_scaled_objects(workload, replicas)
         if wl.replicas_of(workload) == replicas:
             return False
         self._wrote(res.DEPLOYMENTS, await self._kube.resource(res.DEPLOYMENTS).patch(

@@ -265,16 +265,17 @@ class StepIO:
             self._services_in_order[step.key] = (spec, inputs)
 
     async def _ensure_primary(self, step: Step, rev: Revision) -> bool:
-        hpa_managed = False
+        """Bring the primary's autoscaler copy, config copies and workload in line; True when the workload was written.
+
+        The autoscaler is checked first, so a reference that cannot work (an AutoscalerError, which the reconciler
+        turns into a Halted condition and a Warning Event) stops the step before anything is written.
+        """
         ref = step.canary.spec.autoscaler_ref
-        if ref is not None and (ref.kind or "HorizontalPodAutoscaler") == "HorizontalPodAutoscaler":
-            limits = ref.primary_scaler_replicas
-            replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
-            hpa_managed = await self._apply.ensure_hpa(step.obj, step.canary.metadata.namespace, ref.name,
-                                                       step.target["metadata"]["name"], replicas)
+        if ref is not None:
+            await self._apply.ensure_scaler(step.obj, ref, step.target)
         if rev.renames:
             await self._apply.copy_configs(step.obj, step.canary.metadata.namespace, list(rev.renames))
-        return await self._apply.ensure_primary(step.obj, step.target, rev.renames, hpa_managed)
+        return await self._apply.ensure_primary(step.obj, step.target, rev.renames, ref is not None)
 
     def _step_context(self, step: Step) -> StepContext:
         return StepContext(

@@ -52,6 +52,9 @@ _SERVER_ANNOTATIONS = (
 class WorkloadError(ValueError):
     """The target cannot be managed as written (e.g. no selector label); the message names the field."""
 
+    reason = "InvalidTarget"
+    """The reason of the Halted condition and Warning Event the canary waits with."""
+
 
 def primary_name(name: str) -> str:
     """The name of the primary copy of ``name`` (workload, Service, ConfigMap, Secret or HPA)."""

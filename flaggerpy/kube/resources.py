@@ -39,6 +39,9 @@ HTTPROUTES_V1BETA1 = Resource("gateway.networking.k8s.io", "v1beta1", "httproute
 GRPCROUTES_V1 = Resource("gateway.networking.k8s.io", "v1", "grpcroutes", "GRPCRoute")
 GATEWAYS_V1 = Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway")
 
+# keda.sh (optional: watched only where KEDA's CRD is installed)
+SCALEDOBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
+
 ALL: tuple[Resource, ...] = (
     NAMESPACES,
     SERVICES,
@@ -59,6 +62,7 @@ ALL: tuple[Resource, ...] = (
     HTTPROUTES_V1BETA1,
     GRPCROUTES_V1,
     GATEWAYS_V1,
+    SCALEDOBJECTS,
 )
 
 

@@ -21,6 +21,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-delay", type=float, default=0.2,
                         help="seconds until a new Deployment/DaemonSet revision is ready (default: 0.2)")
     parser.add_argument("--no-dataplane", action="store_true", help="do not run the simulated Gateway data plane")
+    parser.add_argument("--keda", action="store_true",
+                        help="install KEDA: the ScaledObject CRD and a simulated operator (default: a cluster without)")
     parser.add_argument("--no-cel", action="store_true",
                         help="skip CRD x-kubernetes-validations rules (faster writes of Gateway API objects)")
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
@@ -33,6 +35,7 @@ async def _serve(args: argparse.Namespace) -> None:
         ready_delay=args.ready_delay,
         dataplane=False if args.no_dataplane else None,
         cel_rules=not args.no_cel,
+        keda=args.keda,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

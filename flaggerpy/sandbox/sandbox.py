@@ -18,6 +18,8 @@ from aiohttp import web
 from flaggerpy.log import get_logger
 from flaggerpy.sandbox.cluster import Cluster
 from flaggerpy.sandbox.faults import Counters, Faults
+from flaggerpy.sandbox.keda import KedaOperator
+from flaggerpy.sandbox.keda import install as install_keda
 from flaggerpy.sandbox.kubeconfig import write_kubeconfig
 from flaggerpy.sandbox.promql import PromQLServer
 from flaggerpy.sandbox.server import ApiServer, ServerSettings, build_app
@@ -54,7 +56,9 @@ class Sandbox:
     with it, ``sb.promql`` answers Prometheus queries over its counters at ``<url>/sandbox/prometheus``.
     ``cel_rules=False`` skips CRD CEL rules (about 1 ms per HTTPRoute write; benchmarks may turn them off).
     ``history_size`` is how many watch events at least are kept for replay (older versions get 410 Gone);
-    ``ready_delay`` is how long a new Deployment/DaemonSet revision takes to become ready.
+    ``ready_delay`` is how long a new Deployment/DaemonSet revision takes to become ready. ``keda=True`` installs
+    KEDA: the ScaledObject CRD and an operator acting on ScaledObjects (see ``keda``); without it the sandbox is a
+    cluster without KEDA.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Sandbox:
         history_size: int = 10_000,
         bookmark_interval: float = 5.0,
         cel_rules: bool = True,
+        keda: bool = False,
         settings: ServerSettings | None = None,
     ) -> None:
         self.host = host
@@ -84,6 +89,9 @@ class Sandbox:
             self.controllers.insert(0, self.workloads)
         else:
             self.workloads = None
+        self.keda = KedaOperator() if keda else None
+        if self.keda is not None:
+            self.controllers.append(self.keda)
         self.dataplane: Any = None
         if dataplane or (dataplane is None and _dataplane_available()):
             module = importlib.import_module(DATAPLANE_MODULE)
@@ -121,6 +129,8 @@ class Sandbox:
                                    {"metadata": {"name": "default"}})
         for name in ("kube-system", "kube-public"):
             self.cluster.create_object(self.cluster.resource("", "namespaces"), "v1", "", {"metadata": {"name": name}})
+        if self.keda is not None:
+            install_keda(self.cluster)
         extra: list[web.RouteDef] = []
         for controller in self.controllers:
             routes = getattr(controller, "routes", None)
