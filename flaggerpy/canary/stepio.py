@@ -30,7 +30,6 @@ from flaggerpy.canary.context import (
 )
 from flaggerpy.canary.echo import OwnWrites
 from flaggerpy.canary.parsed import ParsedCanaries
-from flaggerpy.canary.phases import ACTIVE
 from flaggerpy.canary.slots import Slots
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient
@@ -294,13 +293,6 @@ class StepIO:
 
     async def _rollback_requested(self, step: Step) -> bool:
         return any(r.passed for r in await self._hooks(step, HookType.ROLLBACK))
-
-    def _active(self) -> list[str]:
-        return [
-            f"{c['metadata']['namespace']}/{c['metadata']['name']}"
-            for c in self._caches.list(res.CANARIES)
-            if st.phase_of(c.get("status") or {}) in ACTIVE
-        ]
 
     def _record_metrics(self, step: Step, results: list[MetricResult]) -> None:
         history = list(step.status.get("metricHistory") or [])
