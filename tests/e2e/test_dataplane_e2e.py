@@ -63,13 +63,19 @@ async def _query(session: aiohttp.ClientSession, base: str, promql: str) -> floa
     return float(result[0]["value"][1]) if result else None
 
 
-async def _until_value(session: aiohttp.ClientSession, base: str, promql: str, want: float | None = None) -> float:
-    async with asyncio.timeout(60):
-        while True:
-            value = await _query(session, base, promql)
-            if value is not None and value == value and (want is None or value == want):
-                return value
-            await asyncio.sleep(0.5)
+async def _until_value(session: aiohttp.ClientSession, base: str, promql: str, want: float | None = None,
+                       within: float = 60.0) -> float:
+    """The query's value once it is a number (and ``want``, if given); fails with the last answer seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = await _query(session, base, promql)
+        if value is not None and value == value and (want is None or value == want):
+            return value
+        if loop.time() > deadline:
+            wanted = "a number" if want is None else want
+            raise AssertionError(f"{promql}: {value} after {within}s, wanted {wanted}")
+        await asyncio.sleep(0.5)
 
 
 async def test_prometheus_scrapes_the_gateway_and_flagger_queries_work() -> None:
