@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     ScriptedAnalyzer,
     wait_for,
 )
+from tests.integration.test_deploy_rbac import allowed, load_rules, restricted_names, split
 from tests.integration.test_sandbox_kubectl import kubectl
 from tests.manifests import GATEWAY_NAMESPACE, NAMESPACE, canary, deployment, gateway
 
@@ -246,3 +247,29 @@ async def test_keda_unknown_autoscaler_kind_is_an_invalid_spec(
         assert message.startswith("spec.autoscalerRef.kind: must be HorizontalPodAutoscaler or ScaledObject")
         await wait_for(lambda: any(type_ == "Warning" and message in m for _, type_, _, m in events.events))
         assert cluster.get("apps", "deployments", "podinfo-primary") is None
+
+
+async def test_keda_requests_are_allowed_by_rbac_and_never_read_scaled_objects(
+    sandbox: Sandbox, cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create(*KEDA, scaled_object())
+    await cluster.create("flagger.app", "canaries", keda_canary())
+    sandbox.counters.reset()
+    async with run_controller():
+        await cluster.roll_out(NEW_IMAGE)
+        await cluster.wait_phase("Succeeded")
+        analyzer.metrics_pass = False
+        await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
+        await cluster.wait_phase("Failed")
+    served = sandbox.counters.snapshot()
+    verbs = set(served.get("scaledobjects.keda.sh") or {})
+    # Created (the primary's copy; unchanged since, so never replaced), patched (pause/resume), listed and watched:
+    # never read.
+    assert verbs == {"create", "patch", "list", "watch"}, verbs
+    rules, _ = load_rules()
+    denied = [f"{verb} {name}" for name, by_verb in served.items() for verb in by_verb
+              if split(name)[0] == "keda.sh" and not allowed(rules, verb, *split(name))]
+    assert denied == []
+    crd_names = restricted_names(rules, "get", "apiextensions.k8s.io", "customresourcedefinitions")
+    assert crd_names is not None and "scaledobjects.keda.sh" in crd_names
