@@ -176,24 +176,30 @@ class Applier:
         return live
 
     async def ensure_scaler(self, canary_obj: Mapping[str, Any], ref: AutoscalerReference,
-                            target: Mapping[str, Any]) -> None:
+                            target: Mapping[str, Any], create_only: bool = False) -> None:
         """Keep ``<autoscaler>-primary`` (HPA or ScaledObject) scaling the primary, rewritten only when its desired
         spec changed; :class:`AutoscalerError` (nothing written) when the referenced autoscaler is missing or
-        cannot be used for this target."""
+        cannot be used for this target.
+
+        ``create_only``: create the copy when it is missing but leave an existing one as it is (its spec follows
+        the target's autoscaler at initialisation and promotion, as in Flagger).
+        """
         namespace = target["metadata"]["namespace"]
         target_name = target["metadata"]["name"]
+        scaled_object = ref.scaler_kind == scalers.SCALED_OBJECT
+        resource = res.SCALEDOBJECTS if scaled_object else res.HPAS
+        current = self._caches.get(resource, namespace, wl.primary_name(ref.name))
+        if create_only and current is not None:
+            return
         live = self._scaler(ref, namespace, target)
         limits = ref.primary_scaler_replicas
         replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
-        if ref.scaler_kind == scalers.SCALED_OBJECT:
-            resource = res.SCALEDOBJECTS
+        if scaled_object:
             desired = scalers.build_primary_scaled_object(live, canary_obj, target_name, ref.primary_scaler_queries,
                                                           replicas)
         else:
-            resource = res.HPAS
             desired = wl.build_primary_hpa(live, canary_obj, target_name, replicas)
         digest = wl.spec_hash(desired["spec"])
-        current = self._caches.get(resource, namespace, desired["metadata"]["name"])
         if current is None or _stored_hash(current) != digest:
             await self._create_or_replace(resource, _with_hash(desired, digest), current)
 

@@ -171,13 +171,15 @@ class CanaryReconciler(StepIO):
         await self._notify(step, "Initialization done!", "info")
         return None
 
-    async def _ensure_routing(self, step: Step) -> None:
-        """Repair the Services now; the route is repaired once, after the step, from its final status."""
+    async def _repair_owned(self, step: Step) -> None:
+        """Repair what the canary owns besides its workloads: the Services and the primary's autoscaler copy now, the
+        route once, after the step, from its final status."""
         await self._ensure_services(step)
+        await self._keep_primary_scaler(step)
         step.repair_route = True
 
     async def _idle(self, step: Step) -> float | None:
-        await self._ensure_routing(step)
+        await self._repair_owned(step)
         rev = await self._revision(step)
         if not self._is_new(step, rev):
             if wl.replicas_of(step.target) > 0:
@@ -275,7 +277,7 @@ class CanaryReconciler(StepIO):
         return self.settings.poll_interval
 
     async def _waiting(self, step: Step) -> float | None:
-        await self._ensure_routing(step)
+        await self._repair_owned(step)
         remaining = steps.remaining_delay(step.plan, st.seconds_since(step.status.get("lastTransitionTime"),
                                                                        step.at))
         if remaining > 0:
@@ -288,7 +290,7 @@ class CanaryReconciler(StepIO):
         return await self._start(step, await self._revision(step))
 
     async def _progressing(self, step: Step) -> float | None:
-        await self._ensure_routing(step)
+        await self._repair_owned(step)
         rev = await self._revision(step)
         if self._is_new(step, rev):
             return await self._start(step, rev, restart=True)
@@ -464,7 +466,7 @@ class CanaryReconciler(StepIO):
         return 0.0
 
     async def _waiting_promotion(self, step: Step) -> float | None:
-        await self._ensure_routing(step)
+        await self._repair_owned(step)
         rev = await self._revision(step)
         if self._is_new(step, rev):
             return await self._start(step, rev, restart=True)
@@ -477,7 +479,7 @@ class CanaryReconciler(StepIO):
         return await self._to_promotion(step)
 
     async def _promoting(self, step: Step) -> float | None:
-        await self._ensure_routing(step)
+        await self._repair_owned(step)
         rev = await self._revision(step)
         if self._is_new(step, rev):
             return await self._start(step, rev, restart=True)

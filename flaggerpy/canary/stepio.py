@@ -276,6 +276,13 @@ class StepIO:
             await self._apply.copy_configs(step.obj, step.canary.metadata.namespace, list(rev.renames))
         return await self._apply.ensure_primary(step.obj, step.target, rev.renames, ref is not None)
 
+    async def _keep_primary_scaler(self, step: Step) -> None:
+        """Create the primary's autoscaler copy where it is missing: an ``autoscalerRef`` added to a canary that is
+        already initialised, or a copy deleted by hand, takes effect without waiting for the next release."""
+        ref = step.canary.spec.autoscaler_ref
+        if ref is not None:
+            await self._apply.ensure_scaler(step.obj, ref, step.target, create_only=True)
+
     def _step_context(self, step: Step) -> StepContext:
         return StepContext(
             phase=step.status.get("phase", ""),

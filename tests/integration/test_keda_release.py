@@ -177,6 +177,28 @@ async def test_keda_deleting_the_canary_collects_the_primary_scaled_object(
     assert so(cluster) is not None
 
 
+async def test_keda_reference_added_to_an_initialised_canary_takes_effect_without_a_release(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create(*KEDA, scaled_object())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        assert so(cluster, "podinfo-primary") is None
+        obj = cluster.get("flagger.app", "canaries", "podinfo")
+        assert obj is not None
+        obj["spec"]["autoscalerRef"] = keda_canary()["spec"]["autoscalerRef"]
+        await cluster.update("flagger.app", "canaries", obj)
+        await wait_for(lambda: so(cluster, "podinfo-primary") is not None, describe=lambda: "no primary copy")
+        # A copy deleted by hand comes back too.
+        await cluster.cluster.delete(*KEDA, NAMESPACE, "podinfo-primary")
+        await wait_for(lambda: so(cluster, "podinfo-primary") is not None, describe=lambda: "copy not re-created")
+    primary = so(cluster, "podinfo-primary")
+    assert primary is not None and primary["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
+    assert cluster.status()["phase"] == "Initialized"
+
+
 # -- bad input: a condition and a Warning Event naming the field, nothing half-applied ---------------------------
 
 
