@@ -27,7 +27,11 @@ async def test_renewals_and_standbys_make_no_reads_even_after_a_foreign_edit() -
         leader.start()
         await wait_leading(leader, 2)
         standby.start()
-        await asyncio.sleep(SHORT.retry_period)  # the standby's watch is synced
+        # Until its watch has listed, a standby reads the Lease; its watch request comes after that list, so two
+        # lease watches served (the leader's and the standby's) is the steady state, however slow the machine.
+        async with asyncio.timeout(5):
+            while sb.counters.get("watch", "leases") < 2:  # noqa: ASYNC110 (the sandbox counts requests)
+                await asyncio.sleep(0.01)
         reads = sb.counters.get("get", "leases")
         await renewals(sb.counters, 5)
         assert sb.counters.get("get", "leases") == reads, "steady-state renewals and standbys read nothing"
