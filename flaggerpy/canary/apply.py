@@ -165,9 +165,10 @@ class Applier:
         live = self._caches.get(resource, namespace, ref.name)
         if live is None:
             if not self._caches.has(resource):
+                self._caches.ask_for(resource)
                 raise scalers.AutoscalerNotFound(
-                    f"spec.autoscalerRef.kind: {kind}: the cluster did not serve {resource.api_version} "
-                    f"{resource.plural} when the controller started (install KEDA, then restart the controller)"
+                    f"spec.autoscalerRef.kind: {kind}: the cluster does not serve {resource.api_version} "
+                    f"{resource.plural} (install KEDA: the canary goes on once its CRD is served)"
                 )
             raise scalers.AutoscalerNotFound(f"spec.autoscalerRef.name: {kind} {namespace}/{ref.name} not found")
         scalers.check_target(kind, live, target.get("kind") or "Deployment", target["metadata"]["name"])

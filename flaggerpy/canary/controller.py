@@ -95,6 +95,9 @@ class ControllerSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     queue: WorkQueueSettings = field(default_factory=WorkQueueSettings)
+    optional_kind_recheck: float = 30.0
+    """Seconds between looks for the CRD of an optional kind (KEDA ScaledObjects) a canary needs but the cluster
+    did not serve: installing it then needs no restart."""
 
 
 def _key(obj: Mapping[str, Any]) -> str:
@@ -194,7 +197,11 @@ class Controller:
         self._kube = kube
         engine = self.settings.engine
         self.informers = informers if informers is not None else build_informers(kube, self.settings)
-        self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()})
+        self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()},
+                             on_unwatched=self._look_for_optional_kind)
+        # When each optional kind's CRD was last looked for, and the looks under way.
+        self._optional_looked_at: dict[Resource, float] = {}
+        self._optional_looks: set[asyncio.Task[None]] = set()
         self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route,
                                 get_live_v1beta1=self._cached_v1beta1_route)
         self._observer = observer
@@ -256,22 +263,53 @@ class Controller:
         self.informers[res.GRPCROUTES_V1] = informer
         self.caches.add(res.GRPCROUTES_V1, informer.store)
 
-    async def _watch_scaled_objects(self) -> None:
-        """Watch KEDA ScaledObjects too when their CRD is installed; without KEDA the controller runs as before (a
-        canary referencing a ScaledObject then waits with a condition saying so)."""
-        if res.SCALEDOBJECTS in self.informers:
+    def _look_for_optional_kind(self, resource: Resource) -> None:
+        """A canary needs ScaledObjects, which this controller does not watch: look for their CRD again (at most
+        every ``optional_kind_recheck`` seconds, in the background) and start watching once KEDA is installed."""
+        if resource != res.SCALEDOBJECTS or self._optional_looks:
             return
+        last = self._optional_looked_at.get(resource)
+        if last is not None and time.monotonic() - last < self.settings.optional_kind_recheck:
+            return
+        task = asyncio.get_running_loop().create_task(self._start_watching_scaled_objects())
+        self._optional_looks.add(task)
+        task.add_done_callback(self._optional_looks.discard)
+
+    async def _start_watching_scaled_objects(self) -> None:
+        try:
+            informer = await self._watch_scaled_objects()
+        except Exception as exc:  # an unreachable API server now is retried at the next look
+            log.warning("could not look for the ScaledObject CRD", error=str(exc))
+            return
+        if informer is None:
+            return
+        log.info("KEDA installed: watching ScaledObjects")
+        informer.start()
+        # Canaries read the cache only once it is full: an empty one would tell them their ScaledObject is missing.
+        await informer.wait_for_sync(self.settings.sync_timeout)
+        self.caches.add(res.SCALEDOBJECTS, informer.store)
+        wake = self._on_autoscaler(res.SCALEDOBJECTS)
+        for scaled_object in informer.store.list():
+            wake(scaled_object)
+
+    async def _watch_scaled_objects(self) -> Informer | None:
+        """An informer on KEDA ScaledObjects when their CRD is installed (not yet started nor read by canaries);
+        without KEDA the controller runs as before (a canary referencing a ScaledObject then waits with a condition
+        saying so, until KEDA is installed)."""
+        if res.SCALEDOBJECTS in self.informers:
+            return None
+        self._optional_looked_at[res.SCALEDOBJECTS] = time.monotonic()
         try:
             await self._kube.get(res.CRDS, SCALEDOBJECT_CRD)
         except (NotFound, Forbidden) as exc:
             log.info("not watching KEDA ScaledObjects", reason=exc.__class__.__name__)
-            return
+            return None
         informer = Informer(self._kube, res.SCALEDOBJECTS, self.settings.namespace, settings=self.settings.watch)
         self._wire_autoscaler(informer, res.SCALEDOBJECTS)
         if self._observer is not None:
             informer.observe_reconnects(self._observer.count_watch_reconnect)
         self.informers[res.SCALEDOBJECTS] = informer
-        self.caches.add(res.SCALEDOBJECTS, informer.store)
+        return informer
 
     def _router_for(self, canary: Canary) -> Router:
         return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)
@@ -493,7 +531,9 @@ class Controller:
         replica without the lease would only fill a work queue that no worker drains.
         """
         await self._watch_grpc_routes()
-        await self._watch_scaled_objects()
+        scaled_objects = await self._watch_scaled_objects()
+        if scaled_objects is not None:
+            self.caches.add(res.SCALEDOBJECTS, scaled_objects.store)  # no canary reads it before the sync below
         for informer in self.informers.values():
             if standby:
                 informer.pause_handlers()
@@ -556,6 +596,7 @@ class Controller:
         await self.queue.shutdown(drain=True)
         if self._workers is not None:
             await asyncio.gather(self._workers, return_exceptions=True)
+        await asyncio.gather(*self._optional_looks, return_exceptions=True)
         await asyncio.gather(*(inf.stop() for inf in self.informers.values()))
 
     async def __aenter__(self) -> Controller:

@@ -4,8 +4,22 @@ and a Canary that references a ScaledObject waits with a condition saying the cl
 from __future__ import annotations
 
 from flaggerpy.canary import status as st
+from flaggerpy.canary.controller import Controller, ControllerSettings
+from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.kube import resources as res
-from tests.integration.conftest import Cluster, ControllerFactory, RecordingEvents, wait_for
+from flaggerpy.kube.api import KubeClient
+from flaggerpy.kube.settings import WatchSettings
+from flaggerpy.sandbox import keda
+from tests.integration.conftest import (
+    CRD_GROUP,
+    Cluster,
+    ControllerFactory,
+    RecordingEvents,
+    RecordingNotifier,
+    ScriptedAnalyzer,
+    wait_for,
+)
+from tests.integration.test_keda_release import scaled_object
 from tests.manifests import canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
@@ -35,8 +49,32 @@ async def test_keda_absent_a_scaled_object_reference_waits_naming_the_field(
         def message() -> str:
             return str((st.condition(cluster.status(), st.HALTED) or {}).get("message") or "")
 
-        await wait_for(lambda: message().startswith("spec.autoscalerRef.kind: ScaledObject: the cluster did not serve"),
+        served = "spec.autoscalerRef.kind: ScaledObject: the cluster does not serve"
+        await wait_for(lambda: message().startswith(served),
                        describe=lambda: f"status {cluster.status()}")
         await wait_for(lambda: any(type_ == "Warning" and "spec.autoscalerRef.kind" in m
                                    for _, type_, _, m in events.events))
         assert cluster.get("apps", "deployments", "podinfo-primary") is None
+
+
+async def test_keda_installed_after_the_controller_started_needs_no_restart(
+    cluster: Cluster, kube: KubeClient, analyzer: ScriptedAnalyzer, events: RecordingEvents
+) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST, autoscalerRef={
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}))
+    settings = ControllerSettings(
+        threadiness=2, sync_timeout=10.0, optional_kind_recheck=0.2, engine=EngineSettings(poll_interval=0.2),
+        watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, backoff_jitter=0.05),
+    )
+    async with Controller(kube, analyzer, RecordingNotifier(), events, settings) as ctl:
+        def halted() -> str:
+            return str((st.condition(cluster.status(), st.HALTED) or {}).get("message") or "")
+
+        await wait_for(lambda: "does not serve" in halted(), describe=lambda: f"status {cluster.status()}")
+        await cluster.create(CRD_GROUP, "customresourcedefinitions", keda.crd())
+        await cluster.create("keda.sh", "scaledobjects", scaled_object())
+        await cluster.wait_phase("Initialized")
+        assert res.SCALEDOBJECTS in ctl.informers
+    primary = cluster.get("keda.sh", "scaledobjects", "podinfo-primary")
+    assert primary is not None and primary["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
