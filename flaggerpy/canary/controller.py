@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -246,22 +246,32 @@ class Controller:
         informer = self.informers.get(res.GRPCROUTES_V1)
         return None if informer is None else informer.store.get_by_name(namespace, name)
 
-    async def _watch_grpc_routes(self) -> None:
-        """Watch GRPCRoutes too when their CRD is installed (an optional Gateway API kind; a watch on a kind the
-        cluster does not serve would only retry forever)."""
-        if res.GRPCROUTES_V1 in self.informers:
-            return
+    async def _optional_informer(
+        self, resource: Resource, crd: str, wire: Callable[[Informer], None]
+    ) -> Informer | None:
+        """An informer (not started) on ``resource``, an optional kind, when the cluster serves its CRD ``crd``;
+        None when it does not (a watch on a kind the cluster does not serve would only retry forever) or when it is
+        watched already."""
+        if resource in self.informers:
+            return None
+        self._optional_looked_at[resource] = time.monotonic()
         try:
-            await self._kube.get(res.CRDS, GRPCROUTE_CRD)
+            await self._kube.get(res.CRDS, crd)
         except (NotFound, Forbidden) as exc:
-            log.info("not watching GRPCRoutes", reason=exc.__class__.__name__)
-            return
-        informer = Informer(self._kube, res.GRPCROUTES_V1, self.settings.namespace, settings=self.settings.watch)
-        informer.add_handlers(self._on_owned, self._on_owned, self._on_owned)
+            log.info("not watching an optional kind", resource=str(resource), reason=exc.__class__.__name__)
+            return None
+        informer = Informer(self._kube, resource, self.settings.namespace, settings=self.settings.watch)
+        wire(informer)
         if self._observer is not None:
             informer.observe_reconnects(self._observer.count_watch_reconnect)
-        self.informers[res.GRPCROUTES_V1] = informer
-        self.caches.add(res.GRPCROUTES_V1, informer.store)
+        self.informers[resource] = informer
+        return informer
+
+    def _wire_grpc_routes(self, informer: Informer) -> None:
+        informer.add_handlers(self._on_owned, self._on_owned, self._on_owned)
+
+    def _wire_scaled_objects(self, informer: Informer) -> None:
+        self._wire_autoscaler(informer, res.SCALEDOBJECTS)
 
     def _look_for_optional_kind(self, resource: Resource) -> None:
         """A canary needs ScaledObjects, which this controller does not watch: look for their CRD again (at most
@@ -277,7 +287,7 @@ class Controller:
 
     async def _start_watching_scaled_objects(self) -> None:
         try:
-            informer = await self._watch_scaled_objects()
+            informer = await self._optional_informer(res.SCALEDOBJECTS, SCALEDOBJECT_CRD, self._wire_scaled_objects)
         except Exception as exc:  # an unreachable API server now is retried at the next look
             log.warning("could not look for the ScaledObject CRD", error=str(exc))
             return
@@ -291,25 +301,6 @@ class Controller:
         wake = self._on_autoscaler(res.SCALEDOBJECTS)
         for scaled_object in informer.store.list():
             wake(scaled_object)
-
-    async def _watch_scaled_objects(self) -> Informer | None:
-        """An informer on KEDA ScaledObjects when their CRD is installed (not yet started nor read by canaries);
-        without KEDA the controller runs as before (a canary referencing a ScaledObject then waits with a condition
-        saying so, until KEDA is installed)."""
-        if res.SCALEDOBJECTS in self.informers:
-            return None
-        self._optional_looked_at[res.SCALEDOBJECTS] = time.monotonic()
-        try:
-            await self._kube.get(res.CRDS, SCALEDOBJECT_CRD)
-        except (NotFound, Forbidden) as exc:
-            log.info("not watching KEDA ScaledObjects", reason=exc.__class__.__name__)
-            return None
-        informer = Informer(self._kube, res.SCALEDOBJECTS, self.settings.namespace, settings=self.settings.watch)
-        self._wire_autoscaler(informer, res.SCALEDOBJECTS)
-        if self._observer is not None:
-            informer.observe_reconnects(self._observer.count_watch_reconnect)
-        self.informers[res.SCALEDOBJECTS] = informer
-        return informer
 
     def _router_for(self, canary: Canary) -> Router:
         return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)
@@ -530,10 +521,14 @@ class Controller:
         ``standby``: keep the caches warm for a takeover but call no handler until :meth:`resume_handlers` — a
         replica without the lease would only fill a work queue that no worker drains.
         """
-        await self._watch_grpc_routes()
-        scaled_objects = await self._watch_scaled_objects()
-        if scaled_objects is not None:
-            self.caches.add(res.SCALEDOBJECTS, scaled_objects.store)  # no canary reads it before the sync below
+        # Optional kinds, read by canaries as soon as they are watched: no canary runs before the sync below.
+        for resource, crd, wire in (
+            (res.GRPCROUTES_V1, GRPCROUTE_CRD, self._wire_grpc_routes),
+            (res.SCALEDOBJECTS, SCALEDOBJECT_CRD, self._wire_scaled_objects),
+        ):
+            optional = await self._optional_informer(resource, crd, wire)
+            if optional is not None:
+                self.caches.add(resource, optional.store)
         for informer in self.informers.values():
             if standby:
                 informer.pause_handlers()
