@@ -76,7 +76,11 @@ async def test_a_promotion_shows_in_flaggers_metrics(
         await cluster.roll_out(NEW_IMAGE)
         await cluster.wait_phase("Succeeded", within=30)
         # The sandbox can show Succeeded before the controller has read its own write's response and published it.
-        await until(recorder, lambda s: value(s, "flagger_canary_status", name="podinfo", namespace=NAMESPACE) == 1,
+        # flagger_canary_status is 1 already while Promoting and Finalising (Flagger's encoding: 0 running,
+        # 2 failed, 1 anything else), with the canary's weight still 50: only the success counter, published with
+        # the Succeeded status, says that status is out.
+        await until(recorder, lambda s: value(s, "flagger_canary_successes_total", name="podinfo", namespace=NAMESPACE,
+                                              deployment_strategy="canary", analysis_status="completed") == 1,
                     "the Succeeded status published")
         samples = scrape(recorder)
 
