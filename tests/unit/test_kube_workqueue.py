@@ -108,7 +108,9 @@ async def test_failing_handler_is_requeued_with_backoff_then_forgotten() -> None
 
     q.add("a")
     workers = asyncio.create_task(q.run_workers(1, handler))
-    await asyncio.wait_for(done.wait(), 1)
+    # The backoffs add up to 3 ms, but each failure is logged with its traceback, and rendering the first one
+    # (rich, when installed) took over a second on a loaded 2-core machine: the bound only catches a hang.
+    await asyncio.wait_for(done.wait(), 10)
     await q.shutdown()
     await workers
     assert attempts == [0, 1, 2]
