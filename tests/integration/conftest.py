@@ -168,10 +168,11 @@ def crd_docs() -> list[dict[str, Any]]:
 # -- fixtures ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def sandbox(crd_docs: list[dict[str, Any]]) -> AsyncIterator[Sandbox]:
-    """A sandbox with Gateway API and Flagger CRDs, namespaces ``test`` and ``gateway``, and a Gateway."""
-    async with Sandbox(ready_delay=0.05, bookmark_interval=1.0) as sb:
+@contextlib.asynccontextmanager
+async def integration_sandbox(crd_docs: list[dict[str, Any]], **options: Any) -> AsyncIterator[Sandbox]:
+    """A sandbox with Gateway API and Flagger CRDs, namespaces ``test`` and ``gateway``, and a Gateway; ``options``
+    go to :class:`Sandbox` (e.g. ``keda=True``)."""
+    async with Sandbox(ready_delay=0.05, bookmark_interval=1.0, **options) as sb:
         for doc in crd_docs:
             await sb.cluster.create(CRD_GROUP, "customresourcedefinitions", copy.deepcopy(doc))
         for namespace in (NAMESPACE, GATEWAY_NAMESPACE):
@@ -179,6 +180,24 @@ async def sandbox(crd_docs: list[dict[str, Any]]) -> AsyncIterator[Sandbox]:
                                                        "metadata": {"name": namespace}})
         await sb.cluster.create("gateway.networking.k8s.io", "gateways", gateway())
         yield sb
+
+
+@pytest.fixture
+async def sandbox(crd_docs: list[dict[str, Any]]) -> AsyncIterator[Sandbox]:
+    """The sandbox of :func:`integration_sandbox`."""
+    async with integration_sandbox(crd_docs) as sb:
+        yield sb
+
+
+def controller_settings(engine: EngineSettings | None = None, **overrides: Any) -> ControllerSettings:
+    """What integration tests run controllers with: fast polling and fast watch reconnects; ``overrides`` are
+    further :class:`ControllerSettings` fields."""
+    options: dict[str, Any] = {"threadiness": 4, "sync_timeout": 10.0, **overrides}
+    return ControllerSettings(
+        engine=engine or EngineSettings(poll_interval=0.2),
+        watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, backoff_jitter=0.05),
+        **options,
+    )
 
 
 @pytest.fixture
@@ -223,12 +242,7 @@ def run_controller(
 
     @contextlib.asynccontextmanager
     async def factory(**engine: Any) -> AsyncIterator[Controller]:
-        settings = ControllerSettings(
-            threadiness=4,
-            sync_timeout=10.0,
-            engine=EngineSettings(poll_interval=0.2, **engine),
-            watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, backoff_jitter=0.05),
-        )
+        settings = controller_settings(EngineSettings(poll_interval=0.2, **engine))
         controller = Controller(kube, analyzer, notifier, events, settings)
         await controller.start()
         try:

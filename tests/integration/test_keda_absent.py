@@ -4,11 +4,9 @@ and a Canary that references a ScaledObject waits with a condition saying the cl
 from __future__ import annotations
 
 from flaggerpy.canary import status as st
-from flaggerpy.canary.controller import Controller, ControllerSettings
-from flaggerpy.canary.reconciler import EngineSettings
+from flaggerpy.canary.controller import Controller
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient
-from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.sandbox import keda
 from tests.integration.conftest import (
     CRD_GROUP,
@@ -17,6 +15,7 @@ from tests.integration.conftest import (
     RecordingEvents,
     RecordingNotifier,
     ScriptedAnalyzer,
+    controller_settings,
     wait_for,
 )
 from tests.integration.test_keda_release import scaled_object
@@ -63,10 +62,7 @@ async def test_keda_installed_after_the_controller_started_needs_no_restart(
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST, autoscalerRef={
         "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo"}))
-    settings = ControllerSettings(
-        threadiness=2, sync_timeout=10.0, optional_kind_recheck=0.2, engine=EngineSettings(poll_interval=0.2),
-        watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, backoff_jitter=0.05),
-    )
+    settings = controller_settings(optional_kind_recheck=0.2)
     async with Controller(kube, analyzer, RecordingNotifier(), events, settings) as ctl:
         def halted() -> str:
             return str((st.condition(cluster.status(), st.HALTED) or {}).get("message") or "")

@@ -4,7 +4,6 @@ each unusable reference waits with a condition and a Warning Event naming the fi
 
 from __future__ import annotations
 
-import copy
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,16 +16,16 @@ from flaggerpy.canary import status as st
 from flaggerpy.kube import resources as res
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import (
-    CRD_GROUP,
     Cluster,
     ControllerFactory,
     RecordingEvents,
     ScriptedAnalyzer,
+    integration_sandbox,
     wait_for,
 )
 from tests.integration.test_deploy_rbac import allowed, load_rules, restricted_names, split
 from tests.integration.test_sandbox_kubectl import kubectl
-from tests.manifests import GATEWAY_NAMESPACE, NAMESPACE, canary, deployment, gateway
+from tests.manifests import NAMESPACE, canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 FAST = {"interval": "200ms", "threshold": 2, "maxWeight": 20, "stepWeight": 10}
@@ -39,13 +38,7 @@ PRIMARY_QUERY = 'sum(rate(http_requests_total{app="podinfo-primary"}[1m]))'
 @pytest.fixture
 async def sandbox(crd_docs: list[dict[str, Any]]) -> AsyncIterator[Sandbox]:
     """The integration sandbox of conftest, with KEDA installed."""
-    async with Sandbox(ready_delay=0.05, bookmark_interval=1.0, keda=True) as sb:
-        for doc in crd_docs:
-            await sb.cluster.create(CRD_GROUP, "customresourcedefinitions", copy.deepcopy(doc))
-        for namespace in (NAMESPACE, GATEWAY_NAMESPACE):
-            await sb.cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                       "metadata": {"name": namespace}})
-        await sb.cluster.create("gateway.networking.k8s.io", "gateways", gateway())
+    async with integration_sandbox(crd_docs, keda=True) as sb:
         yield sb
 
 

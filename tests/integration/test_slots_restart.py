@@ -13,13 +13,14 @@ from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.canary.slots import WAIT_REASON
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.leader import LeaderElector
-from flaggerpy.kube.settings import LeaderSettings, WatchSettings
+from flaggerpy.kube.settings import LeaderSettings
 from tests.integration.conftest import (
     Cluster,
     ControllerFactory,
     RecordingEvents,
     RecordingNotifier,
     ScriptedAnalyzer,
+    controller_settings,
     wait_for,
 )
 from tests.manifests import NAMESPACE, canary, deployment
@@ -36,12 +37,7 @@ POLL = 0.2  # as the run_controller fixture's
 
 def settings(poll_interval: float = POLL) -> ControllerSettings:
     """A controller that lets one canary analyse at a time."""
-    return ControllerSettings(
-        threadiness=4,
-        sync_timeout=10.0,
-        engine=EngineSettings(poll_interval=poll_interval, max_concurrent_canaries=1),
-        watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, backoff_jitter=0.05),
-    )
+    return controller_settings(EngineSettings(poll_interval=poll_interval, max_concurrent_canaries=1))
 
 
 async def create_canaries(cluster: Cluster) -> None:
