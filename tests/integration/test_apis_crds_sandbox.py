@@ -3,8 +3,6 @@ unchanged, malformed ones are refused naming the field, and ``kubectl get canari
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import yaml
 
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.sandbox import Sandbox
+from tests.integration.kubectl import run_kubectl
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
@@ -30,18 +29,9 @@ async def sb() -> AsyncIterator[Sandbox]:
 
 
 async def kubectl(sb: Sandbox, *args: str, stdin: str | None = None) -> tuple[int, str]:
-    env = dict(os.environ, KUBECONFIG=str(sb.kubeconfig_path))
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
+    """Exit code and everything kubectl printed."""
+    result = await run_kubectl(sb, *args, stdin=stdin)
+    return result.code, result.out + result.err
 
 
 def columns(table: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, Request
+from tests.integration.kubectl import kubectl
 from tests.paths import GATEWAY_API_CRDS
 
 CRDS = GATEWAY_API_CRDS
@@ -96,17 +97,6 @@ spec:
 """
 
 
-async def _kubectl(sb: Sandbox, *args: str, stdin: str | None = None) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "kubectl", "--kubeconfig", str(sb.kubeconfig_path), *args,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate(stdin.encode() if stdin else None)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
 async def install(sb: Sandbox) -> None:
     """Apply the Gateway API CRDs and the podinfo primary/canary world to a sandbox."""
     for path in sorted(CRDS.glob("*.yaml")):
@@ -153,23 +143,23 @@ async def test_kubectl_shows_the_gateway_and_route_status() -> None:
     async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
         await install(sb)
         await ready(sb)
-        route = json.loads(await _kubectl(sb, "get", "httproutes.v1beta1.gateway.networking.k8s.io", "podinfo",
+        route = json.loads(await kubectl(sb, "get", "httproutes.v1beta1.gateway.networking.k8s.io", "podinfo",
                                           "-n", "test", "-o", "json"))
         conditions = _route_conditions(route)
         assert conditions["Accepted"]["status"] == "True"
         assert conditions["ResolvedRefs"]["status"] == "True"
-        gateway = json.loads(await _kubectl(sb, "get", "gateway", "public", "-n", "infra", "-o", "json"))
+        gateway = json.loads(await kubectl(sb, "get", "gateway", "public", "-n", "infra", "-o", "json"))
         assert {c["type"]: c["status"] for c in gateway["status"]["conditions"]} == {
             "Accepted": "True", "Programmed": "True"}
         assert gateway["status"]["listeners"][0]["attachedRoutes"] == 1
-        gateway_class = json.loads(await _kubectl(sb, "get", "gatewayclass", "sandbox", "-o", "json"))
+        gateway_class = json.loads(await kubectl(sb, "get", "gatewayclass", "sandbox", "-o", "json"))
         assert gateway_class["status"]["conditions"][0]["type"] == "Accepted"
         assert gateway_class["status"]["conditions"][0]["status"] == "True"
 
         # An edit naming a missing Service is reported against the new generation.
         patch = {"spec": {"rules": [{"backendRefs": [{"name": "podinfo-primary", "port": 9898, "weight": 50},
                                                      {"name": "podinfo-next", "port": 9898, "weight": 50}]}]}}
-        await _kubectl(sb, "patch", "httproute", "podinfo", "-n", "test", "--type", "merge", "-p", json.dumps(patch))
+        await kubectl(sb, "patch", "httproute", "podinfo", "-n", "test", "--type", "merge", "-p", json.dumps(patch))
 
         async def reported() -> dict | None:
             route = sb.cluster.get(GW, "httproutes", "test", "podinfo") or {}

@@ -10,7 +10,7 @@ import pytest
 
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import Cluster, ControllerFactory, wait_for
-from tests.integration.test_deploy_kubectl import kubectl
+from tests.integration.kubectl import kubectl
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 

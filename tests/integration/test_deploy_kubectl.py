@@ -4,8 +4,6 @@ controller; the examples apply on top of it; the controller Deployment is harden
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 import yaml
 
 from flaggerpy.sandbox import Sandbox
+from tests.integration.kubectl import kubectl
 from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -27,18 +26,6 @@ SYSTEM = "flaggerpy-system"
 async def sb() -> AsyncIterator[Sandbox]:
     async with Sandbox(dataplane=False, ready_delay=0.05) as sandbox:
         yield sandbox
-
-
-async def kubectl(sb: Sandbox | None, *args: str) -> str:
-    env = dict(os.environ)
-    if sb is not None:
-        env["KUBECONFIG"] = str(sb.kubeconfig_path)
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {err.decode()}"
-    return out.decode()
 
 
 async def built() -> list[dict[str, Any]]:

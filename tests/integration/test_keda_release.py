@@ -23,8 +23,8 @@ from tests.integration.conftest import (
     integration_sandbox,
     wait_for,
 )
+from tests.integration.kubectl import kubectl
 from tests.integration.test_deploy_rbac import allowed, load_rules, restricted_names, split
-from tests.integration.test_sandbox_kubectl import kubectl
 from tests.manifests import NAMESPACE, canary, deployment
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"

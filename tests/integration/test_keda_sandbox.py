@@ -11,7 +11,7 @@ import pytest
 
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import wait_for
-from tests.integration.test_sandbox_kubectl import kubectl
+from tests.integration.kubectl import kubectl
 from tests.manifests import deployment
 
 KEDA = ("keda.sh", "scaledobjects")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from flaggerpy.sandbox import Sandbox
+from tests.integration.kubectl import kubectl
 from tests.paths import GATEWAY_API_CRDS
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
@@ -40,22 +41,6 @@ spec:
 async def sb() -> AsyncIterator[Sandbox]:
     async with Sandbox(dataplane=False, ready_delay=0.05) as sandbox:
         yield sandbox
-
-
-async def kubectl(sb: Sandbox, *args: str, stdin: str | None = None, check: bool = True) -> str:
-    env = dict(os.environ, KUBECONFIG=str(sb.kubeconfig_path))
-    proc = await asyncio.create_subprocess_exec(
-        "kubectl",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), 60)
-    if check:
-        assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {err.decode()}"
-    return out.decode() + err.decode() * (not check)
 
 
 async def test_apply_get_patch_delete(sb: Sandbox, tmp_path: Path) -> None:
