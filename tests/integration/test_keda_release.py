@@ -66,6 +66,14 @@ def keda_canary(**ref: Any) -> dict[str, Any]:
                                                 "name": "podinfo", **ref})
 
 
+async def create_release(cluster: Cluster, canary_obj: dict[str, Any] | None = None,
+                         target: str = "podinfo") -> None:
+    """The podinfo Deployment, its ScaledObject (scaling ``target``) and a Canary (by default :func:`keda_canary`)."""
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create(*KEDA, scaled_object(target=target))
+    await cluster.create("flagger.app", "canaries", canary_obj if canary_obj is not None else keda_canary())
+
+
 def so(cluster: Cluster, name: str = "podinfo") -> dict[str, Any] | None:
     return cluster.get(*KEDA, name)
 
@@ -89,9 +97,7 @@ def halted(cluster: Cluster) -> dict[str, Any] | None:
 async def test_keda_release_gives_the_primary_its_scaled_object_and_pauses_the_canarys(
     cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object())
-    await cluster.create("flagger.app", "canaries", keda_canary(
+    await create_release(cluster, keda_canary(
         primaryScalerQueries={"rps": PRIMARY_QUERY}, primaryScalerReplicas={"minReplicas": 3}))
     analyzer.gates[HookType.CONFIRM_PROMOTION] = False
     async with run_controller() as ctl:
@@ -135,9 +141,7 @@ async def test_keda_release_gives_the_primary_its_scaled_object_and_pauses_the_c
 async def test_keda_rollback_pauses_the_canary_scaled_object(
     cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object())
-    await cluster.create("flagger.app", "canaries", keda_canary())
+    await create_release(cluster)
     async with run_controller():
         await cluster.wait_phase("Initialized")
         analyzer.metrics_pass = False
@@ -156,9 +160,7 @@ async def test_keda_rollback_pauses_the_canary_scaled_object(
 async def test_keda_deleting_the_canary_collects_the_primary_scaled_object(
     sandbox: Sandbox, cluster: Cluster, run_controller: ControllerFactory
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object())
-    await cluster.create("flagger.app", "canaries", keda_canary())
+    await create_release(cluster)
     async with run_controller():
         await cluster.wait_phase("Initialized")
         listed = await kubectl(sandbox, "get", "scaledobjects", "-n", NAMESPACE)
@@ -173,9 +175,7 @@ async def test_keda_deleting_the_canary_collects_the_primary_scaled_object(
 async def test_keda_reference_added_to_an_initialised_canary_takes_effect_without_a_release(
     cluster: Cluster, run_controller: ControllerFactory
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object())
-    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    await create_release(cluster, canary(analysis=FAST))
     async with run_controller():
         await cluster.wait_phase("Initialized")
         assert so(cluster, "podinfo-primary") is None
@@ -221,9 +221,7 @@ async def test_keda_missing_scaled_object_waits_until_it_exists(
 async def test_keda_scaled_object_of_another_workload_is_refused(
     cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object(target="frontend"))
-    await cluster.create("flagger.app", "canaries", keda_canary())
+    await create_release(cluster, target="frontend")
     async with run_controller():
         await wait_halted(cluster, events, "InvalidAutoscaler",
                           "spec.autoscalerRef.name: ScaledObject test/podinfo scales Deployment/frontend")
@@ -239,9 +237,7 @@ async def test_keda_scaled_object_of_another_workload_is_refused(
 async def test_keda_primary_query_for_an_unknown_trigger_is_refused(
     cluster: Cluster, run_controller: ControllerFactory, events: RecordingEvents
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object())
-    await cluster.create("flagger.app", "canaries", keda_canary(primaryScalerQueries={"latency": PRIMARY_QUERY}))
+    await create_release(cluster, keda_canary(primaryScalerQueries={"latency": PRIMARY_QUERY}))
     async with run_controller():
         await wait_halted(cluster, events, "InvalidAutoscaler",
                           "spec.autoscalerRef.primaryScalerQueries.latency: ScaledObject test/podinfo has no trigger "
@@ -267,9 +263,7 @@ async def test_keda_unknown_autoscaler_kind_is_an_invalid_spec(
 async def test_keda_requests_are_allowed_by_rbac_and_never_read_scaled_objects(
     sandbox: Sandbox, cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer
 ) -> None:
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create(*KEDA, scaled_object())
-    await cluster.create("flagger.app", "canaries", keda_canary())
+    await create_release(cluster)
     sandbox.counters.reset()
     async with run_controller():
         await cluster.roll_out(NEW_IMAGE)
