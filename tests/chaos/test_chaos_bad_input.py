@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.sandbox import Sandbox
-from tests.e2e.prometheus_fixture import free_port
 from tests.e2e.release_harness import GATEWAY_GROUP, Subprocess, flaggerpy_argv
 from tests.manifests import GATEWAY_NAMESPACE, NAMESPACE, canary, crd_documents, deployment, gateway
+from tests.ports import free_port
 
 pytestmark = pytest.mark.chaos
 

@@ -28,9 +28,9 @@ from aiohttp import web
 
 from flaggerpy.sandbox import Rule, Sandbox
 from tests.chaos.invariants import InvariantObserver, image_of, report, weights_of
-from tests.e2e.prometheus_fixture import free_port
 from tests.e2e.release_harness import GATEWAY_GROUP, Subprocess, flaggerpy_argv
 from tests.manifests import GATEWAY_NAMESPACE, NAMESPACE, canary, crd_documents, deployment, gateway
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio(loop_scope="module")]
 

@@ -19,7 +19,6 @@ import asyncio
 import math
 import os
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+
+from tests.ports import free_port
 
 PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 _READY_TIMEOUT = 30.0
@@ -45,14 +46,6 @@ requires_prometheus = pytest.mark.skipif(
     not prometheus_available(),
     reason=f"the prometheus binary is not installed ({PROMETHEUS_BINARY}); apt-get install prometheus",
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ from aiohttp import web
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane_match import Request
 from flaggerpy.sandbox.dataplane_table import Decision
-from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, free_port, prometheus_available
+from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, prometheus_available
 from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE, crd_documents, gateway, host_of
 from tests.paths import REPO_ROOT
+from tests.ports import free_port
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ERROR_RATE_ANNOTATION = "sandbox.flaggerpy.io/error-rate"

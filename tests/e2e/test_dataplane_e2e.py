@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.dataplane import PORT_ANNOTATION
 from tests.integration.test_dataplane_sandbox import CRDS, GW, HOST, install, ready
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.e2e,
@@ -45,12 +45,6 @@ APP_SUCCESS = (
     ' kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"}[1m])) * 100'
 )
 CANARY_TOTAL = 'sum(envoy_cluster_upstream_rq{envoy_cluster_name="test_podinfo-canary_9898"})'
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _query(session: aiohttp.ClientSession, base: str, promql: str) -> float | None:
@@ -85,7 +79,7 @@ async def test_prometheus_scrapes_the_gateway_and_flagger_queries_work() -> None
         await install(sb)
         await ready(sb)
         gateway_port = await sb.dataplane.listen("infra", "public")
-        prom_port = _free_port()
+        prom_port = free_port()
         with tempfile.TemporaryDirectory(prefix="flaggerpy-prom-") as tmp:
             config = Path(tmp) / "prometheus.yml"
             config.write_text(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from flaggerpy.routing.features import HTTPROUTE_CRD
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import Cluster, RecordingNotifier, ScriptedAnalyzer, wait_for
 from tests.manifests import canary, deployment
+from tests.ports import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RBAC = DEPLOY / "rbac"
@@ -170,12 +170,6 @@ def assert_all_allowed(sandbox: Sandbox, secret_copies: bool = False) -> list[tu
     return made
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def deployed_args(port: int) -> list[str]:
     """The controller's arguments exactly as deploy/controller sets them, listening on a local test port."""
     deployment = yaml.safe_load((DEPLOY / "controller" / "deployment.yaml").read_text())
@@ -190,7 +184,7 @@ async def test_the_deployed_controller_process_stays_within_its_rbac(sandbox: Sa
         "interval": "1s", "threshold": 1, "maxWeight": 50, "stepWeight": 25}))
     sandbox.counters.reset()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flaggerpy.cli", *deployed_args(_free_port()),
+        sys.executable, "-m", "flaggerpy.cli", *deployed_args(free_port()),
         "--kubeconfig", str(sandbox.kubeconfig_path), "--log-level=warning",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=DEPLOY.parent,
     )
@@ -200,7 +194,7 @@ async def test_the_deployed_controller_process_stays_within_its_rbac(sandbox: Sa
         await cluster.wait_phase("Succeeded", within=30)
         # A rollout webhook nobody answers fails the next analysis: a rollback with the real analyzer.
         obj = cluster.canary()
-        obj["spec"]["analysis"]["webhooks"] = [{"name": "gate", "url": f"http://127.0.0.1:{_free_port()}/",
+        obj["spec"]["analysis"]["webhooks"] = [{"name": "gate", "url": f"http://127.0.0.1:{free_port()}/",
                                                 "timeout": "1s"}]
         await cluster.update("flagger.app", "canaries", obj)
         await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import sys
 
 import aiohttp
@@ -17,12 +16,7 @@ from flaggerpy.canary import runner
 from tests.integration.conftest import Cluster, ControllerFactory, wait_for
 from tests.manifests import canary, deployment
 from tests.paths import REPO_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 def _event_messages(cluster: Cluster) -> list[str]:
@@ -48,7 +42,7 @@ async def _metrics_when(port: int, line: str, within: float = 10.0) -> str:
 async def test_run_command_initialises_and_stops_gracefully(cluster: Cluster) -> None:
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary())
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "flaggerpy.cli", "run", "--kubeconfig", str(cluster.sb.kubeconfig_path),
         # The port comes from the environment and the log level in Flagger's one-dash spelling, as a Helm chart

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 
 import aiohttp
+
+from tests.ports import free_port
 
 _LAUNCH = (
     "import argparse, sys\n"
@@ -18,14 +19,8 @@ _LAUNCH = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_serves_until_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
