@@ -158,10 +158,11 @@ class Applier:
                 continue
             await self._create_or_replace(resource, desired, live)
 
-    def _scaler(self, ref: AutoscalerReference, namespace: str, target: Mapping[str, Any]) -> dict[str, Any]:
-        """The cached autoscaler ``ref`` names, checked against the target; :class:`AutoscalerError` otherwise."""
+    def _scaler(self, ref: AutoscalerReference, resource: Resource, namespace: str,
+                target: Mapping[str, Any]) -> dict[str, Any]:
+        """The cached autoscaler ``ref`` names (of ``resource``), checked against the target; :class:`AutoscalerError`
+        otherwise."""
         kind = ref.scaler_kind
-        resource = res.SCALEDOBJECTS if kind == scalers.SCALED_OBJECT else res.HPAS
         live = self._caches.get(resource, namespace, ref.name)
         if live is None:
             if not self._caches.has(resource):
@@ -192,7 +193,7 @@ class Applier:
         current = self._caches.get(resource, namespace, wl.primary_name(ref.name))
         if create_only and current is not None:
             return
-        live = self._scaler(ref, namespace, target)
+        live = self._scaler(ref, resource, namespace, target)
         limits = ref.primary_scaler_replicas
         replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
         if scaled_object:
