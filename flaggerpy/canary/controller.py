@@ -37,6 +37,7 @@ from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Conflict, Forbidden, NotFound
 from flaggerpy.kube.informer import NAMESPACE_INDEX, Informer
 from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
+from flaggerpy.kube.watch import object_key
 from flaggerpy.kube.workqueue import WorkQueue
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router, Routers
@@ -98,11 +99,6 @@ class ControllerSettings:
     optional_kind_recheck: float = 30.0
     """Seconds between looks for the CRD of an optional kind (KEDA ScaledObjects) a canary needs but the cluster
     did not serve: installing it then needs no restart."""
-
-
-def _key(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 def target_index(obj: Mapping[str, Any]) -> list[str]:
@@ -318,7 +314,7 @@ class Controller:
     def _canaries_targeting(self, obj: Mapping[str, Any], kind: str) -> list[str]:
         meta = obj.get("metadata") or {}
         value = f"{meta.get('namespace', '')}/{kind}/{meta.get('name', '')}"
-        return [_key(c) for c in self.informers[res.CANARIES].store.by_index(TARGET_INDEX, value)]
+        return [object_key(c) for c in self.informers[res.CANARIES].store.by_index(TARGET_INDEX, value)]
 
     def _on_workload(self, kind: str) -> Any:
         def handler(*objs: Mapping[str, Any]) -> None:
@@ -388,7 +384,8 @@ class Controller:
             self._on_owned(obj)
             meta = obj.get("metadata") or {}
             value = f"{meta.get('namespace', '')}/{resource.kind}/{meta.get('name', '')}"
-            self._enqueue_all(_key(c) for c in self.informers[res.CANARIES].store.by_index(AUTOSCALER_INDEX, value))
+            referencing = self.informers[res.CANARIES].store.by_index(AUTOSCALER_INDEX, value)
+            self._enqueue_all(object_key(c) for c in referencing)
 
         return handler
 
@@ -447,11 +444,11 @@ class Controller:
 
     def _on_canary_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if _spec_changed(old, new):
-            self.enqueue(_key(new))
+            self.enqueue(object_key(new))
 
     def _wire(self) -> None:
         def enqueue_obj(obj: Mapping[str, Any]) -> None:
-            self.enqueue(_key(obj))
+            self.enqueue(object_key(obj))
 
         self.informers[res.CANARIES].add_handlers(enqueue_obj, self._on_canary_update, enqueue_obj)
         for resource, kind in ((res.DEPLOYMENTS, "Deployment"), (res.DAEMONSETS, "DaemonSet")):
@@ -481,7 +478,7 @@ class Controller:
             observer.set_canary_total(namespace, len(store.by_index(NAMESPACE_INDEX, namespace)))
 
         def forget(obj: Mapping[str, Any]) -> None:
-            self._phases.pop(_key(obj), None)
+            self._phases.pop(object_key(obj), None)
             count(obj)
 
         self.informers[res.CANARIES].add_handlers(count, None, forget)

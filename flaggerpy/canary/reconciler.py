@@ -36,6 +36,7 @@ from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import WAIT_REASON
 from flaggerpy.canary.stepio import StepIO
 from flaggerpy.kube import resources as res
+from flaggerpy.kube.watch import resource_version
 from flaggerpy.log import get_logger
 from flaggerpy.routing.errors import RouteNotOwned
 
@@ -223,7 +224,7 @@ class CanaryReconciler(StepIO):
             st.unhalt(step.status)
         await self._halt(step, WAIT_REASON,
                          f"waiting for a free analysis slot ({self.slots.limit} canaries are being analysed)")
-        self.slots.queued(step.key, step.status, str(step.obj["metadata"].get("resourceVersion") or ""))
+        self.slots.queued(step.key, step.status, resource_version(step.obj))
         return False
 
     @staticmethod
@@ -235,7 +236,7 @@ class CanaryReconciler(StepIO):
 
     def _slot_freed(self, step: Step) -> None:
         """The status just written ends the canary's analysis: its slot goes to the next waiter."""
-        self.slots.freed(step.key, str(step.obj["metadata"].get("resourceVersion") or ""))
+        self.slots.freed(step.key, resource_version(step.obj))
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:

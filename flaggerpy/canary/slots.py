@@ -18,6 +18,7 @@ from typing import Any
 from flaggerpy.canary import status as st
 from flaggerpy.canary.context import rv_older
 from flaggerpy.canary.phases import ACTIVE, IDLE, Phase
+from flaggerpy.kube.watch import object_key, resource_version
 
 WAIT_REASON = "MaxConcurrentCanaries"
 """The Halted reason of a canary waiting for an analysis slot."""
@@ -40,11 +41,6 @@ def wait_start(status: Mapping[str, Any]) -> datetime | None:
     if cond is None or cond.get("reason") != WAIT_REASON:
         return None
     return st.parse_time(cond.get("lastTransitionTime"))
-
-
-def _key(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 def _may_wait(obj: Mapping[str, Any]) -> bool:
@@ -91,9 +87,9 @@ class Slots:
         waiting: dict[str, datetime] = {}
         versions: dict[str, str] = {}
         for obj in canaries:
-            key = _key(obj)
+            key = object_key(obj)
             if key in self._queued or key in self._freed:
-                versions[key] = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+                versions[key] = resource_version(obj)
             status = obj.get("status") or {}
             phase = st.phase_of(status)
             if phase in HOLDING:
