@@ -138,28 +138,19 @@ def build_primary_scaled_object(
     rewritten by :func:`primary_query`. ``replicas`` overrides (minReplicaCount, maxReplicaCount). A named KEDA HPA
     (``advanced.horizontalPodAutoscalerConfig.name``) gets a ``-primary`` name so the two copies do not share one.
     """
-    source = scaled_object.get("metadata") or {}
-    meta = wl.clean_metadata(source)
-    meta["name"] = wl.primary_name(source["name"])
+    meta, spec = wl.primary_scaler(scaled_object, canary, target_name, replicas,
+                                   ("minReplicaCount", "maxReplicaCount"))
     for field_name, drop in (("labels", ()), ("annotations", _NOT_COPIED)):
         kept = _kept(meta.get(field_name), drop)
         if kept:
             meta[field_name] = kept
         else:
             meta.pop(field_name, None)
-    meta["ownerReferences"] = [wl.owner_reference(canary)]
-    spec = copy.deepcopy(dict(scaled_object.get("spec") or {}))
-    spec["scaleTargetRef"] = {**(spec.get("scaleTargetRef") or {}), "name": wl.primary_name(target_name)}
     hpa_config = (spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
     if hpa_config.get("name"):
         hpa_config["name"] = wl.primary_name(hpa_config["name"])
     if "triggers" in spec:
         spec["triggers"] = _primary_triggers(spec["triggers"], queries, target_name)
-    min_replicas, max_replicas = replicas
-    if min_replicas is not None:
-        spec["minReplicaCount"] = min_replicas
-    if max_replicas is not None:
-        spec["maxReplicaCount"] = max_replicas
     return {"apiVersion": scaled_object.get("apiVersion", "keda.sh/v1alpha1"), "kind": SCALED_OBJECT,
             "metadata": meta, "spec": spec}
 

@@ -283,6 +283,26 @@ def build_config_copy(config: Mapping[str, Any], canary: Mapping[str, Any]) -> d
     return out
 
 
+def primary_scaler(
+    scaler: Mapping[str, Any],
+    canary: Mapping[str, Any],
+    target_name: str,
+    replicas: tuple[int | None, int | None],
+    bounds: tuple[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Metadata and spec of the ``<autoscaler>-primary`` copy of ``scaler`` (HPA or ScaledObject): owned by the
+    Canary, scaling ``<target>-primary``; ``replicas`` overrides the spec fields named by ``bounds`` (min, max)."""
+    meta = clean_metadata(scaler["metadata"])
+    meta["name"] = primary_name(scaler["metadata"]["name"])
+    meta["ownerReferences"] = [owner_reference(canary)]
+    spec = copy.deepcopy(dict(scaler.get("spec") or {}))
+    spec["scaleTargetRef"] = {**(spec.get("scaleTargetRef") or {}), "name": primary_name(target_name)}
+    for field_name, value in zip(bounds, replicas, strict=True):
+        if value is not None:
+            spec[field_name] = value
+    return meta, spec
+
+
 def build_primary_hpa(
     hpa: Mapping[str, Any],
     canary: Mapping[str, Any],
@@ -290,16 +310,7 @@ def build_primary_hpa(
     replicas: tuple[int | None, int | None] = (None, None),
 ) -> dict[str, Any]:
     """The ``<hpa>-primary`` autoscaler scaling the primary; ``replicas`` overrides (minReplicas, maxReplicas)."""
-    meta = clean_metadata(hpa["metadata"])
-    meta["name"] = primary_name(hpa["metadata"]["name"])
-    meta["ownerReferences"] = [owner_reference(canary)]
-    spec = copy.deepcopy(hpa["spec"])
-    spec["scaleTargetRef"] = {**spec.get("scaleTargetRef", {}), "name": primary_name(target_name)}
-    min_replicas, max_replicas = replicas
-    if min_replicas is not None:
-        spec["minReplicas"] = min_replicas
-    if max_replicas is not None:
-        spec["maxReplicas"] = max_replicas
+    meta, spec = primary_scaler(hpa, canary, target_name, replicas, ("minReplicas", "maxReplicas"))
     return {"apiVersion": hpa.get("apiVersion", "autoscaling/v2"), "kind": "HorizontalPodAutoscaler",
             "metadata": meta, "spec": spec}
 
