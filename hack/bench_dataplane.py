@@ -34,9 +34,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO))
 from flaggerpy.log import configure as configure_logging  # noqa: E402
-from flaggerpy.sandbox.cluster import Cluster  # noqa: E402
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings, GatewayDataPlane, Request  # noqa: E402
-from flaggerpy.sandbox.store import Store  # noqa: E402
+from flaggerpy.sandbox.apiserver.cluster import Cluster  # noqa: E402
+from flaggerpy.sandbox.apiserver.store import Store  # noqa: E402
+from flaggerpy.sandbox.gateway.dataplane import CONTROLLER_NAME, DataPlaneSettings, GatewayDataPlane, Request  # noqa: E402
 
 GW = "gateway.networking.k8s.io"
 GATEWAY_CRDS = Path(os.environ.get("FLAGGERPY_GATEWAY_CRDS", REPO.parent / "shared" / "gateway-api-v1.6.1"))

@@ -23,7 +23,7 @@ import yaml
 from flaggerpy import heap
 from flaggerpy.log import configure as configure_logging
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.dataplane import DataPlaneSettings, GatewayDataPlane
+from flaggerpy.sandbox.gateway.dataplane import DataPlaneSettings, GatewayDataPlane
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gateway import InstantGateway

@@ -18,7 +18,7 @@ from flaggerpy.demo.view import Reporter, Traffic
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.resources import CANARIES, CRDS, DEPLOYMENTS, METRICTEMPLATES, NAMESPACES
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.promql import PromQLSettings
+from flaggerpy.sandbox.promql.server import PromQLSettings
 
 GATEWAYCLASSES = Resource(manifests.GATEWAY_GROUP, "v1", "gatewayclasses", "GatewayClass", namespaced=False)
 GATEWAYS = Resource(manifests.GATEWAY_GROUP, "v1", "gateways", "Gateway")

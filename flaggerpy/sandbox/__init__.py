@@ -3,11 +3,11 @@
 It imports nothing else from flaggerpy: the controller reaches it only over HTTP, exactly as a real cluster.
 """
 
-from flaggerpy.sandbox.cluster import Change, Cluster
-from flaggerpy.sandbox.faults import Counters, Faults, Rule
+from flaggerpy.sandbox.apiserver.cluster import Change, Cluster
+from flaggerpy.sandbox.apiserver.faults import Counters, Faults, Rule
+from flaggerpy.sandbox.apiserver.server import ServerSettings
+from flaggerpy.sandbox.controllers.workloads import READY_ANNOTATION, READY_DELAY_ANNOTATION, WorkloadSettings
 from flaggerpy.sandbox.sandbox import Sandbox, SandboxController
-from flaggerpy.sandbox.server import ServerSettings
-from flaggerpy.sandbox.workloads import READY_ANNOTATION, READY_DELAY_ANNOTATION, WorkloadSettings
 
 __all__ = [
     "READY_ANNOTATION",

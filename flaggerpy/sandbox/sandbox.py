@@ -16,18 +16,18 @@ from typing import Any, Protocol, runtime_checkable
 from aiohttp import web
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox.cluster import Cluster
-from flaggerpy.sandbox.faults import Counters, Faults
-from flaggerpy.sandbox.keda import KedaOperator
-from flaggerpy.sandbox.keda import install as install_keda
+from flaggerpy.sandbox.apiserver.cluster import Cluster
+from flaggerpy.sandbox.apiserver.faults import Counters, Faults
+from flaggerpy.sandbox.apiserver.server import ApiServer, ServerSettings, build_app
+from flaggerpy.sandbox.apiserver.store import Store
+from flaggerpy.sandbox.controllers.keda import KedaOperator
+from flaggerpy.sandbox.controllers.keda import install as install_keda
+from flaggerpy.sandbox.controllers.workloads import WorkloadSettings, WorkloadSimulator
 from flaggerpy.sandbox.kubeconfig import write_kubeconfig
-from flaggerpy.sandbox.promql import PromQLServer
-from flaggerpy.sandbox.server import ApiServer, ServerSettings, build_app
-from flaggerpy.sandbox.store import Store
-from flaggerpy.sandbox.workloads import WorkloadSettings, WorkloadSimulator
+from flaggerpy.sandbox.promql.server import PromQLServer
 
 log = get_logger("flaggerpy.sandbox")
-DATAPLANE_MODULE = "flaggerpy.sandbox.dataplane"
+DATAPLANE_MODULE = "flaggerpy.sandbox.gateway.dataplane"
 
 
 @runtime_checkable

@@ -30,8 +30,8 @@ import pytest
 from aiohttp import web
 
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.dataplane_match import Request
-from flaggerpy.sandbox.dataplane_table import Decision
+from flaggerpy.sandbox.gateway.match import Request
+from flaggerpy.sandbox.gateway.table import Decision
 from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, prometheus_available
 from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE, crd_documents, gateway, host_of
 from tests.paths import REPO_ROOT

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.dataplane import PORT_ANNOTATION
+from flaggerpy.sandbox.gateway.dataplane import PORT_ANNOTATION
 from tests.integration.test_dataplane_sandbox import CRDS, GW, HOST, install, ready
 from tests.ports import free_port
 

@@ -9,7 +9,7 @@ import pytest
 
 from flaggerpy.cli import main as cli_main
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.faults import Rule
+from flaggerpy.sandbox.apiserver.faults import Rule
 from tests.integration.conftest import Cluster
 from tests.integration.test_ctl_commands import Ctl, put_canary, unreachable_kubeconfig
 from tests.manifests import NAMESPACE

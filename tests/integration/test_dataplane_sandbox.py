@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, Request
+from flaggerpy.sandbox.gateway.dataplane import CONTROLLER_NAME, Request
 from tests.integration.kubectl import kubectl
 from tests.paths import GATEWAY_API_CRDS
 

@@ -7,7 +7,7 @@ from flaggerpy.canary import status as st
 from flaggerpy.canary.controller import Controller
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient
-from flaggerpy.sandbox import keda
+from flaggerpy.sandbox.controllers import keda
 from tests.integration.conftest import (
     CRD_GROUP,
     Cluster,

@@ -8,7 +8,7 @@ import asyncio
 
 from flaggerpy.kube.leader import LeaderElector
 from flaggerpy.kube.resources import LEASES
-from flaggerpy.sandbox.faults import Counters
+from flaggerpy.sandbox.apiserver.faults import Counters
 from tests.integration.test_kube_leader import SHORT, SLACK, cluster, wait_leading
 
 

@@ -13,7 +13,7 @@ from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.sandbox import Sandbox
-from flaggerpy.sandbox.faults import Rule
+from flaggerpy.sandbox.apiserver.faults import Rule
 from flaggerpy.telemetry import Recorder
 from tests.integration.conftest import Cluster, RecordingEvents, RecordingNotifier, ScriptedAnalyzer, wait_for
 from tests.manifests import NAMESPACE, canary, deployment

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from flaggerpy.sandbox.dataplane import PORT_ANNOTATION, DataPlaneSettings, GatewayDataPlane
+from flaggerpy.sandbox.gateway.dataplane import PORT_ANNOTATION, DataPlaneSettings, GatewayDataPlane
 from tests.unit.test_dataplane_support import GW, FakeCluster, Running, backend, canary_world, eventually, httproute
 
 HOST = "app.example.com"

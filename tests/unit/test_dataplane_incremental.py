@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings, Request
-from flaggerpy.sandbox.dataplane_table import Resolver, RouteKey, RoutingTable, compile_rules, make_entries
-from flaggerpy.sandbox.dataplane_workloads import WorkloadIndex
+from flaggerpy.sandbox.gateway.dataplane import CONTROLLER_NAME, DataPlaneSettings, Request
+from flaggerpy.sandbox.gateway.table import Resolver, RouteKey, RoutingTable, compile_rules, make_entries
+from flaggerpy.sandbox.gateway.workloads import WorkloadIndex
 from tests.unit.test_dataplane_support import (
     GW,
     FakeCluster,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flaggerpy.sandbox.dataplane_match import (
+from flaggerpy.sandbox.gateway.match import (
     MatchError,
     Request,
     compile_grpc_match,
@@ -13,7 +13,7 @@ from flaggerpy.sandbox.dataplane_match import (
     hostname_matches,
     intersect_hostnames,
 )
-from flaggerpy.sandbox.dataplane_table import Resolver, RouteKey, RoutingTable, compile_rules, make_entries
+from flaggerpy.sandbox.gateway.table import Resolver, RouteKey, RoutingTable, compile_rules, make_entries
 
 
 def test_wildcard_hostname_matches_one_or_more_labels_but_not_the_apex() -> None:

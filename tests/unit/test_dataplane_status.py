@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from flaggerpy.sandbox.dataplane import CONTROLLER_NAME, DataPlaneSettings, Request
+from flaggerpy.sandbox.gateway.dataplane import CONTROLLER_NAME, DataPlaneSettings, Request
 from tests.unit.test_dataplane_support import (
     GW,
     FakeCluster,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flaggerpy.sandbox.dataplane import DataPlaneSettings, GatewayDataPlane
+from flaggerpy.sandbox.gateway.dataplane import DataPlaneSettings, GatewayDataPlane
 
 GW = "gateway.networking.k8s.io"
 

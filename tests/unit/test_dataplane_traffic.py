@@ -8,7 +8,7 @@ import re
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flaggerpy.sandbox.dataplane import DataPlaneSettings, GatewayDataPlane, Request, TrafficError
+from flaggerpy.sandbox.gateway.dataplane import DataPlaneSettings, GatewayDataPlane, Request, TrafficError
 from tests.unit.test_dataplane_support import (
     GW,
     FakeCluster,

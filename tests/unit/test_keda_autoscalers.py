@@ -11,7 +11,7 @@ import pytest
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import autoscalers as scalers
-from flaggerpy.sandbox import keda
+from flaggerpy.sandbox.controllers import keda
 from tests.manifests import canary
 
 CANARY = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary",
@@ -171,7 +171,7 @@ def test_operator_status_reports_target_pause_and_readiness() -> None:
 
 
 def test_crd_is_structural_and_names_scaled_objects() -> None:
-    from flaggerpy.sandbox.crds import validate_crd
+    from flaggerpy.sandbox.apiserver.crds import validate_crd
 
     crd = keda.crd()
     assert validate_crd(crd) == []

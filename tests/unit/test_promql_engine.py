@@ -9,9 +9,9 @@ import pytest
 from flaggerpy.analysis.builtin import Flavour, builtin_query
 from flaggerpy.analysis.templates import TemplateModel, render
 from flaggerpy.apis.flagger import Canary
-from flaggerpy.sandbox.promql import PromQLServer, parse_time
-from flaggerpy.sandbox.promql_eval import bucket_quantile
-from flaggerpy.sandbox.promql_parse import PromQLError, format_float, parse, parse_duration
+from flaggerpy.sandbox.promql.eval import bucket_quantile
+from flaggerpy.sandbox.promql.parse import PromQLError, format_float, parse, parse_duration
+from flaggerpy.sandbox.promql.server import PromQLServer, parse_time
 
 ISTIO = ('{name}{{reporter="destination",destination_workload="{workload}",destination_workload_namespace="test",'
          'response_code="{code}"}} {value}')

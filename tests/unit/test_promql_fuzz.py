@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flaggerpy.sandbox.promql import PromQLServer
-from flaggerpy.sandbox.promql_parse import PromQLError
+from flaggerpy.sandbox.promql.parse import PromQLError
+from flaggerpy.sandbox.promql.server import PromQLServer
 
 EXPOSITION = 'x{a="1",le="1"} 1\nx{a="2",le="+Inf"} 3\ny{a="1"} 2\n'
 _PIECES = ["x", "y", "{", "}", "(", ")", "[", "]", "5m", "1s", "a", "=", "!=", "=~", "!~", '"1"', '".*"', ",",

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from flaggerpy.sandbox.promql import PREFIX, PromQLServer, PromQLSettings
+from flaggerpy.sandbox.promql.server import PREFIX, PromQLServer, PromQLSettings
 
 EXPOSITION = 'requests_total{code="200"} 10\nrequests_total{code="500"} 2\n'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flaggerpy.sandbox.faults import Counters, Faults, Rule
+from flaggerpy.sandbox.apiserver.faults import Counters, Faults, Rule
 
 
 @pytest.mark.parametrize("rule_resource, request_resource, expected", [

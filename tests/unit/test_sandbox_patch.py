@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.patch import json_patch, merge_patch, strategic_merge
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.patch import json_patch, merge_patch, strategic_merge
 
 POD_SPEC = {
     "containers": [

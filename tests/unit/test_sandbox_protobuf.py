@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.protobuf import decode
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.protobuf import decode
 
 # Captured from `kubectl create configmap c --from-literal=a=b` (kubectl 1.32).
 CONFIGMAP = bytes.fromhex(

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flaggerpy.sandbox.cluster import Cluster
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.patch import json_patch, merge_patch, strategic_merge
+from flaggerpy.sandbox.apiserver.cluster import Cluster
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.patch import json_patch, merge_patch, strategic_merge
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, allow_infinity=False)

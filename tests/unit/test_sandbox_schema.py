@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from flaggerpy.sandbox.crds import check_schema
-from flaggerpy.sandbox.schema import admit, apply_defaults, prune, validate
+from flaggerpy.sandbox.apiserver.crds import check_schema
+from flaggerpy.sandbox.apiserver.schema import admit, apply_defaults, prune, validate
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flaggerpy.sandbox.schema import admit
+from flaggerpy.sandbox.apiserver.schema import admit
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_CRDS = Path(os.environ.get("FLAGGERPY_GATEWAY_CRDS", REPO.parent / "shared" / "gateway-api-v1.6.1"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.selectors import match_label_selector, matcher
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.selectors import match_label_selector, matcher
 
 OBJ = {"metadata": {"name": "n", "namespace": "ns", "labels": {"app": "web", "tier": "front"}},
        "involvedObject": {"kind": "Canary", "name": "podinfo"}, "status": {"ready": True}}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.registry import Registry, version_priority
-from flaggerpy.sandbox.store import Store
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.registry import Registry, version_priority
+from flaggerpy.sandbox.apiserver.store import Store
 
 KEY = ("", "configmaps")
 

@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox import cel_rules, crds, defaults, gc, immutable, metadata
-from flaggerpy.sandbox.clock import now
-from flaggerpy.sandbox.errors import (
+from flaggerpy.sandbox.apiserver import cel_rules, crds, defaults, immutable, metadata
+from flaggerpy.sandbox.apiserver.errors import (
     Cause,
     StatusError,
     already_exists,
@@ -24,10 +23,12 @@ from flaggerpy.sandbox.errors import (
     invalid,
     not_found,
 )
-from flaggerpy.sandbox.patch import merge_patch
-from flaggerpy.sandbox.registry import CRDS, NAMESPACES, Registry, ResourceType, StorageKey
-from flaggerpy.sandbox.schema import admit, unknown_fields
-from flaggerpy.sandbox.store import Event, Store
+from flaggerpy.sandbox.apiserver.patch import merge_patch
+from flaggerpy.sandbox.apiserver.registry import CRDS, NAMESPACES, Registry, ResourceType, StorageKey
+from flaggerpy.sandbox.apiserver.schema import admit, unknown_fields
+from flaggerpy.sandbox.apiserver.store import Event, Store
+from flaggerpy.sandbox.clock import now
+from flaggerpy.sandbox.controllers import gc
 
 log = get_logger("flaggerpy.sandbox.cluster")
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from flaggerpy.sandbox.registry import StorageKey
+from flaggerpy.sandbox.apiserver.registry import StorageKey
 
 SERVICES: StorageKey = ("", "services")
 DEPLOYMENTS: StorageKey = ("apps", "deployments")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flaggerpy.sandbox.cluster import Cluster
+    from flaggerpy.sandbox.apiserver.cluster import Cluster
 
 
 def remember_orphan(cluster: Cluster, uid: str) -> None:

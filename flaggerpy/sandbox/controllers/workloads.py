@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox import hpa
+from flaggerpy.sandbox.apiserver.cluster import Cluster
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.selectors import match_label_selector
 from flaggerpy.sandbox.clock import now
-from flaggerpy.sandbox.cluster import Cluster
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.selectors import match_label_selector
+from flaggerpy.sandbox.controllers import hpa
 
 log = get_logger("flaggerpy.sandbox.workloads")
 

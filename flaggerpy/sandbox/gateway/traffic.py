@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flaggerpy.sandbox.dataplane_match import Request
+from flaggerpy.sandbox.gateway.match import Request
 
 
 @dataclass(frozen=True, slots=True)

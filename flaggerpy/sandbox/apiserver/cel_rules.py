@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox.errors import Cause
+from flaggerpy.sandbox.apiserver.errors import Cause
 
 log = get_logger("flaggerpy.sandbox.cel_rules")
 

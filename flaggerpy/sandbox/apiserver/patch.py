@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from flaggerpy.sandbox.errors import StatusError, bad_request
+from flaggerpy.sandbox.apiserver.errors import StatusError, bad_request
 
 # list field name -> merge key candidates (the first one present in the items wins)
 MERGE_KEYS: dict[str, tuple[str, ...]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flaggerpy.sandbox.errors import Cause
-from flaggerpy.sandbox.registry import StorageKey
+from flaggerpy.sandbox.apiserver.errors import Cause
+from flaggerpy.sandbox.apiserver.registry import StorageKey
 
 _SELECTOR_KINDS = frozenset({("apps", "deployments"), ("apps", "daemonsets"), ("apps", "replicasets")})
 _IMMUTABLE_DATA = frozenset({("", "configmaps"), ("", "secrets")})

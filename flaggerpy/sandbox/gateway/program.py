@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from flaggerpy.sandbox.dataplane_status import (
+from flaggerpy.sandbox.gateway.status import (
     GATEWAY_GROUP,
     World,
     class_status,
@@ -20,8 +20,8 @@ from flaggerpy.sandbox.dataplane_status import (
     is_ours,
     route_dependencies,
 )
-from flaggerpy.sandbox.dataplane_table import GRPCROUTE, HTTPROUTE, Resolver, RouteKey, RoutingTable
-from flaggerpy.sandbox.dataplane_workloads import WorkloadIndex
+from flaggerpy.sandbox.gateway.table import GRPCROUTE, HTTPROUTE, Resolver, RouteKey, RoutingTable
+from flaggerpy.sandbox.gateway.workloads import WorkloadIndex
 
 ROUTE_KINDS = {"httproutes": HTTPROUTE, "grpcroutes": GRPCROUTE}
 ROUTE_PLURALS = {kind: plural for plural, kind in ROUTE_KINDS.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flaggerpy.sandbox.errors import Cause
+from flaggerpy.sandbox.apiserver.errors import Cause
 
 _OWNER_FIELDS = ("apiVersion", "kind", "name", "uid")
 

@@ -6,7 +6,7 @@ import datetime
 import re
 from typing import Any
 
-from flaggerpy.sandbox.registry import ResourceType
+from flaggerpy.sandbox.apiserver.registry import ResourceType
 
 _NAME_COLUMN = {"name": "Name", "type": "string", "format": "name", "description": "Name of the object",
                 "priority": 0}

@@ -28,9 +28,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from flaggerpy.sandbox.promql_eval import RangeSeries, Sample, Value, evaluate
-from flaggerpy.sandbox.promql_parse import MatrixSelector, PromQLError, format_float, parse
-from flaggerpy.sandbox.promql_store import ExpositionError, Labels, SampleStore, parse_exposition
+from flaggerpy.sandbox.promql.eval import RangeSeries, Sample, Value, evaluate
+from flaggerpy.sandbox.promql.parse import MatrixSelector, PromQLError, format_float, parse
+from flaggerpy.sandbox.promql.store import ExpositionError, Labels, SampleStore, parse_exposition
 
 # The sandbox is a standalone server: it logs through structlog directly.
 log = structlog.get_logger(logger_name="flaggerpy.sandbox.promql")

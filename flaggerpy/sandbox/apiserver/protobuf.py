@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flaggerpy.sandbox.errors import StatusError
+from flaggerpy.sandbox.apiserver.errors import StatusError
 
 MAGIC = b"k8s\x00"
 

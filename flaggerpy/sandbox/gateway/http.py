@@ -13,18 +13,35 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from flaggerpy.sandbox.dataplane_match import Request
-from flaggerpy.sandbox.dataplane_traffic import FieldProblem, TrafficError, TrafficSpec
-
-if TYPE_CHECKING:
-    from flaggerpy.sandbox.dataplane import GatewayDataPlane
+from flaggerpy.sandbox.gateway.match import Request
+from flaggerpy.sandbox.gateway.settings import DataPlaneSettings
+from flaggerpy.sandbox.gateway.stats import DataPlaneStats
+from flaggerpy.sandbox.gateway.table import Response
+from flaggerpy.sandbox.gateway.traffic import FieldProblem, TrafficError, TrafficSpec
 
 PREFIX = "/sandbox/dataplane"
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ControlledPlane(Protocol):
+    """What the control endpoints need of a data plane (``GatewayDataPlane`` is one; it mounts these routes)."""
+
+    settings: DataPlaneSettings
+    counters: DataPlaneStats
+
+    def handle(self, request: Request, gateway: tuple[str, str] | None = None) -> Response: ...
+
+    def traffic(self) -> list[dict]: ...
+
+    def start_traffic_spec(self, spec: TrafficSpec) -> str: ...
+
+    async def stop_traffic(self, traffic_id: str | None = None) -> int: ...
+
+    async def listen(self, gateway_namespace: str, gateway_name: str) -> int: ...
 
 
 def _invalid(problems: list[FieldProblem]) -> web.Response:
@@ -44,7 +61,7 @@ async def _json_body(request: web.Request) -> Any:
         raise TrafficError([FieldProblem("body", f"not valid JSON: {exc}")]) from exc
 
 
-def control_routes(plane: GatewayDataPlane) -> list[web.RouteDef]:
+def control_routes(plane: ControlledPlane) -> list[web.RouteDef]:
     """RouteDefs serving ``plane``'s counters, synthetic requests, traffic generators and listeners."""
 
     async def stats(_: web.Request) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flaggerpy.sandbox.dataplane_match import (
+from flaggerpy.sandbox.gateway.match import (
     MatchError,
     Request,
     RouteMatch,
@@ -344,6 +344,25 @@ def make_entries(
     return entries
 
 
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The outcome of one synthetic request."""
+
+    status: int
+    latency_ms: float
+    backend: ServiceRef | None
+    route: RouteKey | None
+    rule: int | None
+    workload: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+    mirrored_to: tuple[ServiceRef, ...] = ()
+
+    def header(self, name: str) -> str | None:
+        """The first value of response header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
 __all__ = [
     "GRPCROUTE",
     "HTTPROUTE",
@@ -354,6 +373,7 @@ __all__ = [
     "MatchError",
     "Mirror",
     "Resolver",
+    "Response",
     "RouteKey",
     "RoutingTable",
     "Rule",

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flaggerpy.sandbox.promql_parse import (
+from flaggerpy.sandbox.promql.parse import (
     COMPARISONS,
     SET_OPS,
     Aggregation,
@@ -25,7 +25,7 @@ from flaggerpy.sandbox.promql_parse import (
     VectorMatching,
     VectorSelector,
 )
-from flaggerpy.sandbox.promql_store import SampleStore
+from flaggerpy.sandbox.promql.store import SampleStore
 
 LOOKBACK = 300.0  # Prometheus's default --query.lookback-delta.
 NAME = "__name__"

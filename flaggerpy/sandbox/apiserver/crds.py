@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flaggerpy.sandbox.apiserver.errors import Cause
+from flaggerpy.sandbox.apiserver.registry import ResourceType, resource_type_from_crd
 from flaggerpy.sandbox.clock import now
-from flaggerpy.sandbox.errors import Cause
-from flaggerpy.sandbox.registry import ResourceType, resource_type_from_crd
 
 
 def validate_crd(crd: dict[str, Any]) -> list[Cause]:

@@ -10,8 +10,8 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flaggerpy.sandbox.dataplane_match import MatchError, intersect_hostnames
-from flaggerpy.sandbox.dataplane_table import (
+from flaggerpy.sandbox.gateway.match import MatchError, intersect_hostnames
+from flaggerpy.sandbox.gateway.table import (
     GRPCROUTE,
     HTTPROUTE,
     Entry,

@@ -13,9 +13,9 @@ import yaml
 from aiohttp import web
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox import jsonio, openapi, protobuf, tables
-from flaggerpy.sandbox.cluster import Cluster
-from flaggerpy.sandbox.errors import (
+from flaggerpy.sandbox.apiserver import jsonio, openapi, protobuf, tables
+from flaggerpy.sandbox.apiserver.cluster import Cluster
+from flaggerpy.sandbox.apiserver.errors import (
     StatusError,
     bad_request,
     conflict,
@@ -23,11 +23,11 @@ from flaggerpy.sandbox.errors import (
     not_found,
     unsupported_media_type,
 )
-from flaggerpy.sandbox.faults import Counters, Faults
-from flaggerpy.sandbox.patch import json_patch, merge_patch, strategic_merge
-from flaggerpy.sandbox.registry import ResourceType
-from flaggerpy.sandbox.selectors import matcher
-from flaggerpy.sandbox.store import Event, Subscription, encode
+from flaggerpy.sandbox.apiserver.faults import Counters, Faults
+from flaggerpy.sandbox.apiserver.patch import json_patch, merge_patch, strategic_merge
+from flaggerpy.sandbox.apiserver.registry import ResourceType
+from flaggerpy.sandbox.apiserver.selectors import matcher
+from flaggerpy.sandbox.apiserver.store import Event, Subscription, encode
 
 log = get_logger("flaggerpy.sandbox.server")
 JSON = "application/json"

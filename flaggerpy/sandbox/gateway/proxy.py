@@ -16,9 +16,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from flaggerpy.sandbox.dataplane_match import Request
-from flaggerpy.sandbox.dataplane_table import Decision, RouteKey, ServiceRef
-from flaggerpy.sandbox.dataplane_workloads import NO_ENDPOINTS, Behaviour, Workload
+from flaggerpy.sandbox.gateway.match import Request
+from flaggerpy.sandbox.gateway.table import Decision, RouteKey, ServiceRef
+from flaggerpy.sandbox.gateway.workloads import NO_ENDPOINTS, Behaviour, Workload
 
 log = structlog.get_logger(logger_name="flaggerpy.sandbox.dataplane")
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox.cluster import Cluster
-from flaggerpy.sandbox.errors import StatusError
-from flaggerpy.sandbox.registry import CRDS
+from flaggerpy.sandbox.apiserver.cluster import Cluster
+from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.registry import CRDS
 
 log = get_logger("flaggerpy.sandbox.keda")
 

@@ -22,7 +22,7 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
-from flaggerpy.sandbox.errors import Cause
+from flaggerpy.sandbox.apiserver.errors import Cause
 
 ROOT_KEYS = ("apiVersion", "kind", "metadata")
 # "No previous value": None is a JSON value, so it cannot mark absence.

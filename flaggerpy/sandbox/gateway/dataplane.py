@@ -13,30 +13,27 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from flaggerpy.sandbox.clock import now
-from flaggerpy.sandbox.dataplane_http import control_routes
-from flaggerpy.sandbox.dataplane_match import Request
-from flaggerpy.sandbox.dataplane_program import Programmer, StatusWrite
-from flaggerpy.sandbox.dataplane_proxy import GatewayListener
-from flaggerpy.sandbox.dataplane_stats import DataPlaneStats, SeriesStats
-from flaggerpy.sandbox.dataplane_status import GATEWAY_GROUP
-from flaggerpy.sandbox.dataplane_table import Decision, Mirror, RouteKey, RoutingTable, ServiceRef
-from flaggerpy.sandbox.dataplane_traffic import FieldProblem, TrafficError, TrafficGenerator, TrafficSpec
-from flaggerpy.sandbox.dataplane_workloads import NO_ENDPOINTS, Behaviour, Workload, WorkloadIndex
+from flaggerpy.sandbox.gateway.http import control_routes
+from flaggerpy.sandbox.gateway.match import Request
+from flaggerpy.sandbox.gateway.program import Programmer, StatusWrite
+from flaggerpy.sandbox.gateway.proxy import GatewayListener
+from flaggerpy.sandbox.gateway.settings import CONTROLLER_NAME, PORT_ANNOTATION, DataPlaneSettings
+from flaggerpy.sandbox.gateway.stats import DataPlaneStats, SeriesStats
+from flaggerpy.sandbox.gateway.status import GATEWAY_GROUP
+from flaggerpy.sandbox.gateway.table import Decision, Mirror, Response, RouteKey, RoutingTable, ServiceRef
+from flaggerpy.sandbox.gateway.traffic import FieldProblem, TrafficError, TrafficGenerator, TrafficSpec
+from flaggerpy.sandbox.gateway.workloads import NO_ENDPOINTS, Behaviour, Workload, WorkloadIndex
 
 if TYPE_CHECKING:
     from aiohttp import web
 
 # The sandbox is a standalone server: it logs through structlog directly, never through flaggerpy.log.
 log = structlog.get_logger(logger_name="flaggerpy.sandbox.dataplane")
-
-CONTROLLER_NAME = "sandbox.flaggerpy.io/gateway-controller"
-PORT_ANNOTATION = "sandbox.flaggerpy.io/port"
 
 # (group, plural) pairs whose changes can alter statuses, the routing table or workload behaviour.
 WATCHED: frozenset[tuple[str, str]] = frozenset(
@@ -101,64 +98,6 @@ def _listing(cluster: Cluster, group: str, plural: str) -> list[dict]:
     if store is None:
         return cluster.list(group, plural)
     return list(store.items((group, plural)))
-
-
-@dataclass(frozen=True, slots=True)
-class DataPlaneSettings:
-    """Every knob of the data plane; tests override the ones they care about."""
-
-    controller_name: str = CONTROLLER_NAME
-    # Seconds between a change and the Gateway acting on it, like a real proxy's config propagation.
-    programming_delay: float = 0.0
-    # Mean latency of a workload without a latency annotation.
-    default_latency_ms: float = 2.0
-    # Log-normal sigma of simulated latencies (0 = every response takes exactly the mean).
-    latency_jitter: float = 0.25
-    # Seed of the traffic RNG; a fixed seed makes splits, errors and latencies reproducible.
-    seed: int | None = None
-    # Minimum seconds between two programming passes; changes arriving meanwhile are handled together.
-    min_interval: float = 0.005
-    # Seconds before retrying a status write that failed for another reason than the object being gone, and before
-    # resubscribing after the change stream ended.
-    retry_delay: float = 1.0
-    # Status writes in one pass between two yields to the event loop, so a pass over thousands of routes does not
-    # stall the sandbox's API server.
-    writes_per_yield: int = 100
-    # Upper bound on the share of time spent programming under sustained churn, so a large sandbox keeps CPU for the
-    # controller under test. Programming time is budgeted like a token bucket: it is earned at ``max_busy`` seconds
-    # per second up to ``busy_burst`` seconds, and a pass that overdraws it delays the next until it is repaid. The
-    # pass that loads a full listing (at start, or to recover) is not charged, so it never holds back later changes.
-    max_busy: float = 0.2
-    busy_burst: float = 1.0
-    # Bounds on synthetic traffic: concurrent generators, and requests per second of one generator.
-    max_generators: int = 32
-    max_rps: float = 5000.0
-    # How often a generator wakes to send the requests it owes.
-    generator_tick: float = 0.01
-    # Real HTTP: the address listeners bind, the proxy's per-request timeout, and how many mirrored requests may
-    # be in flight before further mirrors are dropped.
-    listen_host: str = "127.0.0.1"
-    upstream_timeout: float = 30.0
-    max_inflight_mirrors: int = 256
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """The outcome of one synthetic request."""
-
-    status: int
-    latency_ms: float
-    backend: ServiceRef | None
-    route: RouteKey | None
-    rule: int | None
-    workload: str | None
-    headers: tuple[tuple[str, str], ...] = ()
-    mirrored_to: tuple[ServiceRef, ...] = ()
-
-    def header(self, name: str) -> str | None:
-        """The first value of response header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
 
 
 class GatewayDataPlane:

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flaggerpy.sandbox import jsonio
-from flaggerpy.sandbox.errors import gone
-from flaggerpy.sandbox.registry import StorageKey
+from flaggerpy.sandbox.apiserver import jsonio
+from flaggerpy.sandbox.apiserver.errors import gone
+from flaggerpy.sandbox.apiserver.registry import StorageKey
 
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 # How many of the newest events keep their encoded watch lines.

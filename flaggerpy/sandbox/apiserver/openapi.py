@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from flaggerpy.sandbox.registry import Registry, ResourceType
+from flaggerpy.sandbox.apiserver.registry import Registry, ResourceType
 
 _QUERY_PARAMS = ("fieldValidation", "fieldManager", "dryRun")
 

@@ -1,0 +1,1 @@
+"""In-sandbox controllers, as kube-controller-manager and operators run them: workloads, HPA, KEDA, GC."""

@@ -1,0 +1,1 @@
+"""The simulated Gateway data plane: programming Gateways and routes, splitting and serving requests."""
