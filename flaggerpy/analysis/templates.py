@@ -109,10 +109,10 @@ class _StrictUndefined(jinja2.StrictUndefined):
             raise TemplateError(f"{{{{ {key} }}}} is not a template variable (known: {', '.join(VARIABLES)})")
         raise TemplateError(f"{key!r} is not defined on {type(owner).__name__}")
 
-    __str__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __iter__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __bool__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __len__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __str__ = _fail_with_undefined_error
+    __iter__ = _fail_with_undefined_error
+    __bool__ = _fail_with_undefined_error
+    __len__ = _fail_with_undefined_error
 
 
 class _QueryEnvironment(ImmutableSandboxedEnvironment):

@@ -6,7 +6,13 @@ deepcopy's memo nor its type dispatch; on the engine's hot paths that makes it s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: for fields a tenant may have written in any shape."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def json_copy(value: Any) -> Any:

@@ -57,10 +57,10 @@ def parse_leniently(model: type[M], obj: dict[str, Any]) -> tuple[M | None, list
     errors = from_validation_error(first)
     data = copy.deepcopy(obj)
     cuts: list[Loc] = []
-    exc = first
+    failure = first
     for _ in range(_MAX_PRUNE_ROUNDS):
         progress = False
-        for error in exc.errors(include_url=False):
+        for error in failure.errors(include_url=False):
             point = _prune_point(error)
             # The top-level fields (spec) are never cut: without them nothing is left to check.
             if len(point) < 2 or not _cut(data, point):
@@ -72,7 +72,7 @@ def parse_leniently(model: type[M], obj: dict[str, Any]) -> tuple[M | None, list
         try:
             return model.model_validate(data), errors, cuts
         except ValidationError as again:
-            exc = again
+            failure = again
     return None, errors, cuts
 
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flaggerpy.apis.jsondata import mapping
 from flaggerpy.canary import workload as wl
 
 HPA = "HorizontalPodAutoscaler"
@@ -47,8 +48,8 @@ class AutoscalerNotFound(AutoscalerError):
 def scale_target(scaler: Mapping[str, Any]) -> tuple[str, str]:
     """(kind, name) of the workload an HPA or ScaledObject scales (``spec.scaleTargetRef``; kind defaults to
     Deployment, as KEDA's does)."""
-    spec = scaler.get("spec") if isinstance(scaler.get("spec"), Mapping) else {}
-    ref = spec.get("scaleTargetRef") if isinstance(spec.get("scaleTargetRef"), Mapping) else {}
+    spec = mapping(scaler.get("spec"))
+    ref = mapping(spec.get("scaleTargetRef"))
     return str(ref.get("kind") or "Deployment"), str(ref.get("name") or "")
 
 
@@ -70,9 +71,9 @@ def check_target(scaler_kind: str, scaler: Mapping[str, Any], target_kind: str, 
 
 def triggers(scaled_object: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The ScaledObject's ``spec.triggers`` (malformed entries left out)."""
-    spec = scaled_object.get("spec") if isinstance(scaled_object.get("spec"), Mapping) else {}
-    found = spec.get("triggers") if isinstance(spec.get("triggers"), list) else []
-    return [t for t in found if isinstance(t, Mapping)]
+    spec = mapping(scaled_object.get("spec"))
+    found = spec.get("triggers")
+    return [t for t in found if isinstance(t, Mapping)] if isinstance(found, list) else []
 
 
 def check_queries(queries: Mapping[str, str] | None, scaled_object: Mapping[str, Any]) -> None:
@@ -113,7 +114,7 @@ def _primary_triggers(found: list[Any], queries: Mapping[str, str] | None, targe
         if queries is not None:
             # Only the triggers named in primaryScalerQueries change; the others keep their query, as in Flagger.
             name = trigger.get("name")
-            if name in queries:
+            if isinstance(name, str) and name in queries:
                 trigger["metadata"] = {**(metadata if isinstance(metadata, dict) else {}), "query": queries[name]}
         elif isinstance(metadata, dict) and isinstance(metadata.get("query"), str):
             metadata["query"] = primary_query(metadata["query"], target_name)

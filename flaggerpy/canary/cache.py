@@ -42,4 +42,4 @@ class Caches:
         store = self._stores.get(resource)
         if store is None:
             return []
-        return store.by_namespace(namespace) if namespace else store.list()
+        return store.by_namespace(namespace) if namespace else store.objects()

@@ -295,7 +295,7 @@ class Controller:
         await informer.wait_for_sync(self.settings.sync_timeout)
         self.caches.add(res.SCALEDOBJECTS, informer.store)
         wake = self._on_autoscaler(res.SCALEDOBJECTS)
-        for scaled_object in informer.store.list():
+        for scaled_object in informer.store.objects():
             wake(scaled_object)
 
     def _router_for(self, canary: Canary) -> Router:

@@ -72,6 +72,7 @@ def seconds_since(value: Any, at: datetime) -> float | None:
 
 def condition(status: Mapping[str, Any], cond_type: str) -> dict[str, Any] | None:
     """The condition of ``cond_type`` in a status, if present."""
+    cond: dict[str, Any]
     for cond in status.get("conditions") or []:
         if cond.get("type") == cond_type:
             return cond
@@ -147,7 +148,8 @@ def unhalt(status: dict[str, Any]) -> None:
 
 def working_copy(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of the canary's status to edit (an empty dict for a new canary)."""
-    return json_copy(dict(obj.get("status") or {}))
+    status: dict[str, Any] = json_copy(dict(obj.get("status") or {}))
+    return status
 
 
 def phase_of(status: Mapping[str, Any]) -> Phase | None:

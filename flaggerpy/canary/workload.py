@@ -260,7 +260,7 @@ def config_refs(pod_spec: Mapping[str, Any]) -> list[ConfigRef]:
 def is_tracked(obj: Mapping[str, Any]) -> bool:
     """Whether config tracking applies to this ConfigMap/Secret (not opted out by annotation)."""
     annotations = obj.get("metadata", {}).get("annotations") or {}
-    return annotations.get(CONFIG_TRACKING_ANNOTATION, "enabled") != "disabled"
+    return bool(annotations.get(CONFIG_TRACKING_ANNOTATION, "enabled") != "disabled")
 
 
 def rename_config_refs(pod_spec: dict[str, Any], renames: Mapping[str, str]) -> None:
@@ -325,6 +325,7 @@ class Readiness:
 
 
 def _condition(status: Mapping[str, Any], cond_type: str) -> Mapping[str, Any] | None:
+    cond: Mapping[str, Any]
     for cond in status.get("conditions") or []:
         if cond.get("type") == cond_type:
             return cond

@@ -101,7 +101,7 @@ async def _live(canaries: Informer, events: Informer, all_ns: bool, out: TextIO,
     console = Console(file=out, force_terminal=True)
 
     def table() -> Any:
-        rows = build_rows(canaries.store.list(), events.store.list())
+        rows = build_rows(canaries.store.objects(), events.store.objects())
         return canaries_rich(rows, all_ns, datetime.now(UTC), console.width)
 
     with Live(table(), console=console, auto_refresh=False) as live:
@@ -116,7 +116,7 @@ async def _live(canaries: Informer, events: Informer, all_ns: bool, out: TextIO,
 
 async def _stream(canaries: Informer, events: Informer, all_ns: bool, out: TextIO, changed: asyncio.Event) -> None:
     """Print the table once, then each row again whenever what it shows changes."""
-    rows = build_rows(canaries.store.list(), events.store.list())
+    rows = build_rows(canaries.store.objects(), events.store.objects())
     shown = {(r.namespace, r.name): canary_cells(r, all_ns) for r in rows}
     if rows:
         out.write(canaries_plain(rows, all_ns))
@@ -124,7 +124,7 @@ async def _stream(canaries: Informer, events: Informer, all_ns: bool, out: TextI
     while True:
         await changed.wait()
         changed.clear()
-        for current in build_rows(canaries.store.list(), events.store.list()):
+        for current in build_rows(canaries.store.objects(), events.store.objects()):
             cells = canary_cells(current, all_ns)
             if shown.get((current.namespace, current.name)) == cells:
                 continue

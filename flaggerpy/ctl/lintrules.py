@@ -82,7 +82,10 @@ def _parse(doc: Document, findings: list[Finding]) -> _Parsed | None:
         return None
     if not (body.get("metadata") or {}).get("name"):
         findings.append(Finding(doc.source, doc.index, label, "metadata.name", "required"))
-    model_type = {"Canary": Canary, "MetricTemplate": MetricTemplate, "AlertProvider": AlertProvider}[kind]
+    models: dict[str, type[Canary] | type[MetricTemplate] | type[AlertProvider]] = {
+        "Canary": Canary, "MetricTemplate": MetricTemplate, "AlertProvider": AlertProvider,
+    }
+    model_type = models[kind]
     try:
         model = model_type.from_dict(body)
     except SpecError as exc:

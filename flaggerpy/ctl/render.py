@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from rich.console import Group, JustifyMethod, RenderableType
+from rich.align import AlignMethod
+from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
@@ -80,7 +81,7 @@ def progress_bar(progress: Progress | None, width: int = 6) -> Text:
 class _Column:
     header: str
     cells: list[Text]
-    justify: JustifyMethod = "left"
+    justify: AlignMethod = "left"
 
     @property
     def width(self) -> int:

@@ -214,7 +214,7 @@ async def follow(kube: KubeClient, namespace: str, name: str, out: TextIO, tty: 
                 if obj is None:
                     out.write(f"canary.flagger.app/{name} deleted\n")
                     return common.EXIT_OK
-                report = build_report(obj, events.store.list())
+                report = build_report(obj, events.store.objects())
                 if live is not None:
                     live.update(report_renderable(report), refresh=True)
                 else:

@@ -156,7 +156,7 @@ async def load_configuration(kubeconfig: str | None = None, context: str | None 
     cfg = Configuration()
     try:
         if kubeconfig is None and os.environ.get(_IN_CLUSTER_ENV):
-            load_incluster_config(client_configuration=cfg)
+            load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]  # untyped upstream
             return cfg
         path = _kubeconfig_path(kubeconfig)
         await load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
@@ -192,17 +192,18 @@ class _Transport:
         if rest.server_hostname:
             extra["server_hostname"] = rest.server_hostname
         headers = {**api.default_headers, "Accept": "application/json"}
+        host = _host(cfg)
         http = None
         if not rest.proxy:
             http = Http11Client(
-                cfg.host,
-                ssl_context=_ssl_context(cfg) if cfg.host.startswith("https:") else None,
+                host,
+                ssl_context=_ssl_context(cfg) if host.startswith("https:") else None,
                 server_hostname=rest.server_hostname,
                 limit=settings.pool_size,
                 connect_timeout=settings.connect_timeout,
                 read_timeout=settings.read_timeout,
             )
-        return cls(rest.pool_manager, cfg.host, headers, extra, timeout, cfg, http)
+        return cls(rest.pool_manager, host, headers, extra, timeout, cfg, http)
 
     async def bearer_token(self) -> str | None:
         """The Authorization header value, as kubernetes-asyncio's auth settings give it.
@@ -214,10 +215,17 @@ class _Transport:
         if "BearerToken" not in cfg.api_key:
             return None
         if cfg.refresh_api_key_hook is not None:
-            return await cfg.get_api_key_with_prefix("BearerToken")  # type: ignore[no-any-return]
+            return await cfg.get_api_key_with_prefix("BearerToken")
         prefix = cfg.api_key_prefix.get("BearerToken")
         key = cfg.api_key["BearerToken"]
         return f"{prefix} {key}" if prefix and key else key or None
+
+
+def _host(cfg: Configuration) -> str:
+    """The API server URL; a configuration without one cannot be used (kubernetes-asyncio types it optional)."""
+    if not cfg.host:
+        raise ConfigError("the cluster configuration names no API server (host)")
+    return cfg.host
 
 
 def _ssl_context(cfg: Configuration) -> ssl.SSLContext:
@@ -265,7 +273,7 @@ class KubeClient:
             cfg = await load_configuration(self._kubeconfig, self._context)
             cfg.connection_pool_maxsize = self.settings.pool_size
             if not cfg.proxy:
-                cfg.proxy = env_proxy(cfg.host)
+                cfg.proxy = env_proxy(_host(cfg))
             self._api = ApiClient(configuration=cfg)
             self._api.user_agent = "flaggerpy"
             # kubernetes-asyncio opens its aiohttp session with trust_env=True, and aiohttp then looks the proxy

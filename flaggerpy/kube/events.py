@@ -133,7 +133,7 @@ class EventRecorder:
         except NotFound:
             return None  # the Event expired (Kubernetes drops them after an hour): start a new one
         except ApiError as exc:
-            log.warning("cannot update event count", event=f"{entry.namespace}/{entry.name}", error=str(exc))
+            log.warning("cannot update event count", event_name=f"{entry.namespace}/{entry.name}", error=str(exc))
             return None
         entry.count += 1
         return body

@@ -76,7 +76,7 @@ class Store:
         """All cached ``(key, object)`` pairs (shared references: treat the objects as read-only)."""
         return list(self._items.items())
 
-    def list(self) -> list[Obj]:
+    def objects(self) -> list[Obj]:
         """All cached objects (shared references: treat them as read-only)."""
         return list(self._items.values())
 

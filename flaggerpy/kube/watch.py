@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,14 +58,14 @@ class Bookmark:
 StreamItem = WatchEvent | Listed | Bookmark
 
 
-def object_key(obj: Obj) -> str:
+def object_key(obj: Mapping[str, Any]) -> str:
     """The cache key of an object: ``namespace/name``, or ``name`` for cluster-scoped objects."""
     meta = obj.get("metadata") or {}
     namespace = meta.get("namespace")
     return f"{namespace}/{meta.get('name', '')}" if namespace else str(meta.get("name", ""))
 
 
-def resource_version(obj: Obj) -> str:
+def resource_version(obj: Mapping[str, Any]) -> str:
     """``metadata.resourceVersion`` or ""."""
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -146,9 +146,9 @@ class Watcher:
         relist = bool(self.resource_version)
         fresh = {object_key(o): o for o in items}
         out: list[StreamItem] = []
-        for key, old in self.known.items():
+        for key, gone in self.known.items():
             if key not in fresh:
-                out.append(WatchEvent("DELETED", old))
+                out.append(WatchEvent("DELETED", gone))
         for key, obj in fresh.items():
             old = self.known.get(key)
             if old is None:
@@ -253,7 +253,7 @@ class Watcher:
         except Exception:  # an observer must not stop the cache from following the server
             log.exception("watch reconnect observer failed", resource=str(self.resource))
 
-    async def events(self) -> AsyncIterator[StreamItem]:
+    async def events(self) -> AsyncGenerator[StreamItem, None]:
         """List, then watch forever (until the consumer stops iterating or the task is cancelled)."""
         backoff = _Backoff(self.settings)
         need_list = True

@@ -152,7 +152,7 @@ class WorkQueue(Generic[K]):
         """Requeue ``key`` after a per-key exponential backoff (base doubling, capped); returns the delay used."""
         requeues = self._requeues.get(key, 0)
         self._requeues[key] = requeues + 1
-        delay = min(self.settings.backoff_base * (2**requeues), self.settings.backoff_cap)
+        delay = min(self.settings.backoff_base * 2.0**requeues, self.settings.backoff_cap)
         self.add_after(key, delay)
         return delay
 

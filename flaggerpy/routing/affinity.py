@@ -17,17 +17,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flaggerpy.apis.jsondata import mapping
+
 _INACTIVE_PHASES = ("", "Initializing", "Initialized")
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def cookie_value(canary: Mapping[str, Any], role: str) -> str:
     """The cookie value of one revision's run: 16 hex characters, ``role`` is "canary" or "primary"."""
-    meta = _mapping(canary.get("metadata"))
-    status = _mapping(canary.get("status"))
+    meta = mapping(canary.get("metadata"))
+    status = mapping(canary.get("status"))
     identity = meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     seed = f"{identity}/{status.get('lastAppliedSpec', '')}/{role}"
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
@@ -68,7 +66,7 @@ def max_age(affinity: Mapping[str, Any]) -> int:
 
 def run_ended(canary: Mapping[str, Any]) -> bool:
     """True when a run of the current revision may have handed out cookies (so they need expiring)."""
-    status = _mapping(canary.get("status"))
+    status = mapping(canary.get("status"))
     return bool(status.get("lastAppliedSpec")) and status.get("phase", "") not in _INACTIVE_PHASES
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from flaggerpy.apis.errors import FieldError, SpecError
 from flaggerpy.routing import affinity, filters, matches
@@ -57,11 +57,6 @@ class RouteWeights:
 
 
 ALL_PRIMARY = RouteWeights(100, 0)
-
-
-def mapping(value: Any) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else an empty one: status and metadata are read defensively."""
-    return value if isinstance(value, Mapping) else {}
 
 
 def canary_doc(canary: Any) -> dict[str, Any]:
@@ -143,6 +138,16 @@ def _hostnames(service: Mapping[str, Any], errors: list[FieldError]) -> list[str
     return [h for h in hosts if isinstance(h, str)]
 
 
+def _valid_port(port: Any) -> TypeGuard[int]:
+    return isinstance(port, int) and not isinstance(port, bool) and 1 <= port <= 65535
+
+
+def _port(doc: Mapping[str, Any]) -> int:
+    """``spec.service.port``; 0 when invalid, which :func:`desired_spec` reports before any rule is used."""
+    port = ((doc.get("spec") or {}).get("service") or {}).get("port")
+    return port if _valid_port(port) else 0
+
+
 def _backend(name: str, port: int, weight: int, extra_filters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     backend: dict[str, Any] = {"group": "", "kind": "Service", "name": name, "port": port, "weight": weight}
     if extra_filters:
@@ -209,7 +214,7 @@ def _affinity(
     if not cookie_name:
         errors.append(FieldError("spec.analysis.sessionAffinity.cookieName", "required"))
         return [], [], []
-    port = ((doc.get("spec") or {}).get("service") or {}).get("port")
+    port = _port(doc)
     _, primary, canary = service_names(doc)
     value = affinity.cookie_value(doc, "canary")
     canary_rule_matches = matches.merge_matches([affinity.cookie_match(cookie_name, value)], service_matches)
@@ -250,7 +255,7 @@ def _http_rules(
     service = (doc.get("spec") or {}).get("service") or {}
     analysis = _analysis(doc)
     _, primary, canary = service_names(doc)
-    port = service.get("port")
+    port = _port(doc)
 
     service_matches = matches.http_matches(service.get("match"), "spec.service.match", errors) or [
         dict(matches.DEFAULT_PATH_MATCH)
@@ -306,7 +311,7 @@ def _grpc_rules(doc: Mapping[str, Any], weights: RouteWeights, errors: list[Fiel
     service = (doc.get("spec") or {}).get("service") or {}
     analysis = _analysis(doc)
     _, primary, canary = service_names(doc)
-    port = service.get("port")
+    port = _port(doc)
     for key in ("timeout", "backendTimeout", "rewrite", "corsPolicy", "retries"):
         if service.get(key):
             errors.append(FieldError(f"spec.service.{key}", "is not supported by GRPCRoute (appProtocol: grpc)"))
@@ -349,8 +354,7 @@ def desired_spec(canary: Any, weights: RouteWeights, features: RouteFeatures = S
     if errors:
         raise SpecError(errors, kind="Canary")
     service = doc["spec"]["service"]
-    port = service.get("port")
-    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+    if not _port(doc):
         errors.append(FieldError("spec.service.port", "required: a port number between 1 and 65535"))
     if not service_names(doc)[0]:
         errors.append(FieldError("spec.targetRef.name", "required"))

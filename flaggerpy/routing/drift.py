@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flaggerpy.apis.jsondata import mapping
 from flaggerpy.routing.build import (
     ALL_PRIMARY,
     STANDARD_V1_6,
@@ -17,7 +18,6 @@ from flaggerpy.routing.build import (
     canary_doc,
     desired_metadata,
     desired_spec,
-    mapping,
     route_kind,
 )
 from flaggerpy.routing.normalize import LiveSpecs, managed_spec, normalize_spec, specs_equal

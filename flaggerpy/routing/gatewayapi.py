@@ -15,6 +15,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from flaggerpy.apis.jsondata import mapping
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, Conflict, NotFound
 from flaggerpy.kube.resources import GRPCROUTES_V1, HTTPROUTES_V1, HTTPROUTES_V1BETA1
@@ -32,7 +33,6 @@ from flaggerpy.routing.build import (
     canary_doc,
     desired_route,
     desired_spec,
-    mapping,
     owner_reference,
     route_kind,
     service_names,
@@ -86,7 +86,9 @@ def released_to(route: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 def adoption_patch(patch: dict[str, Any] | None, live: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:
     """``patch`` extended to make the Canary the route's controller again and drop the release mark."""
     meta = live.get("metadata") or {}
-    out = copy.deepcopy(patch) if patch else {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
+    out: dict[str, Any] = (
+        copy.deepcopy(patch) if patch else {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
+    )
     others = [r for r in meta.get("ownerReferences") or [] if not r.get("controller")]
     out["metadata"]["ownerReferences"] = [*others, owner_reference(doc)]
     out["metadata"].setdefault("annotations", {})[RELEASED_ANNOTATION] = None

@@ -110,7 +110,8 @@ def normalize_spec(spec: dict[str, Any] | None, kind: str = "HTTPRoute") -> dict
         out["rules"] = [{}]
     for rule in out.get("rules") or ():
         _rule(rule, kind)
-    return _drop_empty(out)
+    cleaned: dict[str, Any] = _drop_empty(out)
+    return cleaned
 
 
 def specs_equal(desired: dict[str, Any] | None, live: dict[str, Any] | None, kind: str = "HTTPRoute") -> bool:

@@ -53,7 +53,7 @@ async def converge(informer: Informer, kube: KubeClient) -> dict[str, str]:
     items, _ = await kube.list(CONFIGMAPS, NS)
     server = {object_key(o): resource_version(o) for o in items}
     for _ in range(400):
-        cached = {object_key(o): resource_version(o) for o in informer.store.list()}
+        cached = {object_key(o): resource_version(o) for o in informer.store.objects()}
         if cached == server:
             break
         await asyncio.sleep(0.025)
@@ -94,7 +94,7 @@ async def test_informer_cache_and_handlers_match_the_server_after_drops_and_410s
             await churn(kube, sb, rng)
             server = await converge(informer, kube)
 
-        cached = {object_key(o): resource_version(o) for o in informer.store.list()}
+        cached = {object_key(o): resource_version(o) for o in informer.store.objects()}
         assert cached == server
         assert len(server) == OBJECTS - OBJECTS // 3
         assert informer.relists >= 2, "the test must actually exercise relists"

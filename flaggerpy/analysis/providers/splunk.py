@@ -107,7 +107,8 @@ async def read_until_end_of_channel(resp: aiohttp.ClientResponse) -> bytes:
 def parse_events(text: str) -> list[tuple[str, Any]]:
     """Server-Sent Events as (event name, decoded JSON data); multi-line ``data:`` fields are joined."""
     events: list[tuple[str, Any]] = []
-    event, data = "message", []
+    data: list[str] = []
+    event = "message"
     for line in [*text.splitlines(), ""]:
         if line == "":
             if data:

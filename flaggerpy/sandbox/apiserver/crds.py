@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from flaggerpy.sandbox.apiserver.errors import Cause
+from flaggerpy.sandbox.apiserver.jsonio import object_field
 from flaggerpy.sandbox.apiserver.registry import ResourceType, resource_type_from_crd
 from flaggerpy.sandbox.clock import now
 
@@ -17,7 +18,7 @@ def validate_crd(crd: dict[str, Any]) -> list[Cause]:
     if not isinstance(spec, dict):
         return [Cause("spec", "FieldValueRequired", "Required value")]
     group = spec.get("group")
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    names = object_field(spec, "names")
     if not group:
         causes.append(Cause("spec.group", "FieldValueRequired", "Required value"))
     for field in ("plural", "kind"):

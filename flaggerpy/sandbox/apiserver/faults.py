@@ -68,6 +68,9 @@ class Faults:
     gone_next: dict[str, int] = field(default_factory=dict)
     seed: int | None = None
 
+    _random: random.Random = field(init=False, repr=False, compare=False)
+    """Set with ``seed`` (see __setattr__)."""
+
     def __post_init__(self) -> None:
         self._drop_listeners: list[Callable[[], None]] = []
 

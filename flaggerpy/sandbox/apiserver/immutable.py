@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flaggerpy.sandbox.apiserver.errors import Cause
+from flaggerpy.sandbox.apiserver.jsonio import object_field
 from flaggerpy.sandbox.apiserver.registry import StorageKey
 
 _SELECTOR_KINDS = frozenset({("apps", "deployments"), ("apps", "daemonsets"), ("apps", "replicasets")})
@@ -22,8 +23,8 @@ def _immutable(field: str, value: Any) -> Cause:
 
 def check(key: StorageKey, current: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
     """Changes from ``current`` to ``new`` that are not allowed."""
-    old_spec = current.get("spec") if isinstance(current.get("spec"), dict) else {}
-    new_spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    old_spec = object_field(current, "spec")
+    new_spec = object_field(new, "spec")
     causes: list[Cause] = []
     if key in _SELECTOR_KINDS and "selector" in old_spec and new_spec.get("selector") != old_spec["selector"]:
         causes.append(_immutable("spec.selector", new_spec.get("selector")))

@@ -28,3 +28,9 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def object_field(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    """``obj[key]`` when it is a JSON object (the same dict, not a copy), else a new empty one."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}

@@ -105,8 +105,8 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
             raise _refuse(f"unsupported protobuf wire type {wire}")
         if pos + size > len(data):
             raise _refuse("truncated protobuf field")
-        value, pos = data[pos:pos + size], pos + size
-        out.append((number, wire, value))
+        payload, pos = data[pos:pos + size], pos + size
+        out.append((number, wire, payload))
     return out
 
 

@@ -40,7 +40,9 @@ class Requirement:
 
 def _split_clauses(text: str) -> list[str]:
     """Split on commas that are not inside ``in (...)`` parentheses."""
-    clauses, depth, current = [], 0, []
+    clauses: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flaggerpy.sandbox.apiserver.jsonio import object_field
 from flaggerpy.sandbox.clock import now
 
 HPAS = ("autoscaling", "horizontalpodautoscalers")
@@ -21,8 +22,8 @@ def _int(value: Any, default: int) -> int:
 
 def target_key(hpa: dict[str, Any]) -> tuple[tuple[str, str], str] | None:
     """The (storage key, name) of the HPA's scale target, or None when it is not a kind the sandbox scales."""
-    spec = hpa.get("spec") if isinstance(hpa.get("spec"), dict) else {}
-    ref = spec.get("scaleTargetRef") if isinstance(spec.get("scaleTargetRef"), dict) else {}
+    spec = object_field(hpa, "spec")
+    ref = object_field(spec, "scaleTargetRef")
     key = TARGET_KINDS.get(str(ref.get("kind")))
     name = ref.get("name")
     return (key, name) if key is not None and isinstance(name, str) else None
@@ -30,7 +31,7 @@ def target_key(hpa: dict[str, Any]) -> tuple[tuple[str, str], str] | None:
 
 def status(hpa: dict[str, Any], target: dict[str, Any] | None) -> dict[str, Any]:
     """The HPA status for the current target (None when the target does not exist)."""
-    spec = hpa.get("spec") if isinstance(hpa.get("spec"), dict) else {}
+    spec = object_field(hpa, "spec")
     low, high = _int(spec.get("minReplicas"), 1), _int(spec.get("maxReplicas"), 1)
     stamp = now()
     result: dict[str, Any] = {"observedGeneration": hpa["metadata"].get("generation", 1)}

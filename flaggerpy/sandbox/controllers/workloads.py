@@ -22,6 +22,7 @@ from typing import Any
 from flaggerpy.log import get_logger
 from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.jsonio import object_field
 from flaggerpy.sandbox.apiserver.selectors import match_label_selector
 from flaggerpy.sandbox.clock import now
 from flaggerpy.sandbox.controllers import hpa
@@ -139,7 +140,7 @@ class WorkloadSimulator:
         if target_ref is not None:
             target = cluster.store.get(target_ref[0], obj["metadata"].get("namespace", ""), target_ref[1])
         wanted = hpa.status(obj, target)
-        current = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        current = object_field(obj, "status")
         fields = ("observedGeneration", "currentReplicas", "desiredReplicas")
         if all(current.get(f) == wanted[f] for f in fields):
             return
@@ -180,7 +181,7 @@ class WorkloadSimulator:
             timer.cancel()
 
     def _desired(self, key: tuple[str, str], obj: dict[str, Any]) -> int:
-        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        spec = object_field(obj, "spec")
         if key == DEPLOYMENTS:
             return _as_int(spec.get("replicas"), 1)
         pod_spec = ((spec.get("template") or {}).get("spec") or {}) if isinstance(spec.get("template"), dict) else {}
@@ -200,7 +201,7 @@ class WorkloadSimulator:
 
     def _observe(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         """On a new generation, report a rollout in progress and schedule readiness."""
-        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        status = object_field(obj, "status")
         generation = obj["metadata"].get("generation", 1)
         if status.get("observedGeneration") == generation:
             return
@@ -240,7 +241,7 @@ class WorkloadSimulator:
             self._write(key, obj, self._status(key, obj, desired, desired, what))
             return
         # Past the deadline the new pods still crash; the old ones still serve.
-        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        status = object_field(obj, "status")
         self._write(key, obj, self._status(key, obj, desired, _ready_count(key, status), what, updated=0))
 
     def _status(

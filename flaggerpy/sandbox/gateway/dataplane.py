@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -77,7 +77,7 @@ class Cluster(Protocol):
 Update = tuple[str, str, str, dict]
 
 
-async def _updates(cluster: Cluster) -> AsyncIterator[Update]:
+async def _updates(cluster: Cluster) -> AsyncGenerator[Update, None]:
     """The watched changes; shared, uncopied objects when the cluster offers them (the sandbox's never change)."""
     raw = getattr(cluster, "subscribe_events", None)
     # A private copy of every route echo would cost more than programming it, at thousands of routes.
@@ -228,7 +228,9 @@ class GatewayDataPlane:
         resolved, self._programmer.resolved = self._programmer.resolved, set()
         for service in resolved:
             workload = self._workloads.get(service)
-            for problem in workload.problems if workload else ():
+            if workload is None:
+                continue
+            for problem in workload.problems:
                 self._warn_once("ignoring workload annotation",
                                 f"{workload.kind} {workload.namespace}/{workload.name}: {problem}")
 

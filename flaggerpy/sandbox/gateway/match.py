@@ -203,7 +203,9 @@ def compile_http_match(field: str, match: dict) -> RouteMatch:
     """Compile one HTTPRouteMatch dict; ``field`` is its location, used in errors."""
     path = match.get("path") or {}
     path_type = path.get("type") or PATH_PREFIX
-    path_value = path.get("value") if path.get("value") is not None else "/"
+    path_value = path.get("value")
+    if path_value is None:
+        path_value = "/"
     regex = None
     if path_type == PATH_REGEX:
         regex = compile_regex(f"{field}.path.value", path_value)

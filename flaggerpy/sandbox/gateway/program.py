@@ -269,18 +269,18 @@ class Programmer:
             if (gateway_class.get("status") or {}).get("conditions") != status["conditions"]:
                 writes.append(StatusWrite("gatewayclasses", None, name, status))
         self._dirty_classes.clear()
-        for key in sorted(self._dirty_gateways):
-            gateway = self.gateways.get(key)
+        for namespace, name in sorted(self._dirty_gateways):
+            gateway = self.gateways.get((namespace, name))
             if gateway is None:
                 continue
             try:
                 status = gateway_status(gateway, self._attached, now)
             except MALFORMED as exc:
-                self.problems.append(f"Gateway {key[0]}/{key[1]}: cannot be read ({exc!r})")
+                self.problems.append(f"Gateway {namespace}/{name}: cannot be read ({exc!r})")
                 continue
-            self._gateway_desired[key] = status
+            self._gateway_desired[(namespace, name)] = status
             if not self._status_holds(gateway.get("status") or {}, status):
-                writes.append(StatusWrite("gateways", *key, status))
+                writes.append(StatusWrite("gateways", namespace, name, status))
         self._dirty_gateways.clear()
         return writes
 

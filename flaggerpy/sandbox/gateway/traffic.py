@@ -98,6 +98,7 @@ class TrafficSpec:
         problems.extend(FieldProblem(name, "unknown field") for name in unknown)
         if problems:
             raise TrafficError(problems)
+        assert isinstance(host, str)  # checked above: problems raise before this
         return cls(
             host=host,
             path=path,
