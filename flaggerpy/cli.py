@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from flaggerpy import __version__
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("flaggerpy.sandbox.cli", "run the embedded Kubernetes API server (a kubeconfig points at it)"),
     "run": ("flaggerpy.canary.runner", "run the controller against a kubeconfig or in-cluster"),
@@ -33,7 +35,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [f"  {name:<{width}}  {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    return "usage: flaggerpy COMMAND [options]\n\ncommands:\n" + "\n".join(lines) + "\n"
+    return ("usage: flaggerpy COMMAND [options]\n       flaggerpy --version\n\ncommands:\n" + "\n".join(lines)
+            + "\n\nRun 'flaggerpy COMMAND --help' for the options of a command.\n")
+
+
+def version_line() -> str:
+    """``flaggerpy <version>`` of the code that runs (the package's version, also the image tag in deploy/)."""
+    return f"flaggerpy {__version__}\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(_usage())
         return 0 if args else 2
+    if args[0] in ("--version", "-version"):
+        sys.stdout.write(version_line())
+        return 0
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
         sys.stderr.write(f"flaggerpy: unknown command {name!r}\n\n{_usage()}")

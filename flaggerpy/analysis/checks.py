@@ -20,7 +20,14 @@ import aiohttp
 
 from flaggerpy.analysis.base import MetricResult, ObjectLookup, StepContext
 from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, Flavour, builtin_query, parse_flavour
-from flaggerpy.analysis.providers import DEFAULT_TIMEOUT, NoData, ProviderError, ProviderSpec, run_query
+from flaggerpy.analysis.providers import (
+    DEFAULT_TIMEOUT,
+    NoData,
+    ProviderError,
+    ProviderSpec,
+    Unreachable,
+    run_query,
+)
 from flaggerpy.analysis.providers.base import deadline
 from flaggerpy.analysis.templates import TemplateError, TemplateModel, render
 from flaggerpy.apis.errors import SpecError
@@ -108,6 +115,9 @@ class MetricChecker(SessionUser):
             if metric.skip_on_no_data:
                 return result(None, True, message, skipped=True)
             return result(None, False, message)
+        except Unreachable as exc:
+            # "no data" would send the user looking at the canary's traffic; the backend is what is down.
+            return result(None, False, f"{exc.provider.capitalize()} unreachable: {exc.message}")
         except (ProviderError, TemplateError, MetricSetupError, SpecError) as exc:
             return result(None, False, str(exc))
         except Exception as exc:

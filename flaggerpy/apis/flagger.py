@@ -568,6 +568,9 @@ class MetricSample(ApiModel):
     value: float | None = Field(default=None, description="Measured value; unset when there was no data.")
     passed: bool = Field(description="Whether the value was within the thresholdRange.")
     time: Time = Field(description="When the value was measured.")
+    error: str | None = Field(
+        default=None, description="Why the check had no value or failed: the query's error (unreachable, ...)."
+    )
 
     @field_validator("value")
     @classmethod

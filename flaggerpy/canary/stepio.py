@@ -37,6 +37,9 @@ from flaggerpy.kube.errors import Conflict
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
 
+# How much of a failed query's error a metricHistory sample keeps (``flaggerpy status`` shows it).
+SAMPLE_ERROR_LIMIT = 200
+
 log = get_logger(__name__)
 
 
@@ -314,6 +317,8 @@ class StepIO:
                 "value": result.value,
                 "passed": result.passed,
                 "time": stamp,
+                # Bounded: status is read on every reconcile, and a backend's error text can be long.
+                **({"error": result.error[:SAMPLE_ERROR_LIMIT]} if result.error else {}),
             })
         if history:
             step.status["metricHistory"] = history[-METRIC_HISTORY_LIMIT:]

@@ -37,6 +37,8 @@ _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 NO_CRD = ("the cluster does not serve canaries.flagger.app/v1beta1: are Flagger's CRDs installed? "
           "(kubectl get crd canaries.flagger.app)")
+# The workload resources a Canary's targetRef may name, by kind.
+TARGETS = {"Deployment": res.DEPLOYMENTS, "DaemonSet": res.DAEMONSETS}
 # How many of a namespace's canaries a "not found" error suggests.
 SUGGESTIONS = 5
 

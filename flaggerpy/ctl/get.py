@@ -12,18 +12,30 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
+from rich.text import Text
 
 from flaggerpy.ctl import common
-from flaggerpy.ctl.render import canaries_plain, canaries_rich, canary_cells
-from flaggerpy.ctl.view import Row, row
+from flaggerpy.ctl.render import (
+    canaries_plain,
+    canaries_plain_aligned,
+    canaries_rich,
+    canary_cells,
+    canary_headers,
+    canary_widths,
+    plain_line,
+)
+from flaggerpy.ctl.view import Row, row, target_key
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Obj
+from flaggerpy.kube.errors import Forbidden, NotFound
 from flaggerpy.kube.informer import Informer
+from flaggerpy.kube.settings import WatchSettings
 
 RESOURCE_NAMES = ("canaries", "canary", "canaries.flagger.app", "cd")
 CANARY_EVENTS = "involvedObject.kind=Canary"
@@ -47,11 +59,32 @@ def run(args: argparse.Namespace) -> int:
     return common.run_async(lambda: get(args, sys.stdout), args=args)
 
 
-def build_rows(canaries: Iterable[Obj], events: Iterable[Obj]) -> list[Row]:
+# The CLI waits for a person: after the API comes back, resume within seconds, not the controller's 30 s.
+WATCH_SETTINGS = WatchSettings(backoff_max=5.0)
+# A status write and its Event arrive as two changes; printing after this pause shows them as one row.
+SETTLE_SECONDS = 0.3
+
+Targets = dict[tuple[str, str, str], Obj]
+
+
+def build_rows(canaries: Iterable[Obj], events: Iterable[Obj], targets: Targets | None = None) -> list[Row]:
     """One row per canary, sorted by namespace and name."""
     event_list = list(events)
-    rows = [row(obj, event_list) for obj in canaries]
+    rows = [row(obj, event_list, targets) for obj in canaries]
     return sorted(rows, key=lambda r: (r.namespace, r.name))
+
+
+async def fetch_targets(kube: KubeClient, canaries: Iterable[Obj]) -> Targets:
+    """The targets of the suspended canaries (only their rows say whether a new revision waits)."""
+    targets: Targets = {}
+    for obj in canaries:
+        kind, namespace, name = key = target_key(obj)
+        resource = common.TARGETS.get(kind)
+        if not (obj.get("spec") or {}).get("suspend") or resource is None or not name:
+            continue
+        with contextlib.suppress(NotFound, Forbidden):
+            targets[key] = await kube.get(resource, name, namespace)
+    return targets
 
 
 async def get(args: argparse.Namespace, out: TextIO) -> int:
@@ -64,7 +97,7 @@ async def get(args: argparse.Namespace, out: TextIO) -> int:
             # The list above fails fast (unreachable, forbidden, no CRD); informers would retry quietly forever.
             return await watch(kube, namespace, out, tty)
         events, _ = await kube.list(res.EVENTS, namespace, field_selector=CANARY_EVENTS)
-        rows = build_rows(canaries, events)
+        rows = build_rows(canaries, events, await fetch_targets(kube, canaries))
         if tty:
             console = Console(file=out)
             console.print(canaries_rich(rows, namespace is None, datetime.now(UTC), console.width))
@@ -76,61 +109,144 @@ async def get(args: argparse.Namespace, out: TextIO) -> int:
     return common.EXIT_OK
 
 
-async def watch(kube: KubeClient, namespace: str | None, out: TextIO, tty: bool) -> int:
-    """Follow canaries and their Events until cancelled (Ctrl-C: exit code 130, as for any interrupted command)."""
-    changed = asyncio.Event()
+@dataclass
+class Connection:
+    """Whether the watches reach the API server: since when they do not, and when data last arrived."""
 
-    def mark(*_: Any) -> None:
-        changed.set()
+    last_update: datetime = field(default_factory=lambda: datetime.now(UTC))
+    lost_since: datetime | None = None
+    cause: str = ""
 
-    canaries = Informer(kube, res.CANARIES, namespace)
-    events = Informer(kube, res.EVENTS, namespace, field_selector=CANARY_EVENTS)
-    for informer in (canaries, events):
-        informer.add_handlers(mark, mark, mark)
-    async with canaries, events:
-        await asyncio.gather(canaries.wait_for_sync(), events.wait_for_sync())
+    def lost(self, reason: str) -> None:
+        """A watch broke; the first break starts the outage."""
+        if self.lost_since is None:
+            self.lost_since = datetime.now(UTC)
+            self.cause = reason
+
+    def connected(self) -> None:
+        """A watch stream is open again."""
+        self.lost_since = None
+        self.last_update = datetime.now(UTC)
+
+    def updated(self) -> None:
+        """A change arrived."""
+        self.last_update = datetime.now(UTC)
+
+    def notice(self) -> str:
+        """The line saying the connection is lost, empty while connected."""
+        if self.lost_since is None:
+            return ""
+        return (f"connection to the API server lost at {_clock(self.lost_since)} (last update "
+                f"{_clock(self.last_update)}); reconnecting...")
+
+
+def _clock(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S")
+
+
+class _Watches:
+    """The informers behind ``get --watch``: canaries, their Events and the workloads they target."""
+
+    def __init__(self, kube: KubeClient, namespace: str | None) -> None:
+        self.changed = asyncio.Event()
+        self.connection = Connection()
+        self.canaries = Informer(kube, res.CANARIES, namespace, settings=WATCH_SETTINGS)
+        self.events = Informer(kube, res.EVENTS, namespace, field_selector=CANARY_EVENTS, settings=WATCH_SETTINGS)
+        self.targets = {kind: Informer(kube, resource, namespace, settings=WATCH_SETTINGS)
+                        for kind, resource in common.TARGETS.items()}
+        self.all = [self.canaries, self.events, *self.targets.values()]
+        for informer in self.all:
+            informer.add_handlers(self._mark, self._mark, self._mark)
+            informer.observe_reconnects(self._lost)
+            informer.observe_connected(self._connected)
+
+    def _mark(self, *_: Any) -> None:
+        self.connection.updated()
+        self.changed.set()
+
+    def _lost(self, resource: str, reason: str) -> None:
+        if reason != "gone":  # 410 Gone is answered by the server: it is up, only the history is short
+            self.connection.lost(reason)
+            self.changed.set()
+
+    def _connected(self) -> None:
+        if self.connection.lost_since is not None:
+            self.connection.connected()
+            self.changed.set()
+
+    def rows(self) -> list[Row]:
+        """The rows as the caches have them now."""
+        targets: Targets = {}
+        for kind, informer in self.targets.items():
+            for obj in informer.store.objects():
+                meta = obj.get("metadata") or {}
+                targets[(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
+        return build_rows(self.canaries.store.objects(), self.events.store.objects(), targets)
+
+
+async def watch(kube: KubeClient, namespace: str | None, out: TextIO, tty: bool, err: TextIO | None = None) -> int:
+    """Follow canaries and their Events until cancelled (Ctrl-C: exit code 130, as for any interrupted command).
+
+    A lost connection to the API server is shown (on the terminal under the table, else on ``err``) with the time
+    of the last update, while the watches reconnect; the notice goes once they are back.
+    """
+    watches = _Watches(kube, namespace)
+    async with contextlib.AsyncExitStack() as stack:
+        for informer in watches.all:
+            await stack.enter_async_context(informer)
+        await asyncio.gather(*(informer.wait_for_sync() for informer in watches.all))
         if tty:
-            await _live(canaries, events, namespace is None, out, changed)
+            await _live(watches, namespace is None, out)
         else:
-            await _stream(canaries, events, namespace is None, out, changed)
+            await _stream(watches, namespace is None, out, err or sys.stderr)
     return common.EXIT_OK
 
 
-async def _live(canaries: Informer, events: Informer, all_ns: bool, out: TextIO, changed: asyncio.Event) -> None:
+async def _live(watches: _Watches, all_ns: bool, out: TextIO) -> None:
     # The caller decided this is a terminal; rich would otherwise hold the live view back until it stops.
     console = Console(file=out, force_terminal=True)
 
     def table() -> Any:
-        rows = build_rows(canaries.store.objects(), events.store.objects())
-        return canaries_rich(rows, all_ns, datetime.now(UTC), console.width)
+        view = canaries_rich(watches.rows(), all_ns, datetime.now(UTC), console.width)
+        notice = watches.connection.notice()
+        return Group(view, Text(notice, style="bold red")) if notice else view
 
     with Live(table(), console=console, auto_refresh=False) as live:
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel (Ctrl-C) that lands as it fires.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(LIVE_REFRESH_SECONDS):
-                    await changed.wait()
-            changed.clear()
+                    await watches.changed.wait()
+            watches.changed.clear()
             live.update(table(), refresh=True)
 
 
-async def _stream(canaries: Informer, events: Informer, all_ns: bool, out: TextIO, changed: asyncio.Event) -> None:
-    """Print the table once, then each row again whenever what it shows changes."""
-    rows = build_rows(canaries.store.objects(), events.store.objects())
+async def _stream(watches: _Watches, all_ns: bool, out: TextIO, err: TextIO) -> None:
+    """Print the table once, then each row again whenever what it shows changes, aligned with the header."""
+    rows = watches.rows()
+    widths = canary_widths(rows, all_ns)
     shown = {(r.namespace, r.name): canary_cells(r, all_ns) for r in rows}
     if rows:
-        out.write(canaries_plain(rows, all_ns))
+        out.write(canaries_plain_aligned(rows, all_ns, widths))
         out.flush()
+    notice = ""
     while True:
-        await changed.wait()
-        changed.clear()
-        for current in build_rows(canaries.store.objects(), events.store.objects()):
+        await watches.changed.wait()
+        await asyncio.sleep(SETTLE_SECONDS)
+        watches.changed.clear()
+        if watches.connection.notice() != notice:
+            notice = watches.connection.notice()
+            err.write(f"{notice}\n" if notice else f"reconnected to the API server at "
+                                                   f"{_clock(watches.connection.last_update)}\n")
+            err.flush()
+        for current in watches.rows():
             cells = canary_cells(current, all_ns)
             if shown.get((current.namespace, current.name)) == cells:
                 continue
             if not shown:
                 # The first canary of an empty listing: print the header once, as kubectl get -w does.
-                out.write(canaries_plain([], all_ns))
+                widths = canary_widths([current], all_ns)
+                out.write(plain_line(canary_headers(all_ns), widths))
             shown[(current.namespace, current.name)] = cells
-            out.write("   ".join(cells).rstrip() + "\n")
+            out.write(plain_line(cells, widths))
         out.flush()

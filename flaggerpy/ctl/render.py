@@ -23,46 +23,74 @@ PHASE_STYLES = {
     "Waiting": "magenta",
     "WaitingPromotion": "magenta",
 }
-MESSAGE_WIDTH = 80
 # Below this many cells a message says nothing ("Advance p…"): it moves under its row instead.
 MIN_MESSAGE_WIDTH = 20
 COLUMN_GAP = 2  # rich's default cell padding, one space on each side
 
 
-def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns separated by three spaces, padded to the widest cell; the last column is not padded."""
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                  minimum: Sequence[int] = ()) -> list[int]:
+    """The width of each column: its widest cell, header included, and at least ``minimum[i]``."""
     table = [list(headers), *[list(r) for r in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    lines = []
-    for r in table:
-        cells = [cell.ljust(widths[i]) if i < len(r) - 1 else cell for i, cell in enumerate(r)]
-        lines.append("   ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
+    floors = list(minimum) + [0] * (len(headers) - len(minimum))
+    return [max([floors[i], *(len(r[i]) for r in table)]) for i in range(len(headers))]
 
 
-def _one_line(message: str, width: int = MESSAGE_WIDTH) -> str:
-    text = " ".join(message.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
+def plain_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One line of a plain table: cells padded to ``widths``, three spaces apart; the last one is not padded."""
+    padded = [cell.ljust(widths[i]) if i < len(cells) - 1 else cell for i, cell in enumerate(cells)]
+    return "   ".join(padded).rstrip() + "\n"
+
+
+def plain_table(headers: Sequence[str], rows: Sequence[Sequence[str]], minimum: Sequence[int] = ()) -> str:
+    """Columns separated by three spaces, padded to the widest cell; the last column is not padded."""
+    widths = column_widths(headers, rows, minimum)
+    return "".join(plain_line(r, widths) for r in [list(headers), *rows])
+
+
+def _one_line(message: str) -> str:
+    # Scripts and pipes get the whole message: only a terminal has an edge to cut at.
+    return " ".join(message.split())
 
 
 def _failed(row: Row) -> str:
     return f"{row.failed_checks}/{row.threshold}" if row.threshold is not None else str(row.failed_checks)
 
 
-CANARY_HEADERS = ("NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LASTTRANSITION", "MESSAGE")
+CANARY_HEADERS = ("NAME", "PHASE", "WEIGHT", "SUSPENDED", "FAILED", "PROGRESS", "LASTTRANSITION", "MESSAGE")
+# The widest value each column can take whatever the canaries (after NAME): rows printed one by one under the
+# header by ``get --watch`` then line up with it without knowing the rows to come. NAME and NAMESPACE grow.
+_CANARY_MIN_WIDTHS = (0, len("WaitingPromotion"), 3, len("false"), len("10/10"), len("[##########] 10/10"),
+                      len("2026-01-01T00:00:00Z"))
+
+
+def canary_headers(all_namespaces: bool) -> tuple[str, ...]:
+    """The plain table's header cells."""
+    return ("NAMESPACE", *CANARY_HEADERS) if all_namespaces else CANARY_HEADERS
 
 
 def canary_cells(row: Row, all_namespaces: bool) -> list[str]:
     """The plain-table cells of one row."""
-    cells = [row.name, row.phase, str(row.weight), _failed(row),
+    cells = [row.name, row.phase, str(row.weight), "true" if row.suspended else "false", _failed(row),
              row.progress.bar() if row.progress else "-", format_time(row.last_transition), _one_line(row.message)]
     return [row.namespace, *cells] if all_namespaces else cells
 
 
+def canary_widths(rows: Sequence[Row], all_namespaces: bool) -> list[int]:
+    """Column widths of the plain table that also fit any later state of these rows."""
+    minimum = (0, *_CANARY_MIN_WIDTHS) if all_namespaces else _CANARY_MIN_WIDTHS
+    return column_widths(canary_headers(all_namespaces), [canary_cells(r, all_namespaces) for r in rows], minimum)
+
+
 def canaries_plain(rows: Sequence[Row], all_namespaces: bool) -> str:
     """``get canaries`` as a stable text table."""
-    headers = ("NAMESPACE", *CANARY_HEADERS) if all_namespaces else CANARY_HEADERS
-    return plain_table(headers, [canary_cells(r, all_namespaces) for r in rows])
+    return plain_table(canary_headers(all_namespaces), [canary_cells(r, all_namespaces) for r in rows])
+
+
+def canaries_plain_aligned(rows: Sequence[Row], all_namespaces: bool, widths: Sequence[int]) -> str:
+    """The plain table with the given column widths (``canary_widths``), so later rows line up with it."""
+    lines = [canary_headers(all_namespaces), *(canary_cells(r, all_namespaces) for r in rows)]
+    return "".join(plain_line(cells, widths) for cells in lines)
 
 
 def progress_bar(progress: Progress | None, width: int = 6) -> Text:
@@ -118,6 +146,10 @@ def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime, widt
     ]
     if all_namespaces:
         essential.insert(0, _Column("NAMESPACE", [Text(r.namespace) for r in rows]))
+    if any(r.suspended for r in rows):
+        # Only then: a column of "false" would take the room of the message on every terminal.
+        essential.append(_Column("SUSPENDED", [Text("true" if r.suspended else "", style="magenta bold")
+                                               for r in rows]))
     optional = [
         _Column("FAILED", [Text(_failed(r)) for r in rows]),
         _Column("PROGRESS", [progress_bar(r.progress) for r in rows]),

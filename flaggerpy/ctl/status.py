@@ -13,6 +13,7 @@ import contextlib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TextIO
 
 from rich.console import Console, Group
@@ -25,8 +26,11 @@ from flaggerpy.apis.flagger import Strategy
 from flaggerpy.ctl import common
 from flaggerpy.ctl.render import plain_table
 from flaggerpy.ctl.view import (
+    ATTEMPT_STARTS,
     EventLine,
+    MetricValue,
     StepView,
+    attempts,
     count,
     current_release,
     events_for,
@@ -35,9 +39,12 @@ from flaggerpy.ctl.view import (
     parse_time,
     progress,
     steps_of,
+    target_key,
+    waiting_revision,
 )
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Obj
+from flaggerpy.kube.errors import Forbidden, NotFound
 from flaggerpy.kube.informer import Informer
 
 
@@ -71,20 +78,39 @@ class Report:
     sections: list[Section]
 
 
-def _metric(name: str, value: float | None, passed: bool) -> str:
-    shown = "no data" if value is None else f"{value:g}"
-    return f"{name}={shown} {'ok' if passed else 'FAIL'}"
+def _metric(metric: MetricValue) -> str:
+    if metric.value is not None:
+        shown = f"{metric.value:g}"
+    elif metric.error:
+        # The query failed: say why, not "no data", which would send the user looking at the canary's traffic.
+        shown = f"({metric.error})"
+    else:
+        shown = "no data"
+    return f"{metric.name}={shown} {'ok' if metric.passed else 'FAIL'}"
 
 
 def _steps_section(steps: list[StepView], by_iteration: bool) -> Section:
     rows = [[str(i), str(s.iteration) if by_iteration else f"{s.weight}%", format_time(s.time),
-             ", ".join(_metric(*m) for m in s.metrics)] for i, s in enumerate(steps, 1)]
+             ", ".join(_metric(m) for m in s.metrics)] for i, s in enumerate(steps, 1)]
     return Section("Analysis steps", ("STEP", "ITERATION" if by_iteration else "WEIGHT", "TIME", "METRICS"), rows)
 
 
-def _events_section(lines: list[EventLine]) -> Section:
+def _events_section(lines: list[EventLine], title: str = "Events") -> Section:
     rows = [[format_time(e.time), e.type, e.reason, str(e.count), e.message] for e in lines]
-    return Section("Events", ("TIME", "TYPE", "REASON", "COUNT", "MESSAGE"), rows)
+    return Section(title, ("TIME", "TYPE", "REASON", "COUNT", "MESSAGE"), rows)
+
+
+def _attempts_section(earlier: list[list[EventLine]], status: Mapping[str, Any],
+                      ends: list[datetime | None]) -> Section:
+    """One row per earlier attempt of this release: how it started, how it ended, how many steps it measured."""
+    rows = []
+    for i, (lines, end) in enumerate(zip(earlier, ends, strict=True), 1):
+        start = lines[0].time if lines else None
+        outcome = next((e.message for e in reversed(lines) if e.type == "Warning"), lines[-1].message if lines else "")
+        rows.append([str(i), format_time(start), lines[0].message if lines else "-",
+                     str(len(steps_of(status, start, end))), outcome])
+    return Section("Earlier attempts of this release (retried, aborted or restarted)",
+                   ("ATTEMPT", "STARTED", "STARTED BY", "STEPS", "ENDED WITH"), rows)
 
 
 def _conditions_section(status: Mapping[str, Any]) -> Section:
@@ -94,14 +120,31 @@ def _conditions_section(status: Mapping[str, Any]) -> Section:
     return Section("Conditions", ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"), rows)
 
 
-def build_report(obj: Mapping[str, Any], events: list[Obj]) -> Report:
-    """The status report of one Canary object and the Events of its namespace."""
+def images(workload: Mapping[str, Any] | None) -> str:
+    """``container=image`` for each container of a workload's pod template, ``-`` when unknown."""
+    spec = (((workload or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    shown = [f"{c.get('name')}={c.get('image')}" for c in spec.get("containers") or [] if isinstance(c, dict)]
+    return ", ".join(shown) or "-"
+
+
+@dataclass(frozen=True)
+class Workloads:
+    """The Canary's target (the revision under analysis) and its ``-primary`` copy (what serves traffic)."""
+
+    target: Obj | None = None
+    primary: Obj | None = None
+
+
+def build_report(obj: Mapping[str, Any], events: list[Obj], workloads: Workloads | None = None) -> Report:
+    """The status report of one Canary object, the Events of its namespace and the workloads it manages."""
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     canary = parse_canary(obj)
-    lines = current_release(events_for(events, namespace, name))
-    started = lines[0].time if lines and lines[0].message.startswith("New revision detected") else None
+    release = current_release(events_for(events, namespace, name))
+    tries = attempts(release)
+    lines = tries[-1]
+    started = lines[0].time if lines and lines[0].message.startswith(ATTEMPT_STARTS) else None
     summary = [("Canary", f"{namespace}/{name}"), ("Phase", str(status.get("phase") or "Unknown"))]
     by_iteration = False
     if canary is not None:
@@ -114,27 +157,37 @@ def build_report(obj: Mapping[str, Any], events: list[Obj]) -> Report:
             summary.append(("Progress", step.bar(20) + f" {step.unit}s"))
         summary.append(("Failed checks", f"{count(status, 'failedChecks')}/{canary.threshold}"))
         if canary.suspended:
-            summary.append(("Suspended", "yes (flaggerpy resume to continue)"))
+            waiting = workloads is not None and waiting_revision(obj, workloads.target)
+            summary.append(("Suspended", "yes, a new revision is waiting (flaggerpy resume to start it)" if waiting
+                            else "yes (flaggerpy resume to continue)"))
     else:
         summary.append(("Spec", "invalid (see the Promoted condition)"))
     summary.append(("Canary weight", f"{count(status, 'canaryWeight')}%"))
     if by_iteration:
         summary.append(("Iterations", str(count(status, "iterations"))))
     summary.append(("Last transition", format_time(parse_time(status.get("lastTransitionTime")))))
+    if workloads is not None:
+        summary.append(("Images", f"revision {images(workloads.target)}"))
+        summary.append(("", f"primary {images(workloads.primary)}"))
     summary.append(("Revision", f"applied {status.get('lastAppliedSpec') or '-'}, "
                                 f"promoted {status.get('lastPromotedSpec') or '-'}"))
+    if len(tries) > 1:
+        summary.append(("Attempt", f"{len(tries)} of this release (earlier ones listed below)"))
     requests = handled(status)
     if requests:
         summary.append(("Manual requests handled", ", ".join(f"{a.value} {rid}" for a, rid in requests.items())))
     sections = [_conditions_section(status), _steps_section(steps_of(status, started), by_iteration),
-                _events_section(lines)]
+                _events_section(lines, "Events of the current attempt" if len(tries) > 1 else "Events")]
+    if len(tries) > 1:
+        ends = [t[0].time if t else None for t in tries[1:]]
+        sections.append(_attempts_section(tries[:-1], status, ends))
     return Report(summary, sections)
 
 
 def report_plain(report: Report) -> str:
     """The report as plain text: aligned ``label: value`` lines, then each section as a text table."""
     width = max(len(label) for label, _ in report.summary) + 1
-    text = "".join(f"{label + ':':<{width}} {value}\n" for label, value in report.summary)
+    text = "".join(f"{label + ':' if label else '':<{width}} {value}\n" for label, value in report.summary)
     for section in report.sections:
         text += f"\n{section.title}:\n"
         text += plain_table(section.headers, section.rows) if section.rows else "  <none>\n"
@@ -174,7 +227,8 @@ async def show(args: argparse.Namespace, out: TextIO) -> int:
         if args.watch:
             return await follow(kube, namespace, args.name, out, tty)
         events, _ = await kube.list(res.EVENTS, namespace, field_selector=_event_selector(args.name))
-    report = build_report(obj, events)
+        workloads = await fetch_workloads(kube, obj)
+    report = build_report(obj, events, workloads)
     if tty:
         report_rich(report, Console(file=out))
     else:
@@ -184,6 +238,28 @@ async def show(args: argparse.Namespace, out: TextIO) -> int:
 
 def _event_selector(name: str) -> str:
     return f"involvedObject.kind=Canary,involvedObject.name={name}"
+
+
+def _workload_names(obj: Mapping[str, Any]) -> tuple[Any, str, str, str] | None:
+    """(resource, namespace, target name, primary name) of a Canary's target; None for an unknown kind."""
+    kind, namespace, name = target_key(obj)
+    resource = common.TARGETS.get(kind)
+    return (resource, namespace, name, f"{name}-primary") if resource is not None and name else None
+
+
+async def fetch_workloads(kube: KubeClient, obj: Mapping[str, Any]) -> Workloads:
+    """The Canary's target and primary as the cluster has them (either None when absent or not readable)."""
+    names = _workload_names(obj)
+    if names is None:
+        return Workloads()
+    resource, namespace, target, primary = names
+    found: list[Obj | None] = []
+    for name in (target, primary):
+        try:
+            found.append(await kube.get(resource, name, namespace))
+        except (NotFound, Forbidden):
+            found.append(None)
+    return Workloads(*found)
 
 
 async def follow(kube: KubeClient, namespace: str, name: str, out: TextIO, tty: bool) -> int:
@@ -199,10 +275,25 @@ async def follow(kube: KubeClient, namespace: str, name: str, out: TextIO, tty: 
 
     canaries = Informer(kube, res.CANARIES, namespace, field_selector=f"metadata.name={name}")
     events = Informer(kube, res.EVENTS, namespace, field_selector=_event_selector(name))
-    for informer in (canaries, events):
+    informers = [canaries, events]
+    names = _workload_names(await common.get_canary(kube, namespace, name))
+    if names is not None:
+        # The target and its primary, for the images: a release is an edit of the target's pod template.
+        informers += [Informer(kube, names[0], namespace, field_selector=f"metadata.name={workload}")
+                      for workload in names[2:]]
+    for informer in informers:
         informer.add_handlers(mark, mark, mark)
-    async with canaries, events:
-        await asyncio.gather(canaries.wait_for_sync(), events.wait_for_sync())
+    async with contextlib.AsyncExitStack() as running:
+        for informer in informers:
+            await running.enter_async_context(informer)
+        await asyncio.gather(*(informer.wait_for_sync() for informer in informers))
+
+        def workloads() -> Workloads | None:
+            if names is None:
+                return None
+            return Workloads(*(informer.store.get_by_name(namespace, workload)
+                               for informer, workload in zip(informers[2:], names[2:], strict=True)))
+
         if canaries.store.get_by_name(namespace, name) is None:
             raise common.CtlError(f'canary "{name}" not found in namespace "{namespace}"')
         console = Console(file=out, force_terminal=True) if tty else None
@@ -214,7 +305,7 @@ async def follow(kube: KubeClient, namespace: str, name: str, out: TextIO, tty: 
                 if obj is None:
                     out.write(f"canary.flagger.app/{name} deleted\n")
                     return common.EXIT_OK
-                report = build_report(obj, events.store.objects())
+                report = build_report(obj, events.store.objects(), workloads())
                 if live is not None:
                     live.update(report_renderable(report), refresh=True)
                 else:

@@ -12,9 +12,12 @@ from typing import Any
 
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Canary, Strategy
+from flaggerpy.canary.workload import spec_hash
 
 DONE_PHASES = ("Promoting", "Finalising", "Succeeded")
 RELEASE_START = "New revision detected"
+# Event messages that begin a new analysis attempt within a release (the engine's texts, see canary/manual.py).
+ATTEMPT_STARTS = ("New revision detected", "Manual retry of")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Row:
     progress: Progress | None
     last_transition: datetime | None
     message: str
+    suspended: bool = False
+    waiting_revision: bool = False
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -157,8 +162,52 @@ def current_release(lines: list[EventLine]) -> list[EventLine]:
     return lines[starts[-1]:] if starts else lines
 
 
-def row(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Row:
-    """The ``get canaries`` line of one Canary object, with its latest Event's message."""
+def attempts(lines: list[EventLine]) -> list[list[EventLine]]:
+    """A release's Events split into its analysis attempts, oldest first; the last one is the current attempt.
+
+    An attempt starts with the release, with a retry of a failed analysis (``flaggerpy retry``) and with a restart
+    (a new revision while the analysis ran); an earlier attempt ended rolled back, aborted or superseded.
+    """
+    out: list[list[EventLine]] = []
+    for line in lines:
+        if not out or line.message.startswith(ATTEMPT_STARTS):
+            out.append([])
+        out[-1].append(line)
+    return out or [[]]
+
+
+def target_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(kind, namespace, name) of a Canary's ``spec.targetRef``, the key ``row`` looks targets up by."""
+    ref = (obj.get("spec") or {}).get("targetRef") or {}
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+    return str(ref.get("kind") or "Deployment"), namespace, str(ref.get("name") or "")
+
+
+def waiting_revision(obj: Mapping[str, Any], target: Mapping[str, Any] | None) -> bool:
+    """Whether the target's pod template is a revision the Canary has not started analysing yet.
+
+    The controller records the analysed revision as ``status.lastAppliedSpec`` (the template's ``spec_hash``); a
+    suspended canary leaves a newer one waiting until it is resumed.
+    """
+    applied = (obj.get("status") or {}).get("lastAppliedSpec")
+    template = ((target or {}).get("spec") or {}).get("template")
+    return bool(applied) and isinstance(template, dict) and spec_hash(template) != applied
+
+
+def suspended_message(name: str, namespace: str, waiting: bool) -> str:
+    """What a suspended canary's row says instead of its last Event."""
+    resume = f"flaggerpy resume {name} -n {namespace}"
+    if waiting:
+        return f"suspended; a new revision is waiting: {resume} starts its analysis"
+    return f"suspended: {resume} to continue"
+
+
+def row(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
+        targets: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None) -> Row:
+    """The ``get canaries`` line of one Canary object, with its latest Event's message.
+
+    ``targets`` (by :func:`target_key`) lets a suspended canary's row say whether a new revision waits behind it.
+    """
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -168,6 +217,10 @@ def row(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Row:
     if not message:
         promoted = next((c for c in status.get("conditions") or [] if c.get("type") == "Promoted"), None)
         message = str((promoted or {}).get("message") or "")
+    suspended = (obj.get("spec") or {}).get("suspend") is True
+    waiting = suspended and waiting_revision(obj, (targets or {}).get(target_key(obj)))
+    if suspended:
+        message = suspended_message(name, namespace, waiting)
     return Row(
         namespace=namespace,
         name=name,
@@ -178,6 +231,8 @@ def row(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Row:
         progress=progress(canary, status),
         last_transition=parse_time(status.get("lastTransitionTime")),
         message=message,
+        suspended=suspended,
+        waiting_revision=waiting,
     )
 
 
@@ -188,20 +243,34 @@ class StepView:
     iteration: int
     weight: int
     time: datetime | None
-    metrics: list[tuple[str, float | None, bool]]
+    metrics: list[MetricValue]
 
 
-def steps_of(status: Mapping[str, Any], since: datetime | None = None) -> list[StepView]:
-    """The metric history grouped by step (consecutive samples of one weight and iteration), oldest first."""
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric at one step: its value (None without one), the verdict, and the query's error if it failed."""
+
+    name: str
+    value: float | None
+    passed: bool
+    error: str = ""
+
+
+def steps_of(status: Mapping[str, Any], since: datetime | None = None,
+             until: datetime | None = None) -> list[StepView]:
+    """The metric history grouped by step (consecutive samples of one weight and iteration), oldest first;
+    only samples from ``since`` and before ``until`` when given."""
     out: list[StepView] = []
     for sample in status.get("metricHistory") or []:
         when = parse_time(sample.get("time"))
         if since is not None and when is not None and when < since:
             continue
+        if until is not None and when is not None and when >= until:
+            continue
         iteration, weight = count(sample, "iteration"), count(sample, "weight")
         value = sample.get("value")
-        metric = (str(sample.get("name") or ""), float(value) if isinstance(value, int | float) else None,
-                  bool(sample.get("passed")))
+        metric = MetricValue(str(sample.get("name") or ""), float(value) if isinstance(value, int | float) else None,
+                             bool(sample.get("passed")), str(sample.get("error") or ""))
         last = out[-1] if out else None
         if last is not None and (last.iteration, last.weight, last.time) == (iteration, weight, when):
             last.metrics.append(metric)

@@ -237,6 +237,10 @@ class Informer:
         resource = str(self.resource)
         self._watcher.on_reconnect = lambda reason: observer(resource, reason)
 
+    def observe_connected(self, observer: Callable[[], None]) -> None:
+        """Call ``observer()`` each time a watch stream is opened (the first one and every reconnect)."""
+        self._watcher.on_connected = observer
+
     @property
     def relists(self) -> int:
         """How many times the informer had to relist after 410 Gone."""

@@ -132,6 +132,8 @@ class Watcher:
     ) -> None:
         self.kube = kube
         self.on_reconnect = on_reconnect
+        # Told each time a watch stream opens: the server answers again (a CLI clears its "connection lost").
+        self.on_connected: Callable[[], None] | None = None
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -195,6 +197,8 @@ class Watcher:
         read_timeout = self.settings.server_timeout + self.settings.client_timeout_margin
         try:
             async with self.kube.stream(self.resource, self.namespace, self._params(), read_timeout) as body:
+                if self.on_connected is not None:
+                    self.on_connected()
                 # Whole chunks are split into lines here: one read per network chunk instead of one per event,
                 # and a line is only copied when it spans two chunks.
                 partial: list[bytes] = []

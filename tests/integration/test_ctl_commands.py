@@ -70,9 +70,10 @@ async def test_get_canaries_plain_table(cluster: Cluster, ctl: Ctl) -> None:
     code, out, _ = await ctl("get", "canaries", "-n", NAMESPACE)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LASTTRANSITION", "MESSAGE"]
-    assert lines[1].split()[:4] == ["other", "Succeeded", "0", "0/2"]
-    assert lines[2].split()[:4] == ["podinfo", "Progressing", "20", "1/2"]
+    assert lines[0].split() == ["NAME", "PHASE", "WEIGHT", "SUSPENDED", "FAILED", "PROGRESS", "LASTTRANSITION",
+                                "MESSAGE"]
+    assert lines[1].split()[:5] == ["other", "Succeeded", "0", "false", "0/2"]
+    assert lines[2].split()[:5] == ["podinfo", "Progressing", "20", "false", "1/2"]
     assert "[####------] 2/5" in lines[2]
     assert lines[2].endswith("2026-11-22T01:02:03Z   Advance podinfo.test canary weight 20")
 

@@ -14,6 +14,7 @@ from flaggerpy.analysis.base import HookType, StepContext, WebhookResult
 from flaggerpy.analysis.builtin import Flavour
 from flaggerpy.analysis.checks import MetricChecker, MetricSettings
 from flaggerpy.apis.flagger import Canary
+from tests.ports import free_port
 from tests.unit.test_analysis_fixtures import Lookup, canary, template
 from tests.unit.test_provider_fake_backend import FakeBackend, Recorded, running_backend
 
@@ -267,3 +268,12 @@ async def test_a_bad_metrics_server_names_where_it_came_from() -> None:
     from_flag = canary([{"name": "request-duration", "thresholdRange": {"max": 1}}])
     result = (await check(from_flag, metrics_server="prometheus"))["request-duration"]
     assert result.error == "the controller's --metrics-server 'prometheus' is not an http(s) URL"
+
+
+async def test_an_unreachable_prometheus_is_named_not_reported_as_no_data() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    lookup = Lookup([prom_template("rate", "test", url, "up")])
+    subject = canary([{"name": "rate", "templateRef": {"name": "rate"}, "thresholdRange": {"min": 1}}])
+    results = await check(subject, lookup, query_timeout=5)
+    assert not results["rate"].passed and results["rate"].value is None
+    assert results["rate"].error.startswith(f"Prometheus unreachable: cannot reach {url}")

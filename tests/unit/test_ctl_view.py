@@ -12,7 +12,7 @@ from rich.console import Console
 
 from flaggerpy.ctl.render import canaries_plain, canaries_rich, plain_table
 from flaggerpy.ctl.status import build_report, report_plain, report_rich
-from flaggerpy.ctl.view import current_release, events_for, row, steps_of
+from flaggerpy.ctl.view import MetricValue, current_release, events_for, row, steps_of
 
 
 def canary(status: dict[str, Any] | None = None, analysis: dict[str, Any] | None = None,
@@ -77,8 +77,8 @@ def test_plain_table_is_aligned_and_stable() -> None:
             row(canary({"phase": "Succeeded"}, name="b", namespace="prod"), [])]
     text = canaries_plain(sorted(rows, key=lambda r: (r.namespace, r.name)), all_namespaces=True)
     lines = text.splitlines()
-    assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "FAILED", "PROGRESS", "LASTTRANSITION",
-                                "MESSAGE"]
+    assert lines[0].split() == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "SUSPENDED", "FAILED", "PROGRESS",
+                                "LASTTRANSITION", "MESSAGE"]
     assert lines[1].split()[:4] == ["prod", "b", "Succeeded", "0"]
     assert "[####------] 2/5" in lines[2] and "2026-11-22T01:02:03Z" in lines[2]
     # Columns start at the same offset on every line.
@@ -114,7 +114,7 @@ def test_steps_group_metric_history_by_step() -> None:
     ]
     steps = steps_of({"metricHistory": history})
     assert [(s.weight, len(s.metrics)) for s in steps] == [(10, 2), (20, 2)]
-    assert steps[1].metrics[1] == ("latency", None, False)
+    assert steps[1].metrics[1] == MetricValue("latency", None, False)
 
 
 def test_status_report_shows_the_timeline() -> None:
