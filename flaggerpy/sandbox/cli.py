@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-delay", type=float, default=0.2,
                         help="seconds until a new Deployment/DaemonSet revision is ready (default: 0.2)")
     parser.add_argument("--no-dataplane", action="store_true", help="do not run the simulated Gateway data plane")
+    parser.add_argument("--no-pods", action="store_true",
+                        help="no Pods, EndpointSlices or Endpoints for the simulated workloads (a real Gateway such as "
+                             "Traefik needs them)")
     parser.add_argument("--keda", action="store_true",
                         help="install KEDA: the ScaledObject CRD and a simulated operator (default: a cluster without)")
     parser.add_argument("--no-cel", action="store_true",
@@ -36,6 +39,7 @@ async def _serve(args: argparse.Namespace) -> None:
         dataplane=False if args.no_dataplane else None,
         cel_rules=not args.no_cel,
         keda=args.keda,
+        pods=not args.no_pods,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,8 +20,10 @@ from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.faults import Counters, Faults
 from flaggerpy.sandbox.apiserver.server import ApiServer, ServerSettings, build_app
 from flaggerpy.sandbox.apiserver.store import Store
+from flaggerpy.sandbox.controllers.endpoints import EndpointsController
 from flaggerpy.sandbox.controllers.keda import KedaOperator
 from flaggerpy.sandbox.controllers.keda import install as install_keda
+from flaggerpy.sandbox.controllers.pods import PodController, PodSettings
 from flaggerpy.sandbox.controllers.workloads import WorkloadSettings, WorkloadSimulator
 from flaggerpy.sandbox.kubeconfig import write_kubeconfig
 from flaggerpy.sandbox.promql.server import PromQLServer
@@ -58,7 +60,9 @@ class Sandbox:
     ``history_size`` is how many watch events at least are kept for replay (older versions get 410 Gone);
     ``ready_delay`` is how long a new Deployment/DaemonSet revision takes to become ready. ``keda=True`` installs
     KEDA: the ScaledObject CRD and an operator acting on ScaledObjects (see ``keda``); without it the sandbox is a
-    cluster without KEDA.
+    cluster without KEDA. ``pods=True`` gives the simulated workloads Pods with loopback IPs (see
+    ``controllers.pods``) and keeps EndpointSlices and Endpoints for Services (see ``controllers.endpoints``), which a
+    real Gateway such as Traefik needs; off by default, since most tests need neither and they cost writes.
     """
 
     def __init__(
@@ -75,6 +79,8 @@ class Sandbox:
         bookmark_interval: float = 5.0,
         cel_rules: bool = True,
         keda: bool = False,
+        pods: bool = False,
+        pod_settings: PodSettings | None = None,
         settings: ServerSettings | None = None,
     ) -> None:
         self.host = host
@@ -89,6 +95,10 @@ class Sandbox:
             self.controllers.insert(0, self.workloads)
         else:
             self.workloads = None
+        self.pods: PodController | None = None
+        if pods:
+            self.pods = PodController(pod_settings)
+            self.controllers.extend([self.pods, EndpointsController()])
         self.keda = KedaOperator() if keda else None
         if self.keda is not None:
             self.controllers.append(self.keda)

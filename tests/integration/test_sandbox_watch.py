@@ -177,3 +177,27 @@ async def test_a_batch_window_delivers_a_burst_whole_and_in_order() -> None:
     versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in seen]
     assert versions == sorted(versions) and len(set(versions)) == 21
     assert {e["object"]["metadata"]["name"] for e in seen} == {"first"} | {f"burst-{i:02d}" for i in range(20)}
+
+
+async def test_streaming_list_sends_current_objects_then_an_initial_events_end_bookmark(
+    http: aiohttp.ClientSession,
+) -> None:
+    # client-go's WatchList (on by default since 1.35, so Traefik 3.7 uses it): no LIST, a watch that starts with
+    # the current state and says where it ends.
+    await post(http, CM, {"metadata": {"name": "a"}})
+    created = await post(http, CM, {"metadata": {"name": "b"}})
+    query = "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&resourceVersion="
+    seen = await asyncio.wait_for(events(http, query, 3), 5)
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in seen] == [
+        ("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)]
+    end = seen[2]["object"]["metadata"]
+    assert end["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert int(end["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
+
+
+async def test_streaming_list_needs_not_older_than_and_bookmarks(http: aiohttp.ClientSession) -> None:
+    for query, field in (("sendInitialEvents=true&allowWatchBookmarks=true", "resourceVersionMatch"),
+                         ("sendInitialEvents=true&resourceVersionMatch=NotOlderThan", "allowWatchBookmarks")):
+        [error] = await events(http, query, 1)
+        assert error["type"] == "ERROR" and error["object"]["code"] == 422
+        assert error["object"]["details"]["causes"][0]["field"] == field

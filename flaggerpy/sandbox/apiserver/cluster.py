@@ -380,6 +380,18 @@ class Cluster:
             return marked
         return self._remove(rt, current, orphan=propagation == "Orphan")
 
+    def begin_graceful_deletion(self, rt: ResourceType, current: dict[str, Any], grace: float) -> dict[str, Any]:
+        """Mark ``current`` as being deleted, as kube-apiserver does for a pod deleted with a grace period: it
+        stays, with ``deletionTimestamp`` set ``grace`` seconds ahead, until a kubelet deletes it for good."""
+        if current["metadata"].get("deletionTimestamp"):
+            return current
+        marked = dict(current)
+        marked["metadata"] = dict(current["metadata"], deletionTimestamp=now(grace),
+                                  deletionGracePeriodSeconds=max(0, round(grace)))
+        marked["metadata"]["resourceVersion"] = str(self.store.next_rv())
+        self.store.put(rt.key, marked, "MODIFIED")
+        return marked
+
     def _remove(self, rt: ResourceType, current: dict[str, Any], orphan: bool = False) -> dict[str, Any]:
         self._admitted_by.pop(_ident(rt, current), None)
         final = dict(current)

@@ -129,6 +129,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
     _builtin("", "v1", "pods", "Pod", short=["po"], subresources=["status"], categories=["all"]),
     _builtin("", "v1", "endpoints", "Endpoints", short=["ep"]),
+    _builtin("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
     _builtin(
         "apps", "v1", "deployments", "Deployment", short=["deploy"], subresources=["status", "scale"],

@@ -16,9 +16,11 @@ from flaggerpy.log import get_logger
 from flaggerpy.sandbox.apiserver import jsonio, openapi, protobuf, tables
 from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.errors import (
+    Cause,
     StatusError,
     bad_request,
     conflict,
+    invalid,
     method_not_allowed,
     not_found,
     unsupported_media_type,
@@ -497,6 +499,8 @@ class WatchStream:
 
     def _initial(self, store: Any) -> list[bytes] | StatusError:
         rv_param = self.request.query.get("resourceVersion")
+        if _flag(self.request.query.get("sendInitialEvents")):
+            return self._initial_events(store)
         if not rv_param or rv_param == "0":
             self.last_rv = store.resource_version
             lines = []
@@ -514,6 +518,30 @@ class WatchStream:
             return err
         self.last_rv = max(start, events[-1].rv if events else start)
         return [line for e in events if (line := self._translate(e)) is not None]
+
+    def _initial_events(self, store: Any) -> list[bytes] | StatusError:
+        """A streaming list (client-go's WatchList, on by default since 1.35): every current object as ADDED, then
+        a BOOKMARK annotated ``k8s.io/initial-events-end`` at the list's resourceVersion, then live events."""
+        query = self.request.query
+        if query.get("resourceVersionMatch") != "NotOlderThan":
+            return invalid("ListOptions", "meta.k8s.io", "", [Cause(
+                "resourceVersionMatch", "FieldValueForbidden",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")])
+        if not self.bookmarks:
+            return invalid("ListOptions", "meta.k8s.io", "", [Cause(
+                "allowWatchBookmarks", "FieldValueForbidden",
+                "Forbidden: allowWatchBookmarks must be set to true when sendInitialEvents is set")])
+        rv_param = query.get("resourceVersion") or "0"
+        if not rv_param.isdigit():
+            return bad_request(f"resourceVersion: invalid value {rv_param!r}")
+        self.last_rv = store.resource_version
+        lines = [self._line("ADDED", obj) for obj in store.items(self.target.rt.key, self.target.namespace)
+                 if self.match is None or self.match(obj)]
+        end = {"kind": self.target.rt.kind, "apiVersion": self.api_version,
+               "metadata": {"resourceVersion": str(self.last_rv),
+                            "annotations": {"k8s.io/initial-events-end": "true"}}}
+        lines.append(encode({"type": "BOOKMARK", "object": end}) + b"\n")
+        return lines
 
     async def _write_error(self, response: web.StreamResponse, err: StatusError) -> None:
         with contextlib.suppress(ConnectionResetError):
