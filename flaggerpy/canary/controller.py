@@ -34,8 +34,9 @@ from flaggerpy.canary.reconciler import (
 )
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
-from flaggerpy.kube.errors import Conflict, Forbidden, NotFound
+from flaggerpy.kube.errors import Forbidden, NotFound
 from flaggerpy.kube.informer import NAMESPACE_INDEX, Informer
+from flaggerpy.kube.reconcile import Result
 from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
 from flaggerpy.kube.watch import object_key
 from flaggerpy.kube.workqueue import WorkQueue
@@ -537,33 +538,20 @@ class Controller:
             if not synced:
                 log.warning("cache not synced; is the CRD installed?", resource=str(resource))
 
-    async def _process(self, key: str) -> None:
+    async def _process(self, key: str) -> Result:
         if self._observer is None:
-            await self._reconcile(key)
-            return
+            return await self.reconciler.reconcile(key)
         analysing = self._analysis_target(key)
         started = time.perf_counter()
-        result = "error"
         try:
-            result = await self._reconcile(key)
-        finally:
-            seconds = time.perf_counter() - started
-            self._observer.observe_reconcile(RECONCILER_NAME, result, seconds)
-            if analysing is not None and result == "success":
-                self._observer.observe_analysis(*analysing, seconds)
-
-    async def _reconcile(self, key: str) -> str:
-        """One reconcile of ``key`` and the scheduling of the next; "success" or "conflict" (errors raise)."""
-        try:
-            delay = await self.reconciler.reconcile(key)
-        except Conflict:
-            # Someone (maybe another replica) wrote first: re-read from the cache and try the step again.
-            self.queue.add_rate_limited(key)
-            log.info("conflict writing canary; retrying", canary=key)
-            return "conflict"
-        if delay is not None:
-            self.queue.add_after(key, delay)
-        return "success"
+            result = await self.reconciler.reconcile(key)
+        except Exception as exc:  # counted here as an error; the work queue's handle_result requeues it
+            result = Result.failed(exc)
+        seconds = time.perf_counter() - started
+        self._observer.observe_reconcile(RECONCILER_NAME, result.label, seconds)
+        if analysing is not None and result.succeeded:
+            self._observer.observe_analysis(*analysing, seconds)
+        return result
 
     async def resume_handlers(self) -> None:
         """Handle events again after a standby start: every cached object is replayed as added (so each canary is

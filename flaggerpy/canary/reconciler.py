@@ -36,6 +36,8 @@ from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import WAIT_REASON
 from flaggerpy.canary.stepio import StepIO
 from flaggerpy.kube import resources as res
+from flaggerpy.kube.errors import Conflict
+from flaggerpy.kube.reconcile import Result
 from flaggerpy.kube.watch import resource_version
 from flaggerpy.log import get_logger
 from flaggerpy.routing.errors import RouteNotOwned
@@ -63,8 +65,19 @@ class CanaryReconciler(StepIO):
         """Whether this controller owns the canary (see :func:`is_gateway_canary`)."""
         return is_gateway_canary(obj, self.settings.mesh_provider)
 
-    async def reconcile(self, key: str) -> float | None:
-        """Advance the canary ``namespace/name`` by at most one step; seconds until it wants another look."""
+    async def reconcile(self, key: str) -> Result:
+        """Advance the canary ``namespace/name`` by at most one step; the Result says when to look again.
+
+        A 409 on a write is a :meth:`Result.conflict` (the key backs off and the step is decided again from the
+        cache); any other error raises, and the work queue requeues the key with its backoff.
+        """
+        try:
+            delay = await self._step(key)
+        except Conflict as exc:
+            return Result.conflict(exc)
+        return Result.done() if delay is None else Result.requeue_after(delay)
+
+    async def _step(self, key: str) -> float | None:
         namespace, _, name = key.partition("/")
         obj = self._caches.get(res.CANARIES, namespace, name)
         if obj is None:

@@ -30,7 +30,7 @@ from flaggerpy.canary.runflags import Flag, add_flags, at_least, parse_float, pa
 from flaggerpy.canary.wiring import WiringSettings, wired_controller
 from flaggerpy.kube.errors import ConfigError
 from flaggerpy.kube.leader import LeaderElector
-from flaggerpy.kube.settings import LeaderSettings
+from flaggerpy.kube.settings import ClientSettings, LeaderSettings
 from flaggerpy.log import get_logger
 
 log = get_logger(__name__)
@@ -50,6 +50,10 @@ def _flavour(text: str) -> str:
 
 def _threadiness(text: str) -> int:
     return at_least(parse_int(text), 1)
+
+
+def _burst(text: str) -> int:
+    return at_least(parse_int(text), 0)
 
 
 def _max_canaries(text: str) -> int:
@@ -86,6 +90,11 @@ def _labels(text: str) -> str:
 FLAGS: tuple[Flag, ...] = (
     Flag("kubeconfig", None, "path to a kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)"),
     Flag("context", None, "kubeconfig context to use"),
+    Flag("kubeconfig-qps", ClientSettings.qps,
+         "API requests per second once the burst is spent (default 100; 0: client-go's 5; negative: no limit)",
+         parse_float),
+    Flag("kubeconfig-burst", ClientSettings.burst, "API requests allowed at once (default 250; 0: client-go's 10)",
+         _burst),
     Flag("namespace", None, "watch canaries in this namespace only (default: all namespaces)"),
     Flag("threadiness", 2, "canaries reconciled in parallel (default 2)", _threadiness),
     Flag("log-level", "info", "debug, info, warning or error (default info)", _log_level),
@@ -184,6 +193,7 @@ def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
     return WiringSettings(
         kubeconfig=args.kubeconfig,
         context=args.context,
+        client=ClientSettings(qps=args.kubeconfig_qps, burst=args.kubeconfig_burst),
         controller=settings_from(args),
         metrics=MetricSettings(metrics_server=args.metrics_server, builtin_flavour=parse_flavour(args.metrics_flavour),
                                query_timeout=args.metrics_query_timeout),

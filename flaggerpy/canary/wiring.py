@@ -24,6 +24,7 @@ from flaggerpy.canary.lookup import CacheLookup
 from flaggerpy.canary.reconciler import StatusObserver
 from flaggerpy.kube.api import KubeClient, RequestObserver
 from flaggerpy.kube.events import EventRecorder
+from flaggerpy.kube.settings import ClientSettings
 
 AnalyzerHook = Callable[[Analyzer], Analyzer]
 """Wraps the real analyzer, e.g. to show each step's results; it must delegate the decisions unchanged."""
@@ -36,6 +37,8 @@ class WiringSettings:
     kubeconfig: str | None = None
     """Path of a kubeconfig; None: in-cluster, then $KUBECONFIG, then ~/.kube/config."""
     context: str | None = None
+    client: ClientSettings = field(default_factory=ClientSettings)
+    """Timeouts, retries and the client-side rate limit (``-kubeconfig-qps``/``-kubeconfig-burst``)."""
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
     alerts: DefaultAlerts = field(default_factory=DefaultAlerts)
@@ -63,7 +66,8 @@ async def wired_controller(
     analyzer_hook: AnalyzerHook | None = None,
 ) -> AsyncIterator[Wired]:
     """A controller assembled from ``settings``, not yet started; stopped and closed when the block ends."""
-    async with KubeClient(settings.kubeconfig, settings.context, on_request=on_request) as kube:
+    async with KubeClient(settings.kubeconfig, settings.context, settings=settings.client,
+                          on_request=on_request) as kube:
         informers = build_informers(kube, settings.controller)
         lookup = CacheLookup(Caches({r: i.store for r, i in informers.items()}), kube)
         webhooks = WebhookRunner(event_webhook=settings.event_webhook or None)

@@ -6,6 +6,8 @@
   ``Forbidden``, ``Unavailable``; ``ConfigError``.
 - ``resources``: well-known handles (``DEPLOYMENTS``, ``CANARIES``, ``HTTPROUTES_V1``, ...).
 - ``watch``: raw list+watch generator; ``informer``: ``Store`` + ``Informer``; ``workqueue``: ``WorkQueue``;
+  ``reconcile``: ``Result`` and ``handle_result`` (result → forget/add_after/add_rate_limited); ``ratelimit``:
+  token bucket and per-key backoff;
   ``leader``: ``LeaderElector``; ``events``: ``EventRecorder``; ``settings``: every timeout/backoff/limit.
 - ``http``: the keep-alive HTTP/1.1 client of request/response calls; ``jsonio``: orjson with stdlib fallbacks.
 """

@@ -32,6 +32,7 @@ from yarl import URL
 from flaggerpy.kube import jsonio
 from flaggerpy.kube.errors import ApiError, ConfigError, Unavailable, error_from_status
 from flaggerpy.kube.http import Http11Client, TransportError
+from flaggerpy.kube.ratelimit import TokenBucket
 from flaggerpy.kube.settings import ClientSettings
 from flaggerpy.log import get_logger
 
@@ -263,6 +264,8 @@ class KubeClient:
         self._api = api_client
         self._observers: list[RequestObserver] = [on_request] if on_request else []
         self._wire: _Transport | None = None
+        limit = self.settings.token_bucket()
+        self._bucket = TokenBucket(*limit) if limit is not None else None
         self._backoff = wait_exponential_jitter(
             multiplier=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
         )
@@ -385,6 +388,7 @@ class KubeClient:
         body: bytes | None,
         content_type: str,
     ) -> Any:
+        await self._throttle()
         start = time.monotonic()
         status = 0
         try:
@@ -398,6 +402,13 @@ class KubeClient:
         if not 200 <= status < 300:
             raise error_from_status(status, data, _retry_after_seconds(retry_after_header))
         return jsonio.loads(data) if data else {}
+
+    async def _throttle(self) -> None:
+        """Wait for the client's token bucket (every attempt and every watch takes a token, as in client-go)."""
+        if self._bucket is not None:
+            wait = self._bucket.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     def _delay(self, attempt: int, exc: BaseException | None) -> float:
         """Seconds to wait after failed attempt number ``attempt``: the server's Retry-After, else the backoff."""
@@ -463,6 +474,7 @@ class KubeClient:
         Yields the response body as a line-readable stream; raises the mapped ApiError on a non-2xx answer and
         :class:`Unavailable` when the server cannot be reached.
         """
+        await self._throttle()
         start = time.monotonic()
         status = 0
         label = str(resource)

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CLIENT_GO_DEFAULT_QPS = 5.0
+"""client-go's ``rest.DefaultQPS``, used when the QPS is set to 0."""
+CLIENT_GO_DEFAULT_BURST = 10
+"""client-go's ``rest.DefaultBurst``, used when the burst is set to 0."""
+
 
 @dataclass(frozen=True)
 class ClientSettings:
@@ -31,6 +36,21 @@ class ClientSettings:
     """``limit`` of each list page; the client follows ``continue`` tokens until the list is complete."""
     pool_size: int = 64
     """Maximum parallel connections to the API server."""
+    qps: float = 100.0
+    """Requests per second to the API server over the whole process, once ``burst`` is spent (Flagger's
+    ``-kubeconfig-qps``, same default). 0 means client-go's default of 5; a negative value turns the limit off."""
+    burst: int = 250
+    """Requests sent at once before ``qps`` applies (Flagger's ``-kubeconfig-burst``); 0 means client-go's 10."""
+
+    def __post_init__(self) -> None:
+        if self.burst < 0:
+            raise ValueError(f"kubeconfig burst: must be >= 0, got {self.burst}")
+
+    def token_bucket(self) -> tuple[float, int] | None:
+        """(qps, burst) of the client's rate limit as client-go reads ``rest.Config``; None when it is off."""
+        if self.qps < 0:
+            return None
+        return (self.qps or CLIENT_GO_DEFAULT_QPS, self.burst or CLIENT_GO_DEFAULT_BURST)
 
 
 @dataclass(frozen=True)
@@ -55,12 +75,17 @@ class WatchSettings:
 
 @dataclass(frozen=True)
 class WorkQueueSettings:
-    """Per-key rate limiting of ``WorkQueue.add_rate_limited``."""
+    """Rate limiting of ``WorkQueue.add_rate_limited``: the larger of a per-key backoff and a shared token bucket
+    (client-go's default controller rate limiter, same numbers)."""
 
     backoff_base: float = 0.005
     """Delay of the first rate-limited requeue of a key; doubles per requeue until ``forget``."""
     backoff_cap: float = 1000.0
     """Maximum per-key requeue delay in seconds."""
+    bucket_qps: float = 10.0
+    """Rate-limited requeues per second over all keys, once ``bucket_burst`` is spent."""
+    bucket_burst: int = 100
+    """Rate-limited requeues allowed at once before ``bucket_qps`` applies."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from flaggerpy.kube.ratelimit import ControllerRateLimiter, ItemBackoff, TokenBucket
+from flaggerpy.kube.reconcile import Result, handle_result
 from flaggerpy.kube.settings import WorkQueueSettings
-from flaggerpy.log import get_logger
-
-log = get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 DepthObserver = Callable[[int], None]
@@ -49,7 +48,10 @@ class WorkQueue(Generic[K]):
         self._drained = asyncio.Event()
         self._drained.set()
         self._shutting_down = False
-        self._requeues: dict[K, int] = {}
+        self._limiter: ControllerRateLimiter[K] = ControllerRateLimiter(
+            ItemBackoff(self.settings.backoff_base, self.settings.backoff_cap),
+            TokenBucket(self.settings.bucket_qps, self.settings.bucket_burst),
+        )
         # Delayed adds: one heap and one timer task; ``_deadlines`` holds the live deadline per key so stale heap
         # entries (superseded by an earlier deadline) are skipped when they surface.
         self._heap: list[tuple[float, int, K]] = []
@@ -149,20 +151,19 @@ class WorkQueue(Generic[K]):
             self._timer = loop.create_task(self._run_timer(), name=f"workqueue-timer-{self.name}")
 
     def add_rate_limited(self, key: K) -> float:
-        """Requeue ``key`` after a per-key exponential backoff (base doubling, capped); returns the delay used."""
-        requeues = self._requeues.get(key, 0)
-        self._requeues[key] = requeues + 1
-        delay = min(self.settings.backoff_base * 2.0**requeues, self.settings.backoff_cap)
+        """Requeue ``key`` after the larger of its own exponential backoff (base doubling, capped) and the queue's
+        shared token bucket; returns the delay used."""
+        delay = self._limiter.when(key)
         self.add_after(key, delay)
         return delay
 
     def forget(self, key: K) -> None:
         """Reset ``key``'s backoff, typically after it was processed successfully."""
-        self._requeues.pop(key, None)
+        self._limiter.forget(key)
 
     def num_requeues(self, key: K) -> int:
         """How many rate-limited requeues ``key`` had since the last :meth:`forget`."""
-        return self._requeues.get(key, 0)
+        return self._limiter.failures(key)
 
     async def _run_timer(self) -> None:
         loop = asyncio.get_running_loop()
@@ -202,11 +203,11 @@ class WorkQueue(Generic[K]):
         if drain:
             await self._idle.wait()
 
-    async def run_workers(self, n: int, handler: Callable[[K], Awaitable[None]]) -> None:
+    async def run_workers(self, n: int, handler: Callable[[K], Awaitable[Result]]) -> None:
         """Run ``n`` workers calling ``handler(key)`` until :meth:`shutdown`.
 
-        A handler that returns resets the key's backoff (``forget``); one that raises is logged and the key is
-        requeued with :meth:`add_rate_limited`. Scheduling the next visit (``add_after``) is the handler's business.
+        The handler's :class:`~flaggerpy.kube.reconcile.Result` (or :meth:`Result.failed` when it raises) goes to
+        :func:`~flaggerpy.kube.reconcile.handle_result`, the one place that forgets, delays or rate-limits the key.
         """
         if n < 1:
             raise ValueError(f"workers: must be >= 1, got {n}")
@@ -218,12 +219,11 @@ class WorkQueue(Generic[K]):
                 except ShutDown:
                     return
                 try:
-                    await handler(key)
-                except Exception:
-                    delay = self.add_rate_limited(key)
-                    log.exception("work item failed; requeued", queue=self.name, key=str(key), retry_in=delay)
-                else:
-                    self.forget(key)
+                    result = await handler(key)
+                except Exception as exc:
+                    result = Result.failed(exc)
+                try:
+                    handle_result(self, key, result)
                 finally:
                     self.done(key)
 
