@@ -283,7 +283,8 @@ def controller_argv(kubeconfig: str, port: int, args: argparse.Namespace) -> lis
     """``flaggerpy run``'s command line for one replica."""
     argv = [sys.executable, "-m", "flaggerpy.cli", "run", "--kubeconfig", kubeconfig, "--namespace", NAMESPACE,
             "--metrics-server", "http://127.0.0.1:9", "--threadiness", str(args.threadiness),
-            "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning"]
+            "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning",
+            "--kubeconfig-qps", f"{args.kubeconfig_qps:g}", "--kubeconfig-burst", str(args.kubeconfig_burst)]
     if args.ha:
         argv += ["--enable-leader-election", "--leader-election-namespace", NAMESPACE]
         for flag, value in (("lease-duration", args.lease_duration), ("renew-deadline", args.renew_deadline),
@@ -739,6 +740,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rollback-fraction", type=float, default=0.1,
                         help="share of canaries whose rollout webhook fails (default 0.1)")
     parser.add_argument("--threadiness", type=int, default=8, help="controller workers (default 8)")
+    parser.add_argument("--kubeconfig-qps", type=float, default=-1,
+                        help="the controllers' client rate limit (default -1: off, so the figures measure the engine; "
+                             "Flagger's and flaggerpy's default is 100 and caps 1,000 canaries at 30 s near it)")
+    parser.add_argument("--kubeconfig-burst", type=int, default=250, help="the controllers' client burst (default 250)")
     parser.add_argument("--no-ha", dest="ha", action="store_false",
                         help="one controller replica, no leader election, no failover figure")
     parser.add_argument("--lease-duration", type=float, help="HA: the controllers' lease duration (default theirs)")
