@@ -77,25 +77,22 @@ def parse_leniently(model: type[M], obj: dict[str, Any]) -> tuple[M | None, list
 
 
 def unaffected(problems: list[FieldError], cuts: list[Loc]) -> list[FieldError]:
-    """The semantic problems that do not involve a cut field's object or its other fields.
+    """The semantic problems that a cut field cannot have caused.
 
-    A cut field looks absent to the cross-field checks, which would then report it missing; problems on the
-    cut field's parent object and its siblings are dropped, deeper ones kept.
+    A cut field looks absent to the cross-field checks, which could then report it (or a field of the same object
+    that goes with it) missing: problems on a cut field, on an object holding one, and on the plain fields beside
+    one are dropped. Problems deeper inside a sibling (``metrics[0]`` beside a cut ``stepWeight``) are kept, so one
+    run reports them all.
     """
+    cut_paths = {join_path(*cut) for cut in cuts}
     parents = {join_path(*cut[:-1]) for cut in cuts}
     kept = []
     for problem in problems:
         path = problem.field
-        parent = path.rsplit(".", 1)[0] if "." in path else ""
-        if path in parents or parent in parents or _list_parent(path) in parents:
+        if any(path == cut or cut.startswith((f"{path}.", f"{path}[")) for cut in cut_paths):
+            continue
+        parent, _, leaf = path.rpartition(".")
+        if parent in parents and "[" not in leaf:
             continue
         kept.append(problem)
     return kept
-
-
-def _list_parent(path: str) -> str:
-    """``a.b[2]`` → ``a``, the object holding the list; other paths unchanged."""
-    if path.endswith("]") and "[" in path:
-        head = path[: path.rindex("[")]
-        return head.rsplit(".", 1)[0] if "." in head else ""
-    return path

@@ -1,7 +1,8 @@
 """``flaggerpy lint FILE... [-]``: validate Canary, MetricTemplate and AlertProvider manifests without a cluster.
 
-Prints one line per finding, ``FILE:doc N: Kind/name: field: problem``, and a summary on stderr; exits 1 when
-there is any error (warnings alone exit 0). ``-`` reads standard input.
+Prints one line per finding, ``FILE:LINE: field: problem``, every problem of every document in one run (fields the
+API server would drop, bad URLs, schema and cross-field errors, references and queries), and a summary on stderr;
+exits 1 when there is any error (warnings alone exit 0, unless ``--strict``). ``-`` reads standard input.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
+from flaggerpy.ctl import lintyaml
 from flaggerpy.ctl.common import EXIT_FAILED, EXIT_OK
-from flaggerpy.ctl.lintrules import ERROR, FLAGGER_KINDS, Document, Finding, lint
+from flaggerpy.ctl.lintrules import ERROR, FLAGGER_KINDS, Finding, lint
+from flaggerpy.ctl.lintyaml import Document
 
 STDIN = "-"
 
@@ -25,21 +26,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
 
 
-def _problem_mark(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else str(problem)
-
-
 def read_documents(source: str, text: str, findings: list[Finding]) -> list[Document]:
     """The documents of one YAML stream; a syntax error becomes a finding and ends that stream."""
-    docs: list[Document] = []
     try:
-        for body in yaml.safe_load_all(text):
-            docs.append(Document(source, len(docs) + 1, body))
-    except yaml.YAMLError as exc:
-        findings.append(Finding(source, len(docs) + 1, "", "yaml", _problem_mark(exc)))
-    return docs
+        return lintyaml.read_documents(source, text)
+    except lintyaml.YamlError as exc:
+        findings.append(Finding(source, exc.line, "", f"YAML syntax error: {exc.message}"))
+        return exc.read
 
 
 def lint_sources(sources: list[tuple[str, str]]) -> list[Finding]:
@@ -47,7 +40,7 @@ def lint_sources(sources: list[tuple[str, str]]) -> list[Finding]:
     findings: list[Finding] = []
     docs = [doc for name, text in sources for doc in read_documents(name, text, findings)]
     order = {name: i for i, (name, _) in reversed(list(enumerate(sources)))}
-    return sorted(findings + lint(docs), key=lambda f: (order.get(f.source, 0), f.index))
+    return sorted(findings + lint(docs), key=lambda f: (order.get(f.source, 0), f.line))
 
 
 def _read(path: str, stdin: TextIO) -> str:
