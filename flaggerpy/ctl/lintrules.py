@@ -17,7 +17,7 @@ from flaggerpy.apis.errors import FieldError
 from flaggerpy.apis.flagger import API_GROUP, API_VERSION, AlertProvider, Canary, MetricTemplate
 from flaggerpy.apis.lenient import parse_leniently, unaffected
 from flaggerpy.apis.validation import canary_problems
-from flaggerpy.ctl.lintschema import unknown_fields
+from flaggerpy.ctl.lintschema import MODELS, unknown_fields
 from flaggerpy.ctl.lintyaml import Document
 
 FLAGGER_KINDS = ("Canary", "MetricTemplate", "AlertProvider")
@@ -87,8 +87,7 @@ def _parse(doc: Document, findings: list[Finding]) -> _Parsed | None:
     if not (body.get("metadata") or {}).get("name"):
         findings.append(at(doc, "metadata.name", "required"))
     findings.extend(at(doc, w.field, w.problem, WARNING) for w in unknown_fields(str(kind), body))
-    model_type = {"Canary": Canary, "MetricTemplate": MetricTemplate, "AlertProvider": AlertProvider}[kind]
-    model, problems, cuts = parse_leniently(model_type, body)
+    model, problems, cuts = parse_leniently(MODELS[kind], body)
     if isinstance(model, Canary):
         problems += unaffected(canary_problems(model), cuts)
     findings.extend(at(doc, e.field, e.problem) for e in problems)

@@ -15,7 +15,9 @@ from flaggerpy.apis.crds import openapi_schema
 from flaggerpy.apis.errors import FieldError, join_path
 from flaggerpy.apis.flagger import AlertProvider, Canary, MetricTemplate
 
-MODELS = {"Canary": Canary, "MetricTemplate": MetricTemplate, "AlertProvider": AlertProvider}
+MODELS: dict[str, type[Canary | MetricTemplate | AlertProvider]] = {
+    "Canary": Canary, "MetricTemplate": MetricTemplate, "AlertProvider": AlertProvider,
+}
 # Checked by the API server itself (ObjectMeta), not by the CRD schema; status is the controller's.
 _NOT_PRUNED = ("metadata", "status")
 

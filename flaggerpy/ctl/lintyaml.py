@@ -75,6 +75,8 @@ def read_documents(source: str, text: str) -> list[Document]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             lines: dict[str, int] = {}
             _index(node, (), lines)
             body = loader.construct_document(node)
