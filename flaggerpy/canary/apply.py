@@ -11,7 +11,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from flaggerpy.apis.flagger import AutoscalerReference
+from flaggerpy.apis.flagger import AutoscalerReference, Canary
 from flaggerpy.canary import autoscalers as scalers
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import workload as wl
@@ -37,6 +37,12 @@ def workload_resource(kind: str) -> Resource:
 def _with_hash(obj: dict[str, Any], digest: str) -> dict[str, Any]:
     obj["metadata"].setdefault("annotations", {})[SPEC_HASH_ANNOTATION] = digest
     return obj
+
+
+def _owner(canary: Canary) -> dict[str, Any]:
+    """The Canary as the builders take the owner of what they build (its controller ownerReference)."""
+    return {"apiVersion": canary.api_version, "kind": canary.kind or "Canary",
+            "metadata": {"name": canary.metadata.name, "uid": canary.metadata.uid or ""}}
 
 
 def _stored_hash(obj: Mapping[str, Any]) -> str | None:
@@ -87,7 +93,7 @@ class Applier:
 
     async def ensure_primary(
         self,
-        canary_obj: Mapping[str, Any],
+        canary: Canary,
         target: Mapping[str, Any],
         renames: Mapping[str, str],
         autoscaled: bool,
@@ -99,7 +105,7 @@ class Applier:
         # Building and hashing the desired primary copies the whole target: skip it while nothing it is built from
         # or compared with changed since the primary was last found in order.
         meta = target["metadata"]
-        inputs = (meta.get("labels"), meta.get("annotations"), (canary_obj.get("metadata") or {}).get("uid"),
+        inputs = (meta.get("labels"), meta.get("annotations"), canary.metadata.uid,
                   dict(renames), autoscaled,
                   None if live is None else (live["metadata"].get("uid"), live["metadata"].get("resourceVersion")))
         key = f"{namespace}/{meta['name']}"
@@ -110,7 +116,7 @@ class Applier:
         if live is not None and (autoscaled or wl.replicas_of(target) == 0):
             # The autoscaler (or the running primary) owns the replica count once the target is scaled down.
             replicas = wl.replicas_of(live) or None
-        desired = wl.build_primary(target, canary_obj, renames, replicas, selector_labels=self._selector_labels,
+        desired = wl.build_primary(target, _owner(canary), renames, replicas, selector_labels=self._selector_labels,
                                    label_prefixes=self._label_prefixes)
         digest = wl.spec_hash(desired["spec"]["template"])
         if live is not None and _stored_hash(live) == digest:
@@ -120,7 +126,7 @@ class Applier:
         await self._create_or_replace(resource, _with_hash(desired, digest), live)
         return True
 
-    async def ensure_configs(self, canary_obj: Mapping[str, Any], target: Mapping[str, Any]) -> tuple[
+    async def ensure_configs(self, target: Mapping[str, Any]) -> tuple[
         dict[str, str], dict[str, str]
     ]:
         """The tracked configs of the target: (checksums by ``kind/name``, renames to the ``-primary`` copies).
@@ -144,15 +150,16 @@ class Applier:
             renames[ref.key] = wl.primary_name(ref.name)
         return checksums, renames
 
-    async def copy_configs(self, canary_obj: Mapping[str, Any], namespace: str, keys: list[str]) -> None:
+    async def copy_configs(self, canary: Canary, keys: list[str]) -> None:
         """Write the ``-primary`` copies of the tracked configs (only those whose data differs)."""
+        namespace = canary.metadata.namespace
         for key in keys:
             kind, _, name = key.partition("/")
             resource = res.CONFIGMAPS if kind == "configmap" else res.SECRETS
             source = self._caches.get(resource, namespace, name)
             if source is None:
                 continue
-            desired = wl.build_config_copy(source, canary_obj)
+            desired = wl.build_config_copy(source, _owner(canary))
             live = self._caches.get(resource, namespace, desired["metadata"]["name"])
             if live is not None and wl.config_checksum(live) == wl.config_checksum(desired):
                 continue
@@ -177,7 +184,7 @@ class Applier:
             scalers.check_queries(ref.primary_scaler_queries, live)
         return live
 
-    async def ensure_scaler(self, canary_obj: Mapping[str, Any], ref: AutoscalerReference,
+    async def ensure_scaler(self, canary: Canary, ref: AutoscalerReference,
                             target: Mapping[str, Any], create_only: bool = False) -> None:
         """Keep ``<autoscaler>-primary`` (HPA or ScaledObject) scaling the primary, rewritten only when its desired
         spec changed; :class:`AutoscalerError` (nothing written) when the referenced autoscaler is missing or
@@ -197,10 +204,10 @@ class Applier:
         limits = ref.primary_scaler_replicas
         replicas = (limits.min_replicas, limits.max_replicas) if limits else (None, None)
         if scaled_object:
-            desired = scalers.build_primary_scaled_object(live, canary_obj, target_name, ref.primary_scaler_queries,
-                                                          replicas)
+            desired = scalers.build_primary_scaled_object(live, _owner(canary), target_name,
+                                                          ref.primary_scaler_queries, replicas)
         else:
-            desired = wl.build_primary_hpa(live, canary_obj, target_name, replicas)
+            desired = wl.build_primary_hpa(live, _owner(canary), target_name, replicas)
         digest = wl.spec_hash(desired["spec"])
         if current is None or _stored_hash(current) != digest:
             await self._create_or_replace(resource, _with_hash(desired, digest), current)

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import structlog
 
 from flaggerpy.apis.errors import FieldError
-from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
+from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary, CanaryStatus
 from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
@@ -91,8 +91,13 @@ class Step:
 
     @property
     def doc(self) -> dict[str, Any]:
-        """The canary as JSON with the status this step is about to persist (the router routes from it)."""
+        """The canary as JSON with the status this step is about to persist."""
         return {**self.obj, "status": self.status}
+
+    def routed_canary(self) -> Canary:
+        """The typed Canary with the status this step is about to persist (session-affinity cookies follow its
+        revision and phase), as the router takes it."""
+        return self.canary.model_copy(update={"status": CanaryStatus.model_validate(self.status)})
 
     @property
     def phase(self) -> Phase | None:

@@ -41,7 +41,8 @@ from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
 from flaggerpy.kube.watch import object_key
 from flaggerpy.kube.workqueue import WorkQueue
 from flaggerpy.log import get_logger
-from flaggerpy.routing.base import Router, Routers
+from flaggerpy.routing.base import Router
+from flaggerpy.routing.factory import Routers
 
 log = get_logger(__name__)
 

@@ -354,7 +354,7 @@ class CanaryReconciler(StepIO):
         controller has just written is always a generation behind for a moment, and saying so would cost a status
         write and an Event per step for nothing.
         """
-        accepted, reason = await self._router(step).is_accepted(step.doc)
+        accepted, reason = await self._router(step).is_accepted(step.routed_canary())
         if accepted:
             return False
         await self._halt(step, ROUTE_NOT_ACCEPTED, reason)
@@ -590,7 +590,7 @@ class CanaryReconciler(StepIO):
             if apex is not None:
                 key, value = wl.selector_label(step.target, self.settings.selector_labels)
                 await self._apply.point_apex_at_target(apex, key, value)
-            await self._router(step).finalize(step.doc)
+            await self._router(step).finalize(step.routed_canary())
         await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
         await self._events(step.obj, NORMAL, SYNCED, f"Terminated {step.name}: target restored")
         return None

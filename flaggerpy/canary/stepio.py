@@ -36,6 +36,7 @@ from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.errors import Conflict
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
+from flaggerpy.routing.drift import intended_weights
 
 # How much of a failed query's error a metricHistory sample keeps (``flaggerpy status`` shows it).
 SAMPLE_ERROR_LIMIT = 200
@@ -207,16 +208,13 @@ class StepIO:
         relist) must not make the router skip the one write that must not be skipped.
         """
         step.routed = True
-        router = self._router(step)
-        if fresh:
-            return bool(await router.reconcile(step.doc, force=True))
-        return bool(await router.reconcile(step.doc))
+        return await self._router(step).reconcile(step.routed_canary(), intended_weights(step.doc), force=fresh)
 
     async def _revision(self, step: Step) -> Revision:
         checksums: dict[str, str] = {}
         renames: dict[str, str] = {}
         if self.settings.config_tracking:
-            checksums, renames = await self._apply.ensure_configs(step.obj, step.target)
+            checksums, renames = await self._apply.ensure_configs(step.target)
         return Revision(self._template_hash(step), checksums, renames)
 
     def _template_hash(self, step: Step) -> str:
@@ -274,17 +272,17 @@ class StepIO:
         """
         ref = step.canary.spec.autoscaler_ref
         if ref is not None:
-            await self._apply.ensure_scaler(step.obj, ref, step.target)
+            await self._apply.ensure_scaler(step.canary, ref, step.target)
         if rev.renames:
-            await self._apply.copy_configs(step.obj, step.canary.metadata.namespace, list(rev.renames))
-        return await self._apply.ensure_primary(step.obj, step.target, rev.renames, ref is not None)
+            await self._apply.copy_configs(step.canary, list(rev.renames))
+        return await self._apply.ensure_primary(step.canary, step.target, rev.renames, ref is not None)
 
     async def _keep_primary_scaler(self, step: Step) -> None:
         """Create the primary's autoscaler copy where it is missing: an ``autoscalerRef`` added to a canary that is
         already initialised, or a copy deleted by hand, takes effect without waiting for the next release."""
         ref = step.canary.spec.autoscaler_ref
         if ref is not None:
-            await self._apply.ensure_scaler(step.obj, ref, step.target, create_only=True)
+            await self._apply.ensure_scaler(step.canary, ref, step.target, create_only=True)
 
     def _step_context(self, step: Step) -> StepContext:
         return StepContext(

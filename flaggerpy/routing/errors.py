@@ -32,7 +32,3 @@ class RouteNotOwned(RouterError):
         self.owner = owner
         held = f"it is controlled by {owner}" if owner else "it has no controller owner"
         super().__init__(f"{route} exists and is not owned by this Canary ({held}); refusing to overwrite it")
-
-
-class RouteNotFound(RouterError):
-    """The canary's route does not exist (yet)."""

@@ -15,12 +15,12 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from flaggerpy.apis.flagger import Canary
 from flaggerpy.apis.jsondata import mapping
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, Conflict, NotFound
 from flaggerpy.kube.resources import GRPCROUTES_V1, HTTPROUTES_V1, HTTPROUTES_V1BETA1
 from flaggerpy.log import get_logger
-from flaggerpy.routing import affinity
 from flaggerpy.routing.acceptance import route_acceptance
 from flaggerpy.routing.build import (
     ALL_PRIMARY,
@@ -37,8 +37,8 @@ from flaggerpy.routing.build import (
     route_kind,
     service_names,
 )
-from flaggerpy.routing.drift import intended_weights, spec_drifted
-from flaggerpy.routing.errors import RouteNotFound, RouteNotOwned, RouterError
+from flaggerpy.routing.drift import spec_drifted
+from flaggerpy.routing.errors import RouteNotOwned
 from flaggerpy.routing.features import FeatureDetector
 from flaggerpy.routing.normalize import MANAGED_SPEC_KEYS, LiveSpecs, managed_spec, normalize_spec
 
@@ -365,33 +365,19 @@ class GatewayAPIRouter:
                  canary=write.weights.canary, mirror=write.weights.mirror)
         return True
 
-    async def reconcile(self, canary: Any, *, force: bool = False) -> bool:
-        """Create the route (100% primary) or bring it back to the weights the Canary's status holds; True when
-        that took a write.
+    async def reconcile(self, canary: Canary, weights: RouteWeights, *, force: bool = False) -> bool:
+        """Create the route (100% primary) or bring it to ``weights``, repairing any drift; True when that took a
+        write.
 
-        ``force`` writes the desired route even when the cache shows it already: for the moments traffic must
-        provably leave the canary (its pods are about to go), where a cache that missed a write must not make the
-        router skip the one write that matters. It costs a write, never a read (unless the write conflicts).
+        A missing route is created all-primary whatever ``weights`` say: its Gateway has not accepted it yet, and
+        the next step moves it on. ``force`` writes the desired route even when the cache shows it already: for the
+        moments traffic must provably leave the canary (its pods are about to go), where a cache that missed a
+        write must not make the router skip the one write that matters. It costs a write, never a read (unless the
+        write conflicts).
         """
-        doc = canary_doc(canary)
-        return await self._apply(doc, intended_weights(doc), ALL_PRIMARY, force)
+        return await self._apply(canary_doc(canary), weights, ALL_PRIMARY, force)
 
-    async def set_routes(self, canary: Any, primary_weight: int, canary_weight: int, mirror: bool = False) -> None:
-        """Split traffic ``primary_weight`` / ``canary_weight`` (summing to 100), mirroring to the canary if asked."""
-        weights = RouteWeights(primary_weight, canary_weight, mirror)
-        await self._apply(canary, weights, weights)
-
-    async def get_routes(self, canary: Any) -> tuple[int, int, bool]:
-        """(primary weight, canary weight, mirrored) as the live route has them; RouteNotFound when absent."""
-        doc = canary_doc(canary)
-        kind = route_kind(doc)
-        namespace, name = _route_name(doc)
-        live = await self._read(kind, namespace, name)
-        if live is None:
-            raise RouteNotFound(f"{kind} {namespace}/{name} does not exist")
-        return weights_of(live, doc)
-
-    async def is_accepted(self, canary: Any) -> tuple[bool, str]:
+    async def is_accepted(self, canary: Canary) -> tuple[bool, str]:
         """(True, "") once every parent Gateway accepted the route's current generation, else (False, reason)."""
         doc = canary_doc(canary)
         kind = route_kind(doc)
@@ -401,7 +387,7 @@ class GatewayAPIRouter:
             return False, f"{kind} {namespace}/{name} does not exist yet"
         return route_acceptance(live)
 
-    async def finalize(self, canary: Any) -> None:
+    async def finalize(self, canary: Canary) -> None:
         """On deletion with revertOnDeletion: send all traffic to the apex Service and release the route.
 
         The apex Service selects the restored target by then, and dropping the ownerReference keeps the route
@@ -450,38 +436,6 @@ def apex_spec(canary: Any, features: RouteFeatures = STANDARD_V1_6) -> dict[str,
     return out
 
 
-def weights_of(route: Mapping[str, Any], canary: Any) -> tuple[int, int, bool]:
-    """(primary, canary, mirrored) read from a route: the weighted rule is the one with both backends that is
-    not a session-affinity cookie rule; a missing weight means the server default, 1."""
-    doc = canary_doc(canary)
-    _, primary, canary_name = service_names(doc)
-    spec = doc.get("spec") or {}
-    session = (spec.get("analysis") or spec.get("canaryAnalysis") or {}).get("sessionAffinity") or {}
-    cookies = tuple(n for n in (session.get("cookieName"), session.get("primaryCookieName")) if n)
-    weights: tuple[int, int] | None = None
-    mirrored = False
-    for rule in (route.get("spec") or {}).get("rules") or []:
-        by_name = {b.get("name"): b for b in rule.get("backendRefs") or []}
-        if (
-            weights is None
-            and primary in by_name
-            and canary_name in by_name
-            and not affinity.is_cookie_rule(rule, cookies)
-        ):
-            weights = (int(by_name[primary].get("weight", 1)), int(by_name[canary_name].get("weight", 1)))
-        for item in rule.get("filters") or []:
-            target = (item.get("requestMirror") or {}).get("backendRef") or {}
-            if item.get("type") == "RequestMirror" and target.get("name") == canary_name:
-                mirrored = True
-    if weights is None:
-        meta = route.get("metadata") or {}
-        raise RouterError(
-            f"{route.get('kind', 'route')} {meta.get('namespace', '')}/{meta.get('name', '')} has no rule "
-            f"with both {primary} and {canary_name}"
-        )
-    return weights[0], weights[1], mirrored
-
-
 __all__ = [
     "GatewayAPIRouter",
     "LiveLookup",
@@ -491,5 +445,4 @@ __all__ = [
     "merge_patch",
     "owned_by",
     "released_to",
-    "weights_of",
 ]

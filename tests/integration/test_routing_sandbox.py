@@ -11,11 +11,12 @@ import pytest
 
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.kube.api import KubeClient
-from flaggerpy.routing import GatewayAPIRouter, RouteNotOwned, Routers, route_drifted
-from flaggerpy.routing.build import RouteFeatures
+from flaggerpy.routing import GatewayAPIRouter, RouteNotOwned, Routers, intended_weights, route_drifted
+from flaggerpy.routing.build import ALL_PRIMARY, RouteFeatures, RouteWeights
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import GATEWAY_CRDS, Cluster
 from tests.manifests import canary
+from tests.routes import weights_of
 
 pytestmark = pytest.mark.skipif(not GATEWAY_CRDS.is_dir(), reason=f"Gateway API CRDs not found at {GATEWAY_CRDS}")
 GW = "gateway.networking.k8s.io"
@@ -49,7 +50,7 @@ async def test_created_all_primary_then_no_write_while_nothing_differs(
     sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
 ) -> None:
     doc = make()
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     route = cluster.get(GW, "httproutes", "podinfo")
     assert route is not None
     assert rule_weights(route) == {"podinfo-primary": 100, "podinfo-canary": 0}
@@ -57,8 +58,8 @@ async def test_created_all_primary_then_no_write_while_nothing_differs(
     assert route["spec"]["parentRefs"][0]["kind"] == "Gateway"
     before = writes(sandbox)
     for _ in range(3):
-        await router.reconcile(doc)
-        await router.set_routes(doc, 100, 0)
+        await router.reconcile(doc, intended_weights(doc))
+        await router.reconcile(doc, RouteWeights(100, 0))
     assert writes(sandbox) == before
     assert not route_drifted(doc, route)
 
@@ -67,9 +68,9 @@ async def test_weights_move_and_the_gateway_accepts(
     sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
 ) -> None:
     doc = make()
-    await router.reconcile(doc)
-    await router.set_routes(doc, 70, 30)
-    assert await router.get_routes(doc) == (70, 30, False)
+    await router.reconcile(doc, intended_weights(doc))
+    await router.reconcile(doc, RouteWeights(70, 30))
+    assert weights_of(cluster.get(GW, "httproutes", "podinfo"), doc) == (70, 30, False)
 
     # The sandbox's Gateway controller reports status asynchronously, as a real one does.
     answer = await router.is_accepted(doc)
@@ -79,7 +80,7 @@ async def test_weights_move_and_the_gateway_accepts(
         await asyncio.sleep(0.02)
         answer = await router.is_accepted(doc)
     assert answer == (True, "")
-    await router.set_routes(doc, 50, 50)
+    await router.reconcile(doc, RouteWeights(50, 50))
     ok, reason = await router.is_accepted(doc)
     assert ok or "to accept HTTPRoute test/podinfo" in reason, "a new generation waits for the Gateway again"
 
@@ -150,11 +151,11 @@ async def test_every_strategy_is_accepted_by_the_crd_and_reads_back(
     weights: tuple[int, int, bool],
 ) -> None:
     doc = make(analysis, status, **service)
-    await router.reconcile(make(analysis, {}, **service))
-    await router.reconcile(doc)
-    assert await router.get_routes(doc) == weights
+    await router.reconcile(make(analysis, {}, **service), ALL_PRIMARY)
+    await router.reconcile(doc, intended_weights(doc))
+    assert weights_of(cluster.get(GW, "httproutes", "podinfo"), doc) == weights
     before = writes(sandbox)
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     assert writes(sandbox) == before, "a defaulted, pruned live route compares equal to the desired one"
     route = cluster.get(GW, "httproutes", "podinfo")
     assert route is not None and not route_drifted(doc, route)
@@ -162,16 +163,16 @@ async def test_every_strategy_is_accepted_by_the_crd_and_reads_back(
 
 async def test_grpc_route(sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter) -> None:
     doc = make(status={"phase": "Progressing", "canaryWeight": 40}, appProtocol="grpc")
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     route = cluster.get(GW, "grpcroutes", "podinfo")
     assert route is not None
     assert rule_weights(route) == {"podinfo-primary": 100, "podinfo-canary": 0}, "created all primary"
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     route = cluster.get(GW, "grpcroutes", "podinfo")
     assert route is not None
     assert rule_weights(route) == {"podinfo-primary": 60, "podinfo-canary": 40}
     before = writes(sandbox, "grpcroutes")
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     assert writes(sandbox, "grpcroutes") == before
 
 
@@ -179,8 +180,8 @@ async def test_hand_edited_weights_are_repaired_and_foreign_metadata_kept(
     sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
 ) -> None:
     doc = make(status={"phase": "Progressing", "canaryWeight": 30})
-    await router.reconcile(make())
-    await router.reconcile(doc)
+    await router.reconcile(make(), ALL_PRIMARY)
+    await router.reconcile(doc, intended_weights(doc))
     edited = copy.deepcopy(cluster.get(GW, "httproutes", "podinfo"))
     assert edited is not None
     edited["spec"]["rules"][0]["backendRefs"][0]["weight"] = 0
@@ -190,7 +191,7 @@ async def test_hand_edited_weights_are_repaired_and_foreign_metadata_kept(
     await cluster.update(GW, "httproutes", edited)
     live = cluster.get(GW, "httproutes", "podinfo")
     assert live is not None and route_drifted(doc, live)
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     live = cluster.get(GW, "httproutes", "podinfo")
     assert live is not None
     assert rule_weights(live) == {"podinfo-primary": 70, "podinfo-canary": 30}
@@ -213,7 +214,7 @@ async def test_a_route_the_canary_does_not_own_is_left_alone(
     await cluster.create(GW, "httproutes", foreign)
     before = writes(sandbox)
     with pytest.raises(RouteNotOwned, match="HTTPRoute test/podinfo exists and is not owned"):
-        await router.reconcile(make())
+        await router.reconcile(make(), ALL_PRIMARY)
     assert writes(sandbox) == before
     live = cluster.get(GW, "httproutes", "podinfo")
     assert live is not None and live["spec"]["rules"][0]["backendRefs"][0]["name"] == "legacy"
@@ -221,7 +222,7 @@ async def test_a_route_the_canary_does_not_own_is_left_alone(
 
 async def test_finalize_reverts_to_the_apex_service(cluster: Cluster, router: GatewayAPIRouter) -> None:
     doc = make(status={"phase": "Progressing", "canaryWeight": 50})
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     await router.finalize(doc)
     live = cluster.get(GW, "httproutes", "podinfo")
     assert live is not None
@@ -230,7 +231,7 @@ async def test_finalize_reverts_to_the_apex_service(cluster: Cluster, router: Ga
     # The Canary comes back (new uid): it adopts the route it released.
     again = make()
     again["metadata"]["uid"] = "7e2d4b6a-4444-4f4f-8d8d-0123456789ab"
-    await router.reconcile(again)
+    await router.reconcile(again, intended_weights(again))
     live = cluster.get(GW, "httproutes", "podinfo")
     assert live is not None
     assert [r["uid"] for r in live["metadata"]["ownerReferences"]] == [again["metadata"]["uid"]]
@@ -246,15 +247,15 @@ async def test_features_are_detected_from_the_served_crd(kube: KubeClient) -> No
 async def test_v1beta1_provider(sandbox: Sandbox, cluster: Cluster, kube: KubeClient) -> None:
     router = Routers(kube).for_provider("gatewayapi:v1beta1")
     doc = make()
-    await router.reconcile(doc)
-    await router.set_routes(doc, 50, 50)
-    assert await router.get_routes(doc) == (50, 50, False)
+    await router.reconcile(doc, intended_weights(doc))
+    await router.reconcile(doc, RouteWeights(50, 50))
+    assert weights_of(cluster.get(GW, "httproutes", "podinfo"), doc) == (50, 50, False)
     before = writes(sandbox)
-    await router.set_routes(doc, 50, 50)
+    await router.reconcile(doc, RouteWeights(50, 50))
     assert writes(sandbox) == before
 
 
 async def test_invalid_canary_is_a_field_error_not_a_server_422(sandbox: Sandbox, router: GatewayAPIRouter) -> None:
     with pytest.raises(SpecError, match=r"spec\.service\.hosts\[0\]"):
-        await router.reconcile(make(hosts=["Not A Host"]))
+        await router.reconcile(make(hosts=["Not A Host"]), ALL_PRIMARY)
     assert writes(sandbox) == 0

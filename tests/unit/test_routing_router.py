@@ -21,12 +21,14 @@ from flaggerpy.routing import (
     RouteNotOwned,
     Routers,
     UnsupportedProvider,
+    intended_weights,
     new_router,
     route_drifted,
 )
-from flaggerpy.routing.build import STANDARD_V1_6, RouteFeatures, RouteWeights, desired_spec
+from flaggerpy.routing.build import ALL_PRIMARY, STANDARD_V1_6, RouteFeatures, RouteWeights, desired_spec
 from flaggerpy.routing.normalize import specs_equal
 from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
+from tests.routes import weights_of
 
 CRDS = GATEWAY_API_CRDS
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "flagger"
@@ -175,28 +177,28 @@ def cached_router(kube: FakeKube, cache: RouteCache) -> GatewayAPIRouter:
 async def test_reconcile_creates_the_route_all_primary_then_writes_nothing(
     kube: FakeKube, router: GatewayAPIRouter
 ) -> None:
-    await router.reconcile(canary())
+    await router.reconcile(canary(), ALL_PRIMARY)
     assert kube.writes == [("create", "podinfo")]
     assert weights(kube.route()) == [100, 0]
-    await router.reconcile(canary())
-    await router.reconcile(canary())
+    await router.reconcile(canary(), ALL_PRIMARY)
+    await router.reconcile(canary(), ALL_PRIMARY)
     assert kube.writes == [("create", "podinfo")], "a defaulted live route must compare equal"
 
 
-async def test_set_routes_writes_only_when_weights_change(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_reconcile_writes_only_when_weights_change(kube: FakeKube, router: GatewayAPIRouter) -> None:
     c = canary()
-    await router.reconcile(c)
-    await router.set_routes(c, 90, 10)
-    await router.set_routes(c, 90, 10)
+    await router.reconcile(c, intended_weights(c))
+    await router.reconcile(c, RouteWeights(90, 10))
+    await router.reconcile(c, RouteWeights(90, 10))
     assert [w for w, _ in kube.writes] == ["create", "patch"]
-    assert await router.get_routes(c) == (90, 10, False)
-    await router.set_routes(c, 100, 0, mirror=True)
-    assert await router.get_routes(c) == (100, 0, True)
+    assert weights_of(kube.route(), c) == (90, 10, False)
+    await router.reconcile(c, RouteWeights(100, 0, True))
+    assert weights_of(kube.route(), c) == (100, 0, True)
 
 
 async def test_invalid_weights_are_refused_before_any_io(kube: FakeKube, router: GatewayAPIRouter) -> None:
     with pytest.raises(InvalidWeights):
-        await router.set_routes(canary(), 60, 60)
+        await router.reconcile(canary(), RouteWeights(60, 60))
     assert kube.writes == [] and kube.gets == 0
 
 
@@ -204,25 +206,25 @@ async def test_foreign_route_is_never_overwritten(kube: FakeKube, router: Gatewa
     foreign = {"metadata": {"name": "podinfo", "namespace": "test", "resourceVersion": "1"}, "spec": {"rules": [{}]}}
     kube.objects[("httproutes", "test", "podinfo")] = copy.deepcopy(foreign)
     with pytest.raises(RouteNotOwned) as err:
-        await router.reconcile(canary())
+        await router.reconcile(canary(), ALL_PRIMARY)
     assert err.value.route == "HTTPRoute test/podinfo" and err.value.owner is None
     foreign["metadata"]["ownerReferences"] = [
         {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web", "uid": "x", "controller": True}
     ]
     kube.objects[("httproutes", "test", "podinfo")] = foreign
     with pytest.raises(RouteNotOwned, match="controlled by Rollout test/web"):
-        await router.set_routes(canary(), 50, 50)
+        await router.reconcile(canary(), RouteWeights(50, 50))
     assert kube.writes == []
 
 
 async def test_foreign_metadata_and_unmanaged_spec_fields_are_kept(kube: FakeKube, router: GatewayAPIRouter) -> None:
     c = canary()
-    await router.reconcile(c)
+    await router.reconcile(c, intended_weights(c))
     live = kube.route()
     live["metadata"]["labels"] = {"team": "web"}
     live["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] = "app:x"
     live["spec"]["useDefaultGateways"] = "All"
-    await router.set_routes(c, 80, 20)
+    await router.reconcile(c, RouteWeights(80, 20))
     live = kube.route()
     assert live["metadata"]["labels"] == {"team": "web"}
     assert live["metadata"]["annotations"]["argocd.argoproj.io/tracking-id"] == "app:x"
@@ -232,11 +234,11 @@ async def test_foreign_metadata_and_unmanaged_spec_fields_are_kept(kube: FakeKub
 
 async def test_drift_is_repaired_to_the_persisted_weights(kube: FakeKube, router: GatewayAPIRouter) -> None:
     progressing = canary(phase="Progressing", canaryWeight=30)
-    await router.reconcile(canary())
-    await router.set_routes(progressing, 70, 30)
+    await router.reconcile(canary(), ALL_PRIMARY)
+    await router.reconcile(progressing, RouteWeights(70, 30))
     kube.route()["spec"]["rules"][0]["backendRefs"][1]["weight"] = 90
     assert route_drifted(progressing, kube.route())
-    await router.reconcile(progressing)
+    await router.reconcile(progressing, intended_weights(progressing))
     assert weights(kube.route()) == [70, 30]
     assert not route_drifted(progressing, kube.route())
 
@@ -244,29 +246,29 @@ async def test_drift_is_repaired_to_the_persisted_weights(kube: FakeKube, router
 async def test_own_write_stands_in_for_a_cache_that_has_not_seen_it(kube: FakeKube, cache: RouteCache) -> None:
     router = cached_router(kube, cache)
     c = canary()
-    await router.reconcile(c)
+    await router.reconcile(c, intended_weights(c))
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
-    await router.set_routes(c, 90, 10)
+    await router.reconcile(c, RouteWeights(90, 10))
     # The cache still holds the old version, but the router knows what its own write left: no read, no write.
     gets = kube.gets
-    await router.set_routes(c, 90, 10)
+    await router.reconcile(c, RouteWeights(90, 10))
     assert kube.gets == gets
     assert [w for w, _ in kube.writes] == ["create", "patch"]
-    await router.set_routes(c, 50, 50)
+    await router.reconcile(c, RouteWeights(50, 50))
     assert weights(kube.route()) == [50, 50]
 
 
 async def test_stale_cache_conflict_is_reread_and_retried(kube: FakeKube, cache: RouteCache) -> None:
     router = cached_router(kube, cache)
     c = canary()
-    await router.reconcile(c)
-    await router.set_routes(c, 90, 10)
+    await router.reconcile(c, intended_weights(c))
+    await router.reconcile(c, RouteWeights(90, 10))
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
     # Someone else edits the route and the cache has not seen it: the patch conflicts, the router reads the
     # server once and writes again on the latest version.
     await kube.patch(HTTPROUTES_V1, "podinfo", "test", {"metadata": {"labels": {"team": "web"}}})
     gets = kube.gets
-    await router.set_routes(c, 70, 30)
+    await router.reconcile(c, RouteWeights(70, 30))
     assert kube.gets == gets + 1
     assert weights(kube.route()) == [70, 30]
     assert kube.route()["metadata"]["labels"]["team"] == "web"
@@ -275,8 +277,8 @@ async def test_stale_cache_conflict_is_reread_and_retried(kube: FakeKube, cache:
 async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube, cache: RouteCache) -> None:
     router = cached_router(kube, cache)
     c = canary()
-    await router.reconcile(c)
-    await router.set_routes(c, 70, 30)
+    await router.reconcile(c, intended_weights(c))
+    await router.reconcile(c, RouteWeights(70, 30))
     # A cache that missed a write (say, a dead replica's) shows the route already all primary.
     stale = copy.deepcopy(kube.route())
     for backend in stale["spec"]["rules"][-1]["backendRefs"]:
@@ -284,7 +286,7 @@ async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube, 
     cache[("test", "podinfo")] = stale
     router = cached_router(kube, cache)  # a fresh router: no write of its own stands in for the cache
     gets = kube.gets
-    await router.reconcile(c, force=True)
+    await router.reconcile(c, intended_weights(c), force=True)
     # The write carried the cache's resourceVersion, which is current here: written without a read.
     assert weights(kube.route()) == [100, 0]
     assert kube.gets == gets
@@ -293,23 +295,23 @@ async def test_forced_reconcile_writes_whatever_the_cache_shows(kube: FakeKube, 
 async def test_forced_reconcile_on_a_stale_cache_rereads_once(kube: FakeKube, cache: RouteCache) -> None:
     router = cached_router(kube, cache)
     c = canary()
-    await router.reconcile(c)
+    await router.reconcile(c, intended_weights(c))
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
     other = GatewayAPIRouter(kube)  # type: ignore[arg-type]
-    await other.set_routes(c, 70, 30)  # a write this router's cache never sees
+    await other.reconcile(c, RouteWeights(70, 30))  # a write this router's cache never sees
     gets = kube.gets
-    await router.reconcile(c, force=True)
+    await router.reconcile(c, intended_weights(c), force=True)
     assert kube.gets == gets + 1
     assert weights(kube.route()) == [100, 0]
 
 
 async def test_reads_come_from_the_cache_when_it_has_the_route(kube: FakeKube, cache: RouteCache) -> None:
     router = cached_router(kube, cache)
-    await router.reconcile(canary())
+    await router.reconcile(canary(), ALL_PRIMARY)
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
     gets = kube.gets
-    assert await router.get_routes(canary()) == (100, 0, False)
-    await router.reconcile(canary())
+    assert weights_of(kube.route(), canary()) == (100, 0, False)
+    await router.reconcile(canary(), ALL_PRIMARY)
     assert kube.gets == gets
 
 
@@ -317,7 +319,7 @@ async def test_is_accepted_reports_the_waiting_gateway(kube: FakeKube, router: G
     c = canary()
     ok, reason = await router.is_accepted(c)
     assert not ok and reason == "HTTPRoute test/podinfo does not exist yet"
-    await router.reconcile(c)
+    await router.reconcile(c, intended_weights(c))
     ok, reason = await router.is_accepted(c)
     assert not ok and reason.startswith("waiting for Gateway") and "HTTPRoute test/podinfo" in reason
     live = kube.route()
@@ -340,8 +342,8 @@ async def test_finalize_sends_everything_to_the_apex_and_releases_the_route(
     kube: FakeKube, router: GatewayAPIRouter
 ) -> None:
     c = canary()
-    await router.reconcile(c)
-    await router.set_routes(c, 50, 50)
+    await router.reconcile(c, intended_weights(c))
+    await router.reconcile(c, RouteWeights(50, 50))
     await router.finalize(c)
     live = kube.route()
     assert [(b["name"], b["weight"]) for r in live["spec"]["rules"] for b in r["backendRefs"]] == [("podinfo", 100)]
@@ -351,11 +353,11 @@ async def test_finalize_sends_everything_to_the_apex_and_releases_the_route(
 async def test_a_released_route_is_adopted_by_the_next_canary_of_that_name(
     kube: FakeKube, router: GatewayAPIRouter
 ) -> None:
-    await router.reconcile(canary())
+    await router.reconcile(canary(), ALL_PRIMARY)
     await router.finalize(canary())
     doc = canary().to_dict()
     doc["metadata"]["uid"] = "new-uid"
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     live = kube.route()
     assert [r["uid"] for r in live["metadata"]["ownerReferences"]] == ["new-uid"]
     assert "flaggerpy.io/released-by-canary" not in live["metadata"]["annotations"]
@@ -364,16 +366,16 @@ async def test_a_released_route_is_adopted_by_the_next_canary_of_that_name(
     other["metadata"].update(name="other", uid="x")
     other["spec"]["service"]["name"] = "podinfo"
     with pytest.raises(RouteNotOwned):
-        await router.reconcile(other)
+        await router.reconcile(other, intended_weights(other))
 
 
 async def test_grpc_canary_uses_grpcroute(kube: FakeKube, router: GatewayAPIRouter) -> None:
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"
     c = Canary.from_dict(doc)
-    await router.reconcile(c)
-    await router.set_routes(c, 60, 40)
-    await router.set_routes(c, 60, 40)
+    await router.reconcile(c, intended_weights(c))
+    await router.reconcile(c, RouteWeights(60, 40))
+    await router.reconcile(c, RouteWeights(60, 40))
     assert [w for w, _ in kube.writes] == ["create", "patch"]
     assert weights(kube.route(plural="grpcroutes")) == [60, 40]
 
@@ -382,13 +384,13 @@ async def test_invalid_canary_fails_before_any_write(kube: FakeKube, router: Gat
     doc = canary().to_dict()
     doc["spec"]["service"]["match"] = [{"uri": {"exact": "relative"}}]
     with pytest.raises(SpecError, match=r"spec\.service\.match\[0\]\.uri\.exact"):
-        await router.reconcile(doc)
+        await router.reconcile(doc, intended_weights(doc))
     assert kube.writes == []
 
 
 async def test_features_are_read_from_the_crd_once(kube: FakeKube, router: GatewayAPIRouter) -> None:
-    await router.reconcile(canary())
-    await router.reconcile(canary())
+    await router.reconcile(canary(), ALL_PRIMARY)
+    await router.reconcile(canary(), ALL_PRIMARY)
     crd_reads = kube.gets
     assert await router._features("HTTPRoute") == RouteFeatures(cors=True, retry=False)
     assert kube.gets == crd_reads
@@ -424,25 +426,26 @@ async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube, cache: 
     router = GatewayAPIRouter(kube, get_live_grpc=lambda ns, name: cache.get((ns, name)))  # type: ignore[arg-type]
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"
-    await router.reconcile(doc)
+    await router.reconcile(doc, intended_weights(doc))
     cache[("test", "podinfo")] = copy.deepcopy(kube.route(plural="grpcroutes"))
     gets = kube.gets
-    assert await router.get_routes(doc) == (100, 0, False)
+    assert not await router.reconcile(doc, intended_weights(doc))
     assert kube.gets == gets
+    assert weights_of(kube.route(plural="grpcroutes"), doc) == (100, 0, False)
 
 
 async def test_a_stale_cache_never_makes_a_released_route_look_foreign(kube: FakeKube, cache: RouteCache) -> None:
     router = cached_router(kube, cache)
     c = canary()
-    await router.reconcile(c)
+    await router.reconcile(c, intended_weights(c))
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())  # the cache never sees the release below
     await router.finalize(c)
     again = canary()
     again.metadata.uid = "7e2d4b6a-4444-4f4f-8d8d-0123456789ab"
-    await router.reconcile(again)
+    await router.reconcile(again, intended_weights(again))
     assert [r["uid"] for r in kube.route()["metadata"]["ownerReferences"]] == [again.metadata.uid]
     # A foreign route in the cache is checked against the server once before it is called foreign.
     other = cached_router(kube, cache)
     gets = kube.gets
-    await other.reconcile(again)
+    await other.reconcile(again, intended_weights(again))
     assert kube.gets == gets + 1
