@@ -240,7 +240,8 @@ class EndpointsController:
         namespace, name = meta.get("namespace", ""), meta["name"]
         subsets = []
         for ports, pods in sorted(groups.items()):
-            ready, not_ready = [], []
+            ready: list[dict[str, Any]] = []
+            not_ready: list[dict[str, Any]] = []
             for pod in pods:
                 if pod["metadata"].get("deletionTimestamp"):
                     continue

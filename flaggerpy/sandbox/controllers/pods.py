@@ -28,6 +28,7 @@ from typing import Any
 from flaggerpy.log import get_logger
 from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.errors import StatusError
+from flaggerpy.sandbox.apiserver.jsonio import object_field
 from flaggerpy.sandbox.clock import now
 
 log = get_logger("flaggerpy.sandbox.pods")
@@ -104,8 +105,8 @@ class Want:
 
 def want(key: tuple[str, str], workload: dict[str, Any]) -> Want | None:
     """The pods a workload's last written status describes; None until its current generation is observed."""
-    spec = workload.get("spec") if isinstance(workload.get("spec"), dict) else {}
-    status = workload.get("status") if isinstance(workload.get("status"), dict) else {}
+    spec = object_field(workload, "spec")
+    status = object_field(workload, "status")
     if status.get("observedGeneration") != workload["metadata"].get("generation", 1):
         return None
     current = template_hash(spec.get("template"))
@@ -235,12 +236,12 @@ class PodController:
         assert cluster is not None
         meta = workload["metadata"]
         template = (workload.get("spec") or {}).get("template") or {}
-        template_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+        template_meta = object_field(template, "metadata")
         suffix = uuid.uuid4().hex[:5]
         name = f"{meta['name']}-{pod_hash}-{suffix}" if key == DEPLOYMENTS else f"{meta['name']}-{suffix}"
         labels = dict(template_meta.get("labels") or {})
         labels[hash_label] = pod_hash
-        spec = copy.deepcopy(template.get("spec") if isinstance(template.get("spec"), dict) else {})
+        spec = copy.deepcopy(object_field(template, "spec"))
         spec.setdefault("nodeName", NODE_NAME)
         pod: dict[str, Any] = {
             "apiVersion": "v1",
