@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from yarl import URL
 
-from flaggerpy.outbound import RETRY_STATUSES, retry_policy
+from flaggerpy.outbound import RETRY_STATUSES, OutboundRefused, address_problem, retry_policy
 
 
 @dataclass(frozen=True)
@@ -25,13 +24,7 @@ class DeliverySettings:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be posted to, or None. The URL itself is left out: webhook URLs carry secrets."""
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError):
-        return "not a URL"
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        return "must be an http:// or https:// URL"
-    return None
+    return address_problem(url)
 
 
 def normalize_proxy(proxy: str) -> str:
@@ -65,14 +58,19 @@ async def _attempt(
             headers=headers,
             proxy=proxy,
             timeout=aiohttp.ClientTimeout(total=settings.attempt_seconds),
+            allow_redirects=False,
         ) as resp:
             if 200 <= resp.status < 300:
                 return
+            if 300 <= resp.status < 400:
+                raise DeliveryError(f"HTTP {resp.status}: redirects are not followed")
             text = (await resp.content.read(settings.max_error_body)).decode("utf-8", errors="replace").strip()
             error = _Retryable if resp.status in RETRY_STATUSES else DeliveryError
             raise error(f"HTTP {resp.status}: {text}".rstrip(": "))
     except TimeoutError:
         raise _Retryable(f"no answer within {settings.attempt_seconds:g}s") from None
+    except OutboundRefused as exc:
+        raise DeliveryError(str(exc)) from None
     except aiohttp.InvalidURL:
         raise DeliveryError("request failed: invalid URL") from None
     except aiohttp.ClientError as exc:

@@ -21,7 +21,7 @@ from flaggerpy.alerts.factory import UnsupportedProvider, chat_format
 from flaggerpy.alerts.message import Alert, Severity, Target
 from flaggerpy.apis.flagger import AlertProvider, Canary, CanaryAlert
 from flaggerpy.log import get_logger
-from flaggerpy.outbound import SessionUser
+from flaggerpy.outbound import OutboundPolicy, SessionUser
 
 _log = get_logger("flaggerpy.alerts")
 
@@ -121,8 +121,9 @@ class AlertNotifier(SessionUser):
         cluster_name: str = "",
         session: aiohttp.ClientSession | None = None,
         settings: DeliverySettings | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
-        super().__init__(session)
+        super().__init__(session, policy)
         self._lookup = lookup
         self._default = (defaults or DefaultAlerts()).target()
         self._cluster_name = cluster_name

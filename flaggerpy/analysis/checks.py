@@ -33,7 +33,7 @@ from flaggerpy.analysis.templates import TemplateError, TemplateModel, render
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import MetricTemplateProvider
 from flaggerpy.log import get_logger
-from flaggerpy.outbound import SessionUser
+from flaggerpy.outbound import OutboundPolicy, SessionUser, address_problem, ambient_credentials
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary, CanaryMetric, CrossNamespaceObjectReference, ThresholdRange
@@ -80,8 +80,9 @@ class MetricChecker(SessionUser):
         settings: MetricSettings | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
-        super().__init__(session)
+        super().__init__(session, policy)
         self._lookup = lookup
         self._settings = settings or MetricSettings()
 
@@ -147,14 +148,15 @@ class MetricChecker(SessionUser):
             # The user fixes the query text, so say where it lives.
             raise TemplateError(f"{where}: {exc}") from exc
         log.debug("metric query", canary=canary.key, metric=metric.name, query=rendered)
-        return await run_query(
-            rendered,
-            provider,
-            credentials,
-            session=self._client(),
-            timeout=self._settings.query_timeout,
-            interval=interval,
-        )
+        with ambient_credentials(self._policy.ambient_credentials):
+            return await run_query(
+                rendered,
+                provider,
+                credentials,
+                session=self._client(),
+                timeout=self._settings.query_timeout,
+                interval=interval,
+            )
 
     def _builtin(self, metric: CanaryMetric) -> str:
         try:
@@ -166,9 +168,12 @@ class MetricChecker(SessionUser):
 
     def _metrics_server(self, canary: Canary) -> ProviderSpec:
         address = canary.spec.metrics_server or self._settings.metrics_server
+        where = "spec.metricsServer" if canary.spec.metrics_server else "the controller's --metrics-server"
         if not address.startswith(("http://", "https://")):
-            where = "spec.metricsServer" if canary.spec.metrics_server else "the controller's --metrics-server"
             raise MetricSetupError(f"{where} {address!r} is not an http(s) URL")
+        problem = address_problem(address)
+        if problem is not None:
+            raise MetricSetupError(f"{where} {problem}")
         return MetricTemplateProvider(type="prometheus", address=address)
 
     async def _template(

@@ -18,12 +18,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from yarl import URL
 
 from flaggerpy.analysis.base import HookType, StepContext, WebhookResult
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.log import get_logger
-from flaggerpy.outbound import RETRY_STATUSES, SessionUser, retry_policy
+from flaggerpy.outbound import (
+    RETRY_STATUSES,
+    OutboundPolicy,
+    OutboundRefused,
+    SessionUser,
+    address_problem,
+    retry_policy,
+)
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary, CanaryWebhook
@@ -106,13 +112,19 @@ def build_event_payload(
 
 
 def _url_problem(url: str) -> str | None:
-    try:
-        parsed = URL(url)
-    except (ValueError, TypeError):
-        return f"url: {url!r} is not a URL"
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        return f"url: {url!r} must be an http:// or https:// URL"
-    return None
+    problem = address_problem(url)
+    return None if problem is None else f"url: {problem}"
+
+
+def _failure(status: int, body: str) -> str:
+    """Why an answer did not pass. Only an error answer's body is quoted: a 2xx or 3xx body is the server's data
+    (a redirect target, a credentials document), not an explanation. The URL is left out: its query may hold a
+    token, and the hook's name already says which one failed."""
+    if 300 <= status < 400:
+        return f"HTTP {status}: redirects are not followed"
+    if status < 300:
+        return f"HTTP {status}: only 200, 201 and 202 pass"
+    return f"HTTP {status}: {body}".rstrip(": ")
 
 
 def _hooks_of(canary: Canary, hook_type: HookType) -> list[CanaryWebhook]:
@@ -132,8 +144,9 @@ class WebhookRunner(SessionUser):
         session: aiohttp.ClientSession | None = None,
         event_webhook: str | None = None,
         settings: WebhookSettings | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
-        super().__init__(session)
+        super().__init__(session, policy)
         self._event_webhook = event_webhook or None
         self._settings = settings or WebhookSettings()
 
@@ -245,12 +258,15 @@ class WebhookRunner(SessionUser):
             return WebhookResult(
                 name, hook_type, False, error=f"no answer within {attempt_seconds:g}s", mute_alert=mute_alert
             )
+        except OutboundRefused as exc:
+            return WebhookResult(name, hook_type, False, error=f"url: {exc}", mute_alert=mute_alert)
         except aiohttp.ClientError as exc:
+            # aiohttp's messages carry the whole URL, query (and its tokens) included: keep the kind of failure.
             return WebhookResult(
-                name, hook_type, False, error=f"request failed: {exc or type(exc).__name__}", mute_alert=mute_alert
+                name, hook_type, False, error=f"request failed: {type(exc).__name__}", mute_alert=mute_alert
             )
         passed = status <= _LAST_PASSING_STATUS
-        error = None if passed else f"HTTP {status}: {body}".rstrip(": ")
+        error = None if passed else _failure(status, body)
         return WebhookResult(name, hook_type, passed, status_code=status, error=error, mute_alert=mute_alert)
 
     async def _attempt(
@@ -262,6 +278,7 @@ class WebhookRunner(SessionUser):
             json=payload,
             timeout=aiohttp.ClientTimeout(total=attempt_seconds),
             ssl=verify_tls,
+            allow_redirects=False,
         ) as resp:
             raw = await resp.content.read(self._settings.max_error_body)
             body = raw.decode("utf-8", errors="replace").strip()

@@ -32,6 +32,7 @@ from flaggerpy.kube.errors import ConfigError
 from flaggerpy.kube.leader import LeaderElector
 from flaggerpy.kube.settings import ClientSettings, LeaderSettings
 from flaggerpy.log import get_logger
+from flaggerpy.outbound import parse_allow_entry
 
 log = get_logger(__name__)
 
@@ -81,6 +82,10 @@ def _log_level(text: str) -> str:
     return text.strip()
 
 
+def _allow_list(text: str) -> tuple[str, ...]:
+    return tuple(parse_allow_entry(entry) for entry in parse_list(text))
+
+
 def _labels(text: str) -> str:
     if not parse_list(text):
         raise ValueError("needs at least one label")
@@ -126,6 +131,10 @@ FLAGS: tuple[Flag, ...] = (
          "seconds between acquire/renew attempts (default 2)", parse_float),
     Flag("event-webhook", "", "URL receiving every canary Event", flagger_env="EVENT_WEBHOOK_URL"),
     Flag("cluster-name", "", "cluster name added to alerts"),
+    Flag("outbound-allow", (), "comma-separated CIDRs and host names tenants' addresses may reach although they are "
+         "link-local, cloud metadata or (in-cluster) the controller's own pod", _allow_list),
+    Flag("enable-ambient-credentials", False, "stackdriver/cloudwatch templates without a Secret use the controller's "
+         "own cloud identity, towards googleapis.com/amazonaws.com only (default false)", boolean=True),
     Flag("slack-url", "", "default Slack webhook for alerts; Flagger's $SLACK_URL wins"),
     Flag("slack-user", "flagger", "Slack user name of the default alerts", flagger_env="SLACK_USER"),
     Flag("slack-channel", "", "Slack channel of the default alerts", flagger_env="SLACK_CHANNEL"),
@@ -200,6 +209,8 @@ def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
         alerts=alerts_from(args, environ),
         cluster_name=args.cluster_name,
         event_webhook=args.event_webhook,
+        outbound_allow=args.outbound_allow,
+        ambient_credentials=args.enable_ambient_credentials,
     )
 
 

@@ -22,9 +22,10 @@ from flaggerpy.canary.controller import Controller, ControllerObserver, Controll
 from flaggerpy.canary.events import EngineEvents
 from flaggerpy.canary.lookup import CacheLookup
 from flaggerpy.canary.reconciler import StatusObserver
-from flaggerpy.kube.api import KubeClient, RequestObserver
+from flaggerpy.kube.api import KubeClient, RequestObserver, runs_in_cluster
 from flaggerpy.kube.events import EventRecorder
 from flaggerpy.kube.settings import ClientSettings
+from flaggerpy.outbound import OutboundPolicy
 
 AnalyzerHook = Callable[[Analyzer], Analyzer]
 """Wraps the real analyzer, e.g. to show each step's results; it must delegate the decisions unchanged."""
@@ -46,6 +47,10 @@ class WiringSettings:
     """Added to every alert (Flagger's ``-cluster-name``)."""
     event_webhook: str = ""
     """URL receiving every canary Event (Flagger's ``-event-webhook``); empty: none."""
+    outbound_allow: tuple[str, ...] = ()
+    """CIDRs and host names tenants' addresses may reach despite the outbound rules (``--outbound-allow``)."""
+    ambient_credentials: bool = False
+    """Providers without a Secret may use the controller's cloud identity (``--enable-ambient-credentials``)."""
 
 
 @dataclass(frozen=True)
@@ -66,13 +71,18 @@ async def wired_controller(
     analyzer_hook: AnalyzerHook | None = None,
 ) -> AsyncIterator[Wired]:
     """A controller assembled from ``settings``, not yet started; stopped and closed when the block ends."""
+    policy = await OutboundPolicy.for_process(
+        in_cluster=runs_in_cluster(settings.kubeconfig),
+        allow=settings.outbound_allow,
+        ambient_credentials=settings.ambient_credentials,
+    )
     async with KubeClient(settings.kubeconfig, settings.context, settings=settings.client,
                           on_request=on_request) as kube:
         informers = build_informers(kube, settings.controller)
         lookup = CacheLookup(Caches({r: i.store for r, i in informers.items()}), kube)
-        webhooks = WebhookRunner(event_webhook=settings.event_webhook or None)
-        metrics = MetricChecker(lookup, settings.metrics)
-        notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts)
+        webhooks = WebhookRunner(event_webhook=settings.event_webhook or None, policy=policy)
+        metrics = MetricChecker(lookup, settings.metrics, policy=policy)
+        notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts, policy=policy)
         events = EngineEvents(EventRecorder(kube), webhooks)
         analyzer: Analyzer = CanaryAnalyzer(metrics, webhooks)
         if analyzer_hook is not None:

@@ -148,6 +148,11 @@ def env_proxy(url: str) -> str | None:
     return proxies.get(parts.scheme) or None
 
 
+def runs_in_cluster(kubeconfig: str | None = None) -> bool:
+    """Whether :func:`load_configuration` would use the pod's service account (no kubeconfig given, in a pod)."""
+    return kubeconfig is None and bool(os.environ.get(_IN_CLUSTER_ENV))
+
+
 async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
     """Build a client Configuration the way kubectl does.
 
@@ -156,7 +161,7 @@ async def load_configuration(kubeconfig: str | None = None, context: str | None 
     """
     cfg = Configuration()
     try:
-        if kubeconfig is None and os.environ.get(_IN_CLUSTER_ENV):
+        if runs_in_cluster(kubeconfig):
             load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]  # untyped upstream
             return cfg
         path = _kubeconfig_path(kubeconfig)

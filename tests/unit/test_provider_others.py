@@ -13,17 +13,17 @@ from aiohttp import web
 
 from flaggerpy.analysis.providers import (
     MultipleSeries,
-    NoData,
     ProviderConfigError,
     get_query,
     run_query,
 )
-from flaggerpy.analysis.providers.cloudwatch import flatten_queries
-from flaggerpy.analysis.providers.gcp_auth import forget_tokens
+from flaggerpy.analysis.providers.cloudwatch import credentials_from, flatten_queries
+from flaggerpy.analysis.providers.gcp_auth import forget_tokens, metadata_project, metadata_token
 from flaggerpy.analysis.providers.influxdb import parse_annotated_csv
 from flaggerpy.analysis.providers.sigv4 import AwsCredentials, sign
 from flaggerpy.analysis.providers.splunk import stream_address
 from flaggerpy.apis.flagger import MetricTemplateProvider
+from flaggerpy.outbound import ambient_credentials
 from tests.unit.test_provider_contract import STACKDRIVER
 from tests.unit.test_provider_fake_backend import FakeBackend, Recorded
 
@@ -96,17 +96,25 @@ async def test_cloudwatch_needs_a_region(session: aiohttp.ClientSession) -> None
         await run_query("[]", spec, creds, session=session, timeout=1)
 
 
-async def test_cloudwatch_reads_keys_from_the_environment_without_a_secret(
+async def test_cloudwatch_never_signs_with_the_environment_for_a_tenant_address(
     backend: FakeBackend, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENV")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
-    backend.text("<GetMetricDataResponse><GetMetricDataResult><MetricDataResults/></GetMetricDataResult>"
-                 "</GetMetricDataResponse>", content_type="text/xml")  # fmt: skip
     spec = MetricTemplateProvider(type="cloudwatch", address=backend.url, region="us-west-2")
-    with pytest.raises(NoData):
+    with pytest.raises(ProviderConfigError, match="secretRef is required"):
         await run_query('[{"Id": "q", "Expression": "1"}]', spec, {}, session=session, timeout=5)
-    assert "Credential=AKIAENV/" in backend.last.headers["Authorization"]
+    with ambient_credentials(True), pytest.raises(ProviderConfigError, match=r"amazonaws\.com"):
+        await run_query('[{"Id": "q", "Expression": "1"}]', spec, {}, session=session, timeout=5)
+    assert backend.requests == []
+
+
+def test_cloudwatch_uses_the_environment_towards_aws_with_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    with ambient_credentials(True):
+        aws = credentials_from({}, "cloudwatch", "https://monitoring.us-west-2.amazonaws.com")
+    assert aws.access_key_id == "AKIAENV"
 
 
 @pytest.mark.parametrize(
@@ -204,23 +212,31 @@ async def test_splunk_stops_reading_at_the_end_of_the_computation(
     assert value == 4
 
 
-async def test_google_without_a_key_uses_the_metadata_server(
+async def test_google_without_a_key_never_sends_the_controller_token_to_a_tenant_address(
     backend: FakeBackend, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forget_tokens()
+    monkeypatch.setenv("GCE_METADATA_HOST", backend.url.removeprefix("http://"))
+    spec = MetricTemplateProvider(type="stackdriver", address=backend.url)
+    with pytest.raises(ProviderConfigError, match="serviceAccountKey"):
+        await run_query("fetch x", spec, {}, session=session, timeout=5)
+    with ambient_credentials(True), pytest.raises(ProviderConfigError, match=r"googleapis\.com"):
+        await run_query("fetch x", spec, {}, session=session, timeout=5)
+    assert backend.requests == []
+
+
+async def test_google_ambient_credentials_come_from_the_metadata_server(
+    backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     forget_tokens()
 
     async def metadata(req: Recorded) -> web.StreamResponse:
-        if req.path.startswith("/computeMetadata/"):
-            assert req.headers["Metadata-Flavor"] == "Google"
+        assert req.headers["Metadata-Flavor"] == "Google"
         if req.path == "/computeMetadata/v1/instance/service-accounts/default/token":
             return web.json_response({"access_token": "node-token", "expires_in": 3600})
-        if req.path == "/computeMetadata/v1/project/project-id":
-            return web.Response(text="node-project")
-        return web.json_response({"timeSeriesData": [{"pointData": [{"values": [{"doubleValue": 2.0}]}]}]})
+        return web.Response(text="node-project")
 
     backend.respond(metadata)
     monkeypatch.setenv("GCE_METADATA_HOST", backend.url.removeprefix("http://"))
-    spec = MetricTemplateProvider(type="stackdriver", address=backend.url)
-    assert await run_query("fetch x", spec, {}, session=session, timeout=5) == 2
-    assert backend.last.path == "/v3/projects/node-project/timeSeries:query"
-    assert backend.last.headers["Authorization"] == "Bearer node-token"
+    assert await metadata_token(name="stackdriver", time_limit=5) == "node-token"
+    assert await metadata_project(name="stackdriver", time_limit=5) == "node-project"

@@ -21,6 +21,7 @@ from flaggerpy.analysis.providers.errors import (
     ProviderConfigError,
     ProviderTimeout,
 )
+from flaggerpy.outbound import address_problem
 
 T = TypeVar("T")
 
@@ -78,8 +79,9 @@ def require_address(provider: ProviderSpec, name: str) -> str:
     address = (provider.address or "").strip()
     if not address:
         raise ProviderConfigError(name, "spec.provider.address is required")
-    if not address.startswith(("http://", "https://")):
-        raise ProviderConfigError(name, f"spec.provider.address {address!r} is not an http(s) URL")
+    problem = address_problem(address)
+    if problem is not None:
+        raise ProviderConfigError(name, f"spec.provider.address {problem}")
     return address.rstrip("/")
 
 

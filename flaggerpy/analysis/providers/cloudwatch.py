@@ -4,7 +4,9 @@ The template is a JSON list of MetricDataQuery objects, exactly as Flagger takes
 PascalCase; like Go's JSON decoding, any letter case is accepted). ``spec.provider.region`` is required;
 ``spec.provider.address`` overrides the regional endpoint (VPC endpoints, LocalStack). Credentials come from the
 Secret (``aws_access_key_id``, ``aws_secret_access_key``, optional ``aws_session_token``) or, without a
-``secretRef``, from the controller's ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``.
+``secretRef``, from the controller's ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``: only
+when the operator enables ambient credentials and towards AWS's own endpoints, so that a tenant cannot have the
+controller sign requests to an address of its choosing.
 The range is the last ten intervals; the newest value of the single returned result wins, as in Flagger.
 """
 
@@ -35,10 +37,12 @@ from flaggerpy.analysis.providers.errors import (
     NoData,
     ProviderConfigError,
 )
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 from flaggerpy.analysis.providers.sigv4 import AwsCredentials, sign
+from flaggerpy.outbound import ambient_credentials_allowed, official_endpoint
 
 API_VERSION = "2010-08-01"
+AWS_DOMAINS = ("amazonaws.com", "amazonaws.com.cn")
 SERVICE = "monitoring"
 _RANGE_INTERVALS = 10
 _MAX_DATAPOINTS = 20
@@ -53,11 +57,27 @@ _FIELDS = {
 }  # fmt: skip
 
 
-def credentials_from(secret: Mapping[str, str], name: str) -> AwsCredentials:
-    """Access keys from the Secret, else from the controller's environment; a config error when neither has them."""
+def credentials_from(secret: Mapping[str, str], name: str, endpoint: str) -> AwsCredentials:
+    """Access keys from the Secret, else from the controller's environment; a config error when neither has them.
+
+    The environment's keys are the controller's identity: used only with ambient credentials enabled and an
+    ``endpoint`` on amazonaws.com.
+    """
     source: Mapping[str, str] = secret
     keys = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
     if not secret:
+        if not ambient_credentials_allowed():
+            raise ProviderConfigError(
+                name,
+                "spec.provider.secretRef is required (the controller's own AWS identity is used only with "
+                "--enable-ambient-credentials)",
+            )
+        if not official_endpoint(endpoint, AWS_DOMAINS):
+            raise ProviderConfigError(
+                name,
+                "spec.provider.address: the controller's own AWS identity is only sent to https://*.amazonaws.com; "
+                "remove the address or set spec.provider.secretRef",
+            )
         source = {key: os.environ.get(key.upper(), "") for key in keys}
     key_id, secret_key, token = (source.get(key, "") for key in keys)
     if not key_id or not secret_key:
@@ -112,7 +132,7 @@ async def query(
     if not region:
         raise ProviderConfigError(name, "spec.provider.region is required")
     endpoint = require_address(provider, name) if provider.address else f"https://{SERVICE}.{region}.amazonaws.com"
-    aws = credentials_from(credentials, name)
+    aws = credentials_from(credentials, name, endpoint)
     end = time.time()
     form = {
         "Action": "GetMetricData",
@@ -144,10 +164,10 @@ def parse_response(body: bytes, name: str = "cloudwatch") -> float:
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
-        raise MalformedResponse(name, f"response is not XML: {snippet(body)}") from exc
+        raise MalformedResponse(name, f"response is not XML: {described(body)}") from exc
     results = root.find("{*}GetMetricDataResult/{*}MetricDataResults")
     if results is None:
-        raise MalformedResponse(name, f"no MetricDataResults in the answer: {snippet(body)}")
+        raise MalformedResponse(name, f"no MetricDataResults in the answer: {described(body)}")
     members = results.findall("{*}member")
     if not members:
         raise NoData(name, "no values found (no MetricDataResults)")

@@ -22,7 +22,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 
 DEFAULT_ADDRESS = "https://api.datadoghq.com"
 # Flagger queries ten intervals back so a sparse metric still has a point in range.
@@ -54,9 +54,9 @@ async def query(
 def parse_response(payload: Any, body: bytes, name: str = "datadog") -> float:
     """The first non-null point of the single series in a Datadog query answer."""
     if not isinstance(payload, dict) or not isinstance(payload.get("series", []), list):
-        raise MalformedResponse(name, f"no 'series' list in the answer: {snippet(body)}")
+        raise MalformedResponse(name, f"no 'series' list in the answer: {described(body)}")
     if payload.get("status") == "error":
-        raise MalformedResponse(name, f"query error: {payload.get('error', snippet(body))}")
+        raise MalformedResponse(name, f"query error: {payload.get('error', described(body))}")
     series = only(
         payload.get("series") or [],
         name,
@@ -65,7 +65,7 @@ def parse_response(payload: Any, body: bytes, name: str = "datadog") -> float:
     )
     points = series.get("pointlist") if isinstance(series, dict) else None
     if not isinstance(points, list):
-        raise MalformedResponse(name, f"series has no 'pointlist': {snippet(body)}")
+        raise MalformedResponse(name, f"series has no 'pointlist': {described(body)}")
     for point in points:
         if not isinstance(point, list) or len(point) != 2:
             raise MalformedResponse(name, f"point is not [timestamp, value]: {point!r}")

@@ -23,7 +23,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 
 _RANGE_INTERVALS = 10
 
@@ -57,7 +57,7 @@ def parse_response(payload: Any, body: bytes, name: str = "dynatrace") -> float:
     """The value of the single series of the single metric in a metrics API v2 answer."""
     results = payload.get("result") if isinstance(payload, dict) else None
     if not isinstance(results, list):
-        raise MalformedResponse(name, f"no 'result' list in the answer: {snippet(body)}")
+        raise MalformedResponse(name, f"no 'result' list in the answer: {described(body)}")
     result = only(
         results,
         name,
@@ -66,7 +66,7 @@ def parse_response(payload: Any, body: bytes, name: str = "dynatrace") -> float:
     )
     data = result.get("data") if isinstance(result, dict) else None
     if not isinstance(data, list):
-        raise MalformedResponse(name, f"result has no 'data' list: {snippet(body)}")
+        raise MalformedResponse(name, f"result has no 'data' list: {described(body)}")
     series = only(
         data,
         name,
@@ -75,7 +75,7 @@ def parse_response(payload: Any, body: bytes, name: str = "dynatrace") -> float:
     )
     values = series.get("values") if isinstance(series, dict) else None
     if not isinstance(values, list):
-        raise MalformedResponse(name, f"series has no 'values' list: {snippet(body)}")
+        raise MalformedResponse(name, f"series has no 'values' list: {described(body)}")
     present = [value for value in values if value is not None]
     if not present:
         raise NoData(name, "no values found (the series has no value in range)")

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from flaggerpy.analysis.providers.errors import AuthError, HttpError, MalformedResponse, ProviderConfigError
 from flaggerpy.analysis.providers.http import request
+from flaggerpy.outbound import controller_session
 
 SCOPE = "https://www.googleapis.com/auth/monitoring.read"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -118,35 +119,40 @@ def metadata_host() -> str:
     return os.environ.get("GCE_METADATA_HOST") or _METADATA_DEFAULT
 
 
-async def metadata_token(session: aiohttp.ClientSession, *, name: str, time_limit: float) -> str:
-    """An access token of the node's (or Workload Identity's) default service account."""
+async def metadata_token(*, name: str, time_limit: float) -> str:
+    """An access token of the node's (or Workload Identity's) default service account.
+
+    The metadata server is reached through a session of its own: the tenant sessions refuse it by design.
+    """
     host = metadata_host()
     cache_key = ("metadata", host)
     cached = _cached(cache_key)
     if cached:
         return cached
-    resp = await request(
-        session,
+    async with controller_session() as session:
+        resp = await request(
+            session,
         "GET",
-        f"http://{host}/computeMetadata/v1/instance/service-accounts/default/token",
-        provider=name,
-        time_limit=time_limit,
-        params={"scopes": SCOPE},
-        headers={"Metadata-Flavor": "Google"},
-    )
+            f"http://{host}/computeMetadata/v1/instance/service-accounts/default/token",
+            provider=name,
+            time_limit=time_limit,
+            params={"scopes": SCOPE},
+            headers={"Metadata-Flavor": "Google"},
+        )
     return _store(cache_key, resp.json(name), name)
 
 
-async def metadata_project(session: aiohttp.ClientSession, *, name: str, time_limit: float) -> str:
+async def metadata_project(*, name: str, time_limit: float) -> str:
     """The project id the node runs in."""
-    resp = await request(
-        session,
-        "GET",
-        f"http://{metadata_host()}/computeMetadata/v1/project/project-id",
-        provider=name,
-        time_limit=time_limit,
-        headers={"Metadata-Flavor": "Google"},
-    )
+    async with controller_session() as session:
+        resp = await request(
+            session,
+            "GET",
+            f"http://{metadata_host()}/computeMetadata/v1/project/project-id",
+            provider=name,
+            time_limit=time_limit,
+            headers={"Metadata-Flavor": "Google"},
+        )
     return resp.body.decode().strip()
 
 

@@ -25,7 +25,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, NoData, ProviderConfigError
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 
 
 async def query(
@@ -55,7 +55,7 @@ async def query(
 def parse_response(payload: Any, body: bytes, name: str = "graphite") -> float:
     """The last non-null datapoint of the single target in a render API answer."""
     if not isinstance(payload, list):
-        raise MalformedResponse(name, f"answer is not a list of targets: {snippet(body)}")
+        raise MalformedResponse(name, f"answer is not a list of targets: {described(body)}")
     target = only(
         payload,
         name,
@@ -64,7 +64,7 @@ def parse_response(payload: Any, body: bytes, name: str = "graphite") -> float:
     )
     points = target.get("datapoints") if isinstance(target, dict) else None
     if not isinstance(points, list):
-        raise MalformedResponse(name, f"target has no 'datapoints': {snippet(body)}")
+        raise MalformedResponse(name, f"target has no 'datapoints': {described(body)}")
     for point in reversed(points):
         value = _point_value(point, name)
         if value is not None:

@@ -18,11 +18,12 @@ from flaggerpy.analysis.providers.errors import (
     AuthError,
     HttpError,
     MalformedResponse,
+    ProviderConfigError,
     ProviderTimeout,
     Unreachable,
 )
 from flaggerpy.log import get_logger
-from flaggerpy.outbound import retry_policy
+from flaggerpy.outbound import OutboundRefused, redact_url, retry_policy
 
 # Statuses a load balancer or a restarting backend answers for a moment; anything else is the backend's verdict.
 _TRANSIENT_STATUSES = frozenset({502, 503, 504})
@@ -57,11 +58,22 @@ class Response:
         try:
             return json.loads(self.body)
         except ValueError as exc:
-            raise MalformedResponse(provider, f"response is not JSON: {snippet(self.body)}") from exc
+            raise MalformedResponse(provider, f"response is not JSON ({described(self.body)})") from exc
+
+
+def described(body: bytes) -> str:
+    """What a successful answer that made no sense looked like, without its content.
+
+    A 2xx body is never echoed: an address pointed at a credentials endpoint would otherwise copy the
+    credentials into the check's error, and from there into Events and logs.
+    """
+    text = body.lstrip()[:1]
+    kind = {b"{": "a JSON object", b"[": "a JSON list", b"<": "markup"}.get(text, "text" if text else "empty")
+    return f"got {kind} of {len(body)} bytes, not shown"
 
 
 def snippet(body: bytes) -> str:
-    """A short, single-line excerpt of a response body for error messages."""
+    """A short, single-line excerpt of an error (>= 400) body for error messages."""
     text = body.decode("utf-8", errors="replace").strip().replace("\n", " ")
     return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "..."
 
@@ -165,16 +177,28 @@ async def _once(
 ) -> Response:
     try:
         async with session.request(
-            method, url, params=params, headers=headers, data=data, ssl=ssl, timeout=client_timeout
+            method,
+            url,
+            params=params,
+            headers=headers,
+            data=data,
+            ssl=ssl,
+            timeout=client_timeout,
+            allow_redirects=False,
         ) as resp:
             status = resp.status
             body = await read_body(resp) if read_body is not None and status < 400 else await _read(resp, provider)
     except TimeoutError as exc:
         raise ProviderTimeout(provider, f"no answer within {client_timeout.total:g}s") from exc
+    except OutboundRefused as exc:
+        raise ProviderConfigError(provider, f"{redact_url(url)}: {exc}") from None
     except aiohttp.ClientConnectionError as exc:
         raise _Transient(Unreachable(provider, f"cannot reach {_origin(url)}: {exc.__class__.__name__}")) from exc
     except aiohttp.ClientError as exc:
         raise Unreachable(provider, f"request to {_origin(url)} failed: {exc}") from exc
+    if 300 <= status < 400:
+        # A redirect could lead anywhere (the metadata server included): it is never followed.
+        raise HttpError(provider, status, f"{redact_url(url)} answered with a redirect, which is not followed")
     if status in (401, 403):
         raise AuthError(provider, status, f"credentials rejected: {error_detail(body)}")
     if status in _TRANSIENT_STATUSES:

@@ -23,7 +23,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, NoData
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 
 # The CSV dialect the official clients ask for: the annotation rows tell each column's type.
 _DIALECT = {
@@ -87,7 +87,7 @@ def parse_annotated_csv(body: bytes, name: str = "influxdb") -> float:
         if "error" in record and "_value" not in record:
             raise MalformedResponse(name, f"query error: {record['error']}")
         if "_value" not in record:
-            raise MalformedResponse(name, f"record has no _value column: {snippet(body)}")
+            raise MalformedResponse(name, f"record has no _value column: {described(body)}")
         index = header.index("_value")
         values.append((record["_value"], datatypes[index] if index < len(datatypes) else ""))
     text, datatype = only(

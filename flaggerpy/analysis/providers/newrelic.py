@@ -21,7 +21,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 
 DEFAULT_ADDRESS = "https://insights-api.newrelic.com"
 
@@ -51,7 +51,7 @@ def parse_response(payload: Any, body: bytes, name: str = "newrelic") -> float:
     """The single result of an Insights NRQL answer."""
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list):
-        raise MalformedResponse(name, f"no 'results' list in the answer: {snippet(body)}")
+        raise MalformedResponse(name, f"no 'results' list in the answer: {described(body)}")
     result = only(
         results, name, empty="no values found (empty results)", several="query returned {count} results, expected one"
     )
@@ -61,7 +61,7 @@ def parse_response(payload: Any, body: bytes, name: str = "newrelic") -> float:
 def _single_number(result: Any, name: str, body: bytes) -> float:
     """The value of ``{"result": x}`` or of a one-field result such as ``{"average": x}``."""
     if not isinstance(result, dict):
-        raise MalformedResponse(name, f"result is not an object: {snippet(body)}")
+        raise MalformedResponse(name, f"result is not an object: {described(body)}")
     if "result" in result:
         value = result["result"]
     elif len(result) == 1:

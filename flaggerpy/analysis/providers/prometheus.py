@@ -23,7 +23,7 @@ from flaggerpy.analysis.providers.base import (
     template_headers,
 )
 from flaggerpy.analysis.providers.errors import MalformedResponse, MultipleSeries, NoData
-from flaggerpy.analysis.providers.http import call, snippet
+from flaggerpy.analysis.providers.http import call, described
 
 
 async def query(
@@ -51,7 +51,7 @@ async def query(
 def parse_result(payload: Any, body: bytes, name: str = "prometheus") -> float:
     """The single number in a Prometheus query API answer (a one-element vector or a scalar)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
-        raise MalformedResponse(name, f"no 'data' object in the answer: {snippet(body)}")
+        raise MalformedResponse(name, f"no 'data' object in the answer: {described(body)}")
     if payload.get("status", "success") != "success":
         raise MalformedResponse(name, f"query status {payload.get('status')!r}: {payload.get('error', '')}")
     data = payload["data"]
@@ -62,7 +62,7 @@ def parse_result(payload: Any, body: bytes, name: str = "prometheus") -> float:
     if kind == "matrix":
         raise MultipleSeries(name, "query returned a range vector; use an instant expression (e.g. wrap in rate())")
     if kind not in ("vector", None) or not isinstance(result, list):
-        raise MalformedResponse(name, f"unexpected result type {kind!r}: {snippet(body)}")
+        raise MalformedResponse(name, f"unexpected result type {kind!r}: {described(body)}")
     if not result:
         raise NoData(name, "no values found (the query matched no series)")
     if len(result) > 1:
@@ -72,14 +72,14 @@ def parse_result(payload: Any, body: bytes, name: str = "prometheus") -> float:
         )
     series = result[0]
     if not isinstance(series, dict):
-        raise MalformedResponse(name, f"vector element is not an object: {snippet(body)}")
+        raise MalformedResponse(name, f"vector element is not an object: {described(body)}")
     return finite(_sample_value(series.get("value"), body, name), name)
 
 
 def _sample_value(sample: Any, body: bytes, name: str) -> float:
     """The value of a ``[timestamp, "value"]`` pair; Prometheus sends numbers as strings (NaN, +Inf included)."""
     if not isinstance(sample, list) or len(sample) != 2 or not isinstance(sample[1], str):
-        raise MalformedResponse(name, f'sample is not [timestamp, "value"]: {snippet(body)}')
+        raise MalformedResponse(name, f'sample is not [timestamp, "value"]: {described(body)}')
     try:
         return float(sample[1])
     except ValueError as exc:
