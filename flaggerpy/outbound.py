@@ -155,8 +155,6 @@ class OutboundPolicy:
         try:
             address = ipaddress.ip_address(key.split("%", 1)[0])
         except ValueError:
-            if self.in_cluster and (key == "localhost" or key.endswith(".localhost")):
-                return f"{key} is the controller's own pod"
             return None
         return self.ip_problem(address)
 
