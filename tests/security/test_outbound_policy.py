@@ -93,7 +93,7 @@ async def test_a_name_resolving_to_the_metadata_service_is_refused(
 ) -> None:
     monkeypatch.setattr(outbound, "DefaultResolver", _FakeDns)
     monkeypatch.setattr(_FakeDns, "answer", "169.254.169.254")
-    with pytest.raises(OutboundRefused, match="tenant.example resolves to 169.254.169.254"):
+    with pytest.raises(OutboundRefused, match=r"tenant\.example resolves to 169\.254\.169\.254"):
         await status_of(OutboundPolicy(), f"http://tenant.example:{server.port}/")
     # The address that was checked is the one connected to.
     monkeypatch.setattr(_FakeDns, "answer", "127.0.0.1")
