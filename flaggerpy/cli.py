@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retry": ("flaggerpy.ctl.retry", "re-run the analysis of a failed canary revision"),
     "pause": ("flaggerpy.ctl.pause", "suspend a canary (spec.suspend)"),
     "resume": ("flaggerpy.ctl.resume", "resume a suspended canary"),
+    "dashboard": ("flaggerpy.dashboard.cli", "serve a live web dashboard of the canaries on 127.0.0.1"),
     "lint": ("flaggerpy.ctl.lint", "validate Canary, MetricTemplate and AlertProvider manifests offline"),
 }
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from aiohttp import web
 
 from flaggerpy.log import get_logger
+from flaggerpy.sandbox.apiserver.authz import Authorizer
 from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.faults import Counters, Faults
 from flaggerpy.sandbox.apiserver.server import ApiServer, ServerSettings, build_app
@@ -88,6 +89,8 @@ class Sandbox:
         self.cluster = Cluster(store=Store(history_size=history_size), cel_rules=cel_rules)
         self.faults = Faults()
         self.counters = Counters()
+        # Tokens registered here are users checked against the cluster's RBAC objects (see ``apiserver.authz``).
+        self.authz = Authorizer(self.cluster.store, self.cluster.registry)
         self.settings = settings or ServerSettings(bookmark_interval=bookmark_interval)
         self.controllers: list[SandboxController] = list(controllers)
         if workloads:
@@ -146,7 +149,7 @@ class Sandbox:
             routes = getattr(controller, "routes", None)
             if callable(routes):
                 extra.extend(routes())
-        app, self.server = build_app(self.cluster, self.faults, self.counters, self.settings, extra)
+        app, self.server = build_app(self.cluster, self.faults, self.counters, self.settings, extra, self.authz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -165,6 +168,13 @@ class Sandbox:
             self._tasks.append(asyncio.create_task(self._run_controller(controller), name=f"sandbox-{controller.name}"))
         self._tasks.append(asyncio.create_task(self._drop_watches_periodically(), name="sandbox-watch-dropper"))
         log.info("sandbox started", url=self.url, kubeconfig=str(self.kubeconfig_path))
+
+    def user_kubeconfig(self, path: Path, token: str, name: str, namespace: str = "default",
+                        groups: Sequence[str] = ()) -> Path:
+        """Register ``token`` as user ``name`` (authorised by the cluster's RBAC objects) and write a kubeconfig
+        for it to ``path``."""
+        self.authz.add_user(token, name, groups)
+        return write_kubeconfig(path, self.url, namespace, token)
 
     async def stop(self) -> None:
         """Stop controllers and the server; remove a temporary kubeconfig."""

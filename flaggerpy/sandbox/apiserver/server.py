@@ -14,6 +14,7 @@ from aiohttp import web
 
 from flaggerpy.log import get_logger
 from flaggerpy.sandbox.apiserver import jsonio, openapi, protobuf, tables
+from flaggerpy.sandbox.apiserver.authz import Authorizer
 from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.errors import (
     Cause,
@@ -98,8 +99,10 @@ def _with_version(obj: dict[str, Any], api_version: str) -> dict[str, Any]:
 class ApiServer:
     """Routes requests to the cluster with Kubernetes' URL layout and wire formats."""
 
-    def __init__(self, cluster: Cluster, faults: Faults, counters: Counters, settings: ServerSettings) -> None:
+    def __init__(self, cluster: Cluster, faults: Faults, counters: Counters, settings: ServerSettings,
+                 authz: Authorizer | None = None) -> None:
         self.cluster = cluster
+        self.authz = authz
         self.faults = faults
         self.counters = counters
         self.settings = settings
@@ -233,6 +236,9 @@ class ApiServer:
         verb = self._verb(request, target)
         resource = target.counter_name
         self.counters.inc(verb, resource)
+        if self.authz is not None:
+            self.authz.check(request.headers.get("Authorization"), verb, target.rt, target.namespace, target.name,
+                             target.subresource)
         delay = self.faults.delay_for(verb, resource)
         if delay:
             await asyncio.sleep(delay)
@@ -698,10 +704,10 @@ def _paginate(
 
 def build_app(
     cluster: Cluster, faults: Faults, counters: Counters, settings: ServerSettings,
-    extra_routes: list[web.RouteDef] | None = None,
+    extra_routes: list[web.RouteDef] | None = None, authz: Authorizer | None = None,
 ) -> tuple[web.Application, ApiServer]:
-    """The aiohttp application serving ``cluster``."""
+    """The aiohttp application serving ``cluster`` (``authz``: registered users checked by RBAC)."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    server = ApiServer(cluster, faults, counters, settings)
+    server = ApiServer(cluster, faults, counters, settings, authz)
     app.add_routes(list(extra_routes or []) + server.routes())
     return app, server

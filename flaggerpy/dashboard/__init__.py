@@ -1,0 +1,1 @@
+"""``flaggerpy dashboard``: a local web page that shows and steers releases live, with the user's own credentials."""
