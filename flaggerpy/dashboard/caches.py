@@ -74,7 +74,7 @@ class Caches:
 
     def canaries(self) -> list[Obj]:
         """Every cached Canary."""
-        return [obj for informer in self._informers.get(res.CANARIES, []) for obj in informer.store.list()]
+        return [obj for informer in self._informers.get(res.CANARIES, []) for obj in informer.store.objects()]
 
     def canary(self, namespace: str, name: str) -> Obj | None:
         """The cached Canary ``namespace/name``."""
