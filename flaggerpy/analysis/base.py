@@ -40,6 +40,8 @@ class MetricResult:
     dry_run: bool = False
     skipped: bool = False
     error: str | None = None
+    no_data: bool = False
+    """The query found no values (Flagger words this failure differently from a failed query)."""
 
     @property
     def fails_step(self) -> bool:

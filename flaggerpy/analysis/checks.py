@@ -95,7 +95,8 @@ class MetricChecker(SessionUser):
         bounds = metric.effective_range
         dry_run = bool(metric.dry_run)
 
-        def result(value: float | None, passed: bool, error: str | None, skipped: bool = False) -> MetricResult:
+        def result(value: float | None, passed: bool, error: str | None, skipped: bool = False,
+                   no_data: bool = False) -> MetricResult:
             return MetricResult(
                 name=metric.name,
                 value=value,
@@ -105,6 +106,7 @@ class MetricChecker(SessionUser):
                 dry_run=dry_run,
                 skipped=skipped,
                 error=error,
+                no_data=no_data,
             )
 
         try:
@@ -114,8 +116,8 @@ class MetricChecker(SessionUser):
             if metric.is_builtin:
                 message += f": probably {canary.spec.target_ref.name}.{canary.metadata.namespace} gets no traffic"
             if metric.skip_on_no_data:
-                return result(None, True, message, skipped=True)
-            return result(None, False, message)
+                return result(None, True, message, skipped=True, no_data=True)
+            return result(None, False, message, no_data=True)
         except Unreachable as exc:
             # "no data" would send the user looking at the canary's traffic; the backend is what is down.
             return result(None, False, f"{exc.provider.capitalize()} unreachable: {exc.message}")

@@ -71,11 +71,14 @@ def canary_checksum(canary: Canary) -> str:
 
     Like Flagger's payload ``checksum``, it changes exactly when the workload spec or a tracked config changes.
     """
+    return status_checksum(canary.status.tracked_configs, canary.status.last_applied_spec)
+
+
+def status_checksum(tracked_configs: Mapping[str, str] | None, last_applied_spec: str | None) -> str:
+    """:func:`canary_checksum` from the two status fields (the engine holds them as JSON, not as a model), so hook
+    and event payloads carry the same checksum for the same revision."""
     material = json.dumps(
-        {
-            "trackedConfigs": canary.status.tracked_configs or {},
-            "lastAppliedSpec": canary.status.last_applied_spec or "",
-        },
+        {"trackedConfigs": dict(tracked_configs or {}), "lastAppliedSpec": last_applied_spec or ""},
         sort_keys=True,
     )
     return hashlib.sha256(material.encode()).hexdigest()[:16]

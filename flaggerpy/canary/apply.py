@@ -97,8 +97,12 @@ class Applier:
         target: Mapping[str, Any],
         renames: Mapping[str, str],
         autoscaled: bool,
+        revision_id: str | None = None,
     ) -> bool:
-        """Make ``<target>-primary`` run the target's pod template; True when something was written."""
+        """Make ``<target>-primary`` run the target's pod template; True when something was written.
+
+        ``revision_id`` goes into the primary's pod template (see :func:`~flaggerpy.canary.workload.build_primary`).
+        """
         namespace = target["metadata"]["namespace"]
         resource = workload_resource(target.get("kind", "Deployment"))
         live = self._caches.get(resource, namespace, wl.primary_name(target["metadata"]["name"]))
@@ -106,7 +110,7 @@ class Applier:
         # or compared with changed since the primary was last found in order.
         meta = target["metadata"]
         inputs = (meta.get("labels"), meta.get("annotations"), canary.metadata.uid,
-                  dict(renames), autoscaled,
+                  dict(renames), autoscaled, revision_id,
                   None if live is None else (live["metadata"].get("uid"), live["metadata"].get("resourceVersion")))
         key = f"{namespace}/{meta['name']}"
         seen = self._primary_in_order.get(key)
@@ -117,7 +121,7 @@ class Applier:
             # The autoscaler (or the running primary) owns the replica count once the target is scaled down.
             replicas = wl.replicas_of(live) or None
         desired = wl.build_primary(target, _owner(canary), renames, replicas, selector_labels=self._selector_labels,
-                                   label_prefixes=self._label_prefixes)
+                                   label_prefixes=self._label_prefixes, revision_id=revision_id)
         digest = wl.spec_hash(desired["spec"]["template"])
         if live is not None and _stored_hash(live) == digest:
             self._primary_in_order[key] = (target["spec"], inputs)

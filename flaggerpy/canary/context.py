@@ -85,6 +85,11 @@ class Step:
         return f"{self.canary.spec.target_ref.name}.{self.canary.metadata.namespace}"
 
     @property
+    def canary_name(self) -> str:
+        """The Canary's own ``name.namespace``, which most of Flagger's messages use (``name`` is the target's)."""
+        return f"{self.canary.metadata.name}.{self.canary.metadata.namespace}"
+
+    @property
     def primary(self) -> str:
         """The primary workload in Flagger's ``name-primary.namespace`` spelling."""
         return f"{wl.primary_name(self.canary.spec.target_ref.name)}.{self.canary.metadata.namespace}"
@@ -107,7 +112,7 @@ class Step:
     def move(self, phase: Phase) -> None:
         """Change phase (checked against the transition table) and record a step."""
         check(self.phase, phase)
-        st.set_phase(self.status, phase, self.at)
+        st.set_phase(self.status, phase, self.at, self.canary.spec.target_ref.kind or "Deployment")
         st.mark_step(self.status, self.at)
 
 

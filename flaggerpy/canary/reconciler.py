@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from flaggerpy.analysis.base import HookType
+from flaggerpy.analysis.base import HookType, WebhookResult
 from flaggerpy.apis.annotations import Action, record_handled
 from flaggerpy.apis.errors import SpecError
-from flaggerpy.canary import manual, steps
+from flaggerpy.canary import manual, messages, steps
 from flaggerpy.canary import status as st
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.apply import MissingConfig, workload_resource
@@ -143,7 +143,7 @@ class CanaryReconciler(StepIO):
             Phase.FAILED: self._idle,
             Phase.WAITING: self._waiting,
             Phase.PROGRESSING: self._progressing,
-            Phase.WAITING_PROMOTION: self._waiting_promotion,
+            Phase.WAITING_PROMOTION: self._progressing,
             Phase.PROMOTING: self._promoting,
             Phase.FINALISING: self._finalising,
         }
@@ -181,8 +181,8 @@ class CanaryReconciler(StepIO):
         await self._route(step)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
-        await self._event(step, f"Initialization done! {step.name}")
-        await self._notify(step, "Initialization done!", "info")
+        await self._event(step, f"Initialization done! {step.canary_name}")
+        await self._notify(step, f"New {step.target['kind']} detected, initialization completed.", "info")
         return None
 
     async def _repair_owned(self, step: Step) -> None:
@@ -217,7 +217,9 @@ class CanaryReconciler(StepIO):
             self._unwait(step)
             step.move(Phase.WAITING)
             await self._commit(step)
-            await self._event(step, f"Halt advancement {step.name} waiting for approval {denied.name}")
+            await self._event(step, f"Halt {step.canary_name} advancement waiting for approval {denied.name}", WARNING)
+            if not denied.mute_alert:
+                await self._notify(step, "Canary is waiting for approval.", "warn")
             return step.plan.interval
         return await self._start(step, rev)
 
@@ -304,15 +306,14 @@ class CanaryReconciler(StepIO):
         return await self._start(step, await self._revision(step))
 
     async def _progressing(self, step: Step) -> float | None:
+        """One analysis tick of Progressing or WaitingPromotion, in the order of Flagger's ``advanceCanary``:
+        revision check, readiness, rollback hooks, failed-checks threshold, then the analysis and the next step."""
         await self._repair_owned(step)
         rev = await self._revision(step)
         if self._is_new(step, rev):
             return await self._start(step, rev, restart=True)
         if step.plan.skip_analysis:
-            await self._event(step, f"Skipping analysis for {step.name}")
             return await self._promote(step)
-        if await self._rollback_requested(step):
-            return await self._fail(step, f"Rolling back {step.name} manual webhook invoked")
         blocked, delay = await self._blocked(step)
         if blocked:
             return delay
@@ -325,27 +326,69 @@ class CanaryReconciler(StepIO):
             return step.plan.interval
         weight = int(step.status.get("canaryWeight") or 0)
         iterations = int(step.status.get("iterations") or 0)
-        if not steps.analysis_started(step.plan, weight, iterations):
-            if await self._route_pending(step):
-                return self.settings.poll_interval
-            failed = [r for r in await self._hooks(step, HookType.PRE_ROLLOUT) if not r.passed]
-            if failed:
-                return await self._failed_check(
-                    step, [f"Halt advancement {step.name} pre-rollout check {r.name} failed {r.error or ''}".strip()
-                           for r in failed])
-            return await self._advance(step)
-        since = st.seconds_since(step.status.get("lastTransitionTime"), step.at)
-        remaining = steps.remaining_delay(step.plan, since)
-        if remaining > 0:
-            return remaining
+        failed_checks = int(step.status.get("failedChecks") or 0)
+        started = steps.analysis_started(step.plan, weight, iterations)
+        if started or failed_checks:
+            # Before traffic flows the first tick runs as soon as the canary is ready; a retry of a failed
+            # pre-rollout hook, like every analysis tick, waits its interval.
+            remaining = steps.remaining_delay(step.plan, st.seconds_since(step.status.get("lastTransitionTime"),
+                                                                           step.at))
+            if remaining > 0:
+                return remaining
         if await self._route_pending(step):
             return self.settings.poll_interval
-        problems = await self._analyse(step)
-        if problems:
-            return await self._failed_check(step, problems)
-        if steps.analysis_complete(step.plan, weight, iterations):
-            return await self._to_promotion(step)
-        return await self._advance(step)
+        if await self._rollback_requested(step):
+            return await self._fail(step, f"Rolling back {step.canary_name} manual webhook invoked",
+                                    alert=("Rolling back manual webhook invoked", "warn"))
+        if failed_checks >= step.plan.threshold:
+            # Flagger rolls back on the tick after the check that reached the threshold.
+            return await self._fail(step, f"Rolling back {step.canary_name} failed checks threshold reached "
+                                          f"{failed_checks}",
+                                    alert=(f"Failed checks threshold reached {failed_checks}", "error"))
+        if not started:
+            await self._event(step, f"Starting canary analysis for {step.name}")
+            if not await self._pre_rollout(step):
+                return await self._failed_check(step)
+            return await self._next(step)
+        if not await self._analyse(step):
+            return await self._failed_check(step)
+        return await self._next(step)
+
+    async def _next(self, step: Step) -> float | None:
+        """After a passed tick, the strategy's next move (Flagger's ``runCanary``/``runAB``/``runBlueGreen``)."""
+        plan = step.plan
+        weight = int(step.status.get("canaryWeight") or 0)
+        iterations = int(step.status.get("iterations") or 0)
+        if plan.strategy is steps.Strategy.CANARY and step.phase is Phase.PROGRESSING:
+            # Asked at every tick of the analysis, also at maxWeight, but no more once promotion was refused.
+            denied = await self._gate(step, HookType.CONFIRM_TRAFFIC_INCREASE)
+            if denied is not None:
+                return await self._traffic_increase_denied(step, denied)
+        if not steps.analysis_complete(plan, weight, iterations):
+            return await self._advance(step)
+        if plan.strategy is steps.Strategy.BLUE_GREEN and iterations == plan.iterations:
+            return await self._to_promotion(step, self._switch)
+        return await self._to_promotion(step, self._promote)
+
+    async def _traffic_increase_denied(self, step: Step, denied: WebhookResult) -> float | None:
+        st.mark_step(step.status, step.at)
+        # The Halted condition (a flaggerpy extension) says why the weight holds; Flagger's Warning repeats per tick.
+        st.halt(step.status, "WaitingTrafficIncrease", f"waiting for traffic increase approval {denied.name}", step.at)
+        await self._commit(step)
+        await self._event(step, f"Halt {step.canary_name} advancement waiting for traffic increase approval "
+                                f"{denied.name}", WARNING)
+        if not denied.mute_alert:
+            await self._notify(step, "Canary traffic increase is waiting for approval.", "warn")
+        return step.plan.interval
+
+    async def _pre_rollout(self, step: Step) -> bool:
+        """Flagger's ``runPreRolloutHooks``: a passed Event per hook up to the first failure, which is a Warning."""
+        failed = await self._gate(step, HookType.PRE_ROLLOUT)
+        if failed is None:
+            return True
+        await self._event(step, f"Halt {step.canary_name} advancement pre-rollout check {failed.name} failed "
+                                f"{_hook_error(failed)}".rstrip(), WARNING)
+        return False
 
     async def _route_pending(self, step: Step) -> bool:
         """Halt (True) while a Gateway has not accepted the route's current generation.
@@ -381,69 +424,60 @@ class CanaryReconciler(StepIO):
             waited = st.seconds_since(step.status.get("lastTransitionTime"), step.at) or 0.0
             if ready.deadline_exceeded or waited > step.plan.progress_deadline:
                 return True, await self._fail(
-                    step, f"Rolling back {step.name} progress deadline exceeded {ready.message}")
+                    step, f"Rolling back {step.canary_name} progress deadline exceeded {ready.message}",
+                    alert=(f"Progress deadline exceeded {ready.message}", "error"))
             # No route repair towards pods that are not ready (invariant 2): the weight comes back once they are.
             step.repair_route = False
             await self._halt(step, "CanaryNotReady", ready.message)
             return True, self.settings.poll_interval
         return False, None
 
-    async def _analyse(self, step: Step) -> list[str]:
-        """Run the metric checks and ``rollout`` webhooks of this step concurrently; the failures, in words."""
+    async def _analyse(self, step: Step) -> bool:
+        """Run the ``rollout`` webhooks and metric checks of this tick concurrently; False when the tick fails.
+
+        Flagger calls them one by one (webhooks first) and stops at the first failure, with one Warning: the same
+        Warning is emitted here, for the first failure in Flagger's order, although all of them ran.
+        """
         context = self._step_context(step)
         metrics, hooks = await asyncio.gather(
             self._analyzer.check_metrics(step.canary, context),
             self._analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),
         )
         self._record_metrics(step, metrics)
-        problems = []
-        for m in metrics:
-            if m.passed or m.skipped or m.dry_run:
-                continue
-            if m.error:
-                problems.append(f"Halt advancement {step.name} metric {m.name} failed: {m.error}")
-            else:
-                bounds = f"[{'' if m.min is None else m.min}, {'' if m.max is None else m.max}]"
-                problems.append(f"Halt {step.name} advancement {m.name} {m.value} outside {bounds}")
         for hook in hooks:
             if not hook.passed:
-                detail = hook.error or (f"status {hook.status_code}" if hook.status_code else "")
-                problems.append(f"Halt {step.name} advancement external check {hook.name} failed {detail}".strip())
-        return problems
+                await self._event(step, f"Halt {step.canary_name} advancement external check {hook.name} failed "
+                                        f"{_hook_error(hook)}".rstrip(), WARNING)
+                return False
+        builtin = {m.name for m in step.canary.analysis.metrics or () if m.is_builtin}
+        provider = step.canary.spec.provider or self.settings.mesh_provider
+        for metric in metrics:
+            if metric.passed or metric.skipped or metric.dry_run:
+                continue
+            message = messages.metric_halt(step.canary_name, step.name, provider, metric, metric.name in builtin)
+            await self._event(step, message, WARNING)
+            return False
+        return True
 
-    async def _failed_check(self, step: Step, problems: list[str]) -> float | None:
-        outcome = steps.on_failed_check(step.plan, int(step.status.get("failedChecks") or 0))
-        step.status["failedChecks"] = outcome.failed_checks
-        if outcome.rollback:
-            for problem in problems:
-                await self._event(step, problem)
-            return await self._fail(
-                step, f"Rolling back {step.name} failed checks threshold reached {outcome.failed_checks}"
-            )
+    async def _failed_check(self, step: Step) -> float | None:
+        """Count a failed tick; the rollback comes on the next tick if the threshold is reached (as in Flagger)."""
+        step.status["failedChecks"] = int(step.status.get("failedChecks") or 0) + 1
         st.mark_step(step.status, step.at)
         await self._commit(step)
-        for problem in problems:
-            await self._event(step, problem)
         return step.plan.interval
 
     async def _advance(self, step: Step) -> float | None:
         plan = step.plan
         weight = int(step.status.get("canaryWeight") or 0)
         if plan.strategy is steps.Strategy.CANARY:
-            denied = await self._gate(step, HookType.CONFIRM_TRAFFIC_INCREASE)
-            if denied is not None:
-                st.mark_step(step.status, step.at)
-                await self._halt(step, "WaitingTrafficIncrease", f"waiting for traffic increase approval "
-                                                                 f"{denied.name}")
-                return plan.interval
             new_weight = steps.next_weight(plan, weight)
             step.status["canaryWeight"] = new_weight
-            message = f"Advance {step.name} canary weight {new_weight}"
+            message = f"Advance {step.canary_name} canary weight {new_weight}"
         else:
             iterations = int(step.status.get("iterations") or 0) + 1
             step.status["iterations"] = iterations
             step.status["canaryWeight"] = steps.analysis_weight(plan, weight)
-            message = f"Advance {step.name} canary iteration {iterations}/{plan.iterations}"
+            message = f"Advance {step.canary_name} canary iteration {iterations}/{plan.iterations}"
         st.mark_step(step.status, step.at)
         st.unhalt(step.status)
         # Status first: if the route write then fails, the next reconcile repairs the route from the status, so
@@ -453,44 +487,47 @@ class CanaryReconciler(StepIO):
         await self._event(step, message)
         return plan.interval
 
-    async def _to_promotion(self, step: Step) -> float | None:
+    async def _to_promotion(self, step: Step, then: Callable[[Step], Awaitable[float | None]]) -> float | None:
+        """Flagger's ``runConfirmPromotionHooks`` before ``then`` (the blue/green switch or the promotion)."""
         denied = await self._gate(step, HookType.CONFIRM_PROMOTION)
-        if denied is not None:
-            if step.phase is not Phase.WAITING_PROMOTION:
-                step.move(Phase.WAITING_PROMOTION)
-            else:
-                st.mark_step(step.status, step.at)
+        if denied is None:
+            return await then(step)
+        if step.phase is not Phase.WAITING_PROMOTION:
+            step.move(Phase.WAITING_PROMOTION)
             await self._commit(step)
-            await self._event(step, f"Halt advancement {step.name} waiting for promotion approval {denied.name}")
-            return step.plan.interval
-        return await self._promote(step)
+            await self._event(step, f"Halt {step.canary_name} advancement waiting for promotion approval "
+                                    f"{denied.name}", WARNING)
+            if not denied.mute_alert:
+                await self._notify(step, "Canary promotion is waiting for approval.", "warn")
+        else:
+            st.mark_step(step.status, step.at)
+            await self._commit(step)
+        return step.plan.interval
+
+    async def _switch(self, step: Step) -> float | None:
+        """The blue/green switch: everyone meets the new version, and the analysis runs once more at 100% (the
+        extra iteration) before the primary is touched; that tick can still roll back."""
+        step.status["canaryWeight"] = 100
+        step.status["iterations"] = step.plan.iterations + 1
+        st.mark_step(step.status, step.at)
+        st.unhalt(step.status)
+        await self._commit(step)
+        await self._route(step)
+        if step.plan.mirror:
+            await self._event(step, "Stop traffic mirroring and route all traffic to canary")
+        else:
+            await self._event(step, "Routing all traffic to canary")
+        return step.plan.interval
 
     async def _promote(self, step: Step) -> float | None:
-        if step.plan.strategy is steps.Strategy.BLUE_GREEN and not step.plan.skip_analysis:
-            # The blue/green switch: everyone meets the new version while the primary rolls it out.
-            step.status["canaryWeight"] = 100
-            await self._event(step, f"Routing all traffic to canary {step.name}")
+        target = step.target["metadata"]["name"]
+        namespace = step.target["metadata"]["namespace"]
+        await self._event(step, f"Copying {target}.{namespace} template spec to {target}-primary.{namespace}")
         step.move(Phase.PROMOTING)
         st.unhalt(step.status)
         await self._commit(step)
         await self._route(step)
-        target = step.target["metadata"]["name"]
-        namespace = step.target["metadata"]["namespace"]
-        await self._event(step, f"Copying {target}.{namespace} template spec to {target}-primary.{namespace}")
         return 0.0
-
-    async def _waiting_promotion(self, step: Step) -> float | None:
-        await self._repair_owned(step)
-        rev = await self._revision(step)
-        if self._is_new(step, rev):
-            return await self._start(step, rev, restart=True)
-        if await self._rollback_requested(step):
-            return await self._fail(step, f"Rolling back {step.name} manual webhook invoked")
-        remaining = steps.remaining_delay(step.plan, st.seconds_since(step.status.get("lastTransitionTime"),
-                                                                       step.at))
-        if remaining > 0:
-            return remaining
-        return await self._to_promotion(step)
 
     async def _promoting(self, step: Step) -> float | None:
         await self._repair_owned(step)
@@ -507,6 +544,7 @@ class CanaryReconciler(StepIO):
             return self.settings.poll_interval
         weight = int(step.status.get("canaryWeight") or 0)
         if step.plan.strategy is steps.Strategy.CANARY and step.plan.step_weight_promotion > 0 and weight > 0:
+            # Flagger's runPromotionTrafficShift with stepWeightPromotion: back to the primary step by step.
             remaining = steps.remaining_delay(step.plan, st.seconds_since(step.status.get("lastTransitionTime"),
                                                                            step.at))
             if remaining > 0:
@@ -514,52 +552,75 @@ class CanaryReconciler(StepIO):
             weight = steps.promotion_weight(step.plan, weight)
             step.status["canaryWeight"] = weight
             st.mark_step(step.status, step.at)
+            st.unhalt(step.status)
             if weight > 0:
-                st.unhalt(step.status)
                 await self._commit(step)
                 await self._route(step)
-                await self._event(step, f"Advance {step.name} primary weight {100 - weight}")
+                await self._event(step, f"Advance {step.canary_name} primary weight {100 - weight}")
                 return step.plan.interval
+            await self._finalise(step)
+            await self._event(step, f"Advance {step.canary_name} primary weight 100")
+            return 0.0
+        if not step.plan.skip_analysis:
+            # A skipped analysis never moved traffic: Flagger has nothing to route back then.
+            await self._event(step, "Routing all traffic to primary")
+        await self._finalise(step)
+        return 0.0
+
+    async def _finalise(self, step: Step) -> None:
+        """All traffic back to the primary, now running the new revision; Finalising scales the canary down."""
+        step.status.update(canaryWeight=0, iterations=0)
         step.move(Phase.FINALISING)
         st.unhalt(step.status)
         await self._commit(step)
-        return 0.0
+        await self._route(step, fresh=True)
 
     async def _finalising(self, step: Step) -> float | None:
+        # The route again (from the cache, a write only if the last one was lost): pods go only once it is primary's.
+        await self._route(step)
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0,
                            lastPromotedSpec=step.status.get("lastAppliedSpec"))
         step.move(Phase.SUCCEEDED)
         st.unhalt(step.status)
         self.slots.release(step.key)
-        await self._route(step, fresh=True)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
         self._slot_freed(step)
-        await self._event(step, f"Promotion completed! Scaling down {step.name}")
+        # Flagger runs post-rollout hooks before it says the promotion is complete.
         await self._post_rollout(step)
-        await self._notify(step, "Canary analysis completed successfully, promotion finished.", "info")
+        if step.plan.skip_analysis:
+            await self._event(step, f"Promotion completed! Canary analysis was skipped for {step.name}")
+            await self._notify(step, "Canary analysis was skipped, promotion finished.", "info")
+        else:
+            await self._event(step, f"Promotion completed! Scaling down {step.name}")
+            await self._notify(step, "Canary analysis completed successfully, promotion finished.", "info")
         return None
 
-    async def _fail(self, step: Step, reason: str) -> float | None:
-        step.status.update(canaryWeight=0, iterations=0)
+    async def _fail(self, step: Step, reason: str, alert: tuple[str, str] | None = None) -> float | None:
+        """Flagger's ``rollback``: the reason, traffic to the primary, the canary scaled down, post-rollout hooks.
+
+        ``alert`` is the (message, severity) Flagger sends for this reason; the reason itself by default. Failed
+        resets failedChecks as Flagger's SyncStatus does.
+        """
+        await self._event(step, reason, WARNING)
+        message, severity = alert or (reason, "error")
+        await self._notify(step, message, severity)
+        step.status.update(canaryWeight=0, iterations=0, failedChecks=0)
         step.move(Phase.FAILED)
         st.unhalt(step.status)
         self.slots.release(step.key)
         await self._route(step, fresh=True)
+        await self._event(step, f"Canary failed! Scaling down {step.canary_name}", WARNING)
         await self._apply.scale(step.target, 0)
         await self._commit(step)
         self._slot_freed(step)
-        await self._event(step, reason, WARNING)
-        await self._event(step, f"Canary failed! Scaling down {step.name}", WARNING)
         await self._post_rollout(step)
-        await self._notify(step, reason, "error")
         return None
 
     async def _post_rollout(self, step: Step) -> None:
-        for result in await self._hooks(step, HookType.POST_ROLLOUT):
-            if not result.passed:
-                await self._event(step, f"Post-rollout hook {result.name} failed {result.error or ''}".strip(),
-                                  WARNING)
+        failed = await self._gate(step, HookType.POST_ROLLOUT)
+        if failed is not None:
+            await self._event(step, f"Post-rollout hook {failed.name} failed {_hook_error(failed)}".rstrip(), WARNING)
 
     # -- deletion ------------------------------------------------------------------------------------------------
 
@@ -578,7 +639,7 @@ class CanaryReconciler(StepIO):
             if step.phase is not Phase.TERMINATING:
                 step.move(Phase.TERMINATING)
                 await self._commit(step)
-                await self._event(step, f"Terminating {step.name}: restoring the target")
+                await self._event(step, f"Terminating canary {step.canary_name}")
             primary = self._primary(step)
             await self._apply.scale(step.target, max(1, wl.replicas_of(primary) if primary else 1))
             ready = wl.readiness(step.target, step.plan.canary_ready_threshold)
@@ -592,5 +653,10 @@ class CanaryReconciler(StepIO):
                 await self._apply.point_apex_at_target(apex, key, value)
             await self._router(step).finalize(step.routed_canary())
         await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
-        await self._events(step.obj, NORMAL, SYNCED, f"Terminated {step.name}: target restored")
+        await self._events(step.obj, NORMAL, SYNCED, f"Terminated canary {step.canary_name}")
         return None
+
+
+def _hook_error(result: WebhookResult) -> str:
+    """What went wrong with a hook, in the place of Flagger's ``%v`` of the call's error."""
+    return result.error or (f"status {result.status_code}" if result.status_code else "")

@@ -20,19 +20,21 @@ HALTED = "Halted"
 INVALID_SPEC = "InvalidSpec"
 IGNORED_FIELDS = "IgnoredFields"
 
-# (condition status, reason, message) of the Promoted condition in each phase, in Flagger's words.
-_PHASE_CONDITIONS: dict[Phase, tuple[str, str, str]] = {
-    Phase.INITIALIZING: ("Unknown", "Initializing", "Deployment initialization in progress."),
-    Phase.INITIALIZED: ("True", "Initialized", "Deployment initialization completed."),
-    Phase.WAITING: ("Unknown", "Waiting", "Waiting for approval."),
-    Phase.PROGRESSING: ("Unknown", "Progressing", "New revision detected, progressing canary analysis."),
-    Phase.WAITING_PROMOTION: ("Unknown", "WaitingPromotion", "Waiting for approval."),
-    Phase.PROMOTING: ("Unknown", "Progressing", "Canary analysis completed, starting primary rolling update."),
-    Phase.FINALISING: ("Unknown", "Finalising", "Canary analysis completed, routing all traffic to primary."),
-    Phase.SUCCEEDED: ("True", "Succeeded", "Canary analysis completed successfully, promotion finished."),
-    Phase.FAILED: ("False", "Failed", "Canary analysis failed, Deployment scaled to zero."),
-    Phase.TERMINATING: ("Unknown", "Terminating", "Canary is being deleted, restoring the target."),
-    Phase.TERMINATED: ("False", "Terminated", "Canary deleted, target restored."),
+# (condition status, message) of the Promoted condition in each phase, in Flagger's words (``{kind}`` is the target's
+# kind); the reason is the phase itself, as in Flagger's MakeStatusConditions. Terminating and Terminated are
+# flaggerpy's own texts (Flagger keeps the last condition while it finalises).
+_PHASE_CONDITIONS: dict[Phase, tuple[str, str]] = {
+    Phase.INITIALIZING: ("Unknown", "New {kind} detected, starting initialization."),
+    Phase.INITIALIZED: ("True", "{kind} initialization completed."),
+    Phase.WAITING: ("Unknown", "Waiting for approval."),
+    Phase.PROGRESSING: ("Unknown", "New revision detected, progressing canary analysis."),
+    Phase.WAITING_PROMOTION: ("Unknown", "Waiting for approval."),
+    Phase.PROMOTING: ("Unknown", "Canary analysis completed, starting primary rolling update."),
+    Phase.FINALISING: ("Unknown", "Canary analysis completed, routing all traffic to primary."),
+    Phase.SUCCEEDED: ("True", "Canary analysis completed successfully, promotion finished."),
+    Phase.FAILED: ("False", "Canary analysis failed, {kind} scaled to zero."),
+    Phase.TERMINATING: ("Unknown", "Canary is being deleted, restoring the target."),
+    Phase.TERMINATED: ("False", "Canary deleted, target restored."),
 }
 
 
@@ -124,11 +126,11 @@ def note_ignored_fields(status: dict[str, Any], message: str, generation: int | 
     return True
 
 
-def set_phase(status: dict[str, Any], phase: Phase, at: datetime) -> None:
-    """Move to ``phase`` in place and set the Promoted condition Flagger shows for it."""
+def set_phase(status: dict[str, Any], phase: Phase, at: datetime, kind: str = "Deployment") -> None:
+    """Move to ``phase`` in place and set the Promoted condition Flagger shows for it (``kind``: the target's)."""
     status["phase"] = phase.value
-    cond_status, reason, message = _PHASE_CONDITIONS[phase]
-    set_condition(status, PROMOTED, cond_status, reason, message, at)
+    cond_status, message = _PHASE_CONDITIONS[phase]
+    set_condition(status, PROMOTED, cond_status, phase.value, message.format(kind=kind), at)
 
 
 def mark_step(status: dict[str, Any], at: datetime) -> None:

@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from flaggerpy.analysis.base import Analyzer, HookType, MetricResult, Notifier, StepContext, WebhookResult
+from flaggerpy.analysis.webhooks import status_checksum
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import METRIC_HISTORY_LIMIT
+from flaggerpy.canary import messages, steps
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import status as st
-from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.apply import Applier, workload_resource
 from flaggerpy.canary.cache import Caches
@@ -136,7 +137,8 @@ class StepIO:
             step.log.info(message)
         else:
             step.log.warning(message)
-        await self._events(step.obj, type_, reason, message)
+        # The working status: an Event's webhook payload carries the phase and checksum of the step that emitted it.
+        await self._events(step.doc, type_, reason, message)
 
     async def _notify(self, step: Step, message: str, severity: str) -> None:
         try:
@@ -192,7 +194,7 @@ class StepIO:
             if phase is None:
                 st.clear_condition(step.status, st.PROMOTED)
             else:
-                st.set_phase(step.status, phase, step.at)
+                st.set_phase(step.status, phase, step.at, step.canary.spec.target_ref.kind or "Deployment")
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
@@ -275,7 +277,8 @@ class StepIO:
             await self._apply.ensure_scaler(step.canary, ref, step.target)
         if rev.renames:
             await self._apply.copy_configs(step.canary, list(rev.renames))
-        return await self._apply.ensure_primary(step.canary, step.target, rev.renames, ref is not None)
+        return await self._apply.ensure_primary(step.canary, step.target, rev.renames, ref is not None,
+                                                wl.revision_id(rev.spec, rev.configs))
 
     async def _keep_primary_scaler(self, step: Step) -> None:
         """Create the primary's autoscaler copy where it is missing: an ``autoscalerRef`` added to a canary that is
@@ -287,7 +290,7 @@ class StepIO:
     def _step_context(self, step: Step) -> StepContext:
         return StepContext(
             phase=step.status.get("phase", ""),
-            checksum=step.status.get("lastAppliedSpec", ""),
+            checksum=status_checksum(step.status.get("trackedConfigs"), step.status.get("lastAppliedSpec")),
             canary_weight=int(step.status.get("canaryWeight") or 0),
             iteration=int(step.status.get("iterations") or 0),
         )
@@ -296,11 +299,25 @@ class StepIO:
         return await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step))
 
     async def _gate(self, step: Step, hook: HookType) -> WebhookResult | None:
-        """The first failed gate webhook of ``hook``, or None when all said yes (or there are none)."""
-        return next((r for r in await self._hooks(step, hook) if not r.passed), None)
+        """The first failed webhook of ``hook``, or None when all said yes (or there are none).
+
+        Flagger calls the hooks one by one and stops at the first that says no, with a "check passed" Event for each
+        yes before it: the same Events are emitted here, although the hooks were called concurrently.
+        """
+        for result in await self._hooks(step, hook):
+            if not result.passed:
+                return result
+            await self._event(step, messages.hook_passed(hook, result.name))
+        return None
 
     async def _rollback_requested(self, step: Step) -> bool:
-        return any(r.passed for r in await self._hooks(step, HookType.ROLLBACK))
+        """Whether a ``rollback`` hook signals a rollback, with Flagger's Events for each hook asked."""
+        for result in await self._hooks(step, HookType.ROLLBACK):
+            if result.passed:
+                await self._event(step, f"Rollback check {result.name} passed", WARNING)
+                return True
+            await self._event(step, f"Rollback hook {result.name} not signaling a rollback")
+        return False
 
     def _record_metrics(self, step: Step, results: list[MetricResult]) -> None:
         history = list(step.status.get("metricHistory") or [])

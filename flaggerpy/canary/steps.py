@@ -106,15 +106,14 @@ def analysis_started(plan: Plan, weight: int, iterations: int) -> bool:
 def analysis_weight(plan: Plan, weight: int) -> int:
     """The ``status.canaryWeight`` to hold during analysis steps once traffic flows.
 
-    The router derives the route from this persisted weight: A/B sends the matched audience 100% to the canary
-    (its default rule stays on the primary), blue/green keeps the canary dark (mirrored when asked), and the
-    progressive strategy uses the scheduled weight.
+    The router derives the route from the persisted status: A/B and blue/green hold 0, as Flagger's status does
+    (A/B's matched audience goes to the canary because iterations are counting, see ``routing.drift``; blue/green
+    keeps the canary dark, mirrored when asked, until the switch), and the progressive strategy uses the scheduled
+    weight.
     """
-    if plan.strategy is Strategy.AB:
-        return 100
-    if plan.strategy is Strategy.BLUE_GREEN:
-        return 0
-    return weight
+    if plan.strategy is Strategy.CANARY:
+        return weight
+    return 0
 
 
 def promotion_weight(plan: Plan, weight: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,9 @@ _TOOLKIT_MARKER = "toolkit.fluxcd.io"
 
 # DaemonSets have no replica count: Flagger scales one to zero with a nodeSelector no node matches.
 SCALE_TO_ZERO_KEY = "flagger.app/scale-to-zero"
+
+# The primary's pod template carries the id of the revision it runs (Flagger's annotation name).
+REVISION_ID_ANNOTATION = "flagger-id"
 
 # A ConfigMap/Secret carrying this annotation is left alone by config tracking (Flagger's opt-out).
 CONFIG_TRACKING_ANNOTATION = "flagger.app/config-tracking"
@@ -54,6 +58,16 @@ class WorkloadError(ValueError):
 
     reason = "InvalidTarget"
     """The reason of the Halted condition and Warning Event the canary waits with."""
+
+
+def revision_id(spec_hash: str, config_checksums: Mapping[str, str]) -> str:
+    """A UUID-shaped id of one revision (pod template hash and tracked config checksums).
+
+    Flagger writes a random UUID; a derived one changes exactly when the revision does, so the primary rolls once
+    per promotion, and a controller restarted mid-promotion writes the same id again instead of rolling twice.
+    """
+    material = json.dumps({"spec": spec_hash, "configs": dict(config_checksums)}, sort_keys=True).encode()
+    return str(uuid.UUID(bytes=hashlib.sha256(material).digest()[:16], version=4))
 
 
 def primary_name(name: str) -> str:
@@ -155,11 +169,14 @@ def build_primary(
     *,
     selector_labels: tuple[str, ...] = SELECTOR_LABELS,
     label_prefixes: tuple[str, ...] = ("*",),
+    revision_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``<target>-primary`` workload: the target's spec with its identity label rewritten to ``<value>-primary``.
 
     ``replicas`` overrides the target's replica count (the target may already be scaled to zero). Of the target's
     own labels only those matching ``label_prefixes`` are copied (the pod template keeps all of its labels).
+    ``revision_id`` is written to the pod template's ``flagger-id`` annotation, as Flagger does on every promotion,
+    so that a release of only a tracked ConfigMap or Secret still rolls the primary's pods.
     """
     key, value = selector_label(target, selector_labels)
     primary_value = primary_name(value)
@@ -170,6 +187,8 @@ def build_primary(
     spec = copy.deepcopy(target["spec"])
     spec["selector"] = {"matchLabels": {key: primary_value}}
     spec["template"] = primary_template(target, config_renames, selector_labels)
+    if revision_id:
+        spec["template"].setdefault("metadata", {}).setdefault("annotations", {})[REVISION_ID_ANNOTATION] = revision_id
     if target.get("kind", "Deployment") == "Deployment":
         spec["replicas"] = replicas if replicas is not None else max(1, int(target["spec"].get("replicas") or 1))
     return {

@@ -24,14 +24,17 @@ from flaggerpy.routing.normalize import LiveSpecs, managed_spec, normalize_spec,
 
 # Phases in which the engine may have switched mirroring on (Flagger ignores the mirror filter in these too).
 _MIRROR_PHASES = ("Progressing", "WaitingPromotion")
+# Phases in which an A/B audience that reached the canary stays there (until "Routing all traffic to primary").
+_AB_PHASES = ("Progressing", "WaitingPromotion", "Promoting")
 
 
 def intended_weights(canary: Any) -> RouteWeights:
     """The split the Canary's status says the route should have now.
 
-    ``status.canaryWeight`` is what the last persisted step set. Mirroring is on while an analysis with
-    ``analysis.mirror`` runs, once traffic flows (a first iteration passed, or a canary weight is set: both only
-    happen after the canary is ready, invariant 2) and until the canary takes all traffic at the switch.
+    ``status.canaryWeight`` is what the last persisted step set (A/B excepted, see below). Mirroring is on while
+    an analysis with ``analysis.mirror`` runs, once traffic flows (a first iteration passed, or a canary weight is
+    set: both only happen after the canary is ready, invariant 2) and until the canary takes all traffic at the
+    switch.
     """
     doc = canary_doc(canary)
     status = mapping(doc.get("status"))
@@ -42,6 +45,9 @@ def intended_weights(canary: Any) -> RouteWeights:
         return ALL_PRIMARY
     iterations = status.get("iterations") or 0
     flowing = weight > 0 or (isinstance(iterations, int) and iterations > 0)
+    if analysis.get("match") and analysis.get("iterations") and flowing and status.get("phase") in _AB_PHASES:
+        # A/B: like Flagger, status.canaryWeight stays 0 while the matched requests all go to the canary.
+        return RouteWeights(0, 100)
     mirror = bool(analysis.get("mirror")) and status.get("phase") in _MIRROR_PHASES and flowing and weight < 100
     return RouteWeights(100 - weight, weight, mirror)
 

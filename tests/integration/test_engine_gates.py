@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from flaggerpy.analysis.base import HookType
 from flaggerpy.canary.controller import Controller
 from flaggerpy.kube import resources as res
@@ -30,7 +32,7 @@ async def test_confirm_rollout_waits_then_starts(
         assert cluster.get("apps", "deployments", "podinfo")["spec"]["replicas"] == 0
         analyzer.gates[HookType.CONFIRM_ROLLOUT] = True
         await cluster.wait_phase("Succeeded")
-    assert "Halt advancement podinfo.test waiting for approval confirm-rollout-gate" in events.messages("test/podinfo")
+    assert "Halt podinfo.test advancement waiting for approval confirm-rollout-gate" in events.messages("test/podinfo")
 
 
 async def test_confirm_promotion_holds_at_max_weight(
@@ -289,3 +291,44 @@ async def test_manual_promote_abort_retry(
     messages = events.messages("test/podinfo")
     assert "Rolling back podinfo.test manual abort requested (request r2)" in messages
     assert any(m.startswith("Ignoring manual promote of podinfo.test (request r1)") for m in messages)
+
+
+async def test_secret_only_release_rolls_the_primary_once(
+    cluster: Cluster, run_controller: ControllerFactory
+) -> None:
+    await cluster.create("", "secrets", {"apiVersion": "v1", "kind": "Secret",
+                                         "metadata": {"name": "podinfo-token", "namespace": "test"},
+                                         "stringData": {"token": "one"}})
+    dep = deployment()
+    dep["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [{"secretRef": {"name": "podinfo-token"}}]
+    await cluster.create("apps", "deployments", dep)
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        before = cluster.get("apps", "deployments", "podinfo-primary")
+        secret = cluster.get("", "secrets", "podinfo-token")
+        secret["data"]["token"] = base64.b64encode(b"two").decode()
+        await cluster.update("", "secrets", secret)
+        await wait_for(lambda: cluster.status().get("phase") == "Progressing", 10)
+        await cluster.wait_phase("Succeeded")
+    after = cluster.get("apps", "deployments", "podinfo-primary")
+    # Flagger's flagger-id: the pod template changes, so the pods restart and read the new value.
+    ids = [d["spec"]["template"]["metadata"]["annotations"]["flagger-id"] for d in (before, after)]
+    assert ids[0] != ids[1]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1  # one roll, not two
+    assert after["status"]["observedGeneration"] == after["metadata"]["generation"]
+    assert after["status"]["updatedReplicas"] == after["spec"]["replicas"]
+    copied = cluster.get("", "secrets", "podinfo-token-primary")
+    assert base64.b64decode(copied["data"]["token"]) == b"two"
+
+
+async def test_image_release_rolls_the_primary_once(cluster: Cluster, run_controller: ControllerFactory) -> None:
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        before = cluster.get("apps", "deployments", "podinfo-primary")
+        await cluster.roll_out(NEW_IMAGE)
+        await cluster.wait_phase("Succeeded")
+    after = cluster.get("apps", "deployments", "podinfo-primary")
+    assert after["metadata"]["generation"] == before["metadata"]["generation"] + 1

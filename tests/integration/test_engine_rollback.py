@@ -32,7 +32,8 @@ async def test_failed_checks_roll_back_at_threshold(
         await wait_for(observe, 20, lambda: f"status {cluster.status()}")
 
     status = cluster.status()
-    assert status["failedChecks"] == 2 and status["canaryWeight"] == 0
+    # Failed resets failedChecks, as Flagger's SyncStatus does; the Event keeps the count.
+    assert status["failedChecks"] == 0 and status["canaryWeight"] == 0
     # Invariant 3: all traffic on the primary, which still runs the last promoted spec.
     assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
     primary = cluster.get("apps", "deployments", "podinfo-primary")
@@ -43,7 +44,7 @@ async def test_failed_checks_roll_back_at_threshold(
     messages = events.messages("test/podinfo")
     assert "Rolling back podinfo.test failed checks threshold reached 2" in messages
     assert "Canary failed! Scaling down podinfo.test" in messages
-    assert any(m.startswith("Halt podinfo.test advancement request-success-rate 42.0") for m in messages)
+    assert "Halt podinfo.test advancement request-success-rate 42.00 < 99" in messages, messages
 
 
 async def test_rollback_webhook_aborts_analysis(

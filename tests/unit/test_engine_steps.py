@@ -27,7 +27,7 @@ def test_step_weights_schedule_ends_at_last_step() -> None:
 def test_iteration_strategies_complete_by_count_and_route_right() -> None:
     ab = Plan(Strategy.AB, iterations=3)
     assert not steps.analysis_complete(ab, 0, 2) and steps.analysis_complete(ab, 0, 3)
-    assert steps.analysis_weight(ab, 0) == 100
+    assert steps.analysis_weight(ab, 0) == 0  # Flagger's status: the matched audience is routed by iterations
     bg = Plan(Strategy.BLUE_GREEN, iterations=2, mirror=True)
     assert steps.analysis_weight(bg, 0) == 0
     assert not steps.analysis_started(bg, 0, 0) and steps.analysis_started(bg, 0, 1)
