@@ -115,7 +115,7 @@ async def test_confirm_rollout_waits_for_the_gate_then_succeeds(
         await cluster.wait_phase("Succeeded")
     assert image_of(cluster, PRIMARY) == NEW_IMAGE
     assert cluster.route_weights() == [(PRIMARY, 100), (CANARY, 0)]
-    assert "Halt advancement podinfo.test waiting for approval confirm-rollout-gate" in events.messages("test/podinfo")
+    assert "Halt podinfo.test advancement waiting for approval confirm-rollout-gate" in events.messages("test/podinfo")
 
 
 async def test_confirm_promotion_holds_at_max_weight_until_the_gate_opens(
@@ -137,7 +137,7 @@ async def test_confirm_promotion_holds_at_max_weight_until_the_gate_opens(
         await cluster.wait_phase("Succeeded")
     assert image_of(cluster, PRIMARY) == NEW_IMAGE
     assert cluster.route_weights() == [(PRIMARY, 100), (CANARY, 0)]
-    assert ("Halt advancement podinfo.test waiting for promotion approval confirm-promotion-gate"
+    assert ("Halt podinfo.test advancement waiting for promotion approval confirm-promotion-gate"
             in events.messages("test/podinfo"))
 
 

@@ -2,11 +2,13 @@
 
 Covers what controllers commonly read back: Service ``type``, ``sessionAffinity``, port ``protocol`` and
 ``targetPort`` and an allocated ``clusterIP`` (kept across updates that omit it); Deployment ``replicas``,
-``strategy``, ``revisionHistoryLimit`` and ``progressDeadlineSeconds``; Namespace ``status.phase``; Secret ``type``.
+``strategy``, ``revisionHistoryLimit`` and ``progressDeadlineSeconds``; Namespace ``status.phase``; Secret ``type``,
+and ``stringData`` merged into ``data``.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from typing import Any
 
@@ -82,4 +84,18 @@ def apply(key: StorageKey, obj: dict[str, Any], old: dict[str, Any] | None, ips:
         obj["status"] = {"phase": "Active"}
     elif key == SECRETS:
         obj.setdefault("type", "Opaque")
+        _string_data(obj)
     return obj
+
+
+def _string_data(obj: dict[str, Any]) -> None:
+    """Merge a Secret's write-only ``stringData`` into ``data`` (base64), its keys winning, as kube-apiserver does;
+    ``stringData`` itself is never stored."""
+    string_data = obj.pop("stringData", None)
+    if not isinstance(string_data, dict) or not string_data:
+        return
+    data = dict(obj.get("data") or {})
+    for name, value in string_data.items():
+        if isinstance(value, str):
+            data[name] = base64.b64encode(value.encode()).decode()
+    obj["data"] = data
