@@ -1,4 +1,5 @@
-"""Rate limiters in client-go's shape: a token bucket, a per-item exponential backoff, and their combination.
+"""Rate limiters in client-go's shape: a token bucket, a per-item exponential backoff, their combination, and the
+jittered backoff that starts over after a quiet period (the reflector's).
 
 The token bucket bounds the whole client (client-go's ``flowcontrol`` limiter behind ``rest.Config.QPS/Burst``,
 Flagger's ``-kubeconfig-qps``/``-kubeconfig-burst``) and the work queue's overall requeue rate; the per-item backoff
@@ -8,6 +9,7 @@ the larger of both delays, as client-go's ``DefaultControllerRateLimiter`` does.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -85,3 +87,52 @@ class ControllerRateLimiter(Generic[K]):
     def failures(self, key: K) -> int:
         """Rate-limited requeues of ``key`` since it was last forgotten."""
         return self.backoff.failures(key)
+
+
+class Backoff:
+    """Jittered exponential backoff for one retry loop that starts over after a quiet period, like the reflector's
+    ``ExponentialBackoffManager``: ``min(initial * 2**n, cap) + jitter * random()`` for the n-th consecutive delay.
+
+    ``immediate_first``: the first delay after a quiet period is 0 (one 410 after a compaction relists at once;
+    only a server that keeps answering 410 is slowed down).
+    """
+
+    def __init__(
+        self,
+        initial: float,
+        cap: float,
+        jitter: float,
+        reset_after: float,
+        *,
+        immediate_first: bool = False,
+        clock: Clock = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.jitter = jitter
+        self.reset_after = reset_after
+        self._immediate_first = immediate_first
+        self._clock = clock
+        self._rng = rng
+        self._attempt = 0
+        self._last: float | None = None
+
+    def next_delay(self) -> float:
+        """The delay before the next try; grows with each call until ``reset_after`` passes without one."""
+        now = self._clock()
+        if self._last is not None and now - self._last >= self.reset_after:
+            self._attempt = 0
+        self._last = now
+        attempt = self._attempt
+        self._attempt += 1
+        if self._immediate_first:
+            if attempt == 0:
+                return 0.0
+            attempt -= 1
+        return min(self.initial * 2.0 ** min(attempt, 60), self.cap) + self.jitter * self._rng()
+
+    def reset(self) -> None:
+        """Start over: the loop was healthy long enough."""
+        self._attempt = 0
+        self._last = None

@@ -57,10 +57,15 @@ class ClientSettings:
 class WatchSettings:
     """Behaviour of one list+watch stream."""
 
-    server_timeout: int = 300
-    """``timeoutSeconds`` asked of the server: it ends the stream cleanly and we resume from the last version."""
-    client_timeout_margin: float = 15.0
-    """The client read timeout is ``server_timeout`` plus this, so a half-open connection never hangs forever."""
+    idle_timeout: float = 60.0
+    """A watch that receives nothing (no event, no bookmark) for this long, plus up to ``idle_timeout_jitter``, is
+    taken for hung and re-opened from the last version (a half-open connection never hangs for long)."""
+    idle_timeout_jitter: float = 30.0
+    """Random seconds added to each stream's idle timeout, so the watches of many resources do not reconnect in
+    step."""
+    server_timeout_margin: float = 5.0
+    """``timeoutSeconds`` asked of the server is the stream's idle timeout minus this: a healthy quiet stream ends
+    cleanly (and resumes from its last version) before the client would call it hung."""
     allow_bookmarks: bool = True
     """Ask for BOOKMARK events so the resourceVersion advances even when nothing we watch changes."""
     backoff_initial: float = 0.5
@@ -70,7 +75,9 @@ class WatchSettings:
     backoff_jitter: float = 1.0
     """Random seconds added to each reconnect delay."""
     backoff_reset_after: float = 60.0
-    """A stream that stayed healthy this long resets the reconnect backoff to ``backoff_initial``."""
+    """A stream that stayed healthy this long, or this long without a failure (or a 410), resets the reconnect (or
+    relist) backoff to ``backoff_initial``; consecutive 410s space their relists by this backoff too, the first
+    one relisting at once."""
 
 
 @dataclass(frozen=True)

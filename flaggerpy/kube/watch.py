@@ -9,17 +9,18 @@ DIFFERENCE against what it already delivered, so a consumer never loses or repea
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
-from tenacity import RetryCallState, wait_exponential_jitter
 
 from flaggerpy.kube import jsonio
 from flaggerpy.kube.api import KubeClient, Obj, Resource
 from flaggerpy.kube.errors import ApiError, Gone
+from flaggerpy.kube.ratelimit import Backoff
 from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.log import get_logger
 
@@ -95,28 +96,6 @@ class _StreamBroken(Exception):
         self.reason: ReconnectReason = reason
 
 
-class _Backoff:
-    """Capped exponential backoff with jitter (tenacity's schedule), reset by a healthy stream."""
-
-    def __init__(self, settings: WatchSettings) -> None:
-        self._wait = wait_exponential_jitter(
-            multiplier=settings.backoff_initial, max=settings.backoff_max, jitter=settings.backoff_jitter
-        )
-        self._reset_after = settings.backoff_reset_after
-        self._state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-        self._state.attempt_number = 0
-
-    def healthy_for(self, seconds: float) -> None:
-        """Record that a stream stayed up ``seconds``; long enough resets the schedule."""
-        if seconds >= self._reset_after:
-            self._state.attempt_number = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; grows with each consecutive failure."""
-        self._state.attempt_number += 1
-        return float(self._wait(self._state))
-
-
 class Watcher:
     """State of one list+watch: what the consumer was given and the version to resume from."""
 
@@ -142,6 +121,8 @@ class Watcher:
         self.resource_version = ""
         self.known: dict[str, Obj] = {}
         self.relists = 0
+        # What the current stream asked the server for: it ends the stream cleanly then.
+        self._server_timeout = 0
 
     async def _relist(self) -> list[StreamItem]:
         items, version = await self.kube.list(self.resource, self.namespace, self.label_selector, self.field_selector)
@@ -182,21 +163,28 @@ class Watcher:
         self.known[key] = obj
         return WatchEvent("ADDED" if old is None else "MODIFIED", obj)
 
-    def _params(self) -> dict[str, Any]:
+    def _params(self, server_timeout: int) -> dict[str, Any]:
         return {
             "watch": True,
             "resourceVersion": self.resource_version,
             "allowWatchBookmarks": self.settings.allow_bookmarks,
-            "timeoutSeconds": self.settings.server_timeout,
+            "timeoutSeconds": server_timeout,
             "labelSelector": self.label_selector,
             "fieldSelector": self.field_selector,
         }
 
     async def _stream(self) -> AsyncIterator[StreamItem]:
-        """One watch connection. Returns on a clean end; raises Gone to relist, _StreamBroken to back off."""
-        read_timeout = self.settings.server_timeout + self.settings.client_timeout_margin
+        """One watch connection. Returns on a clean end; raises Gone to relist, _StreamBroken to back off.
+
+        Nothing received for the (jittered) idle timeout means a hung connection: the read times out and the stream
+        is re-opened. The server is asked to end the stream a little earlier, so a healthy quiet one ends cleanly.
+        """
+        settings = self.settings
+        idle = settings.idle_timeout + settings.idle_timeout_jitter * random.random()
+        self._server_timeout = max(1, int(idle - settings.server_timeout_margin))
         try:
-            async with self.kube.stream(self.resource, self.namespace, self._params(), read_timeout) as body:
+            async with self.kube.stream(self.resource, self.namespace, self._params(self._server_timeout),
+                                        idle) as body:
                 if self.on_connected is not None:
                     self.on_connected()
                 # Whole chunks are split into lines here: one read per network chunk instead of one per event,
@@ -259,7 +247,12 @@ class Watcher:
 
     async def events(self) -> AsyncGenerator[StreamItem, None]:
         """List, then watch forever (until the consumer stops iterating or the task is cancelled)."""
-        backoff = _Backoff(self.settings)
+        settings = self.settings
+        backoff = Backoff(settings.backoff_initial, settings.backoff_max, settings.backoff_jitter,
+                          settings.backoff_reset_after)
+        # A server that answers 410 again and again (the reflector's case) gets relists further and further apart.
+        relist_backoff = Backoff(settings.backoff_initial, settings.backoff_max, settings.backoff_jitter,
+                                 settings.backoff_reset_after, immediate_first=True)
         need_list = True
         while True:
             started = time.monotonic()
@@ -271,20 +264,24 @@ class Watcher:
                 async for item in self._stream():
                     yield item
                 lasted = time.monotonic() - started
-                backoff.healthy_for(lasted)
-                if lasted >= self.settings.server_timeout:
+                if lasted >= settings.backoff_reset_after:
+                    backoff.reset()
+                if lasted >= self._server_timeout:
                     continue
                 # The server hung up before the timeout it promised: a drop, so back off like any failure.
                 raise _StreamBroken(f"stream closed by the server after {lasted:.3f}s")
             except Gone as exc:
-                log.info(
-                    "watch expired; relisting", resource=str(self.resource), rv=self.resource_version, error=str(exc)
-                )
+                delay = relist_backoff.next_delay()
+                log.info("watch expired; relisting", resource=str(self.resource), rv=self.resource_version,
+                         retry_in=round(delay, 3), error=str(exc))
                 need_list = True
                 self._reconnecting("gone")
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 continue
             except (ApiError, _StreamBroken) as exc:
-                backoff.healthy_for(time.monotonic() - started)
+                if time.monotonic() - started >= settings.backoff_reset_after:
+                    backoff.reset()
                 delay = backoff.next_delay()
                 # 4xx other than throttling will not heal by itself (RBAC, missing CRD): say so louder.
                 persistent = isinstance(exc, ApiError) and 400 <= exc.status < 500 and exc.status != 429

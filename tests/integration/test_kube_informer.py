@@ -16,7 +16,8 @@ from flaggerpy.sandbox import Sandbox
 NS = "churn"
 OBJECTS = 1000
 BATCH = 50
-FAST_WATCH = WatchSettings(server_timeout=30, backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.01)
+FAST_WATCH = WatchSettings(idle_timeout=35, idle_timeout_jitter=0,
+                           backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.01)
 FAST_CLIENT = ClientSettings(backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.0)
 
 

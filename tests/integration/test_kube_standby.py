@@ -14,7 +14,8 @@ from flaggerpy.kube.watch import object_key
 from flaggerpy.sandbox import Sandbox
 
 NS = "standby"
-FAST_WATCH = WatchSettings(server_timeout=30, backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.01)
+FAST_WATCH = WatchSettings(idle_timeout=35, idle_timeout_jitter=0,
+                           backoff_initial=0.01, backoff_max=0.05, backoff_jitter=0.01)
 
 
 def configmap(name: str, value: str = "0") -> Obj:

@@ -6,12 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from structlog.testing import capture_logs
+
+from flaggerpy.kube.ratelimit import Backoff
 from flaggerpy.kube.resources import CONFIGMAPS
 from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.kube.watch import Bookmark, Listed, StreamItem, Watcher, WatchEvent, is_newer
 from tests.unit.test_kube_fakeserver import cm, fake_cluster, listing, respond, stream
 
-FAST = WatchSettings(server_timeout=30, backoff_initial=0.001, backoff_max=0.005, backoff_jitter=0.0)
+FAST = WatchSettings(idle_timeout=35, idle_timeout_jitter=0,
+                     backoff_initial=0.001, backoff_max=0.005, backoff_jitter=0.0)
 
 
 def ev(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -162,3 +166,48 @@ async def test_object_recreated_during_a_relist_gap_is_a_delete_then_an_add() ->
             ("ADDED", "a@30"),
             ("RELISTED", "40"),
         ]
+
+
+async def test_consecutive_410s_relist_further_and_further_apart() -> None:
+    """A server that answers 410 to every watch: the first relist is immediate, then the relists back off (the
+    reflector's behaviour), instead of thousands of LISTs a second."""
+    settings = WatchSettings(idle_timeout=35, idle_timeout_jitter=0, backoff_initial=0.001, backoff_max=0.004,
+                             backoff_jitter=0.0)
+    async with fake_cluster() as (script, kube):
+        for rv in range(10, 70, 10):
+            script.then(listing(rv, cm("a", 1)), respond(410, "Expired", "too old resource version"))
+        script.then(listing(70, cm("a", 1)), stream())
+        items = Watcher(kube, CONFIGMAPS, "ns", settings=settings).events()
+        with capture_logs() as logs:
+            got = await take(items, 8)
+        await items.aclose()
+        assert summary(got)[-1] == ("RELISTED", "70")
+        delays = [entry["retry_in"] for entry in logs if entry["event"] == "watch expired; relisting"]
+        assert delays == [0.0, 0.001, 0.002, 0.004, 0.004, 0.004]
+        lists = [q for _, _, q in script.requests if q.get("watch") != "true"]
+        assert len(lists) == 7, "one LIST per 410, no more"
+
+
+def test_backoff_starts_over_after_a_quiet_period() -> None:
+    now = [0.0]
+    backoff = Backoff(1.0, 8.0, 0.5, 60.0, immediate_first=True, clock=lambda: now[0], rng=lambda: 1.0)
+    assert [backoff.next_delay() for _ in range(6)] == [0.0, 1.5, 2.5, 4.5, 8.5, 8.5]
+    now[0] = 59.0
+    assert backoff.next_delay() == 8.5, "59 s after the last one is not quiet"
+    now[0] = 119.0
+    assert backoff.next_delay() == 0.0, "60 s without one is: start over"
+    backoff.reset()
+    assert backoff.next_delay() == 0.0
+
+
+async def test_each_stream_asks_for_a_jittered_timeout_inside_the_idle_timeout() -> None:
+    async with fake_cluster() as (script, kube):
+        script.then(listing(10, cm("a", 1)), *[stream(ev("MODIFIED", cm("a", 11 + i))) for i in range(6)])
+        settings = WatchSettings(idle_timeout=60, idle_timeout_jitter=30, server_timeout_margin=5,
+                                 backoff_initial=0.001, backoff_max=0.002, backoff_jitter=0.0)
+        items = Watcher(kube, CONFIGMAPS, "ns", settings=settings).events()
+        await take(items, 8)
+        await items.aclose()
+        timeouts = [int(q["timeoutSeconds"]) for _, _, q in script.requests if q.get("watch") == "true"]
+        assert all(55 <= t < 85 for t in timeouts), timeouts
+        assert len(set(timeouts)) > 1, "jittered, so many watches do not reconnect in step"

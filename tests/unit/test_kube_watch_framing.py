@@ -15,7 +15,8 @@ from flaggerpy.kube.watch import Watcher
 from tests.unit.test_kube_fakeserver import Handler, cm, fake_cluster, listing, stream
 from tests.unit.test_kube_watch import ev, summary, take
 
-FAST = WatchSettings(server_timeout=30, backoff_initial=0.001, backoff_max=0.005, backoff_jitter=0.0)
+FAST = WatchSettings(idle_timeout=35, idle_timeout_jitter=0,
+                     backoff_initial=0.001, backoff_max=0.005, backoff_jitter=0.0)
 
 
 def raw(*pieces: bytes) -> Handler:
