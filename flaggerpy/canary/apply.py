@@ -16,10 +16,10 @@ from flaggerpy.canary import autoscalers as scalers
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.echo import OwnWrites
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, NotFound
+from flaggerpy.kube.ownwrites import OwnWrites
 
 # Where the engine remembers which desired spec it last wrote to a primary workload or autoscaler.
 SPEC_HASH_ANNOTATION = "flaggerpy.io/spec-hash"
@@ -65,18 +65,19 @@ def _replace_keeping_identity(live: Mapping[str, Any], desired: Mapping[str, Any
 class Applier:
     """Create/update/scale/delete through the API, deciding from the informer caches."""
 
-    def __init__(self, kube: KubeClient, caches: Caches, selector_labels: tuple[str, ...] = wl.SELECTOR_LABELS,
+    def __init__(self, kube: KubeClient, caches: Caches, own_writes: OwnWrites,
+                 selector_labels: tuple[str, ...] = wl.SELECTOR_LABELS,
                  label_prefixes: tuple[str, ...] = ("*",)) -> None:
         self._kube = kube
         self._caches = caches
         self._selector_labels = selector_labels
         self._label_prefixes = label_prefixes
-        self.own_writes = OwnWrites()
+        self._own_writes = own_writes
+        """Every write is recorded there, so the controller can ignore the echoes."""
         self._primary_in_order: dict[str, tuple[Any, tuple[Any, ...]]] = {}
-        """What this Applier wrote, so the controller can ignore the echoes."""
 
     def _wrote(self, resource: Resource, written: dict[str, Any]) -> dict[str, Any]:
-        self.own_writes.remember(resource, written)
+        self._own_writes.remember(resource, written)
         return written
 
     async def _create_or_replace(self, resource: Resource, desired: dict[str, Any],

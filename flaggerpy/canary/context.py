@@ -130,10 +130,3 @@ def is_gateway_canary(obj: Mapping[str, Any], mesh_provider: str) -> bool:
     controller's business and are left alone."""
     provider = (obj.get("spec") or {}).get("provider") or mesh_provider
     return provider in GATEWAY_PROVIDERS
-
-
-def rv_older(cached: str | None, written: str | None) -> bool:
-    """Whether the cache still shows an object older than the one we wrote (numeric versions only)."""
-    if not cached or not written or not cached.isdigit() or not written.isdigit():
-        return False
-    return int(cached) < int(written)

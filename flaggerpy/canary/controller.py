@@ -36,6 +36,7 @@ from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Forbidden, NotFound
 from flaggerpy.kube.informer import NAMESPACE_INDEX, Informer
+from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.kube.reconcile import Result
 from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
 from flaggerpy.kube.watch import object_key
@@ -156,6 +157,13 @@ def _only_status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool
     )
 
 
+def _route_resources(route: Mapping[str, Any]) -> tuple[Resource, ...]:
+    """The resources a route is written through: an HTTPRoute is one object whichever version a router used."""
+    if route.get("kind") == "GRPCRoute":
+        return (res.GRPCROUTES_V1,)
+    return res.HTTPROUTES_V1, res.HTTPROUTES_V1BETA1
+
+
 def build_informers(kube: KubeClient, settings: ControllerSettings) -> dict[Resource, Informer]:
     """The informers the engine reads from (ConfigMaps and Secrets only with config tracking)."""
     watched: list[Resource] = [
@@ -200,8 +208,10 @@ class Controller:
         # When each optional kind's CRD was last looked for, and the looks under way.
         self._optional_looked_at: dict[Resource, float] = {}
         self._optional_looks: set[asyncio.Task[None]] = set()
+        self.own_writes = OwnWrites()
+        """Every write of this process (workloads, Services, configs, routes, statuses): their echoes wake nobody."""
         self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route,
-                                get_live_v1beta1=self._cached_v1beta1_route)
+                                get_live_v1beta1=self._cached_v1beta1_route, own_writes=self.own_writes)
         self._observer = observer
         self._on_status = on_status
         # The last phase each canary was seen in, so a promotion or rollback is counted once however many
@@ -212,7 +222,8 @@ class Controller:
         )
         status_hook = self._status_written if observer is not None else on_status
         self.reconciler = CanaryReconciler(
-            kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=status_hook
+            kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=status_hook,
+            own_writes=self.own_writes,
         )
         self.reconciler.wake = self.enqueue
         self._workers: asyncio.Task[None] | None = None
@@ -230,7 +241,7 @@ class Controller:
         if informer is None:
             informer = Informer(self._kube, res.HTTPROUTES_V1BETA1, self.settings.namespace,
                                 settings=self.settings.watch)
-            informer.add_handlers(self._on_owned, self._on_route_update, self._on_owned)
+            informer.add_handlers(self._on_owned, self._on_route_update, self._on_route_delete)
             if self._observer is not None:
                 informer.observe_reconnects(self._observer.count_watch_reconnect)
             self.informers[res.HTTPROUTES_V1BETA1] = informer
@@ -266,7 +277,7 @@ class Controller:
         return informer
 
     def _wire_grpc_routes(self, informer: Informer) -> None:
-        informer.add_handlers(self._on_owned, self._on_owned, self._on_owned)
+        informer.add_handlers(self._on_owned, self._on_owned, self._on_route_delete)
 
     def _wire_scaled_objects(self, informer: Informer) -> None:
         self._wire_autoscaler(informer, res.SCALEDOBJECTS)
@@ -332,7 +343,7 @@ class Controller:
         """Wake the canaries of an updated workload, except for our own write's echo and for a rollout's progress
         reports that cannot let the canary move yet (still not ready at its threshold, no deadline passed): a
         canary waiting on readiness polls anyway, and each needless wake-up would rewrite its Halted message."""
-        own = self.reconciler.own_writes
+        own = self.own_writes
 
         def on_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             if own.is_echo(resource, new):
@@ -361,8 +372,8 @@ class Controller:
             self.enqueue(owner)
 
     def _unless_echo(self, resource: Resource, handler: Any) -> Any:
-        """``handler`` for updates, skipping the echo of this process's own write (see canary/echo.py)."""
-        own = self.reconciler.own_writes
+        """``handler`` for updates, skipping the echo of this process's own write (see kube/ownwrites.py)."""
+        own = self.own_writes
 
         def on_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             if not own.is_echo(resource, new):
@@ -371,7 +382,7 @@ class Controller:
         return on_update
 
     def _forgetting(self, resource: Resource, handler: Any) -> Any:
-        own = self.reconciler.own_writes
+        own = self.own_writes
 
         def on_delete(obj: Mapping[str, Any]) -> None:
             own.forget(resource, obj)
@@ -395,7 +406,7 @@ class Controller:
         """Like :meth:`_on_autoscaler`, except for our own write's echo and for the autoscaler's status reports (the
         HPA controller and KEDA write them often; nothing the engine decides reads them)."""
         wake = self._on_autoscaler(resource)
-        own = self.reconciler.own_writes
+        own = self.own_writes
 
         def on_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             if not own.is_echo(resource, new) and not _only_status_changed(old, new):
@@ -413,14 +424,16 @@ class Controller:
         owner = canary_owner(new)
         if owner is None:
             return
-        meta = new.get("metadata") or {}
-        kind = str(new.get("kind") or "HTTPRoute")
-        if self._routers.wrote(kind, meta.get("namespace", ""), meta.get("name", ""),
-                               str(meta.get("resourceVersion") or "")):
+        if any(self.own_writes.is_echo(resource, new) for resource in _route_resources(new)):
             return
         if _only_status_changed(old, new) and not self._awaits_acceptance(owner):
             return
         self.enqueue(owner)
+
+    def _on_route_delete(self, obj: Mapping[str, Any]) -> None:
+        for resource in _route_resources(obj):
+            self.own_writes.forget(resource, obj)
+        self._on_owned(obj)
 
     def _awaits_acceptance(self, key: str) -> bool:
         namespace, _, name = key.partition("/")
@@ -460,7 +473,7 @@ class Controller:
         self.informers[res.SERVICES].add_handlers(self._on_owned, self._unless_echo(res.SERVICES, self._on_owned),
                                                   self._forgetting(res.SERVICES, self._on_owned))
         self._wire_autoscaler(self.informers[res.HPAS], res.HPAS)
-        self.informers[res.HTTPROUTES_V1].add_handlers(self._on_owned, self._on_route_update, self._on_owned)
+        self.informers[res.HTTPROUTES_V1].add_handlers(self._on_owned, self._on_route_update, self._on_route_delete)
         for resource, kind in ((res.CONFIGMAPS, "configmap"), (res.SECRETS, "secret")):
             if resource in self.informers:
                 handler = self._on_config(kind)

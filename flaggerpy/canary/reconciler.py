@@ -30,7 +30,6 @@ from flaggerpy.canary.context import (
     StatusObserver,
     Step,
     is_gateway_canary,
-    rv_older,
 )
 from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import WAIT_REASON
@@ -85,7 +84,7 @@ class CanaryReconciler(StepIO):
             self.slots.release(key)
             self._wake_waiters()
             return None
-        if rv_older(obj["metadata"].get("resourceVersion"), self._written.get(key)):
+        if self.own_writes.is_behind(res.CANARIES, obj):
             return self.settings.stale_cache_retry
         if not self.handles(obj):
             return None

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from flaggerpy.canary import status as st
-from flaggerpy.canary.context import rv_older
 from flaggerpy.canary.phases import ACTIVE, IDLE, Phase
+from flaggerpy.kube.versions import is_older
 from flaggerpy.kube.watch import object_key, resource_version
 
 WAIT_REASON = "MaxConcurrentCanaries"
@@ -113,7 +113,7 @@ class Slots:
     @staticmethod
     def _caught_up(cached: str | None, written: str) -> bool:
         # A key gone from the cache has nothing left to bridge.
-        return cached is None or not rv_older(cached, written)
+        return cached is None or not is_older(cached, written)
 
     def may_start(self, key: str, census: Census, at: datetime) -> bool:
         """Whether ``key`` may start its analysis now: a slot is free and no earlier waiter is owed it.

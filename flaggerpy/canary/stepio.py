@@ -29,12 +29,12 @@ from flaggerpy.canary.context import (
     StatusObserver,
     Step,
 )
-from flaggerpy.canary.echo import OwnWrites
 from flaggerpy.canary.parsed import ParsedCanaries
 from flaggerpy.canary.slots import Slots
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.errors import Conflict
+from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
 from flaggerpy.routing.drift import intended_weights
@@ -59,6 +59,7 @@ class StepIO:
         settings: EngineSettings | None = None,
         clock: Callable[[], datetime] = st.now,
         on_status: StatusObserver | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self._kube = kube
         self._caches = caches
@@ -68,18 +69,15 @@ class StepIO:
         self._events = events
         self.settings = settings or EngineSettings()
         self._clock = clock
-        self._apply = Applier(kube, caches, self.settings.selector_labels, self.settings.include_label_prefixes)
+        self.own_writes = own_writes if own_writes is not None else OwnWrites()
+        """What this engine wrote (workloads, Services, configs, Canary statuses), shared with the routers."""
+        self._apply = Applier(kube, caches, self.own_writes, self.settings.selector_labels,
+                              self.settings.include_label_prefixes)
         self.slots = Slots(self.settings.max_concurrent_canaries)
-        self._written: dict[str, str] = {}
         self._parsed = ParsedCanaries()
         self._template_hashes: dict[str, tuple[Any, str]] = {}
         self._services_in_order: dict[str, tuple[Any, tuple[Any, ...]]] = {}
         self._on_status = on_status
-
-    @property
-    def own_writes(self) -> OwnWrites:
-        """The workload, Service and config writes this engine made (their watch echoes can be ignored)."""
-        return self._apply.own_writes
 
     def plan(self, key: str) -> steps.Plan | None:
         """The plan of a canary as last reconciled (None before its first reconcile here)."""
@@ -87,7 +85,8 @@ class StepIO:
 
     def _forget(self, key: str) -> None:
         """Drop what is remembered about a canary that is gone."""
-        self._written.pop(key, None)
+        namespace, _, name = key.partition("/")
+        self.own_writes.forget_name(res.CANARIES, namespace, name)
         self._parsed.forget(key)
         self._template_hashes.pop(key, None)
         self._services_in_order.pop(key, None)
@@ -102,7 +101,7 @@ class StepIO:
         if generation is not None:
             step.status["observedGeneration"] = generation
         written = await self._replace_status(step)
-        self._written[step.key] = written["metadata"].get("resourceVersion", "")
+        self.own_writes.remember(res.CANARIES, written)
         step.obj = written
         step.status = st.working_copy(written)
         if self._on_status is not None:
@@ -171,7 +170,7 @@ class StepIO:
             return
         log.warning("invalid canary spec", canary=key, problems=message)
         written = await self._kube.resource(res.CANARIES).replace_status({**obj, "status": status})
-        self._written[key] = written["metadata"].get("resourceVersion", "")
+        self.own_writes.remember(res.CANARIES, written)
         await self._events(obj, WARNING, st.INVALID_SPEC, message)
 
     async def _report_ignored(self, step: Step) -> None:
@@ -346,7 +345,7 @@ class StepIO:
             meta["name"], meta["namespace"],
             {"metadata": {"finalizers": finalizers or None, "resourceVersion": meta.get("resourceVersion")}},
         )
-        self._written[step.key] = written["metadata"].get("resourceVersion", "")
+        self.own_writes.remember(res.CANARIES, written)
         step.obj = {**written, "status": step.obj.get("status") or {}}
 
     async def _sync_finalizer(self, step: Step) -> None:

@@ -22,6 +22,7 @@ from flaggerpy.kube.api import KubeClient, Obj, Resource
 from flaggerpy.kube.errors import ApiError, Gone
 from flaggerpy.kube.ratelimit import Backoff
 from flaggerpy.kube.settings import WatchSettings
+from flaggerpy.kube.versions import is_newer
 from flaggerpy.log import get_logger
 
 log = get_logger(__name__)
@@ -73,19 +74,6 @@ def resource_version(obj: Mapping[str, Any]) -> str:
 
 def _uid(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("uid", ""))
-
-
-def is_newer(new: str, old: str) -> bool:
-    """Whether ``new`` supersedes ``old``.
-
-    resourceVersions are opaque: equal means same state. When both are integers (etcd and the sandbox use
-    integers) a smaller one is a stale replay; otherwise any different version counts as newer.
-    """
-    if new == old:
-        return False
-    if new.isdigit() and old.isdigit():
-        return int(new) > int(old)
-    return True
 
 
 class _StreamBroken(Exception):

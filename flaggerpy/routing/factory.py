@@ -4,6 +4,7 @@ implementation, as Flagger's router factory)."""
 from __future__ import annotations
 
 from flaggerpy.kube.api import KubeClient
+from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.routing.base import Router, provider_api_version
 from flaggerpy.routing.build import RouteFeatures
 from flaggerpy.routing.gatewayapi import GatewayAPIRouter, LiveLookup
@@ -24,7 +25,7 @@ class Routers:
     """One router per provider for the whole process, so each reads the route CRD's features only once.
 
     ``get_live`` looks up v1 HTTPRoutes, ``get_live_v1beta1`` v1beta1 HTTPRoutes and ``get_live_grpc`` GRPCRoutes
-    in the engine's informer caches.
+    in the engine's informer caches; ``own_writes`` is the process's tracker of its own writes.
     """
 
     def __init__(
@@ -34,16 +35,13 @@ class Routers:
         get_live: LiveLookup | None = None,
         get_live_grpc: LiveLookup | None = None,
         get_live_v1beta1: LiveLookup | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         self._kube = kube
+        self._own_writes = own_writes
         self._get_live = {"v1": get_live, "v1beta1": get_live_v1beta1}
         self._get_live_grpc = get_live_grpc
         self._by_version: dict[str, Router] = {}
-
-    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
-        """Whether some router of this process wrote exactly this version of the route (an echo to ignore)."""
-        return any(isinstance(router, GatewayAPIRouter) and router.wrote(kind, namespace, name, resource_version)
-                   for router in self._by_version.values())
 
     def for_provider(self, provider: str | None) -> Router:
         """The router for a Canary's ``spec.provider``; UnsupportedProvider names the field when unknown."""
@@ -51,6 +49,6 @@ class Routers:
         if version not in self._by_version:
             self._by_version[version] = GatewayAPIRouter(
                 self._kube, api_version=version, get_live=self._get_live.get(version),
-                get_live_grpc=self._get_live_grpc,
+                get_live_grpc=self._get_live_grpc, own_writes=self._own_writes,
             )
         return self._by_version[version]

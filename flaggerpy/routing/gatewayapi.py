@@ -19,6 +19,7 @@ from flaggerpy.apis.flagger import Canary
 from flaggerpy.apis.jsondata import mapping
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, Conflict, NotFound
+from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.kube.resources import GRPCROUTES_V1, HTTPROUTES_V1, HTTPROUTES_V1BETA1
 from flaggerpy.log import get_logger
 from flaggerpy.routing.acceptance import route_acceptance
@@ -140,12 +141,6 @@ def full_patch(desired: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str,
     return {"metadata": meta, "spec": {key: want_spec.get(key) for key in MANAGED_SPEC_KEYS}}
 
 
-def _older(cached: str | None, written: str | None) -> bool:
-    """Whether a cached resourceVersion predates our own write (numeric versions; anything else: trust the cache)."""
-    if not cached or not written or not cached.isdigit() or not written.isdigit():
-        return False
-    return int(cached) < int(written)
-
 
 @dataclass(frozen=True)
 class _RouteWrite:
@@ -202,6 +197,7 @@ class GatewayAPIRouter:
         get_live: LiveLookup | None = None,
         get_live_grpc: LiveLookup | None = None,
         features: RouteFeatures | None = None,
+        own_writes: OwnWrites | None = None,
     ) -> None:
         if api_version not in API_VERSIONS:
             raise ValueError(f"api_version: must be one of {', '.join(API_VERSIONS)}, not {api_version!r}")
@@ -209,8 +205,8 @@ class GatewayAPIRouter:
         self._kube = kube
         self._lookups = {HTTP_ROUTE: get_live, GRPC_ROUTE: get_live_grpc}
         self._warned: set[str] = set()
-        # The resourceVersion of our own last write per route: a cache older than that has not seen it yet.
-        self._written: dict[tuple[str, str, str], str] = {}
+        # Our own writes: a cache older than the last one has not seen it yet, and its echo wakes nobody.
+        self._own_writes = own_writes if own_writes is not None else OwnWrites()
         # The object that write returned, until the cache has caught up with it (read-your-writes without a GET).
         self._last_written: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self._fixed_features = features
@@ -241,8 +237,7 @@ class GatewayAPIRouter:
         mine = self._last_written.get(key)
         if mine is None:
             return cached
-        if cached is not None and not _older((cached.get("metadata") or {}).get("resourceVersion"),
-                                             self._written.get(key)):
+        if cached is not None and not self._own_writes.is_behind(self._resource(kind), cached):
             del self._last_written[key]  # the cache has seen our write: it is the better copy from now on
             return cached
         return mine
@@ -261,13 +256,9 @@ class GatewayAPIRouter:
     def _remember(self, kind: str, written: Mapping[str, Any]) -> None:
         meta = written.get("metadata") or {}
         key = (kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
-        self._written[key] = str(meta.get("resourceVersion", ""))
+        self._own_writes.remember(self._resource(kind), written)
         if self._lookups.get(kind) is not None:
             self._last_written[key] = written
-
-    def wrote(self, kind: str, namespace: str, name: str, resource_version: str) -> bool:
-        """Whether ``resource_version`` is what this router's last write of the route returned (its echo)."""
-        return bool(resource_version) and self._written.get((kind, namespace, name)) == resource_version
 
     def _warn_unsupported(self, doc: Mapping[str, Any], kind: str, features: RouteFeatures) -> None:
         """Say once per Canary which configured options this cluster's route CRD cannot carry."""

@@ -10,7 +10,8 @@ from flaggerpy.kube.api import KubeClient, Obj
 from flaggerpy.kube.informer import Informer
 from flaggerpy.kube.resources import CONFIGMAPS, NAMESPACES
 from flaggerpy.kube.settings import ClientSettings, WatchSettings
-from flaggerpy.kube.watch import is_newer, object_key, resource_version
+from flaggerpy.kube.versions import is_newer
+from flaggerpy.kube.watch import object_key, resource_version
 from flaggerpy.sandbox import Sandbox
 
 NS = "churn"

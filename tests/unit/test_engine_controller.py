@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flaggerpy.canary.context import is_gateway_canary, rv_older
+from flaggerpy.canary.context import is_gateway_canary
 from flaggerpy.canary.controller import _spec_changed, canary_owner, config_index, target_index
+from flaggerpy.kube.versions import is_older
 
 
 def canary_obj(**spec: object) -> dict:
@@ -42,10 +43,10 @@ def test_only_gateway_api_canaries_are_handled() -> None:
 
 
 def test_stale_cache_detection() -> None:
-    assert rv_older("10", "12")
-    assert not rv_older("12", "12")
-    assert not rv_older(None, "12")
-    assert not rv_older("abc", "12")
+    assert is_older("10", "12")
+    assert not is_older("12", "12")
+    assert not is_older(None, "12")
+    assert not is_older("abc", "12")
 
 
 def test_workloads_are_indexed_by_the_configs_they_reference() -> None:

@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 from flaggerpy.kube.ratelimit import Backoff
 from flaggerpy.kube.resources import CONFIGMAPS
 from flaggerpy.kube.settings import WatchSettings
-from flaggerpy.kube.watch import Bookmark, Listed, StreamItem, Watcher, WatchEvent, is_newer
+from flaggerpy.kube.versions import is_newer
+from flaggerpy.kube.watch import Bookmark, Listed, StreamItem, Watcher, WatchEvent
 from tests.unit.test_kube_fakeserver import cm, fake_cluster, listing, respond, stream
 
 FAST = WatchSettings(idle_timeout=35, idle_timeout_jitter=0,

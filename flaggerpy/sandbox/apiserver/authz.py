@@ -78,7 +78,9 @@ class Authorizer:
                           {"group": rt.group, "kind": rt.plural, **({"name": name} if name else {})})
 
     def _rules(self, user: User, namespace: str | None) -> Iterator[dict[str, Any]]:
-        bindings = [(b, None) for b in self._items("clusterrolebindings", None)]
+        bindings: list[tuple[dict[str, Any], str | None]] = [
+            (b, None) for b in self._items("clusterrolebindings", None)
+        ]
         if namespace:
             bindings += [(b, namespace) for b in self._items("rolebindings", namespace)]
         for binding, bound_namespace in bindings:

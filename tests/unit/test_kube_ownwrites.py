@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flaggerpy.canary.controller import _only_status_changed
-from flaggerpy.canary.echo import OwnWrites
 from flaggerpy.kube import resources as res
+from flaggerpy.kube.ownwrites import OwnWrites
 
 
 def deployment(rv: str, replicas: int = 1, ready: int = 0) -> dict[str, Any]:
