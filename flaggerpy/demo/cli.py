@@ -46,6 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--log-level", default="error", help="controller log level (default error: the Events tell the story)")
     add("--metrics-port", type=int, default=0,
         help="port on 127.0.0.1 of the controller's /metrics, /healthz and /readyz (default: a free port, printed)")
+    add("--dashboard-port", type=int, default=0,
+        help="port on 127.0.0.1 of the web dashboard of the release (default: a free port, printed)")
 
 
 def _problems(args: argparse.Namespace) -> list[str]:
@@ -58,6 +60,8 @@ def _problems(args: argparse.Namespace) -> list[str]:
         problems.append(f"--timeout: must be > 0, not {args.timeout:g}")
     if not 0 <= args.metrics_port <= 65535:
         problems.append(f"--metrics-port: must be between 0 (a free port) and 65535, not {args.metrics_port}")
+    if not 0 <= args.dashboard_port <= 65535:
+        problems.append(f"--dashboard-port: must be between 0 (a free port) and 65535, not {args.dashboard_port}")
     return problems
 
 
@@ -124,5 +128,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"flaggerpy demo: {exc}\n")
         return 2
     options = Options(faulty=args.faulty, prometheus=args.prometheus, keep=args.keep, rps=args.rps, timing=timing,
-                      timeout=args.timeout, gateway_crds=args.gateway_crds, metrics_port=args.metrics_port)
+                      timeout=args.timeout, gateway_crds=args.gateway_crds, metrics_port=args.metrics_port,
+                      dashboard_port=args.dashboard_port)
     return asyncio.run(_main(args, options))

@@ -10,6 +10,7 @@ from typing import Any
 
 from flaggerpy.analysis.base import MetricResult, StepContext
 from flaggerpy.apis.flagger import Canary
+from flaggerpy.dashboard.server import DashboardSettings, serve
 from flaggerpy.demo import manifests
 from flaggerpy.demo.controller import running_controller
 from flaggerpy.demo.errors import DemoError
@@ -45,6 +46,8 @@ class Options:
     gateway_crds: str | None = None
     metrics_port: int = 0
     """Port of the controller's /metrics, /healthz and /readyz on 127.0.0.1; 0: a free one."""
+    dashboard_port: int = 0
+    """Port of the web dashboard on 127.0.0.1; 0: a free one."""
 
 
 @dataclass(frozen=True)
@@ -155,8 +158,11 @@ class Demo:
         async with KubeClient(str(sandbox.kubeconfig_path)) as kube:
             await self._install(kube, metrics_url)
             async with running_controller(sandbox.kubeconfig_path, metrics_url, self._on_metrics,
-                                          self.options.metrics_port) as running:
+                                          self.options.metrics_port) as running, \
+                    serve(DashboardSettings(kubeconfig=str(sandbox.kubeconfig_path),
+                                            port=self.options.dashboard_port)) as dashboard:
                 report.telemetry(running.telemetry_url)
+                report.line(f"dashboard of this release: {dashboard.canary_url(manifests.NAMESPACE, manifests.APP)}")
                 sandbox.dataplane.start_traffic(manifests.HOST, rps=self.options.rps)
                 report.stage(f"controller started; sending {self.options.rps:g} req/s to {manifests.HOST}; "
                              "waiting for the canary to be Initialized")
