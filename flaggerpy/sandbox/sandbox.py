@@ -26,6 +26,8 @@ from flaggerpy.sandbox.controllers.keda import KedaOperator
 from flaggerpy.sandbox.controllers.keda import install as install_keda
 from flaggerpy.sandbox.controllers.pods import PodController, PodSettings
 from flaggerpy.sandbox.controllers.workloads import WorkloadSettings, WorkloadSimulator
+from flaggerpy.sandbox.gateway.backends import PodBackends
+from flaggerpy.sandbox.gateway.kubeclient import ApiEndpoint
 from flaggerpy.sandbox.kubeconfig import write_kubeconfig
 from flaggerpy.sandbox.promql.server import PromQLServer
 
@@ -64,6 +66,8 @@ class Sandbox:
     cluster without KEDA. ``pods=True`` gives the simulated workloads Pods with loopback IPs (see
     ``controllers.pods``) and keeps EndpointSlices and Endpoints for Services (see ``controllers.endpoints``), which a
     real Gateway such as Traefik needs; off by default, since most tests need neither and they cost writes.
+    ``backends=True`` (implies ``pods``) serves every ready pod with a real HTTP listener at podIP:containerPort
+    (see ``gateway.backends``); ``sb.backends`` counts their answers.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class Sandbox:
         cel_rules: bool = True,
         keda: bool = False,
         pods: bool = False,
+        backends: bool = False,
         pod_settings: PodSettings | None = None,
         settings: ServerSettings | None = None,
     ) -> None:
@@ -99,7 +104,8 @@ class Sandbox:
         else:
             self.workloads = None
         self.pods: PodController | None = None
-        if pods:
+        self.backends = PodBackends() if backends else None
+        if pods or backends:
             self.pods = PodController(pod_settings)
             self.controllers.extend([self.pods, EndpointsController()])
         self.keda = KedaOperator() if keda else None
@@ -144,7 +150,7 @@ class Sandbox:
             self.cluster.create_object(self.cluster.resource("", "namespaces"), "v1", "", {"metadata": {"name": name}})
         if self.keda is not None:
             install_keda(self.cluster)
-        extra: list[web.RouteDef] = []
+        extra: list[web.RouteDef] = self.backends.routes() if self.backends is not None else []
         for controller in self.controllers:
             routes = getattr(controller, "routes", None)
             if callable(routes):
@@ -167,6 +173,9 @@ class Sandbox:
         for controller in self.controllers:
             self._tasks.append(asyncio.create_task(self._run_controller(controller), name=f"sandbox-{controller.name}"))
         self._tasks.append(asyncio.create_task(self._drop_watches_periodically(), name="sandbox-watch-dropper"))
+        if self.backends is not None:
+            # Over HTTP, as against any other cluster: the backends read pods the way a kubelet-side agent would.
+            self._tasks.append(asyncio.create_task(self._run_backends(self.backends), name="sandbox-pod-backends"))
         log.info("sandbox started", url=self.url, kubeconfig=str(self.kubeconfig_path))
 
     def user_kubeconfig(self, path: Path, token: str, name: str, namespace: str = "default",
@@ -204,6 +213,14 @@ class Sandbox:
             raise
         except Exception:
             log.exception("sandbox controller crashed", controller=controller.name)
+
+    async def _run_backends(self, backends: PodBackends) -> None:
+        try:
+            await backends.run(ApiEndpoint(self.url, False))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sandbox pod backends crashed")
 
     async def _drop_watches_periodically(self) -> None:
         """Honour ``faults.drop_watches_every``; re-read each round so tests can change it at any time."""

@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,23 +53,28 @@ class PodSettings:
 
 
 class PodIPs:
-    """Hands out pod IPs from a range, reusing released ones (never the network or broadcast address)."""
+    """Hands out pod IPs from a range, then reuses released ones (never the network or broadcast address)."""
 
     def __init__(self, cidr: str) -> None:
         self._network = ipaddress.ip_network(cidr)
         self._next = 1
-        self._free: list[str] = []
+        # Released addresses are reused oldest first, so an address stays unused as long as possible (a Gateway
+        # whose endpoints lag behind then dials nothing rather than another pod).
+        self._free: deque[str] = deque()
         self._used: set[str] = set()
 
     def allocate(self) -> str:
-        """A free address; ``RuntimeError`` when the range is exhausted."""
-        if self._free:
-            address = self._free.pop()
-        else:
-            if self._next >= self._network.num_addresses - 1:
-                raise RuntimeError(f"pod IP range {self._network} is exhausted")
+        """A free address (never used ones first); ``RuntimeError`` when the range is exhausted."""
+        last = self._network.num_addresses - 1
+        while self._next < last:
             address = str(self._network.network_address + self._next)
             self._next += 1
+            if address not in self._used:
+                self._used.add(address)
+                return address
+        if not self._free:
+            raise RuntimeError(f"pod IP range {self._network} is exhausted")
+        address = self._free.popleft()
         self._used.add(address)
         return address
 

@@ -88,6 +88,15 @@ def behaviour_of(workload: dict, kind: str, default_latency_ms: float) -> tuple[
     """Read a Deployment/DaemonSet dict's behaviour; invalid annotations fall back to defaults with a problem."""
     spec = workload.get("spec") or {}
     annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    error_rate, latency, problems = annotated_behaviour(annotations, default_latency_ms,
+                                                        "spec.template.metadata.annotations")
+    return Behaviour(error_rate, latency, _ready_replicas(workload, kind) > 0), problems
+
+
+def annotated_behaviour(annotations: dict, default_latency_ms: float,
+                        where: str) -> tuple[float, float, tuple[str, ...]]:
+    """(error rate, mean latency ms, problems) asked for by ``annotations`` (a pod template's, or a pod's, whose
+    annotations are its template's); ``where`` names the annotations' field in problems."""
     problems: list[str] = []
     error_rate = 0.0
     raw_rate = annotations.get(ERROR_RATE_ANNOTATION)
@@ -98,18 +107,15 @@ def behaviour_of(workload: dict, kind: str, default_latency_ms: float) -> tuple[
                 raise ValueError
         except ValueError:
             error_rate = 0.0
-            problems.append(
-                f"spec.template.metadata.annotations[{ERROR_RATE_ANNOTATION}]: "
-                f"{raw_rate!r} must be a number between 0 and 1"
-            )
+            problems.append(f"{where}[{ERROR_RATE_ANNOTATION}]: {raw_rate!r} must be a number between 0 and 1")
     latency = default_latency_ms
     raw_latency = annotations.get(LATENCY_ANNOTATION)
     if raw_latency is not None:
         try:
             latency = parse_duration_ms(str(raw_latency))
         except BehaviourError as exc:
-            problems.append(f"spec.template.metadata.annotations[{LATENCY_ANNOTATION}]: {exc}")
-    return Behaviour(error_rate, latency, _ready_replicas(workload, kind) > 0), tuple(problems)
+            problems.append(f"{where}[{LATENCY_ANNOTATION}]: {exc}")
+    return error_rate, latency, tuple(problems)
 
 
 def _ready_replicas(workload: dict, kind: str) -> int:
