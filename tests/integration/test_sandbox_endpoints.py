@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flaggerpy.sandbox import READY_ANNOTATION, Sandbox
-from flaggerpy.sandbox.controllers.pods import PodSettings
+from flaggerpy.sandbox.controllers.pods import PodSettings, RangeClaim
 from tests.integration.conftest import wait_for
 
 
@@ -69,7 +69,7 @@ async def test_pods_get_loopback_ips_and_become_ready_with_their_deployment(sb: 
                    describe=lambda: f"pods: {pods(sb, 'web')}")
     ips = {p["status"]["podIP"] for p in pods(sb, "web")}
     assert len(ips) == 3
-    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network("127.244.0.0/16") for ip in ips)
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network("127.224.0.0/11") for ip in ips)
     owner = sb.cluster.get("apps", "deployments", "default", "web")
     for pod in pods(sb, "web"):
         assert pod["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
@@ -147,3 +147,12 @@ async def test_slices_and_endpoints_go_with_their_service(sb: Sandbox) -> None:
                    sb.cluster.get("", "endpoints", "default", "gone") is not None)
     await sb.cluster.delete("", "services", "default", "gone")
     await wait_for(lambda: not slices(sb, "gone") and sb.cluster.get("", "endpoints", "default", "gone") is None)
+
+
+def test_sandboxes_side_by_side_hand_out_different_pod_ranges() -> None:
+    first, second = RangeClaim(None), RangeClaim(None)
+    try:
+        assert not ipaddress.ip_network(first.cidr).overlaps(ipaddress.ip_network(second.cidr))
+    finally:
+        first.close()
+        second.close()

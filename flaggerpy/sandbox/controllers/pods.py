@@ -2,7 +2,7 @@
 
 The workload simulator (``workloads``) decides how many replicas are ready; this controller gives each replica a Pod
 object that says the same: one Pod per desired replica of the current pod template (labelled ``pod-template-hash``,
-or ``controller-revision-hash`` for a DaemonSet), Running, with an IP from a loopback range (127.244.0.0/16 by
+or ``controller-revision-hash`` for a DaemonSet), Running, with an IP from a loopback range (a /20 of 127.244.0.0/14 by
 default: all of 127.0.0.0/8 is loopback on Linux, so a real listener can bind it) and a ``Ready`` condition that
 follows the workload's ready count. While a new template rolls out, the previous template's ready pods keep
 serving, as an old ReplicaSet's do. A pod that is no longer wanted terminates gracefully: it gets a
@@ -21,6 +21,8 @@ import copy
 import hashlib
 import ipaddress
 import json
+import socket
+import sys
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -46,10 +48,52 @@ _OWNER_KIND = {DEPLOYMENTS: "Deployment", DAEMONSETS: "DaemonSet"}
 class PodSettings:
     """How simulated pods are addressed and how long they take to go."""
 
-    pod_cidr: str = "127.244.0.0/16"
-    """Pod IPs are handed out from this range; it must be loopback for real pod listeners to bind them."""
+    pod_cidr: str | None = None
+    """Pod IPs are handed out from this range; it must be loopback for real pod listeners to bind them. Default:
+    the first free /20 of 127.244.0.0/14 (then of 127.224.0.0/11), claimed for the sandbox's lifetime, so that
+    sandboxes running side by side on one machine never hand out the same pod IP."""
     termination_delay: float = 0.2
     """Seconds a terminating pod keeps its IP and keeps serving before it is removed (its graceful shutdown)."""
+
+
+_RANGES = ("127.244.0.0/14", "127.224.0.0/11")
+_BLOCK = 20
+
+
+class RangeClaim:
+    """A pod IP range held by this process: an abstract unix socket named after it (Linux), released on close or
+    when the process ends, so concurrent sandboxes (other test processes, other users' sandboxes) pick others."""
+
+    def __init__(self, wanted: str | None) -> None:
+        self._socket: socket.socket | None = None
+        if wanted is not None:
+            self.cidr = wanted
+            self._take(wanted)
+            return
+        for cidr in (str(block) for whole in _RANGES for block in ipaddress.ip_network(whole).subnets(
+                new_prefix=_BLOCK)):
+            if self._take(cidr):
+                self.cidr = cidr
+                return
+        raise RuntimeError(f"no free pod IP range in {', '.join(_RANGES)}")
+
+    def _take(self, cidr: str) -> bool:
+        if not hasattr(socket, "AF_UNIX") or sys.platform != "linux":
+            return True
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            claim.bind(f"\0flaggerpy-sandbox-pods-{cidr}")
+        except OSError:
+            claim.close()
+            return False
+        self._socket = claim
+        return True
+
+    def close(self) -> None:
+        """Release the range."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 class PodIPs:
@@ -138,7 +182,8 @@ class PodController:
 
     def __init__(self, settings: PodSettings | None = None) -> None:
         self.settings = settings or PodSettings()
-        self.ips = PodIPs(self.settings.pod_cidr)
+        self.claim: RangeClaim | None = None
+        self.ips = PodIPs("127.0.0.0/8")  # replaced by the claimed range when the controller runs
         self._cluster: Cluster | None = None
         self._dirty: set[tuple[tuple[str, str], str, str]] = set()
         self._wake = asyncio.Event()
@@ -147,6 +192,8 @@ class PodController:
     async def run(self, cluster: Cluster) -> None:
         """Follow workloads and pods until cancelled."""
         self._cluster = cluster
+        self.claim = RangeClaim(self.settings.pod_cidr)
+        self.ips = PodIPs(self.claim.cidr)
         for pod in cluster.store.items(PODS):
             ip = (pod.get("status") or {}).get("podIP")
             if isinstance(ip, str):
@@ -167,6 +214,8 @@ class PodController:
                 await worker
             for timer in self._removals:
                 timer.cancel()
+            self.claim.close()
+            self.claim = None
 
     def _mark(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
         self._dirty.add((key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]))
