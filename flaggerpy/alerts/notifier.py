@@ -122,8 +122,11 @@ class AlertNotifier(SessionUser):
         session: aiohttp.ClientSession | None = None,
         settings: DeliverySettings | None = None,
         policy: OutboundPolicy | None = None,
+        same_namespace_only: bool = False,
     ) -> None:
         super().__init__(session, policy)
+        # Flagger's -no-cross-namespace-refs: a providerRef to another namespace is refused.
+        self._same_namespace_only = same_namespace_only
         self._lookup = lookup
         self._default = (defaults or DefaultAlerts()).target()
         self._cluster_name = cluster_name
@@ -162,6 +165,8 @@ class AlertNotifier(SessionUser):
         """The destination of one ``analysis.alerts[]`` entry; raises ResolveError naming what is wrong."""
         namespace = entry.provider_ref.namespace or canary.metadata.namespace
         ref = f"AlertProvider {namespace}/{entry.provider_ref.name}"
+        if self._same_namespace_only and namespace != canary.metadata.namespace:
+            raise ResolveError(f"{ref}: providerRef to another namespace refused (-no-cross-namespace-refs)")
         provider = self._lookup.alert_provider(namespace, entry.provider_ref.name)
         if provider is None:
             raise ResolveError(f"{ref}: not found")

@@ -55,6 +55,8 @@ class MetricSettings:
     metrics_server: str = DEFAULT_METRICS_SERVER
     builtin_flavour: Flavour = DEFAULT_FLAVOUR
     query_timeout: float = DEFAULT_TIMEOUT
+    same_namespace_only: bool = False
+    """Refuse a ``templateRef`` to another namespace than the Canary's (Flagger's ``-no-cross-namespace-refs``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "builtin_flavour", parse_flavour(self.builtin_flavour))
@@ -182,6 +184,9 @@ class MetricChecker(SessionUser):
         self, canary: Canary, ref: CrossNamespaceObjectReference
     ) -> tuple[ProviderSpec, Mapping[str, str], str]:
         namespace = ref.namespace or canary.metadata.namespace
+        if self._settings.same_namespace_only and namespace != canary.metadata.namespace:
+            raise MetricSetupError(f"templateRef {namespace}/{ref.name}: a MetricTemplate in another namespace is "
+                                   f"refused (-no-cross-namespace-refs)")
         template = self._lookup.metric_template(namespace, ref.name)
         if template is None:
             raise MetricSetupError(f"MetricTemplate {namespace}/{ref.name} not found")

@@ -99,6 +99,9 @@ class ControllerSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     queue: WorkQueueSettings = field(default_factory=WorkQueueSettings)
+    control_loop_interval: float | None = None
+    """Seconds between looks at every cached canary besides their watch events (Flagger's ``-control-loop-interval``,
+    the period of its scheduler's sync); a missed event then costs at most this long. None: events only."""
     optional_kind_recheck: float = 30.0
     """Seconds between looks for the CRD of an optional kind (KEDA ScaledObjects) a canary needs but the cluster
     did not serve: installing it then needs no restart."""
@@ -227,6 +230,7 @@ class Controller:
         )
         self.reconciler.wake = self.enqueue
         self._workers: asyncio.Task[None] | None = None
+        self._resync: asyncio.Task[None] | None = None
         self._wire()
 
     def _cached_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
@@ -579,6 +583,15 @@ class Controller:
             self._workers = asyncio.get_running_loop().create_task(
                 self.queue.run_workers(self.settings.threadiness, self._process), name="canary-workers"
             )
+        interval = self.settings.control_loop_interval
+        if interval and (self._resync is None or self._resync.done()):
+            self._resync = asyncio.get_running_loop().create_task(self._resync_loop(interval), name="canary-resync")
+
+    async def _resync_loop(self, interval: float) -> None:
+        """Every ``interval``, queue each cached canary (the queue de-duplicates keys already waiting)."""
+        while True:
+            await asyncio.sleep(interval)
+            self._enqueue_all(object_key(c) for c in self.informers[res.CANARIES].store.objects())
 
     async def start(self) -> None:
         """Fill the caches, then start the workers (no leader election)."""
@@ -587,6 +600,9 @@ class Controller:
 
     async def stop(self) -> None:
         """Graceful stop: let in-flight steps finish and persist, then stop watching."""
+        if self._resync is not None:
+            self._resync.cancel()
+            await asyncio.gather(self._resync, return_exceptions=True)
         await self.queue.shutdown(drain=True)
         if self._workers is not None:
             await asyncio.gather(self._workers, return_exceptions=True)

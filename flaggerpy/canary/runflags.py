@@ -108,7 +108,9 @@ class _GoBool(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
                  option_string: str | None = None) -> None:
-        if option_string is not None and option_string.lstrip("-").startswith("no-"):
+        # Only the --no-<flag> spelling negates: a flag whose own name starts with "no-" (Flagger's
+        # -no-cross-namespace-refs) is set by its name.
+        if option_string is not None and option_string.lstrip("-").replace("-", "_") == f"no_{self.dest}":
             if values is not None:
                 raise argparse.ArgumentError(self, f"{option_string} takes no value")
             setattr(namespace, self.dest, False)

@@ -16,12 +16,14 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from flaggerpy import heap, telemetry
+from flaggerpy import __version__, heap, telemetry
 from flaggerpy import log as logconf
 from flaggerpy.alerts.notifier import DefaultAlerts
 from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, parse_flavour
 from flaggerpy.analysis.checks import DEFAULT_METRICS_SERVER, MetricSettings
 from flaggerpy.analysis.providers import DEFAULT_TIMEOUT
+from flaggerpy.apis.durations import parse_duration
+from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.controller import ControllerSettings
@@ -86,11 +88,30 @@ def _allow_list(text: str) -> tuple[str, ...]:
     return tuple(parse_allow_entry(entry) for entry in parse_list(text))
 
 
+def _go_duration(text: str) -> float:
+    """A Go duration (``10s``, ``1m30s``, ``500ms``) or plain seconds, as seconds > 0."""
+    try:
+        seconds = parse_duration(text.strip(), "-control-loop-interval")
+    except SpecError:
+        seconds = parse_float(text)
+    if seconds <= 0:
+        raise ValueError(f"must be > 0, not {text!r}")
+    return seconds
+
+
+def _encoding(text: str) -> str:
+    if text.strip() not in ("json", "console"):
+        raise ValueError(f"{text!r} is not json or console")
+    return text.strip()
+
+
 def _labels(text: str) -> str:
     if not parse_list(text):
         raise ValueError("needs at least one label")
     return text
 
+
+_IGNORED = "accepted for Flagger compatibility, ignored"
 
 FLAGS: tuple[Flag, ...] = (
     Flag("kubeconfig", None, "path to a kubeconfig (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)"),
@@ -141,7 +162,23 @@ FLAGS: tuple[Flag, ...] = (
     Flag("slack-proxy-url", "", "HTTP proxy for Slack; Flagger's $SLACK_PROXY_URL wins"),
     Flag("msteams-url", "", "default MS Teams webhook for alerts; Flagger's $MSTEAMS_URL wins"),
     Flag("msteams-proxy-url", "", "HTTP proxy for MS Teams; Flagger's $MSTEAMS_PROXY_URL wins"),
+    Flag("slack-token", "", "Slack bot token of the default alerts; Flagger's $SLACK_TOKEN wins"),
+    Flag("control-loop-interval", 10.0, "how often every canary is looked at again besides its watch events, "
+         "Flagger's sync interval (Go duration, default 10s)", _go_duration),
+    Flag("zap-encoding", "json", "log encoding: json or console (default json, as Flagger)", _encoding),
+    Flag("no-cross-namespace-refs", False, "refuse MetricTemplates, AlertProviders (and their Secrets) from another "
+         "namespace than the Canary's (default false)", boolean=True),
+    Flag("version", False, "print the version and exit", boolean=True),
+    # Flagger's flags that mean nothing for a Gateway API controller: accepted, logged once as ignored.
+    Flag("master", "", f"{_IGNORED}: the API server comes from the kubeconfig"),
+    Flag("kubeconfig-service-mesh", "", f"{_IGNORED}: the Gateway API objects live in the cluster of --kubeconfig"),
+    Flag("ingress-annotations-prefix", "nginx.ingress.kubernetes.io", f"{_IGNORED}: no NGINX ingresses are managed"),
+    Flag("ingress-class", "", f"{_IGNORED}: no Contour HTTPProxies are managed"),
+    Flag("zap-replace-globals", False, f"{_IGNORED}: Python has no global zap logger", boolean=True),
 )
+
+IGNORED_FLAGS = tuple(flag.name for flag in FLAGS if flag.help.startswith(_IGNORED))
+"""Flags of Flagger's main.go that mean nothing for a Gateway API controller: accepted, logged once as ignored."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -177,7 +214,7 @@ def alerts_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
     (``SLACK_URL``, ``SLACK_TOKEN``, ``SLACK_PROXY_URL``, ``MSTEAMS_URL``, ``MSTEAMS_PROXY_URL``)."""
     return DefaultAlerts(
         slack_url=args.slack_url, slack_user=args.slack_user, slack_channel=args.slack_channel,
-        slack_proxy_url=args.slack_proxy_url, msteams_url=args.msteams_url,
+        slack_proxy_url=args.slack_proxy_url, slack_token=args.slack_token, msteams_url=args.msteams_url,
         msteams_proxy_url=args.msteams_proxy_url,
     ).with_environment(environ)
 
@@ -187,6 +224,7 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
     return ControllerSettings(
         namespace=args.namespace,
         threadiness=args.threadiness,
+        control_loop_interval=args.control_loop_interval,
         engine=EngineSettings(
             config_tracking=args.enable_config_tracking,
             max_concurrent_canaries=args.max_concurrent_canaries,
@@ -207,6 +245,7 @@ def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
         metrics=MetricSettings(metrics_server=args.metrics_server, builtin_flavour=parse_flavour(args.metrics_flavour),
                                query_timeout=args.metrics_query_timeout),
         alerts=alerts_from(args, environ),
+        no_cross_namespace_refs=args.no_cross_namespace_refs,
         cluster_name=args.cluster_name,
         event_webhook=args.event_webhook,
         outbound_allow=args.outbound_allow,
@@ -290,8 +329,16 @@ async def _main(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(sig)
 
 
+def _log_ignored(given: argparse.Namespace) -> None:
+    """One line per Flagger flag that was set but means nothing here."""
+    for flag in FLAGS:
+        if flag.name in IGNORED_FLAGS and hasattr(given, flag.dest):
+            log.info("flag ignored", flag=f"-{flag.name}", reason=flag.help)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM/SIGINT; the process exit code."""
+    given = args
     args, problems = resolve(args, FLAGS, os.environ)
     if not problems:
         problems = _problems(args)
@@ -299,11 +346,18 @@ def run(args: argparse.Namespace) -> int:
         for problem in problems:
             sys.stderr.write(f"flaggerpy run: {problem}\n")
         return 2
+    if args.version:
+        # Flagger's -version: print and exit before anything else is set up.
+        sys.stdout.write(f"flaggerpy version {__version__}\n")
+        return 0
     try:
-        logconf.configure(args.log_level)
+        # Flagger logs JSON unless -zap-encoding=console; without the flag a terminal still gets readable lines.
+        explicit = hasattr(given, "zap_encoding") or bool(os.environ.get("FLAGGERPY_ZAP_ENCODING"))
+        logconf.configure(args.log_level, json=(args.zap_encoding == "json") if explicit else None)
     except ValueError as exc:
         sys.stderr.write(f"flaggerpy run: {exc}\n")
         return 2
+    _log_ignored(given)
     try:
         return asyncio.run(_main(args))
     except ConfigError as exc:

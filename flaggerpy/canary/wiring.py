@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ class WiringSettings:
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
     alerts: DefaultAlerts = field(default_factory=DefaultAlerts)
+    no_cross_namespace_refs: bool = False
+    """Refuse MetricTemplates and AlertProviders outside the Canary's namespace (``-no-cross-namespace-refs``)."""
     cluster_name: str = ""
     """Added to every alert (Flagger's ``-cluster-name``)."""
     event_webhook: str = ""
@@ -81,8 +84,10 @@ async def wired_controller(
         informers = build_informers(kube, settings.controller)
         lookup = CacheLookup(Caches({r: i.store for r, i in informers.items()}), kube)
         webhooks = WebhookRunner(event_webhook=settings.event_webhook or None, policy=policy)
-        metrics = MetricChecker(lookup, settings.metrics, policy=policy)
-        notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts, policy=policy)
+        metric_settings = dataclasses.replace(settings.metrics, same_namespace_only=settings.no_cross_namespace_refs)
+        metrics = MetricChecker(lookup, metric_settings, policy=policy)
+        notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts, policy=policy,
+                                 same_namespace_only=settings.no_cross_namespace_refs)
         events = EngineEvents(EventRecorder(kube), webhooks)
         analyzer: Analyzer = CanaryAnalyzer(metrics, webhooks)
         if analyzer_hook is not None:

@@ -120,6 +120,21 @@ async def test_template_in_another_namespace_with_credentials_from_its_namespace
     assert prom.last.headers["Authorization"] == "Bearer t0ken"
 
 
+async def test_no_cross_namespace_refs_refuses_a_template_elsewhere_and_reads_no_secret(prom: FakeBackend) -> None:
+    answers(prom, {"latency": "0.2"})
+    lookup = Lookup(
+        [prom_template("latency", "flagger-system", prom.url, "latency{}", secretRef={"name": "prom-auth"})],
+        secrets={("flagger-system", "prom-auth"): {"token": "t0ken"}},
+    )
+    subject = canary([{"name": "p99", "templateRef": {"name": "latency", "namespace": "flagger-system"},
+                       "thresholdRange": {"max": 1}}])
+    result = (await check(subject, lookup, same_namespace_only=True))["p99"]
+    assert not result.passed
+    assert result.error is not None and "-no-cross-namespace-refs" in result.error
+    assert "flagger-system/latency" in result.error
+    assert lookup.secret_requests == []
+
+
 async def test_a_missing_template_or_secret_fails_the_check_naming_it(prom: FakeBackend) -> None:
     lookup = Lookup([prom_template("needs-auth", "test", prom.url, "x", secretRef={"name": "gone"})])
     subject = canary(

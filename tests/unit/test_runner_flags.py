@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+import structlog
 
 from flaggerpy.analysis.builtin import Flavour
 from flaggerpy.canary import runner
@@ -118,3 +119,51 @@ def test_help_names_each_flags_variables(capsys: pytest.CaptureFixture[str]) -> 
         assert f"${flag.env}" in out
     assert "$SLACK_URL" in out and "$EVENT_WEBHOOK_URL" in out
     assert "--no-enable-config-tracking" in out
+
+
+# Every flag of Flagger's cmd/flagger/main.go, with a value as Flagger's manifests write it (one dash).
+FLAGGER_FLAGS = [
+    "-kubeconfig=/tmp/kubeconfig", "-kubeconfig-qps=50", "-kubeconfig-burst=100", "-master=https://10.0.0.1",
+    "-metrics-server=http://prometheus:9090", "-control-loop-interval=15s", "-log-level=info", "-port=8080",
+    "-slack-url=https://hooks.slack.com/x", "-slack-token=xoxb", "-slack-proxy-url=http://proxy:3128",
+    "-slack-user=flagger", "-slack-channel=general", "-event-webhook=http://events", "-msteams-url=https://teams/x",
+    "-msteams-proxy-url=http://proxy:3128", "-include-label-prefix=app.kubernetes.io", "-threadiness=4",
+    "-zap-replace-globals=true", "-zap-encoding=console", "-namespace=test", "-mesh-provider=gatewayapi:v1",
+    "-selector-labels=app,name", "-ingress-annotations-prefix=custom.ingress.kubernetes.io",
+    "-ingress-class=contour", "-enable-leader-election=false", "-leader-election-namespace=flagger",
+    "-enable-config-tracking=true", "-version=false", "-kubeconfig-service-mesh=/tmp/mesh",
+    "-cluster-name=prod", "-no-cross-namespace-refs=true",
+]
+
+
+def test_every_flagger_flag_is_accepted() -> None:
+    args = _args(FLAGGER_FLAGS)
+    assert args.control_loop_interval == 15.0
+    assert args.zap_encoding == "console"
+    wiring = runner.wiring_from(args, {})
+    assert wiring.no_cross_namespace_refs is True
+    assert wiring.controller.control_loop_interval == 15.0
+    assert wiring.alerts.slack_token == "xoxb"
+    assert runner.IGNORED_FLAGS == ("master", "kubeconfig-service-mesh", "ingress-annotations-prefix",
+                                    "ingress-class", "zap-replace-globals")
+
+
+def test_version_prints_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
+    assert runner.run(_parser().parse_args(["-version"])) == 0
+    assert capsys.readouterr().out.startswith("flaggerpy version ")
+
+
+def test_ignored_flags_are_logged_once_each() -> None:
+    given = _parser().parse_args(["-master=https://10.0.0.1", "-ingress-class=contour"])
+    with structlog.testing.capture_logs() as logs:
+        runner._log_ignored(given)
+    assert [entry["flag"] for entry in logs if entry["event"] == "flag ignored"] == ["-master", "-ingress-class"]
+
+
+@pytest.mark.parametrize("value", ["10", "0s", "-1s", "soon"])
+def test_control_loop_interval_takes_a_go_duration(value: str) -> None:
+    if value == "10":
+        assert _args([f"-control-loop-interval={value}"]).control_loop_interval == 10.0
+        return
+    with pytest.raises(SystemExit):
+        _parser().parse_args([f"-control-loop-interval={value}"])
