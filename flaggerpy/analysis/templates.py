@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from flaggerpy.apis.flagger import METRIC_INTERVAL
+
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary, CanaryMetric
 
-DEFAULT_INTERVAL = "1m"
 VARIABLES = ("name", "namespace", "target", "service", "ingress", "route", "interval", "variables")
 
 _GO_COMMENT = re.compile(r"\{\{(-?)\s*/\*.*?\*/\s*(-?)\}\}", re.DOTALL)
@@ -45,7 +46,7 @@ class TemplateModel:
     service: str
     ingress: str
     route: str
-    interval: str = DEFAULT_INTERVAL
+    interval: str = METRIC_INTERVAL
     variables: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -25,7 +25,10 @@ from flaggerpy.apis.lenient import parse_leniently, unaffected
 API_GROUP = "flagger.app"
 API_VERSION = "v1beta1"
 
+# Flagger's defaults for unset fields: the one place they are written down (the engine's Plan, the route builders
+# and the template renderer read them from here).
 PROGRESS_DEADLINE_SECONDS = 600
+FAILED_CHECKS_THRESHOLD = 1
 ANALYSIS_INTERVAL = "1m"
 METRIC_INTERVAL = "1m"
 WEBHOOK_TIMEOUT = "10s"
@@ -35,15 +38,18 @@ SESSION_COOKIE_MAX_AGE = 86400
 METRIC_HISTORY_LIMIT = 30
 
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
-GATEWAY_PROVIDERS = ("gatewayapi", "gatewayapi:v1", "gatewayapi:v1beta1")
+GATEWAY_PROVIDERS: dict[str, str] = {"gatewayapi": "v1", "gatewayapi:v1": "v1", "gatewayapi:v1beta1": "v1beta1"}
+"""The ``spec.provider`` values this controller serves, each with the HTTPRoute API version it routes with (an
+unset provider means ``gatewayapi``)."""
 
 
 class Strategy(enum.StrEnum):
-    """How a release is rolled out, derived from ``spec.analysis`` like Flagger does."""
+    """How a release is rolled out, derived from ``spec.analysis`` like Flagger does; the values are Flagger's
+    (its ``deployment_strategy`` metric label), mirroring being a blue/green with ``analysis.mirror``."""
 
     CANARY = "canary"
     """Progressive traffic shifting by ``stepWeight``/``stepWeights`` up to ``maxWeight``."""
-    AB = "ab"
+    AB = "ab-testing"
     """A/B testing: requests matching ``analysis.match`` go to the canary for ``iterations`` intervals."""
     BLUE_GREEN = "blue-green"
     """Blue/green: the canary gets test traffic only, for ``iterations`` intervals, then all traffic at once."""
@@ -713,9 +719,7 @@ class Canary(_Resource):
 
     def provider_api_version(self) -> str:
         """The HTTPRoute API version to use: ``v1`` unless the provider says ``gatewayapi:v1beta1``."""
-        provider = self.spec.provider or "gatewayapi"
-        _, _, version = provider.partition(":")
-        return version or "v1"
+        return GATEWAY_PROVIDERS.get(self.spec.provider or "gatewayapi", "v1")
 
     @property
     def strategy(self) -> Strategy:
@@ -744,7 +748,7 @@ class Canary(_Resource):
     @property
     def threshold(self) -> int:
         """Failed checks tolerated before rollback (1 when unset or 0)."""
-        return self.analysis.threshold or 1
+        return self.analysis.threshold or FAILED_CHECKS_THRESHOLD
 
     @property
     def iterations(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from flaggerpy.analysis.base import HookType, WebhookResult
 from flaggerpy.apis.annotations import Action, record_handled
 from flaggerpy.apis.errors import SpecError
+from flaggerpy.apis.flagger import Strategy
 from flaggerpy.canary import manual, messages, steps
 from flaggerpy.canary import status as st
 from flaggerpy.canary import workload as wl
@@ -358,14 +359,14 @@ class CanaryReconciler(StepIO):
         plan = step.plan
         weight = int(step.status.get("canaryWeight") or 0)
         iterations = int(step.status.get("iterations") or 0)
-        if plan.strategy is steps.Strategy.CANARY and step.phase is Phase.PROGRESSING:
+        if plan.strategy is Strategy.CANARY and step.phase is Phase.PROGRESSING:
             # Asked at every tick of the analysis, also at maxWeight, but no more once promotion was refused.
             denied = await self._gate(step, HookType.CONFIRM_TRAFFIC_INCREASE)
             if denied is not None:
                 return await self._traffic_increase_denied(step, denied)
         if not steps.analysis_complete(plan, weight, iterations):
             return await self._advance(step)
-        if plan.strategy is steps.Strategy.BLUE_GREEN and iterations == plan.iterations:
+        if plan.strategy is Strategy.BLUE_GREEN and iterations == plan.iterations:
             return await self._to_promotion(step, self._switch)
         return await self._to_promotion(step, self._promote)
 
@@ -468,7 +469,7 @@ class CanaryReconciler(StepIO):
     async def _advance(self, step: Step) -> float | None:
         plan = step.plan
         weight = int(step.status.get("canaryWeight") or 0)
-        if plan.strategy is steps.Strategy.CANARY:
+        if plan.strategy is Strategy.CANARY:
             new_weight = steps.next_weight(plan, weight)
             step.status["canaryWeight"] = new_weight
             message = f"Advance {step.canary_name} canary weight {new_weight}"
@@ -542,7 +543,7 @@ class CanaryReconciler(StepIO):
                              subject=step.primary)
             return self.settings.poll_interval
         weight = int(step.status.get("canaryWeight") or 0)
-        if step.plan.strategy is steps.Strategy.CANARY and step.plan.step_weight_promotion > 0 and weight > 0:
+        if step.plan.strategy is Strategy.CANARY and step.plan.step_weight_promotion > 0 and weight > 0:
             # Flagger's runPromotionTrafficShift with stepWeightPromotion: back to the primary step by step.
             remaining = steps.remaining_delay(step.plan, st.seconds_since(step.status.get("lastTransitionTime"),
                                                                            step.at))

@@ -6,28 +6,23 @@ nothing here does I/O, so every strategy's schedule is tested on its own.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flaggerpy.apis.flagger import Strategy as ModelStrategy
+from flaggerpy.apis.durations import parse_duration
+from flaggerpy.apis.flagger import (
+    ANALYSIS_INTERVAL,
+    FAILED_CHECKS_THRESHOLD,
+    PROGRESS_DEADLINE_SECONDS,
+    READY_THRESHOLD,
+    TOTAL_WEIGHT,
+    Strategy,
+)
 
 if TYPE_CHECKING:
     from flaggerpy.apis.flagger import Canary
 
-DEFAULT_INTERVAL_SECONDS = 60.0
-DEFAULT_THRESHOLD = 1
-DEFAULT_MAX_WEIGHT = 100
-DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
-DEFAULT_READY_THRESHOLD = 100
-
-
-class Strategy(enum.StrEnum):
-    """How traffic moves during analysis."""
-
-    CANARY = "canary"  # progressive weights
-    AB = "ab-testing"  # matched requests go to the canary; iterations count
-    BLUE_GREEN = "blue-green"  # no traffic until the switch; iterations count
+_INTERVAL_SECONDS = parse_duration(ANALYSIS_INTERVAL, "interval")
 
 
 @dataclass(frozen=True)
@@ -35,17 +30,19 @@ class Plan:
     """The parts of a Canary's spec that drive its schedule, with Flagger's defaults applied."""
 
     strategy: Strategy
-    interval: float = DEFAULT_INTERVAL_SECONDS
-    threshold: int = DEFAULT_THRESHOLD
+    """CANARY (progressive weights), AB (matched requests go to the canary) or BLUE_GREEN (no traffic until the
+    switch; ``mirror`` copies requests meanwhile): never MIRROR, which is BLUE_GREEN with ``mirror`` set."""
+    interval: float = _INTERVAL_SECONDS
+    threshold: int = FAILED_CHECKS_THRESHOLD
     step_weight: int = 0
     step_weights: tuple[int, ...] = ()
-    max_weight: int = DEFAULT_MAX_WEIGHT
+    max_weight: int = TOTAL_WEIGHT
     step_weight_promotion: int = 0
     iterations: int = 0
     mirror: bool = False
-    progress_deadline: float = DEFAULT_PROGRESS_DEADLINE_SECONDS
-    canary_ready_threshold: int = DEFAULT_READY_THRESHOLD
-    primary_ready_threshold: int = DEFAULT_READY_THRESHOLD
+    progress_deadline: float = PROGRESS_DEADLINE_SECONDS
+    canary_ready_threshold: int = READY_THRESHOLD
+    primary_ready_threshold: int = READY_THRESHOLD
     skip_analysis: bool = False
 
     @property
@@ -57,13 +54,8 @@ class Plan:
 def plan_of(canary: Canary) -> Plan:
     """Read the schedule out of a parsed Canary (the model applies Flagger's defaults for unset fields)."""
     analysis = canary.analysis
-    strategy = {
-        ModelStrategy.AB: Strategy.AB,
-        ModelStrategy.BLUE_GREEN: Strategy.BLUE_GREEN,
-        ModelStrategy.MIRROR: Strategy.BLUE_GREEN,
-    }.get(canary.strategy, Strategy.CANARY)
     return Plan(
-        strategy=strategy,
+        strategy=Strategy.BLUE_GREEN if canary.strategy is Strategy.MIRROR else canary.strategy,
         interval=canary.interval_seconds,
         threshold=canary.threshold,
         step_weight=int(analysis.step_weight or 0),

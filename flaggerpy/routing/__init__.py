@@ -4,7 +4,7 @@ The engine uses :class:`Router` objects made by :func:`new_router` or :class:`Ro
 ``build`` and the drift check in ``drift`` need no cluster.
 """
 
-from flaggerpy.routing.base import PROVIDERS, Router, provider_api_version
+from flaggerpy.routing.base import Router, provider_api_version
 from flaggerpy.routing.build import RouteFeatures, RouteWeights, desired_route, desired_spec, route_kind
 from flaggerpy.routing.drift import intended_weights, route_drifted
 from flaggerpy.routing.errors import (
@@ -17,7 +17,6 @@ from flaggerpy.routing.factory import Routers, new_router
 from flaggerpy.routing.gatewayapi import GatewayAPIRouter, LiveLookup
 
 __all__ = [
-    "PROVIDERS",
     "GatewayAPIRouter",
     "InvalidWeights",
     "LiveLookup",

@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from flaggerpy.apis.flagger import Canary
+from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
 from flaggerpy.routing.build import RouteWeights
 from flaggerpy.routing.errors import UnsupportedProvider
-
-PROVIDERS: dict[str, str] = {
-    "gatewayapi": "v1",
-    "gatewayapi:v1": "v1",
-    "gatewayapi:v1beta1": "v1beta1",
-}
-"""Provider string → HTTPRoute API version. An unset provider means ``gatewayapi`` (v1)."""
 
 
 @runtime_checkable
@@ -47,6 +40,6 @@ class Router(Protocol):
 def provider_api_version(provider: str | None) -> str:
     """The HTTPRoute API version for a ``spec.provider`` value; UnsupportedProvider for anything else."""
     key = (provider or "gatewayapi").strip()
-    if key not in PROVIDERS:
-        raise UnsupportedProvider(key, tuple(PROVIDERS))
-    return PROVIDERS[key]
+    if key not in GATEWAY_PROVIDERS:
+        raise UnsupportedProvider(key, tuple(GATEWAY_PROVIDERS))
+    return GATEWAY_PROVIDERS[key]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from flaggerpy.apis.errors import FieldError, SpecError
+from flaggerpy.apis.flagger import ANALYSIS_INTERVAL
 from flaggerpy.routing import affinity, filters, matches
 from flaggerpy.routing.checks import check_match_counts, shape_problems
 from flaggerpy.routing.errors import InvalidWeights
@@ -188,7 +189,7 @@ def _mirror_percent(analysis: Mapping[str, Any], errors: list[FieldError]) -> in
 
 
 def _interval_seconds(analysis: Mapping[str, Any], errors: list[FieldError]) -> int:
-    seconds = filters.duration_seconds(str(analysis.get("interval") or "1m"))
+    seconds = filters.duration_seconds(str(analysis.get("interval") or ANALYSIS_INTERVAL))
     if seconds is None:
         errors.append(FieldError("spec.analysis.interval", f'"{analysis.get("interval")}" is not a duration'))
         return 60

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from flaggerpy.apis.flagger import Strategy
 from flaggerpy.canary import steps
-from flaggerpy.canary.steps import Plan, Strategy
+from flaggerpy.canary.steps import Plan
 
 
 def walk(plan: Plan) -> list[int]:
