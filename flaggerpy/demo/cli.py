@@ -65,6 +65,17 @@ def _problems(args: argparse.Namespace) -> list[str]:
     return problems
 
 
+def opening_line(options: Options) -> str:
+    """What is about to happen, not its result: the release, its steps and what decides its fate."""
+    analysis = manifests.canary("http://127.0.0.1", options.timing)["spec"]["analysis"]
+    plan = (f"in {analysis['stepWeight']}% steps up to {analysis['maxWeight']}% every {analysis['interval']}, "
+            f"rolled back after {analysis['threshold']} failed checks")
+    if options.faulty:
+        return (f"flaggerpy demo: releasing {manifests.APP} {manifests.NEXT_VERSION}, which fails 30% of its "
+                f"requests, as a canary {plan}; expect a rollback")
+    return f"flaggerpy demo: releasing {manifests.APP} {manifests.NEXT_VERSION} as a canary {plan}"
+
+
 def _reporter(args: argparse.Namespace, state: DemoState) -> Reporter:
     if args.plain or not sys.stdout.isatty():
         return PlainReporter(state)
@@ -72,8 +83,7 @@ def _reporter(args: argparse.Namespace, state: DemoState) -> Reporter:
 
 
 async def _main(args: argparse.Namespace, options: Options) -> int:
-    what = "a faulty release (30% errors) rolled back" if options.faulty else "a canary release promoted"
-    state = DemoState(title=f"flaggerpy demo: {what}", threshold=options.timing.threshold)
+    state = DemoState(title=opening_line(options), threshold=options.timing.threshold)
     reporter = _reporter(args, state)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -86,6 +96,10 @@ async def _main(args: argparse.Namespace, options: Options) -> int:
         outcome = await Demo(options, reporter).run()
         code = 0 if outcome.ok else 1
         summary = f"demo {'passed' if outcome.ok else 'failed'}: {outcome.summary}"
+        if outcome.latest:
+            # The verdict a --keep user reads last is about the release they made last.
+            summary = f"demo {'passed' if outcome.ok else 'failed'} (release 1: {outcome.phase}); latest: " \
+                      f"{outcome.latest}"
     except asyncio.CancelledError:
         summary, code = "demo interrupted: sandbox and controller stopped", 130
     except (DemoError, PrometheusError, ApiError, OSError) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flaggerpy.analysis.base import MetricResult, StepContext
@@ -31,6 +31,7 @@ SETTLE_TIMEOUT = 10.0
 SCRAPE_INTERVAL = 0.5
 # How long a Deployment takes to become ready in the sandbox: short, but long enough to see the wait.
 READY_DELAY = 0.3
+BACKENDS = {"primary": f"{manifests.APP}-primary", "canary": f"{manifests.APP}-canary"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Outcome:
     expected: str
     healthy: bool
     summary: str
+    latest: str = ""
+    """With --keep, what became of the latest release the user started, when there was one."""
 
     @property
     def ok(self) -> bool:
@@ -124,6 +127,17 @@ class Demo:
         self._weights: tuple[int, int] | None = None
         # Set once the release is under way: a terminal phase seen before that belongs to no release of ours.
         self._saw_progress = False
+        # The revision the app's Deployment runs, and what the demo knows of its release (0: the initial version).
+        self._image = ""
+        self._release_number = 0
+        self._release_started = 0.0
+        self._release_progressed = False
+        self._release_outcome = ""
+        self._aborted = False
+        self._image_seen = False
+        # The traffic window: when the route's current weights took effect, and each backend's counters then.
+        self._window: tuple[float, dict[str, tuple[int, int]]] | None = None
+        self._sandbox: Sandbox | None = None
 
     @property
     def canary_status(self) -> dict[str, Any]:
@@ -140,6 +154,7 @@ class Demo:
         report = self.reporter
         report.stage("starting the sandbox cluster")
         async with Sandbox(ready_delay=READY_DELAY) as sandbox:
+            self._sandbox = sandbox
             watcher = asyncio.create_task(self._watch(sandbox), name="demo-watch")
             meter = asyncio.create_task(self._measure(sandbox), name="demo-traffic")
             try:
@@ -180,10 +195,15 @@ class Demo:
                                      "all traffic back on the primary", SETTLE_TIMEOUT)
                 primary = await kube.get(DEPLOYMENTS, f"{manifests.APP}-primary", manifests.NAMESPACE)
                 outcome = self._outcome(phase, primary)
+                # The last frame's numbers belong to the final split, however short its window is yet.
+                report.traffic(self._measured(sandbox))
                 report.stage(f"release {outcome.phase}")
                 if self.options.keep:
                     # Controller and traffic keep running: a further `kubectl set image` is a new release to watch.
                     await self._keep(sandbox, outcome)
+                    if self._release_number > 1:
+                        primary = await kube.get(DEPLOYMENTS, f"{manifests.APP}-primary", manifests.NAMESPACE)
+                        outcome = replace(outcome, latest=self._latest(primary))
                 await sandbox.dataplane.stop_traffic()
         return outcome
 
@@ -253,13 +273,62 @@ class Demo:
                 phase = self._phase()
                 if phase in ("Progressing", "Promoting", "Finalising"):
                     self._saw_progress = True
+                    self._release_progressed = True
                 self.reporter.phase(phase, int(self._canary_status.get("failedChecks") or 0))
+                self._release_ended(phase)
+            elif change.plural == "deployments" and meta.get("name") == manifests.APP:
+                self._revision(obj)
             elif change.plural == "httproutes" and meta.get("name") == manifests.APP:
                 self._route(obj)
             elif change.plural == "events" and (obj.get("involvedObject") or {}).get("kind") == "Canary":
-                self.reporter.event(str(obj.get("type") or ""), str(obj.get("reason") or ""),
-                                    str(obj.get("message") or ""))
+                message = str(obj.get("message") or "")
+                self._aborted = self._aborted or message.startswith("Manual abort")
+                self.reporter.event(str(obj.get("type") or ""), str(obj.get("reason") or ""), message)
             self._changed.set()
+
+    def _revision(self, deployment: dict[str, Any]) -> None:
+        """A new image on the app's Deployment starts a new release block (superseding one still running)."""
+        containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+        image = str((containers or [{}])[0].get("image") or "")
+        if not image or image == self._image:
+            return
+        if self._release_number and not self._release_outcome:
+            self.reporter.outcome(f"superseded by {image.rpartition(':')[2]} before it finished")
+        self._image = image
+        self._release_number = self._release_number + 1 if self._image_seen else 0
+        self._image_seen = True
+        self._release_started = self.reporter.state.elapsed
+        self._release_progressed = False
+        self._release_outcome = ""
+        self._aborted = False
+        self.reporter.release(image)
+        if self._release_number > 1:
+            self.reporter.stage(f"release {self._release_number}: rolling out {image}")
+
+    def _release_ended(self, phase: str) -> None:
+        if self._release_outcome:
+            return
+        if self._release_number == 0 and phase == "Initialized":
+            self._release_outcome = "Initialized: the primary serves all traffic"
+        elif self._release_number and self._release_progressed and phase == "Succeeded":
+            self._release_outcome = "Succeeded: promoted"
+        elif self._release_number and self._release_progressed and phase == "Failed":
+            self._release_outcome = "Failed: aborted and rolled back" if self._aborted else "Failed: rolled back"
+        else:
+            return
+        self.reporter.outcome(self._release_outcome)
+
+    def _latest(self, primary: dict[str, Any]) -> str:
+        """What became of the latest release (one the user started with ``kubectl set image`` under --keep)."""
+        version = primary["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(":")[2]
+        name = f"release {self._release_number} ({self._image})"
+        if not self._release_outcome:
+            weight = self._weights[1] if self._weights else 0
+            return f"{name} still {self._phase() or 'waiting'} at canary {weight}% when stopped; primary runs {version}"
+        elapsed = self.reporter.state.elapsed - self._release_started
+        share = self._weights[0] if self._weights else 0
+        return (f"{name} {self._release_outcome} after {elapsed:.1f}s: primary runs {version}, {share}% of traffic "
+                "on the primary")
 
     def _route(self, route: dict[str, Any]) -> None:
         rules = (route.get("spec") or {}).get("rules") or []
@@ -268,22 +337,36 @@ class Demo:
         weights = {ref.get("name"): int(ref.get("weight", 1)) for ref in rules[-1].get("backendRefs") or []}
         primary = weights.get(f"{manifests.APP}-primary", 0)
         canary = weights.get(f"{manifests.APP}-canary", 0)
+        if (primary, canary) != self._weights and self._sandbox is not None:
+            # Requests routed by the earlier weights must not be averaged into what the bar shows now.
+            self._window = (asyncio.get_running_loop().time(), self._counters(self._sandbox))
         self._weights = (primary, canary)
         self.reporter.weights(primary, canary)
 
+    @staticmethod
+    def _counters(sandbox: Sandbox) -> dict[str, tuple[int, int]]:
+        counters = {}
+        for name, service in BACKENDS.items():
+            stats = sandbox.dataplane.stats(manifests.NAMESPACE, service)
+            counters[name] = (stats.requests, stats.errors)
+        return counters
+
+    def _measured(self, sandbox: Sandbox) -> dict[str, Traffic]:
+        """Requests per second and error share per backend since the route's current weights took effect."""
+        now = asyncio.get_running_loop().time()
+        start, before = self._window or (now, {name: (0, 0) for name in BACKENDS})
+        window = max(now - start, 1e-3)
+        measured = {}
+        for name, (requests, errors) in self._counters(sandbox).items():
+            routed, failed = requests - before[name][0], errors - before[name][1]
+            measured[name] = Traffic(routed / window, 100.0 * failed / routed if routed else 0.0, window)
+        return measured
+
     async def _measure(self, sandbox: Sandbox) -> None:
-        """Requests per second and error share per backend, from the data plane's counters, every second."""
-        backends = {"primary": f"{manifests.APP}-primary", "canary": f"{manifests.APP}-canary"}
-        previous = {name: (0, 0) for name in backends}
+        """The measured traffic over the current weights' window, reported every second."""
         while True:
             await asyncio.sleep(1.0)
-            measured = {}
-            for name, service in backends.items():
-                stats = sandbox.dataplane.stats(manifests.NAMESPACE, service)
-                requests, errors = stats.requests - previous[name][0], stats.errors - previous[name][1]
-                previous[name] = (stats.requests, stats.errors)
-                measured[name] = Traffic(float(requests), 100.0 * errors / requests if requests else 0.0)
-            self.reporter.traffic(measured)
+            self.reporter.traffic(self._measured(sandbox))
 
     def _outcome(self, phase: str, primary: dict[str, Any]) -> Outcome:
         containers = primary["spec"]["template"]["spec"]["containers"]

@@ -1,8 +1,8 @@
 """What the demo shows: one state, drawn live with rich on a terminal or printed as plain lines elsewhere.
 
 Both reporters receive the same calls; the plain one prints one line per change (CI logs stay readable), the live
-one redraws a dashboard a few times a second: phase, the traffic split as a bar, failed checks, every metric's
-value at every analysis step, the measured traffic and the Events as they happen.
+one redraws a dashboard a few times a second: phase, the traffic split as a bar, failed checks, the measured traffic,
+and one block per release (its image and outcome, every metric's value at every analysis step, its Events).
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ from flaggerpy.analysis.base import MetricResult
 BAR_WIDTH = 50
 MAX_EVENTS = 10
 MAX_STEPS = 12
+# How many Events an earlier release's block keeps on screen (its outcome line says how it ended).
+MAX_EARLIER_EVENTS = 3
+# Distinct glyphs, so the split reads without colour (and for colour-blind users); colour only adds to them.
+PRIMARY_GLYPH = "█"
+CANARY_GLYPH = "░"
 _PHASE_STYLES = {
     "Succeeded": "bold green",
     "Failed": "bold red",
@@ -51,10 +56,28 @@ class StepMetrics:
 
 @dataclass(frozen=True)
 class Traffic:
-    """Requests per second and error share measured at one backend over the last second."""
+    """Requests per second and error share measured at one backend over ``window`` seconds, the time since the
+    route's current weights took effect (so the numbers always belong to the split the bar shows)."""
 
     rps: float
     error_percent: float
+    window: float = 1.0
+
+
+@dataclass
+class ReleaseBlock:
+    """One revision of the app as the demo saw it: its image, its analysis steps and Events, and how it ended."""
+
+    number: int
+    image: str
+    outcome: str = ""
+    steps: deque[StepMetrics] = field(default_factory=lambda: deque(maxlen=MAX_STEPS))
+    events: deque[tuple[float, str, str, str]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+
+    @property
+    def title(self) -> str:
+        """``release 2: ghcr.io/...:6.0.3`` (``initial version: ...`` for the first)."""
+        return f"release {self.number}: {self.image}" if self.number else f"initial version: {self.image}"
 
 
 @dataclass
@@ -71,10 +94,32 @@ class DemoState:
     primary_weight: int | None = None
     canary_weight: int | None = None
     failed_checks: int = 0
-    steps: deque[StepMetrics] = field(default_factory=lambda: deque(maxlen=MAX_STEPS))
-    events: deque[tuple[float, str, str, str]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    releases: list[ReleaseBlock] = field(default_factory=lambda: [ReleaseBlock(0, "")])
     traffic: dict[str, Traffic] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def current(self) -> ReleaseBlock:
+        """The block of the revision the Canary works on now."""
+        return self.releases[-1]
+
+    @property
+    def steps(self) -> deque[StepMetrics]:
+        """The current release's analysis steps."""
+        return self.current.steps
+
+    @property
+    def events(self) -> deque[tuple[float, str, str, str]]:
+        """The current release's Events."""
+        return self.current.events
+
+    def new_release(self, image: str) -> ReleaseBlock:
+        """Start the block of a new revision (the first call names the initial version)."""
+        if not self.current.image and not self.current.steps:
+            self.current.image = image
+            return self.current
+        self.releases.append(ReleaseBlock(len(self.releases), image))
+        return self.current
 
     @property
     def elapsed(self) -> float:
@@ -109,7 +154,13 @@ class Reporter(Protocol):
         """A Kubernetes Event about the Canary."""
 
     def traffic(self, measured: dict[str, Traffic]) -> None:
-        """Measured traffic per backend over the last second."""
+        """Measured traffic per backend since the route's weights last changed."""
+
+    def release(self, image: str) -> None:
+        """The app's Deployment now runs ``image``: a new revision (the first call: the initial version)."""
+
+    def outcome(self, text: str) -> None:
+        """How the current release ended (promoted, rolled back, superseded, ...)."""
 
     def telemetry(self, url: str) -> None:
         """The controller serves its /metrics, /healthz and /readyz at ``url``."""
@@ -201,6 +252,17 @@ class PlainReporter:
         """Kept for the summary; printing it every second would drown the log."""
         self.state.traffic = measured
 
+    def release(self, image: str) -> None:
+        """Print where a new release's lines begin."""
+        block = self.state.new_release(image)
+        self._print(f"== {block.title}")
+
+    def outcome(self, text: str) -> None:
+        """Print how the release ended."""
+        block = self.state.current
+        block.outcome = text
+        self._print(f"== {block.title}: {text}")
+
     def telemetry(self, url: str) -> None:
         """Print where to scrape the controller."""
         self.state.telemetry_url = url
@@ -254,6 +316,14 @@ class LiveReporter:
         """Show the measured traffic."""
         self.state.traffic = measured
 
+    def release(self, image: str) -> None:
+        """Open a block for the new revision."""
+        self.state.new_release(image)
+
+    def outcome(self, text: str) -> None:
+        """Close the current block with how it ended."""
+        self.state.current.outcome = text
+
     def telemetry(self, url: str) -> None:
         """Show where to scrape the controller."""
         self.state.telemetry_url = url
@@ -277,8 +347,27 @@ class LiveReporter:
             ("    metrics ", "dim"), state.metrics_backend,
             *((("\nscrape  ", "dim"), f"{state.telemetry_url}/metrics") if state.telemetry_url else ()),
         )
-        parts: list[RenderableType] = [header, self._bar(), self._traffic(), self._steps(), self._events()]
+        parts: list[RenderableType] = [header, self._bar(), self._traffic()]
+        for block in state.releases:
+            parts += self._block(block, block is state.current)
         return Panel(Group(*parts), title="flaggerpy demo", border_style="blue")
+
+    def _block(self, block: ReleaseBlock, current: bool) -> list[RenderableType]:
+        """A release's title line with its outcome, then its checks (a count for an earlier release, which keeps
+        only its last few Events, so the panel stays on one screen), then its Events."""
+        style = "bold red" if "rolled back" in block.outcome or "aborted" in block.outcome else "bold green"
+        title = Text.assemble(("\n── ", "dim"), (block.title or "waiting for the app", "bold"),
+                              *(((" → ", "dim"), (block.outcome, style)) if block.outcome else
+                                (((" → in progress", "dim"),) if current else ())))
+        parts: list[RenderableType] = [title]
+        if current and (block.number or block.steps):
+            parts.append(self._steps(block))
+        elif block.steps:
+            failed = sum(1 for step in block.steps if not step.passed)
+            parts.append(Text(f"{len(block.steps)} analysis step(s), {failed} failed", style="dim"))
+        events = list(block.events)
+        parts.append(self._events(events if current else events[-MAX_EARLIER_EVENTS:]))
+        return parts
 
     def _bar(self) -> RenderableType:
         state = self.state
@@ -287,22 +376,23 @@ class LiveReporter:
         total = max(state.primary_weight + state.canary_weight, 1)
         canary_cells = round(BAR_WIDTH * state.canary_weight / total)
         return Text.assemble(
-            ("\nprimary ", "dim"), (f"{state.primary_weight:3d}% ", "bold blue"),
-            ("█" * (BAR_WIDTH - canary_cells), "blue"), ("█" * canary_cells, "yellow"),
-            (f" {state.canary_weight:3d}%", "bold yellow"), (" canary", "dim"),
+            ("\nprimary ", "dim"), (PRIMARY_GLYPH, "blue"), (f" {state.primary_weight:3d}% ", "bold blue"),
+            (PRIMARY_GLYPH * (BAR_WIDTH - canary_cells), "blue"), (CANARY_GLYPH * canary_cells, "yellow"),
+            (f" {state.canary_weight:3d}%", "bold yellow"), (" canary ", "dim"), (CANARY_GLYPH, "yellow"),
         )
 
     def _traffic(self) -> RenderableType:
         if not self.state.traffic:
             return Text("")
+        window = max(t.window for t in self.state.traffic.values())
         items = [
             (f"{backend}: {t.rps:5.1f} req/s, {t.error_percent:4.1f}% errors  ", "red" if t.error_percent else "")
             for backend, t in self.state.traffic.items()
         ]
-        return Text.assemble(("measured ", "dim"), *items)
+        return Text.assemble((f"measured over the {window:.1f}s at these weights: ", "dim"), *items)
 
-    def _steps(self) -> RenderableType:
-        steps = list(self.state.steps)
+    def _steps(self, block: ReleaseBlock) -> RenderableType:
+        steps = list(block.steps)
         table = Table(title="analysis steps", title_justify="left", expand=False, show_edge=False, pad_edge=False)
         table.add_column("time", justify="right", style="dim")
         table.add_column("canary", justify="right")
@@ -321,13 +411,14 @@ class LiveReporter:
             table.add_row(f"{step.elapsed:.1f}s", f"{step.canary_weight}%", *cells, verdict)
         return table
 
-    def _events(self) -> RenderableType:
+    @staticmethod
+    def _events(events: list[tuple[float, str, str, str]]) -> RenderableType:
         table = Table(title="events", title_justify="left", show_header=False, show_edge=False, pad_edge=False)
         table.add_column("time", justify="right", style="dim")
         table.add_column("type")
         table.add_column("reason", style="bold")
         table.add_column("message")
-        for elapsed, type_, reason, message in self.state.events:
+        for elapsed, type_, reason, message in events:
             table.add_row(f"{elapsed:.1f}s", Text(type_, style="red" if type_ == "Warning" else "green"), reason,
                           message)
         return table

@@ -33,12 +33,42 @@ def test_dashboard_shows_phase_split_checks_traffic_and_events() -> None:
     console.print(reporter.render())
     text = console.export_text()
     assert "Progressing" in text and "failed checks 1/3" in text
-    assert "primary  80%" in text and "20% canary" in text
+    # Glyphs, not only colours, tell the sides apart: 40 of 50 cells primary, 10 canary.
+    assert "primary █  80% " + "█" * 40 + "░" * 10 + "  20% canary ░" in text
     assert "request-success-rate" in text and "(min 99)" in text and "70.25" in text
     assert "no data" in text and "fail" in text
-    assert "canary:  16.0 req/s, 31.2% errors" in text
+    assert "measured over the 1.0s at these weights: " in text and "canary:  16.0 req/s, 31.2% errors" in text
     assert "Rolling back podinfo.test failed checks threshold reached 3" in text
     assert "scrape  http://127.0.0.1:41234/metrics" in text
+
+
+def test_each_release_gets_a_block_with_its_image_and_outcome() -> None:
+    console = Console(record=True, width=160, file=io.StringIO(), color_system=None)
+    reporter = LiveReporter(DemoState("flaggerpy demo: test", threshold=3), console)
+    reporter.release("podinfo:6.0.1")
+    reporter.event("Normal", "Synced", "Initialization done! podinfo.test")
+    reporter.outcome("Initialized: the primary serves all traffic")
+    reporter.release("podinfo:6.0.2")
+    reporter.metrics(10, RESULTS)
+    reporter.outcome("Failed: aborted and rolled back")
+    reporter.release("podinfo:6.0.3")
+    reporter.event("Normal", "Synced", "New revision detected! Scaling up podinfo.test")
+    console.print(reporter.render())
+    text = console.export_text()
+    first, second, third = (text.index(t) for t in ("initial version: podinfo:6.0.1 → Initialized",
+                                                     "release 1: podinfo:6.0.2 → Failed: aborted and rolled back",
+                                                     "release 2: podinfo:6.0.3 → in progress"))
+    assert first < text.index("Initialization done!") < second < text.index("1 analysis step(s), 1 failed") < third
+    assert text.index("New revision detected!") > third
+
+    out = io.StringIO()
+    plain = PlainReporter(DemoState("flaggerpy demo: test", threshold=3), out)
+    plain.release("podinfo:6.0.1")
+    plain.release("podinfo:6.0.2")
+    plain.outcome("Succeeded: promoted")
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "== initial version: podinfo:6.0.1", "== release 1: podinfo:6.0.2", "== release 1: podinfo:6.0.2: Succeeded: "
+        "promoted"]
 
 
 def test_plain_lines_say_one_change_each() -> None:
