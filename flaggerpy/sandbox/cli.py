@@ -36,6 +36,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(a real Gateway such as Traefik needs them)")
     parser.add_argument("--no-backends", action="store_true",
                         help="no real HTTP listeners at the pods' IPs (the pods and EndpointSlices stay)")
+    parser.add_argument("--other-gateway-controller", action="append", default=[], metavar="CONTROLLER_NAME",
+                        help="a GatewayClass controllerName whose Gateways another implementation programs (the "
+                             "sandbox's data plane leaves them and their status alone; traefik.io/gateway-controller "
+                             "always is one); repeatable")
     parser.add_argument("--keda", action="store_true",
                         help="install KEDA: the ScaledObject CRD and a simulated operator (default: a cluster without)")
     parser.add_argument("--no-cel", action="store_true",
@@ -67,6 +71,7 @@ async def _serve(args: argparse.Namespace) -> None:
         keda=args.keda,
         pods=not args.no_pods,
         backends=not (args.no_pods or args.no_backends),
+        other_gateway_controllers=args.other_gateway_controller,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
 import socket
@@ -67,7 +68,9 @@ class Sandbox:
     ``controllers.pods``) and keeps EndpointSlices and Endpoints for Services (see ``controllers.endpoints``), which a
     real Gateway such as Traefik needs; off by default, since most tests need neither and they cost writes.
     ``backends=True`` (implies ``pods``) serves every ready pod with a real HTTP listener at podIP:containerPort
-    (see ``gateway.backends``); ``sb.backends`` counts their answers.
+    (see ``gateway.backends``); ``sb.backends`` counts their answers. The data plane leaves alone the Gateways whose
+    GatewayClass names ``traefik.io/gateway-controller`` or one of ``other_gateway_controllers``: another
+    implementation running against the sandbox programs them and writes their status.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Sandbox:
         keda: bool = False,
         pods: bool = False,
         backends: bool = False,
+        other_gateway_controllers: Sequence[str] = (),
         pod_settings: PodSettings | None = None,
         settings: ServerSettings | None = None,
     ) -> None:
@@ -114,7 +118,10 @@ class Sandbox:
         self.dataplane: Any = None
         if dataplane or (dataplane is None and _dataplane_available()):
             module = importlib.import_module(DATAPLANE_MODULE)
-            self.dataplane = module.GatewayDataPlane()
+            plane_settings = module.DataPlaneSettings()
+            plane_settings = dataclasses.replace(plane_settings, other_controllers=(
+                plane_settings.other_controllers | frozenset(other_gateway_controllers)))
+            self.dataplane = module.GatewayDataPlane(plane_settings)
             self.controllers.append(self.dataplane)
         # A Prometheus query API over the data plane's counters, for machines without Prometheus.
         self.promql: PromQLServer | None = None

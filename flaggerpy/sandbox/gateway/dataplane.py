@@ -113,7 +113,8 @@ class GatewayDataPlane:
         self._index = WorkloadIndex(self.settings.default_latency_ms)
         # Read by workload_of on every request; the index keeps this very dict current.
         self._workloads: dict[tuple[str, str], Workload | None] = self._index.resolved
-        self._programmer = Programmer(self.settings.controller_name, self._table, self._index)
+        self._programmer = Programmer(self.settings.controller_name, self._table, self._index,
+                                      self.settings.other_controllers)
         self._pending: list[Update] = []
         self._resync = True
         self._warned: set[str] = set()

@@ -89,8 +89,12 @@ def _discard(index: dict, keys: Iterable, route: RouteKey) -> None:
 class Programmer:
     """The Gateway controller's state: apply changes with ``apply``, then ``plan`` the status writes."""
 
-    def __init__(self, controller_name: str, table: RoutingTable, workloads: WorkloadIndex) -> None:
+    def __init__(self, controller_name: str, table: RoutingTable, workloads: WorkloadIndex,
+                 other_controllers: frozenset[str] = frozenset()) -> None:
         self.controller_name = controller_name
+        self.other_controllers = other_controllers
+        # Gateways whose GatewayClass names one of ``other_controllers``: skipped, their status left to them.
+        self.foreign: set[tuple[str, str]] = set()
         self.table = table
         self.workloads = workloads
         self.gateways: dict[tuple[str, str], dict] = {}
@@ -101,7 +105,7 @@ class Programmer:
         self.grants: dict[tuple[str, str], dict] = {}
         self._grant_list: list[dict] = []
         self.world = World(self.gateways, self.namespaces, Resolver(self.services, self._grant_list),
-                           controller_name)
+                           controller_name, self.foreign)
         self._by_gateway: dict[tuple[str, str], set[RouteKey]] = {}
         self._by_service: dict[tuple[str, str], set[RouteKey]] = {}
         self._by_backend_namespace: dict[str, set[RouteKey]] = {}
@@ -124,7 +128,7 @@ class Programmer:
             self.table.replace(route, [])
         for container in (self.gateways, self.classes, self.routes, self.namespaces, self.grants, self._by_gateway,
                           self._by_service, self._by_backend_namespace, self._by_namespace, self._attached,
-                          self._gateway_desired):
+                          self._gateway_desired, self.foreign):
             container.clear()
         self.services.clear()
         self._grant_list.clear()
@@ -192,12 +196,13 @@ class Programmer:
             return
         if deleted:
             self.gateways.pop(key, None)
+            self.foreign.discard(key)
             self._gateway_desired.pop(key, None)
             self._dirty_gateways.discard(key)
             self._dirty_routes |= self._by_gateway.get(key, set())
             return
         self.gateways[key] = obj
-        if not _same_spec(old, obj):
+        if self._update_foreign(key) or not _same_spec(old, obj):
             self._dirty_routes |= self._by_gateway.get(key, set())
             self._dirty_gateways.add(key)
         elif not self._status_holds(obj.get("status") or {}, self._gateway_desired.get(key)):
@@ -214,6 +219,24 @@ class Programmer:
         else:
             self.classes[name] = obj
             self._dirty_classes.add(name)
+        for key, gateway in self.gateways.items():
+            if (gateway.get("spec") or {}).get("gatewayClassName") == name and self._update_foreign(key):
+                self._dirty_routes |= self._by_gateway.get(key, set())
+                self._dirty_gateways.add(key)
+
+    def _update_foreign(self, key: tuple[str, str]) -> bool:
+        """Re-decide whether Gateway ``key`` belongs to another controller; True when that changed."""
+        class_name = (self.gateways[key].get("spec") or {}).get("gatewayClassName")
+        gateway_class = self.classes.get(class_name) if isinstance(class_name, str) else None
+        controller = ((gateway_class or {}).get("spec") or {}).get("controllerName")
+        foreign = controller in self.other_controllers
+        if foreign == (key in self.foreign):
+            return False
+        if foreign:
+            self.foreign.add(key)
+        else:
+            self.foreign.discard(key)
+        return True
 
     def _grant_changed(self, obj: dict, deleted: bool) -> None:
         key = _key(obj)
@@ -271,7 +294,7 @@ class Programmer:
         self._dirty_classes.clear()
         for namespace, name in sorted(self._dirty_gateways):
             gateway = self.gateways.get((namespace, name))
-            if gateway is None:
+            if gateway is None or (namespace, name) in self.foreign:
                 continue
             try:
                 status = gateway_status(gateway, self._attached, now)

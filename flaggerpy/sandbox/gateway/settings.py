@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 CONTROLLER_NAME = "sandbox.flaggerpy.io/gateway-controller"
 PORT_ANNOTATION = "sandbox.flaggerpy.io/port"
+# Gateway controllers known to run against the sandbox: their Gateways are theirs alone.
+OTHER_CONTROLLERS = frozenset({"traefik.io/gateway-controller"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +15,9 @@ class DataPlaneSettings:
     """Every knob of the data plane; tests override the ones they care about."""
 
     controller_name: str = CONTROLLER_NAME
+    # GatewayClass controllerNames of other Gateway implementations running against the sandbox: their Gateways
+    # are neither programmed nor given status by the data plane, and routes' parentRefs to them are left alone.
+    other_controllers: frozenset[str] = OTHER_CONTROLLERS
     # Seconds between a change and the Gateway acting on it, like a real proxy's config propagation.
     programming_delay: float = 0.0
     # Mean latency of a workload without a latency annotation.

@@ -7,7 +7,7 @@ the data plane can re-evaluate just the objects a change affects and write only 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from flaggerpy.sandbox.gateway.match import MatchError, intersect_hostnames
@@ -33,6 +33,9 @@ class World:
     namespace_labels: Mapping[str, dict]
     resolver: Resolver
     controller_name: str
+    # Gateways whose class names another controller that runs against the sandbox (Traefik): not ours to serve
+    # or to write status for.
+    foreign: Container[tuple[str, str]] = frozenset()
 
 
 @dataclass(slots=True)
@@ -225,12 +228,18 @@ def _route_parents(
     refs = [ref for ref in spec.get("parentRefs") or [] if _is_gateway_ref(ref)]
     if not refs:
         return None
+    previous = (route.get("status") or {}).get("parents") or []
+    refs = [ref for ref in refs if (ref.get("namespace") or namespace, ref.get("name", "")) not in world.foreign]
+    if not refs:
+        # Only other controllers' Gateways: leave their entries alone, drop ours if an earlier spec had any.
+        if any(p.get("controllerName") == world.controller_name for p in previous):
+            return [copy.deepcopy(p) for p in previous if p.get("controllerName") != world.controller_name]
+        return None
     try:
         rules, problems = compile_rules(key, spec, world.resolver)
         invalid = None
     except MatchError as exc:
         rules, problems, invalid = [], [], str(exc)
-    previous = (route.get("status") or {}).get("parents") or []
     ours: list[dict] = []
     created = route["metadata"].get("creationTimestamp") or ""
     for ref in refs:
