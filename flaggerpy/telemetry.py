@@ -72,6 +72,12 @@ class Recorder:
             ["verb", "resource", "code"],
             registry=r,
         )
+        self.undecodable = Counter(
+            "flaggerpy_undecodable_objects_total",
+            "Objects skipped because they could not be decoded (nested too deeply)",
+            ["resource"],
+            registry=r,
+        )
         self.leader = Gauge("flaggerpy_leader", "1 while this replica holds the leader lease", registry=r)
         # The labelled children of the request counters, found once per (verb, resource, status): the kube client
         # reports every request, and looking labels up in prometheus-client takes a lock and builds a tuple.
@@ -128,6 +134,10 @@ class Recorder:
     def count_watch_reconnect(self, resource: str, reason: str) -> None:
         """Count a watch re-opened after a failure (dropped, gone or error)."""
         self.watch_reconnects.labels(resource, reason).inc()
+
+    def count_undecodable(self, resource: str, count: int) -> None:
+        """Hook for the kube client: ``count`` objects of ``resource`` were skipped as undecodable."""
+        self.undecodable.labels(resource).inc(count)
 
     def observe_api_request(self, verb: str, resource: str, status: int, _seconds: float) -> None:
         """Hook for the kube client: count every request, and the failed ones separately."""

@@ -577,6 +577,15 @@ class Controller:
         for informer in list(self.informers.values()):
             await informer.resume_handlers()
 
+    def liveness(self) -> list[str]:
+        """What is dead and would not come back by itself (empty when alive): an informer that ended or keeps
+        crashing, or a worker pool that stopped while the queue was still open. ``/healthz`` fails on any."""
+        dead = [f"informer {resource} is not running" for resource, informer in self.informers.items()
+                if not informer.alive]
+        if self._workers is not None and self._workers.done() and not self.queue.shutting_down:
+            dead.append("the canary workers stopped")
+        return dead
+
     def start_workers(self) -> None:
         """Start the worker pool (idempotent); the leader-election hook calls this when leading starts."""
         if self._workers is None or self._workers.done():

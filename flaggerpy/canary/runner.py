@@ -273,7 +273,14 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
             return "leader" if elector is not None and elector.is_leader else "standby"
 
         collections = heap.ScheduledCollections()
-        server = await telemetry.serve(recorder, telemetry.HealthChecks(ready=ready, role=role),
+        def alive() -> bool:
+            dead = controller.liveness()
+            if dead:
+                log.error("liveness check failing", dead=dead)
+            return not dead
+
+        wired.kube.add_undecodable_observer(recorder.count_undecodable)
+        server = await telemetry.serve(recorder, telemetry.HealthChecks(alive=alive, ready=ready, role=role),
                                        args.listen_address, args.port)
         try:
             await controller.start_informers(standby=args.enable_leader_election)

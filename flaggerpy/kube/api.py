@@ -42,6 +42,8 @@ Obj = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic"]
 RequestObserver = Callable[[str, str, int, float], None]
 """``on_request(verb, resource, status, seconds)``: called once per HTTP attempt; status 0 = no answer."""
+UndecodableObserver = Callable[[str, int], None]
+"""``on_undecodable(resource, count)``: objects of ``resource`` skipped because they could not be decoded."""
 
 _PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -268,6 +270,8 @@ class KubeClient:
         self._context = context
         self._api = api_client
         self._observers: list[RequestObserver] = [on_request] if on_request else []
+        self._undecodable_observers: list[UndecodableObserver] = []
+        self._undecodable_logged: set[str] = set()
         self._wire: _Transport | None = None
         limit = self.settings.token_bucket()
         self._bucket = TokenBucket(*limit) if limit is not None else None
@@ -318,6 +322,23 @@ class KubeClient:
     def add_observer(self, observer: RequestObserver) -> None:
         """Register ``observer(verb, resource, status, seconds)``, called after every HTTP attempt."""
         self._observers.append(observer)
+
+    def add_undecodable_observer(self, observer: UndecodableObserver) -> None:
+        """Register ``observer(resource, count)``, told of every object skipped as undecodable (a metric)."""
+        self._undecodable_observers.append(observer)
+
+    def report_undecodable(self, resource: str, count: int = 1) -> None:
+        """Objects of ``resource`` could not be decoded (nested too deeply) and were skipped: tell the observers,
+        and log it once per resource (a hostile object repeats on every relist and must not flood the log)."""
+        if resource not in self._undecodable_logged:
+            self._undecodable_logged.add(resource)
+            log.warning("skipping objects that cannot be decoded (nested too deeply); further ones are only counted",
+                        resource=resource, count=count)
+        for observer in self._undecodable_observers:
+            try:
+                observer(resource, count)
+            except Exception:  # telemetry must never fail a list or a watch
+                log.exception("undecodable observer failed", observer=repr(observer))
 
     def resource(self, resource: Resource) -> ResourceClient:
         """A handle bound to this client: ``kube.resource(DEPLOYMENTS).get(name, namespace)``."""
@@ -392,6 +413,7 @@ class KubeClient:
         query: list[tuple[str, str]],
         body: bytes | None,
         content_type: str,
+        collection: bool = False,
     ) -> Any:
         await self._throttle()
         start = time.monotonic()
@@ -406,7 +428,14 @@ class KubeClient:
             self._observe(verb, label, status, time.monotonic() - start)
         if not 200 <= status < 300:
             raise error_from_status(status, data, _retry_after_seconds(retry_after_header))
-        return jsonio.loads(data) if data else {}
+        if not data:
+            return {}
+        if not collection:
+            return jsonio.loads(data)
+        doc, skipped = jsonio.loads_collection(data)
+        if skipped:
+            self.report_undecodable(label, skipped)
+        return doc
 
     async def _throttle(self) -> None:
         """Wait for the client's token bucket (every attempt and every watch takes a token, as in client-go)."""
@@ -433,17 +462,20 @@ class KubeClient:
         query: Mapping[str, Any] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        collection: bool = False,
     ) -> Any:
         """Send one API request with retries on 429/5xx/connection errors; return the decoded JSON answer.
 
-        ``verb`` and ``resource`` only label the request for observers and logs. Raises the mapped
+        ``collection``: the answer is a list; an item too deep to decode is left out (and reported) instead of
+        failing the whole list. ``verb`` and ``resource`` only label the request for observers and logs. Raises the
+        mapped
         :class:`~flaggerpy.kube.errors.ApiError` subclass once the retry budget is spent.
         """
         label = str(resource)
         params = _query(query) if query else []
         data = None if body is None else jsonio.dumps(body)
         try:
-            return await self._attempt(verb, label, method, path, params, data, content_type)
+            return await self._attempt(verb, label, method, path, params, data, content_type, collection)
         except ApiError as exc:
             # Most requests succeed at once: tenacity is only set up once the first attempt failed.
             if not _is_retryable(exc) or self.settings.retry_attempts < 2:
@@ -463,7 +495,7 @@ class KubeClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(verb, label, method, path, params, data, content_type)
+                return await self._attempt(verb, label, method, path, params, data, content_type, collection)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     @staticmethod
@@ -528,7 +560,7 @@ class KubeClient:
                 "limit": self.settings.list_page_size,
                 "continue": token,
             }
-            doc = await self.request("list", resource, "GET", resource.path(namespace), query=query)
+            doc = await self.request("list", resource, "GET", resource.path(namespace), query=query, collection=True)
             for item in doc.get("items") or []:
                 item.setdefault("kind", resource.kind)
                 item.setdefault("apiVersion", resource.api_version)

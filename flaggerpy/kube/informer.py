@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from flaggerpy.kube.api import KubeClient, Obj, Resource
+from flaggerpy.kube.ratelimit import Backoff
 from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.kube.watch import Listed, ReconnectReason, Watcher, WatchEvent, object_key
 from flaggerpy.log import get_logger
@@ -154,7 +156,9 @@ class Informer:
     """Keeps a :class:`Store` of ``resource`` current and calls add/update/delete handlers on changes.
 
     Run it with ``start()``/``stop()`` or ``async with informer:``. Handlers may be sync or async; they run one at
-    a time in event order; a failing handler is logged and does not stop the informer.
+    a time in event order; a failing handler is logged and does not stop the informer. The task is supervised: if
+    the watch loop itself dies, it is restarted after a backoff (relisting, so nothing is lost), and :attr:`alive`
+    turns False once it keeps dying (the liveness probe then restarts the process).
     """
 
     def __init__(
@@ -170,7 +174,11 @@ class Informer:
     ) -> None:
         self.resource = resource
         self.store = Store(indexers)
-        self._watcher = Watcher(kube, resource, namespace, label_selector, field_selector, settings)
+        self.settings = settings or WatchSettings()
+        self._watcher = Watcher(kube, resource, namespace, label_selector, field_selector, self.settings)
+        self.crashes = 0
+        """Times the watch loop died and was restarted."""
+        self._crashes_in_a_row = 0
         self._add: list[AddHandler] = []
         self._update: list[UpdateHandler] = []
         self._delete: list[DeleteHandler] = []
@@ -256,10 +264,42 @@ class Informer:
         return True
 
     def start(self) -> asyncio.Task[None]:
-        """Run the informer as a task (idempotent)."""
+        """Run the informer as a supervised task (idempotent)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"informer-{self.resource}")
+            self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"informer-{self.resource}")
         return self._task
+
+    @property
+    def alive(self) -> bool:
+        """False when the informer was started and its task ended, or it keeps crashing
+        (``WatchSettings.crash_loop_limit`` times in a row)."""
+        if self._task is None:
+            return True
+        return not self._task.done() and self._crashes_in_a_row < self.settings.crash_loop_limit
+
+    async def _supervise(self) -> None:
+        settings = self.settings
+        backoff = Backoff(settings.backoff_initial, settings.backoff_max, settings.backoff_jitter,
+                          settings.backoff_reset_after)
+        while True:
+            started = time.monotonic()
+            try:
+                await self.run()
+            except Exception as exc:  # the watch loop died: restart it, from a relist, after a backoff
+                if time.monotonic() - started >= settings.backoff_reset_after:
+                    backoff.reset()
+                    self._crashes_in_a_row = 0
+                self.crashes += 1
+                self._crashes_in_a_row += 1
+                delay = backoff.next_delay()
+                # The relist after the restart is compared with what the store really holds: the event that
+                # crashed the loop may be in the watcher's view but never reached the store and the handlers.
+                self._watcher.known = dict(self.store.items())
+                log.error("informer crashed; restarting", resource=str(self.resource), retry_in=round(delay, 3),
+                          crashes=self.crashes, exc_info=exc)
+                await asyncio.sleep(delay)
+            else:
+                return
 
     async def stop(self) -> None:
         """Cancel the informer task and wait for it to end."""

@@ -74,6 +74,9 @@ class WatchSettings:
     """Cap of the reconnect delay."""
     backoff_jitter: float = 1.0
     """Random seconds added to each reconnect delay."""
+    crash_loop_limit: int = 5
+    """An informer whose watch loop died this many times in a row (each within ``backoff_reset_after`` of its
+    restart) is reported dead to the liveness probe; it keeps restarting meanwhile."""
     backoff_reset_after: float = 60.0
     """A stream that stayed healthy this long, or this long without a failure (or a 410), resets the reconnect (or
     relist) backoff to ``backoff_initial``; consecutive 410s space their relists by this backoff too, the first

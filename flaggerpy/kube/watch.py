@@ -204,7 +204,13 @@ class Watcher:
     def _decode(self, line: bytes) -> StreamItem | None:
         if not line.strip():
             return None
-        event = jsonio.loads(line)
+        try:
+            event = jsonio.loads(line)
+        except jsonio.Undecodable:
+            # One hostile object (nested too deeply) must not stop the stream: it is skipped, counted, and the
+            # next event or bookmark moves the version on.
+            self.kube.report_undecodable(str(self.resource))
+            return None
         if not isinstance(event, dict):
             raise ValueError(f"watch event is not a JSON object: {line[:80]!r}")
         kind = event.get("type")
