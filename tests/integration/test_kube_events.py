@@ -90,3 +90,18 @@ async def test_long_messages_are_truncated() -> None:
         await recorder.normal(CANARY, "Synced", "x" * 100)
         (event,) = await events(kube)
         assert event["message"] == "x" * 17 + "..."
+
+
+async def test_a_failed_count_bump_still_records_the_event() -> None:
+    """The count-bump failure path once passed ``event=`` to structlog (a TypeError) and the Event was lost: the
+    refused PATCH must be logged and a fresh Event created instead."""
+    sunk: list[Obj] = []
+    async with cluster() as (sb, kube):
+        recorder = EventRecorder(kube, sink=sunk.append)
+        await recorder.normal(CANARY, "Synced", "Advance podinfo.test canary weight 10")
+        sb.faults.errors.append(Rule(verb="patch", resource="events", rate=1.0, code=403))
+        await recorder.normal(CANARY, "Synced", "Advance podinfo.test canary weight 10")
+        sb.faults.clear()
+        got = await events(kube)
+        assert [e["count"] for e in got] == [1, 1], "the repeat became a new Event when its count could not bump"
+        assert [e["count"] for e in sunk] == [1, 1], "and reached the sink"
