@@ -301,6 +301,8 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 elector = LeaderElector(wired.kube, LEASE_NAME, args.leader_election_namespace,
                                         settings=leader_settings_from(args),
                                         on_started_leading=started, on_stopped_leading=stopped)
+                # From the renew deadline on, no write leaves this replica, a step in flight included (invariant 9).
+                wired.kube.set_write_fence(elector.write_fence())
                 elector.start()
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

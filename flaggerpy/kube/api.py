@@ -30,7 +30,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from yarl import URL
 
 from flaggerpy.kube import jsonio
-from flaggerpy.kube.errors import ApiError, ConfigError, Unavailable, error_from_status
+from flaggerpy.kube.errors import ApiError, ConfigError, NotLeading, Unavailable, error_from_status
 from flaggerpy.kube.http import Http11Client, TransportError
 from flaggerpy.kube.ratelimit import TokenBucket
 from flaggerpy.kube.settings import ClientSettings
@@ -42,6 +42,8 @@ Obj = dict[str, Any]
 PatchType = Literal["merge", "json", "strategic"]
 RequestObserver = Callable[[str, str, int, float], None]
 """``on_request(verb, resource, status, seconds)``: called once per HTTP attempt; status 0 = no answer."""
+WriteFence = Callable[[str], bool]
+"""``fence(resource)``: whether a write to ``resource`` may be sent now (see :meth:`KubeClient.set_write_fence`)."""
 UndecodableObserver = Callable[[str, int], None]
 """``on_undecodable(resource, count)``: objects of ``resource`` skipped because they could not be decoded."""
 
@@ -102,7 +104,8 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ApiError) and (exc.status == 0 or exc.status == 429 or exc.status >= 500)
+    return (isinstance(exc, ApiError) and not isinstance(exc, NotLeading)
+            and (exc.status == 0 or exc.status == 429 or exc.status >= 500))
 
 
 def _query(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -272,6 +275,7 @@ class KubeClient:
         self._observers: list[RequestObserver] = [on_request] if on_request else []
         self._undecodable_observers: list[UndecodableObserver] = []
         self._undecodable_logged: set[str] = set()
+        self._fence: WriteFence | None = None
         self._wire: _Transport | None = None
         limit = self.settings.token_bucket()
         self._bucket = TokenBucket(*limit) if limit is not None else None
@@ -322,6 +326,12 @@ class KubeClient:
     def add_observer(self, observer: RequestObserver) -> None:
         """Register ``observer(verb, resource, status, seconds)``, called after every HTTP attempt."""
         self._observers.append(observer)
+
+    def set_write_fence(self, fence: WriteFence | None) -> None:
+        """Check ``fence(resource)`` before sending every write (each retry included); a refused write raises
+        :class:`~flaggerpy.kube.errors.NotLeading` without reaching the server. Leader election installs one so
+        that a replica past its renew deadline writes nothing, even from a step already in flight (invariant 9)."""
+        self._fence = fence
 
     def add_undecodable_observer(self, observer: UndecodableObserver) -> None:
         """Register ``observer(resource, count)``, told of every object skipped as undecodable (a metric)."""
@@ -416,6 +426,9 @@ class KubeClient:
         collection: bool = False,
     ) -> Any:
         await self._throttle()
+        # After the throttle's wait: leadership may have ended while the request queued for a token.
+        if self._fence is not None and method != "GET" and not self._fence(label):
+            raise NotLeading(0, reason="NotLeading", message=f"{verb} {label} not sent: this replica no longer leads")
         start = time.monotonic()
         status = 0
         try:

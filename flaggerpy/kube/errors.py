@@ -77,6 +77,13 @@ class Unavailable(ApiError):
     """The server could not be reached (connection refused/reset, timeout); ``status`` is 0."""
 
 
+class NotLeading(ApiError):
+    """A write this process refused to send: it no longer holds the leader Lease (the client's write fence).
+
+    Status 0 like an unreachable server, but never retried: leadership does not come back within a request.
+    """
+
+
 def _parse_causes(details: Any) -> tuple[Cause, ...]:
     if not isinstance(details, dict):
         return ()

@@ -99,6 +99,16 @@ class LeaderElector:
         """True while this elector holds the lease and its last renewal is within ``renew_deadline``."""
         return self.leading.is_set() and time.monotonic() < self._lead_deadline
 
+    def write_fence(self) -> Callable[[str], bool]:
+        """A fence for :meth:`KubeClient.set_write_fence`: Lease writes always pass (the election itself), any other
+        write only while :attr:`is_leader`, so nothing is written once the renew deadline has passed."""
+        lease = str(LEASES)
+
+        def fence(resource: str) -> bool:
+            return resource == lease or self.is_leader
+
+        return fence
+
     def start(self) -> asyncio.Task[None]:
         """Run the election as a task (idempotent)."""
         if self._task is None or self._task.done():

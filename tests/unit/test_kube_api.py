@@ -20,6 +20,7 @@ from flaggerpy.kube.errors import (
     Gone,
     Invalid,
     NotFound,
+    NotLeading,
     Unavailable,
 )
 from flaggerpy.kube.resources import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, by_kind
@@ -202,3 +203,16 @@ async def test_bearer_token_is_sent() -> None:
         script.then(handler)
         await kube.get(CONFIGMAPS, "x", "ns")
         assert seen == ["Bearer abc"]
+
+
+async def test_a_closed_write_fence_stops_writes_before_they_are_sent_and_lets_reads_through() -> None:
+    async with fake_cluster() as (script, kube):
+        script.then(json_ok(cm("a", 1)), json_ok(cm("a", 2)))
+        leading = [True]
+        kube.set_write_fence(lambda resource: resource == "leases.coordination.k8s.io" or leading[0])
+        await kube.patch(CONFIGMAPS, "a", "ns", {"data": {"k": "v"}})
+        leading[0] = False
+        with pytest.raises(NotLeading):
+            await kube.patch(CONFIGMAPS, "a", "ns", {"data": {"k": "w"}})
+        assert (await kube.get(CONFIGMAPS, "a", "ns"))["metadata"]["resourceVersion"] == "2"
+        assert [method for method, _, _ in script.requests] == ["PATCH", "GET"], "the refused write never left"
