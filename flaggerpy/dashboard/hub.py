@@ -1,9 +1,10 @@
 """Fan-out of cache changes to every open page, in memory.
 
-A change marks the canaries it concerns; a flush, at most every ``flush_interval`` seconds, computes each changed
-list row and each watched canary page once, encodes it once as a Server-Sent Event, and hands the same bytes to
-every subscriber. So a thousand tabs cost one computation per change and no API request at all. A subscriber that
-cannot keep up (its queue is full) is dropped; its browser reconnects and starts again from a fresh snapshot.
+A change marks the canaries it concerns; a flush (at once, then at most every ``flush_interval`` seconds) computes
+each changed list row and each watched canary page once, encodes it once as a Server-Sent Event, and hands the same
+bytes to every subscriber (nothing when the result did not change). So a thousand tabs cost one computation per
+change and no API request at all. A subscriber that cannot keep up (its queue is full) is dropped; its browser
+reconnects and starts again from a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class HubSettings:
     """Tunables of the fan-out; tests and the benchmark shorten them."""
 
     flush_interval: float = 0.1
-    """Seconds changes are gathered before they are sent (a release step writes several objects at once)."""
+    """Least seconds between two flushes: changes arriving meanwhile (a release step writes several objects at
+    once) are gathered and sent together."""
     queue_size: int = 256
     """Messages a subscriber may have unread before it is dropped (the browser then reconnects)."""
 
@@ -101,15 +103,16 @@ class Hub:
         self._snapshot = None
 
     async def run(self) -> None:
-        """Flush changes until cancelled."""
+        """Flush changes until cancelled: a change after a quiet spell at once, then at most one flush per
+        ``flush_interval`` (what arrives meanwhile is gathered into the next)."""
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self.settings.flush_interval)
             self._wake.clear()
             try:
                 self.flush()
             except Exception:  # a bad object must not stop every page from updating
                 log.exception("dashboard flush failed")
+            await asyncio.sleep(self.settings.flush_interval)
 
     def flush(self) -> None:
         """Send what changed since the last flush."""
@@ -131,9 +134,11 @@ class Hub:
                     self._rows[key] = row
                     upserts.append(row)
             if key in self._page_subs:
-                self._pages[key] = self._page(namespace, name)
-                for sub in self._page_subs[key]:
-                    sub.offer(self._pages[key])
+                page = self._page(namespace, name)
+                if page != self._pages.get(key):
+                    self._pages[key] = page
+                    for sub in self._page_subs[key]:
+                        sub.offer(page)
         if upserts or removed:
             self._snapshot = None
             message = sse("patch", {"upsert": upserts, "remove": removed})

@@ -177,6 +177,11 @@ async def test_list_and_a_live_release_to_succeeded(
         await page.evaluate(RECORD)
 
         await cluster.set_image(NEW_IMAGE)
+        # One failed check at weight 20 (below the threshold of 2): the release halts once, then goes on.
+        await wait_for(lambda: cluster.status().get("canaryWeight") == 20, 20)
+        analyzer.metrics_pass = False
+        await wait_for(lambda: cluster.status().get("failedChecks") == 1, 20)
+        analyzer.metrics_pass = True
         await page.locator("#s-phase .badge[data-phase='Succeeded']").wait_for(timeout=60_000)
         seen: list[str] = await page.evaluate("window.__seen")
         phases = [s.split()[0] for s in seen]
@@ -187,7 +192,9 @@ async def test_list_and_a_live_release_to_succeeded(
         steps = await page.locator("#h-timeline ~ details tbody tr").all_inner_texts()
         assert any("50%" in s for s in steps) and any("10%" in s for s in steps), steps
         assert await page.locator("#wchart-t").count() == 1
-        assert await page.locator("figure[data-metric='request-success-rate'] svg circle.pass").count() >= 5
+        chart = page.locator("figure[data-metric='request-success-rate'] svg")
+        assert await chart.locator("circle.pass").count() >= 5 and await chart.locator("path.fail").count() == 1
+        assert "1 outside the accepted range" in await chart.locator("desc").text_content()
         events = await page.locator("#h-events ~ table tbody").inner_text()
         assert "Promotion completed!" in events and "New revision detected" in events
         hooks = await page.locator("#h-hooks ~ table").inner_text()

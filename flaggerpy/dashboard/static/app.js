@@ -77,7 +77,7 @@ const list = {
 };
 const COLUMNS = [
   ["name", "Canary"], ["namespace", "Namespace"], ["phase", "Phase"], ["weight", "Weight"],
-  ["progress", "Progress"], ["failedChecks", "Failed checks"], ["since", "In phase"], ["message", "Last Event"],
+  ["progress", "Progress"], ["iterations", "Iteration"], ["failedChecks", "Failed checks"], ["since", "In phase"], ["message", "Last Event"],
 ];
 
 function sortValue(row, key) {
@@ -129,6 +129,7 @@ function renderList() {
     h("td", {}, badge(r.phase, r.suspended)),
     h("td", { class: "num" }, weightBar(r.weight)),
     h("td", { class: "num" }, r.progress ? `${r.progress.done}/${r.progress.total} ${r.progress.unit}s` : "-"),
+    h("td", { class: "num" }, String(r.iterations)),
     h("td", { class: "num" }, fails(r)),
     h("td", { class: "num", "data-since": r.lastTransitionTime || "" }, age(r.lastTransitionTime)),
     h("td", { class: "msg" }, r.message || ""))));
@@ -300,7 +301,7 @@ function webhooksSection(page) {
   return section("Webhooks", "h-hooks", table("Webhooks", ["Name", "Type", "URL", "Timeout", "Results (from Events)"],
     page.webhooks.map((w) => [w.name, w.type, w.url, `${w.timeout}s`,
       w.results.length ? h("ul", {}, w.results.map((r) => h("li", {}, `${timeOf(r.time)}: ${r.message}`)))
-        : "no failure or wait recorded"])));
+        : w.type === "rollout" ? "no failure Event (a passing rollout hook records none)" : "no Event yet"])));
 }
 
 function eventsSection(page) {
