@@ -1,9 +1,29 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration, and the one check that the Gateway API CRDs the tests validate against are there."""
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.paths import GATEWAY_API_CRDS, GATEWAY_CRDS_ENV
+
+GATEWAY_API_CRD_FILES = ("backendtlspolicies", "gatewayclasses", "gateways", "grpcroutes", "httproutes",
+                         "listenersets", "referencegrants", "tcproutes", "tlsroutes", "udproutes")
+MISSING_CRDS = f"""the tests need the official Gateway API v1.6.1 (Standard channel) CRDs, one file per CRD, in
+  {GATEWAY_API_CRDS}
+(the directory shared/gateway-api-v1.6.1 beside the clone; ${GATEWAY_CRDS_ENV} names another one). Get them with:
+  git clone --depth 1 --branch v1.6.1 https://github.com/kubernetes-sigs/gateway-api /tmp/gateway-api
+  mkdir -p {GATEWAY_API_CRDS}
+  cp /tmp/gateway-api/config/crd/standard/gateway.networking.k8s.io_{{{",".join(GATEWAY_API_CRD_FILES)}}}.yaml \\
+     {GATEWAY_API_CRDS}/"""
 
 # Hypothesis times example generation by the wall clock for its too_slow health check and for deadlines: on a shared
 # 2-core CI machine that measures the other processes as much as the strategy, so neither may fail a test. Tests
 # that set their own settings inherit this profile for what they leave unset.
 settings.register_profile("flaggerpy", suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.load_profile("flaggerpy")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop before collecting when the CRDs are missing: one message saying how to get them, instead of skips
+    and failures deep inside the tests that apply them."""
+    if not (GATEWAY_API_CRDS / "gateway.networking.k8s.io_httproutes.yaml").is_file():
+        pytest.exit(MISSING_CRDS, returncode=pytest.ExitCode.USAGE_ERROR)

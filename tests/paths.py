@@ -10,6 +10,5 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GATEWAY_API_CRDS = Path(
-    os.environ.get("FLAGGERPY_GATEWAY_CRDS", REPO_ROOT.parent / "shared" / "gateway-api-v1.6.1")
-)
+GATEWAY_CRDS_ENV = "FLAGGERPY_GATEWAY_CRDS"
+GATEWAY_API_CRDS = Path(os.environ.get(GATEWAY_CRDS_ENV, REPO_ROOT.parent / "shared" / "gateway-api-v1.6.1"))

@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from tests.ports import free_port
+from tests.tools import PROMETHEUS_MISSING
 
 PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 _READY_TIMEOUT = 30.0
@@ -44,7 +45,7 @@ def prometheus_available() -> bool:
 
 requires_prometheus = pytest.mark.skipif(
     not prometheus_available(),
-    reason=f"the prometheus binary is not installed ({PROMETHEUS_BINARY}); apt-get install prometheus",
+    reason=PROMETHEUS_MISSING,
 )
 
 
@@ -185,7 +186,7 @@ async def prometheus_factory(
 ) -> AsyncIterator[Callable[[Sequence[ScrapeTarget]], Awaitable[PrometheusServer]]]:
     """Start Prometheus servers scraping the given targets; all are stopped at the end of the test."""
     if not prometheus_available():
-        pytest.skip(f"the prometheus binary is not installed ({PROMETHEUS_BINARY}); apt-get install prometheus")
+        pytest.skip(PROMETHEUS_MISSING)
     servers: list[PrometheusServer] = []
 
     async def start(targets: Sequence[ScrapeTarget]) -> PrometheusServer:

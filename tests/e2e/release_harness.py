@@ -17,7 +17,6 @@ import contextlib
 import copy
 import math
 import os
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +35,7 @@ from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, prometh
 from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE, crd_documents, gateway, host_of
 from tests.paths import REPO_ROOT
 from tests.ports import free_port
+from tests.tools import HEY_MISSING, PROMETHEUS_MISSING, hey_available
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 ERROR_RATE_ANNOTATION = "sandbox.flaggerpy.io/error-rate"
@@ -46,11 +46,9 @@ _STOP_TIMEOUT = 15.0
 
 def missing_tools() -> str | None:
     """Why the real-parts tests cannot run here, or None when prometheus and hey are installed."""
-    missing = [name for name, ok in (("prometheus", prometheus_available()), ("hey", shutil.which("hey") is not None))
+    missing = [message for message, ok in ((PROMETHEUS_MISSING, prometheus_available()), (HEY_MISSING, hey_available()))
                if not ok]
-    if not missing:
-        return None
-    return f"{' and '.join(missing)} not installed (apt-get install prometheus hey)"
+    return "; ".join(missing) or None
 
 
 requires_tools = pytest.mark.skipif(missing_tools() is not None, reason=missing_tools() or "")

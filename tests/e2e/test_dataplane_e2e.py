@@ -15,11 +15,12 @@ from flaggerpy.sandbox import Sandbox
 from flaggerpy.sandbox.gateway.dataplane import PORT_ANNOTATION
 from tests.integration.test_dataplane_sandbox import CRDS, GW, HOST, install, ready
 from tests.ports import free_port
+from tests.tools import PROMETHEUS_MISSING, needs_hey
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CRDS.is_dir(), reason=f"Gateway API CRDs not found at {CRDS}"),
-    pytest.mark.skipif(shutil.which("hey") is None, reason="hey is not installed"),
+    needs_hey,
 ]
 
 # Flagger's documented Gateway API (Contour) error-rate MetricTemplate query, with its variables filled in.
@@ -74,7 +75,7 @@ async def _until_value(session: aiohttp.ClientSession, base: str, promql: str, w
 
 async def test_prometheus_scrapes_the_gateway_and_flagger_queries_work() -> None:
     if shutil.which("prometheus") is None:
-        pytest.skip("prometheus is not installed")
+        pytest.skip(PROMETHEUS_MISSING)
     async with Sandbox(dataplane=True, ready_delay=0.05) as sb:
         await install(sb)
         await ready(sb)

@@ -6,11 +6,15 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+import flaggerpy
+from flaggerpy.canary.runflags import resolve
+from flaggerpy.canary.runner import FLAGS as RUN_FLAGS
 from flaggerpy.sandbox import Sandbox
 from tests.integration.kubectl import kubectl
 from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
@@ -35,12 +39,12 @@ async def built() -> list[dict[str, Any]]:
 async def test_kustomize_builds_everything_into_flaggerpy_system() -> None:
     docs = await built()
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Namespace",
-                     "Role", "RoleBinding", "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment",
+                     "Namespace", "Role", "RoleBinding", "ServiceAccount"]
     assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition") == [
         "alertproviders.flagger.app", "canaries.flagger.app", "metrictemplates.flagger.app"]
     for doc in docs:
-        if doc["kind"] in ("Deployment", "ServiceAccount", "Role", "RoleBinding"):
+        if doc["kind"] in ("ConfigMap", "Deployment", "ServiceAccount", "Role", "RoleBinding"):
             assert doc["metadata"]["namespace"] == SYSTEM
     for doc in docs:
         for subject in doc.get("subjects") or []:
@@ -98,3 +102,28 @@ async def test_apply_k_deploy_then_examples(sb: Sandbox) -> None:
     assert sorted(names) == ["canary.flagger.app/abtest", "canary.flagger.app/bluegreen", "canary.flagger.app/podinfo"]
     templates = await kubectl(sb, "get", "metrictemplates", "-n", "test", "-o", "name")
     assert sorted(templates.split()) == ["metrictemplate.flagger.app/error-rate", "metrictemplate.flagger.app/latency"]
+
+
+async def test_the_prometheus_address_is_a_documented_kustomize_patch(tmp_path: Path) -> None:
+    def settings(docs: list[dict[str, Any]]) -> dict[str, str]:
+        dep = next(d for d in docs if d["kind"] == "Deployment")
+        (source,) = dep["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        config = next(d for d in docs if d["kind"] == "ConfigMap"
+                      and d["metadata"]["name"] == source["configMapRef"]["name"])
+        return dict(config["data"])
+
+    assert settings(await built()) == {"FLAGGERPY_METRICS_SERVER": "http://prometheus.monitoring:9090"}
+    # The overlay the README shows, with this checkout as its base.
+    readme = (REPO_ROOT / "README.md").read_text()
+    overlay = readme.split("# my-flaggerpy/kustomization.yaml\n", 1)[1].split("```", 1)[0]
+    # Laid out as the README has it: the overlay directory beside the checkout (kustomize takes no absolute bases).
+    (tmp_path / "flaggerpy").symlink_to(REPO_ROOT)
+    (tmp_path / "my-flaggerpy").mkdir()
+    (tmp_path / "my-flaggerpy" / "kustomization.yaml").write_text(overlay)
+    docs = [d for d in yaml.safe_load_all(await kubectl(None, "kustomize", str(tmp_path / "my-flaggerpy"))) if d]
+    assert settings(docs) == {"FLAGGERPY_METRICS_SERVER": "http://prometheus-operated.monitoring:9090"}
+    image = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"registry.example.com/flaggerpy:{flaggerpy.__version__}"
+    # The controller reads it as its --metrics-server.
+    args, problems = resolve(argparse.Namespace(), RUN_FLAGS, settings(docs))
+    assert problems == [] and args.metrics_server == "http://prometheus-operated.monitoring:9090"

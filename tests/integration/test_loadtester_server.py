@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from flaggerpy.loadtester.config import LoadtesterConfig
 from flaggerpy.loadtester.server import RUNNER, create_app
 from tests.integration.conftest import wait_for
+from tests.tools import needs_hey
 
 Factory = Callable[..., Any]
 
@@ -219,7 +220,6 @@ async def podinfo() -> AsyncIterator[Target]:
     await server.close()
 
 
-needs_hey = pytest.mark.skipif(shutil.which("hey") is None, reason="the hey binary is not installed")
 
 
 @needs_hey
