@@ -438,7 +438,7 @@ class CanaryReconciler(StepIO):
         Flagger calls them one by one (webhooks first) and stops at the first failure, with one Warning: the same
         Warning is emitted here, for the first failure in Flagger's order, although all of them ran.
         """
-        context = self._step_context(step)
+        context = self._step_context(step, HookType.ROLLOUT)
         metrics, hooks = await asyncio.gather(
             self._analyzer.check_metrics(step.canary, context),
             self._analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),

@@ -30,12 +30,14 @@ from flaggerpy.canary.context import (
     Step,
 )
 from flaggerpy.canary.parsed import ParsedCanaries
+from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import Slots
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.errors import Conflict
 from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.log import get_logger
+from flaggerpy.routing import affinity
 from flaggerpy.routing.base import Router
 from flaggerpy.routing.drift import intended_weights
 
@@ -43,6 +45,11 @@ from flaggerpy.routing.drift import intended_weights
 SAMPLE_ERROR_LIMIT = 200
 
 log = get_logger(__name__)
+
+# Hooks whose payload says Progressing whatever the phase (Flagger's scheduler passes CanaryPhaseProgressing to them,
+# also in WaitingPromotion); the others carry the canary's phase.
+_PROGRESSING_HOOKS = frozenset({HookType.PRE_ROLLOUT, HookType.ROLLOUT, HookType.CONFIRM_TRAFFIC_INCREASE,
+                                HookType.CONFIRM_PROMOTION})
 
 
 class StepIO:
@@ -95,6 +102,12 @@ class StepIO:
 
     async def _commit(self, step: Step) -> None:
         """Persist the working status when it differs from the cached one (invariant 5)."""
+        cookies = affinity.status_cookies(step.doc)
+        for key in ("sessionAffinityCookie", "primarySessionAffinityCookie", "previousSessionAffinityCookie"):
+            if key in cookies:
+                step.status[key] = cookies[key]
+            else:
+                step.status.pop(key, None)
         if step.status == (step.obj.get("status") or {}):
             return
         generation = step.obj["metadata"].get("generation")
@@ -286,16 +299,19 @@ class StepIO:
         if ref is not None:
             await self._apply.ensure_scaler(step.canary, ref, step.target, create_only=True)
 
-    def _step_context(self, step: Step) -> StepContext:
+    def _step_context(self, step: Step, hook: HookType | None = None) -> StepContext:
+        phase = step.status.get("phase", "")
+        if hook in _PROGRESSING_HOOKS:
+            phase = Phase.PROGRESSING.value
         return StepContext(
-            phase=step.status.get("phase", ""),
+            phase=phase,
             checksum=status_checksum(step.status.get("trackedConfigs"), step.status.get("lastAppliedSpec")),
             canary_weight=int(step.status.get("canaryWeight") or 0),
             iteration=int(step.status.get("iterations") or 0),
         )
 
     async def _hooks(self, step: Step, hook: HookType) -> list[WebhookResult]:
-        return await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step))
+        return await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step, hook))
 
     async def _gate(self, step: Step, hook: HookType) -> WebhookResult | None:
         """The first failed webhook of ``hook``, or None when all said yes (or there are none).

@@ -5,9 +5,11 @@ the ``Cookie`` header sends those users to the canary every time. With ``primary
 responses set a second cookie, valid for one analysis interval, that pins its users to the primary. When the
 canary weight is back to 0 the rule for the run's cookie answers with ``Max-Age=-1`` so browsers drop it.
 
-Flagger keeps the random cookie values in the Canary status. Here they are derived from the Canary's uid and the
+Flagger keeps random cookie values in the Canary status. Here they are derived from the Canary's uid and the
 revision under analysis (``status.lastAppliedSpec``): unguessable without reading the Canary, stable across
-controller restarts and leader changes, new for every revision, and the router needs no extra status field.
+controller restarts and leader changes, new for every revision. The status still shows them in Flagger's fields
+(``sessionAffinityCookie``, ``previousSessionAffinityCookie``), and the cookie expired after a run is the previous one
+the status names.
 """
 
 from __future__ import annotations
@@ -29,6 +31,40 @@ def cookie_value(canary: Mapping[str, Any], role: str) -> str:
     identity = meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     seed = f"{identity}/{status.get('lastAppliedSpec', '')}/{role}"
     return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def status_cookies(canary: Mapping[str, Any]) -> dict[str, str]:
+    """The session-affinity fields Flagger keeps in the Canary status, for the status as it is about to be written.
+
+    While the canary gets traffic ``sessionAffinityCookie`` (and ``primarySessionAffinityCookie`` with
+    ``primaryCookieName``) hold ``name=value`` of the cookies handed out; once the weight is back to 0 the canary's
+    cookie moves to ``previousSessionAffinityCookie``, the one the route now expires. An empty dict without
+    ``sessionAffinity``; the fields are Flagger's, the values are this module's derived ones.
+    """
+    spec = mapping(canary.get("spec"))
+    session = mapping(mapping(spec.get("analysis") or spec.get("canaryAnalysis")).get("sessionAffinity"))
+    status = mapping(canary.get("status"))
+    name = session.get("cookieName")
+    if not name:
+        return {}
+    out = {k: status[k] for k in ("previousSessionAffinityCookie",) if status.get(k)}
+    weight = status.get("canaryWeight") or 0
+    if isinstance(weight, int) and weight > 0:
+        out["sessionAffinityCookie"] = f"{name}={cookie_value(canary, 'canary')}"
+        if session.get("primaryCookieName"):
+            out["primarySessionAffinityCookie"] = f"{session['primaryCookieName']}={cookie_value(canary, 'primary')}"
+    elif status.get("sessionAffinityCookie"):
+        out["previousSessionAffinityCookie"] = status["sessionAffinityCookie"]
+    return out
+
+
+def expired_cookie(canary: Mapping[str, Any], name: str) -> str:
+    """The value of the cookie to expire once the weight is back to 0: the one the status says was handed out last
+    (Flagger's ``previousSessionAffinityCookie``), else the current revision's."""
+    previous = mapping(canary.get("status")).get("previousSessionAffinityCookie")
+    if isinstance(previous, str) and previous.startswith(f"{name}="):
+        return previous[len(name) + 1:]
+    return cookie_value(canary, "canary")
 
 
 def build_cookie(affinity: Mapping[str, Any], name: str, value: str, max_age: int) -> str:

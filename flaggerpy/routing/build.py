@@ -223,6 +223,8 @@ def _affinity(
         if not affinity.run_ended(doc):
             return [], [], []
         # The run is over: whoever still carries its cookie is told to drop it.
+        value = affinity.expired_cookie(doc, cookie_name)
+        canary_rule_matches = matches.merge_matches([affinity.cookie_match(cookie_name, value)], service_matches)
         expire = rule(
             canary_rule_matches, [_backend(primary, port, weights.primary), _backend(canary, port, weights.canary)]
         )

@@ -176,7 +176,7 @@ class DesiredRoutes:
         spec = doc.get("spec")
         route = (kind, str(meta.get("namespace") or ""), service_names(doc)[0])
         inputs = (meta.get("name"), meta.get("uid"), status.get("lastAppliedSpec"), status.get("phase"), weights,
-                  api_version, features)
+                  status.get("previousSessionAffinityCookie"), api_version, features)
         hit = self._by_route.get(route)
         if hit is not None and hit[0] == inputs and hit[1] == spec:
             return hit[2], hit[3]

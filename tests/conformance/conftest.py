@@ -1,0 +1,175 @@
+"""Fixtures of the Flagger conformance scenarios: the sandbox, a controller whose webhooks and Events are real (the
+WebhookRunner calls a recording hook server over HTTP; Events go to the sandbox and to the canary's ``event`` hook),
+and scripted metric values standing in for Prometheus (the e2e suite covers real queries).
+
+The hook server records every call, gates and ``event`` hooks alike, in arrival order: one timeline of what Flagger
+users see on their webhooks, against which each scenario holds Flagger's sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from flaggerpy.analysis.base import HookType, MetricResult, StepContext, WebhookResult
+from flaggerpy.analysis.webhooks import WebhookRunner
+from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary.controller import Controller
+from flaggerpy.canary.events import EngineEvents
+from flaggerpy.canary.reconciler import EngineSettings
+from flaggerpy.kube.api import KubeClient
+from flaggerpy.kube.events import EventRecorder
+from tests.integration.conftest import (  # noqa: F401  (fixtures shared with the integration suite)
+    Cluster,
+    RecordingNotifier,
+    cluster,
+    controller_settings,
+    crd_docs,
+    kube,
+    sandbox,
+)
+
+# What Flagger's e2e manifests write (test/gatewayapi/*.sh), with intervals short enough for CI.
+INTERVAL = "400ms"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to the hook server: a webhook of ``type`` or an Event (``type`` "event")."""
+
+    type: str
+    name: str
+    phase: str
+    checksum: str
+    message: str = ""
+    event_type: str = ""
+
+
+@dataclass
+class Hooks:
+    """The recording hook server: ``/hook/<type>/<name>`` answers 200 unless told otherwise in ``refuse``."""
+
+    url: str = ""
+    calls: list[Call] = field(default_factory=list)
+    refuse: set[str] = field(default_factory=set)
+
+    def hook(self, hook_type: str, name: str | None = None, **extra: Any) -> dict[str, Any]:
+        """A Canary ``analysis.webhooks[]`` entry calling this server."""
+        name = name or hook_type
+        return {"name": name, "type": hook_type, "url": f"{self.url}/hook/{hook_type}/{name}", "timeout": "5s",
+                **extra}
+
+    def timeline(self) -> list[tuple[str, str]]:
+        """("hook", type) and (Normal|Warning, message) in order, readiness waits left out: Flagger and flaggerpy
+        both report a workload that is still rolling out, at ticks that depend on the cluster's timing."""
+        out = []
+        for call in self.calls:
+            if call.type != "event":
+                out.append(("hook", call.type))
+            elif "waiting for rollout to finish" not in call.message and " not ready" not in call.message:
+                out.append((call.event_type, call.message))
+        return out
+
+    def payloads(self, hook_type: str) -> list[Call]:
+        """The calls of one webhook type."""
+        return [c for c in self.calls if c.type == hook_type]
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[Hooks]:
+    """A running recording hook server."""
+    state = Hooks()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.json()
+        hook_type, name = request.match_info["type"], request.match_info["name"]
+        meta = body.get("metadata") or {}
+        state.calls.append(Call(hook_type, name, body.get("phase", ""), body.get("checksum", ""),
+                                meta.get("eventMessage", ""), meta.get("eventType", "")))
+        if f"{hook_type}/{name}" in state.refuse or hook_type in state.refuse:
+            return web.Response(status=403, text="refused")
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook/{type}/{name}", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    state.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield state
+    finally:
+        await server.close()
+
+
+@dataclass
+class Metrics:
+    """Scripted values for each metric of the Canary, by name; a metric without a value passes at 0."""
+
+    values: dict[str, float] = field(default_factory=dict)
+
+    async def check_metrics(self, canary: Canary, step: StepContext) -> list[MetricResult]:
+        """Judge each ``analysis.metrics[]`` entry's scripted value against its thresholdRange."""
+        out = []
+        for metric in canary.analysis.metrics or []:
+            bounds = metric.effective_range
+            value = self.values.get(metric.name, 0.0)
+            passed = (bounds.min is None or value >= bounds.min) and (bounds.max is None or value <= bounds.max)
+            out.append(MetricResult(metric.name, value, passed, min=bounds.min, max=bounds.max))
+        return out
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    """The scripted metric values."""
+    return Metrics()
+
+
+ControllerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Controller]]
+
+
+@pytest.fixture
+def run_controller(kube: KubeClient, hooks: Hooks, metrics: Metrics) -> ControllerFactory:  # noqa: F811
+    """A controller with real webhooks and Events: ``async with run_controller() as ctl``."""
+
+    @contextlib.asynccontextmanager
+    async def factory(**engine: Any) -> AsyncIterator[Controller]:
+        async with WebhookRunner() as webhooks:
+            analyzer = _Analyzer(metrics, webhooks)
+            events = EngineEvents(EventRecorder(kube), webhooks)
+            settings = controller_settings(EngineSettings(poll_interval=0.1, **engine))
+            controller = Controller(kube, analyzer, RecordingNotifier(), events, settings)
+            await controller.start()
+            try:
+                yield controller
+            finally:
+                await controller.stop()
+
+    return factory
+
+
+class _Analyzer:
+    """The Analyzer: scripted metric values, real webhook calls."""
+
+    def __init__(self, metrics: Metrics, webhooks: WebhookRunner) -> None:
+        self._metrics = metrics
+        self._webhooks = webhooks
+
+    async def check_metrics(self, canary: Canary, step: StepContext) -> list[MetricResult]:
+        return await self._metrics.check_metrics(canary, step)
+
+    async def run_webhooks(self, canary: Canary, hook_type: HookType, step: StepContext) -> list[WebhookResult]:
+        return await self._webhooks.run(canary, hook_type, step)
+
+
+async def settle(cluster: Cluster, phase: str, within: float = 30.0) -> dict[str, Any]:  # noqa: F811
+    """Wait for the canary's phase, then for the Event webhooks of that step to arrive (they follow the write)."""
+    status = await cluster.wait_phase(phase, within=within)
+    await asyncio.sleep(0)
+    return status
