@@ -15,7 +15,7 @@ DEFAULT_PORT = 3100
 def configure(parser: argparse.ArgumentParser) -> None:
     """Flags of ``flaggerpy dashboard``."""
     common.add_cluster_args(parser, namespaced=False)
-    parser.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+    parser.add_argument("-n", "--namespace", action="append", default=[], metavar="NS", dest="namespaces",
                         help="a namespace to show when you may not list canaries in all namespaces (repeatable; "
                              "the context's namespace is always tried)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -27,12 +27,12 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``flaggerpy dashboard``: serve until Ctrl-C."""
     if not 0 <= args.port <= 65535:
         return common.refuse([f"--port: must be between 0 and 65535, not {args.port}"])
-    problems = [p for ns in args.namespace
+    problems = [p for ns in args.namespaces
                 for p in common.usage_problems(argparse.Namespace(namespace=ns))]
     if problems:
         return common.refuse(problems)
     settings = DashboardSettings(kubeconfig=args.kubeconfig, context=args.context, port=args.port,
-                                 read_only=args.read_only, namespaces=tuple(args.namespace))
+                                 read_only=args.read_only, namespaces=tuple(args.namespaces))
 
     async def main() -> int:
         try:

@@ -79,6 +79,7 @@ class Hub:
         self._page_subs: dict[str, set[Subscriber]] = {}
         self._pages: dict[str, bytes] = {}
         self._dirty: set[str] = set()
+        self._dirty_pages: set[str] = set()
         self._wake = asyncio.Event()
         self.flushes = 0
         caches.on_change(self.changed)
@@ -92,9 +93,10 @@ class Hub:
         elif resource == res.EVENTS:
             self._dirty.update(involved_canary(obj))
         else:
-            # A route or workload belongs to the canaries of its namespace that name it; few per namespace.
-            namespace = (obj.get("metadata") or {}).get("namespace") or ""
-            self._dirty.update(_key(c) for c in self.caches.canaries_in(namespace))
+            # Routes and workloads are shown only on canary pages: recompute the open pages of that namespace
+            # (a list row does not depend on them, so a busy Deployment costs the list nothing).
+            prefix = f"{(obj.get('metadata') or {}).get('namespace') or ''}/"
+            self._dirty_pages.update(k for k in self._page_subs if k.startswith(prefix))
         self._wake.set()
 
     def rebuild(self) -> None:
@@ -117,7 +119,8 @@ class Hub:
     def flush(self) -> None:
         """Send what changed since the last flush."""
         dirty, self._dirty = self._dirty, set()
-        if not dirty:
+        pages, self._dirty_pages = self._dirty_pages | dirty, set()
+        if not pages:
             return
         self.flushes += 1
         upserts: list[dict[str, Any]] = []
@@ -133,6 +136,8 @@ class Hub:
                 if self._rows.get(key) != row:
                     self._rows[key] = row
                     upserts.append(row)
+        for key in sorted(pages):
+            namespace, _, name = key.partition("/")
             if key in self._page_subs:
                 page = self._page(namespace, name)
                 if page != self._pages.get(key):
