@@ -26,6 +26,7 @@ class Pane:
 
     def __init__(self, tmp: Path, argv: Sequence[str], env: Mapping[str, str] | None = None,
                  width: int = 120, height: int = 40) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
         self.socket = str(tmp / "tmux.sock")
         # PYTHONPATH: the code under test, also when an editable install points elsewhere.
         environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}

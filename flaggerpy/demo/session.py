@@ -282,7 +282,8 @@ class Demo:
                 self._route(obj)
             elif change.plural == "events" and (obj.get("involvedObject") or {}).get("kind") == "Canary":
                 message = str(obj.get("message") or "")
-                self._aborted = self._aborted or message.startswith("Manual abort")
+                # The engine's text for `flaggerpy abort` (canary/manual.py).
+                self._aborted = self._aborted or "manual abort requested" in message
                 self.reporter.event(str(obj.get("type") or ""), str(obj.get("reason") or ""), message)
             self._changed.set()
 

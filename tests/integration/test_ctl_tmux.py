@@ -1,9 +1,11 @@
-"""``flaggerpy get canaries --watch`` in a real terminal while the API server goes away and comes back."""
+"""The cluster commands on a real terminal (tmux) and piped: ``get --watch`` while the API server goes away and
+comes back, and what ``get`` and ``status`` show a person about suspension, images and a failed query."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +16,12 @@ from flaggerpy.sandbox import Sandbox
 from tests import tmux
 from tests.integration.conftest import Cluster
 from tests.integration.test_ctl_commands import GROUP, PLURAL, put_canary
+from tests.integration.test_ctl_newcomer import put_release
 from tests.manifests import NAMESPACE
+from tests.paths import REPO_ROOT
 from tests.ports import free_port
 
-pytestmark = pytest.mark.skipif(not tmux.AVAILABLE, reason=tmux.SKIP_REASON)
+needs_tmux = pytest.mark.skipif(not tmux.AVAILABLE, reason=tmux.SKIP_REASON)
 LOST = "connection to the API server lost at"
 
 
@@ -84,6 +88,7 @@ def kubeconfig_via(proxy: Outage, tmp_path: Path) -> Path:
     return path
 
 
+@needs_tmux
 async def test_watch_shows_a_lost_connection_with_the_last_update_and_reconnects(
     cluster: Cluster, outage: Outage, tmp_path: Path
 ) -> None:
@@ -105,3 +110,56 @@ async def test_watch_shows_a_lost_connection_with_the_last_update_and_reconnects
         assert "Progressing" in back
     finally:
         pane.close()
+
+
+async def test_piped_watch_says_on_stderr_that_the_connection_was_lost_and_is_back(
+    cluster: Cluster, outage: Outage, tmp_path: Path
+) -> None:
+    await put_canary(cluster, "podinfo", {"phase": "Progressing", "canaryWeight": 20})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "flaggerpy.cli", "get", "canaries", "--watch",
+        "--kubeconfig", str(kubeconfig_via(outage, tmp_path)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            await proc.stdout.readline()  # the header
+            assert (await proc.stdout.readline()).split()[:3] == [b"podinfo", b"Progressing", b"20"]
+            await outage.cut()
+            lost = (await proc.stderr.readline()).decode()
+            assert lost.startswith(LOST) and "(last update " in lost
+            await cluster.cluster.patch_status(GROUP, PLURAL, NAMESPACE, "podinfo", {"canaryWeight": 30})
+            await outage.restore()
+            assert (await proc.stderr.readline()).decode().startswith("reconnected to the API server at ")
+            assert (await proc.stdout.readline()).split()[:3] == [b"podinfo", b"Progressing", b"30"]
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+@needs_tmux
+async def test_get_and_status_on_a_terminal(sandbox: Sandbox, cluster: Cluster, tmp_path: Path) -> None:
+    unreachable = "Prometheus unreachable: cannot reach http://prometheus.monitoring:9090: ClientConnectorError"
+    await put_release(cluster, {"phase": "Progressing", "canaryWeight": 10, "metricHistory": [
+        {"iteration": 0, "weight": 10, "name": "request-success-rate", "passed": False,
+         "time": "2026-11-22T01:06:00Z", "error": unreachable}]}, suspend=True)
+    await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
+    kubeconfig = str(sandbox.kubeconfig_path)
+    for argv, expected in (
+        (["get", "canaries", "-n", NAMESPACE], ["SUSPENDED", "true", "a new revision is waiting"]),
+        (["status", "podinfo", "-n", NAMESPACE], ["revision podinfod=ghcr.io/stefanprodan/podinfo:6.0.2",
+                                                   "primary podinfod=ghcr.io/stefanprodan/podinfo:6.0.0",
+                                                   "Prometheus unreachable: cannot reach", "Suspended"]),
+    ):
+        pane = tmux.Pane(tmp_path / argv[0], [sys.executable, "-m", "flaggerpy.cli", *argv, "--kubeconfig",
+                                              kubeconfig], width=200)
+        try:
+            shown = await pane.wait_for(lambda s: "[exit " in s)
+        finally:
+            pane.close()
+        # A wide terminal: nothing is cut, so the screen holds each fact whole.
+        text = " ".join(shown.split())
+        assert "[exit 0]" in text, shown
+        for fact in expected:
+            assert fact in text, (fact, shown)
