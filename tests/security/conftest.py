@@ -116,6 +116,22 @@ class ControllerProcess:
         """The whole log so far."""
         return self.log_path.read_text(errors="replace")
 
+    async def wait_ready(self, within: float = 30.0) -> None:
+        """Wait until ``/readyz`` answers 200 (the caches are synced)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            while True:
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as resp:
+                        if resp.status == 200:
+                            return
+                except (TimeoutError, aiohttp.ClientError):
+                    pass
+                if self.proc.returncode is not None or loop.time() > deadline:
+                    raise AssertionError(f"the controller is not ready; its log:\n{self.log()[-3000:]}")
+                await asyncio.sleep(0.05)
+
     async def stop(self) -> None:
         """SIGTERM, then wait for the graceful exit (kill past 20 s)."""
         if self.proc.returncode is None:
@@ -143,6 +159,7 @@ async def controller_process(sb: Sandbox, log_path: Path, *flags: str,
         )
     process = ControllerProcess(proc, port, log_path)
     try:
+        await process.wait_ready()
         yield process
     finally:
         await process.stop()
