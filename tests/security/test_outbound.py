@@ -76,7 +76,7 @@ async def test_a_fragment_in_the_address_is_refused_naming_the_field(tenants: Te
     # The '#' turns the query path the provider appends into a fragment: the request would fetch the credentials.
     await tenants.template(ns, "steal", {"type": "prometheus", "address": metadata.url + CREDENTIALS_PATH + "#"})
     await tenants.release(ns, one_check("steal"))
-    message = await tenants.wait_event(ns, "metric probe failed")
+    message = await tenants.wait_event(ns, "Metric query failed for probe")
     assert "spec.provider.address must not contain a fragment" in message
     await tenants.wait_phase(ns, "podinfo", ("Failed",))
     assert not [s for s in metadata.seen if s.path == CREDENTIALS_PATH]
@@ -91,7 +91,7 @@ async def test_redirects_are_not_followed(tenants: Tenancy) -> None:
     address = f"{tenants.servers['attacker'].url}/redirect?to={metadata.url}{CREDENTIALS_PATH}%3F"
     await tenants.template(ns, "bounce", {"type": "prometheus", "address": address})
     await tenants.release(ns, one_check("bounce"))
-    message = await tenants.wait_event(ns, "metric probe failed")
+    message = await tenants.wait_event(ns, "Metric query failed for probe")
     assert "redirect, which is not followed" in message
     assert len(metadata.seen) == before
     assert METADATA_SECRET not in tenants.everything(ns)
@@ -103,7 +103,7 @@ async def test_a_success_answer_is_described_never_echoed(tenants: Tenancy) -> N
     # Run from a kubeconfig, loopback is allowed: the metadata service answers, and its answer makes no sense.
     await tenants.template(ns, "echo", {"type": "prometheus", "address": tenants.servers["metadata"].url})
     await tenants.release(ns, one_check("echo"))
-    message = await tenants.wait_event(ns, "metric probe failed")
+    message = await tenants.wait_event(ns, "Metric query failed for probe")
     assert "not shown" in message
     assert METADATA_SECRET not in tenants.everything(ns)
 
@@ -113,7 +113,7 @@ async def test_the_controller_google_identity_never_goes_to_a_tenant_address(ten
     await tenants.namespace(ns)
     await tenants.template(ns, "gcp", {"type": "stackdriver", "address": tenants.servers["attacker"].url})
     await tenants.release(ns, one_check("gcp"))
-    message = await tenants.wait_event(ns, "metric probe failed")
+    message = await tenants.wait_event(ns, "Metric query failed for probe")
     assert "serviceAccountKey" in message
     assert CONTROLLER_GOOGLE_TOKEN not in tenants.everything(ns)
     assert not [s for s in tenants.servers["metadata"].seen if "service-accounts" in s.path]
@@ -126,7 +126,7 @@ async def test_the_controller_aws_identity_never_signs_for_a_tenant_address(tena
                                        "address": tenants.servers["attacker"].url},
                            query='[{"Id": "q", "Expression": "1"}]')
     await tenants.release(ns, one_check("aws"))
-    message = await tenants.wait_event(ns, "metric probe failed")
+    message = await tenants.wait_event(ns, "Metric query failed for probe")
     assert "spec.provider.secretRef is required" in message
     everything = tenants.everything(ns)
     assert CONTROLLER_AWS_KEY_ID not in everything

@@ -41,7 +41,7 @@ async def tenants(module_tmp: Path) -> AsyncIterator[Tenancy]:
 
 def analysis(template: str, **extra: object) -> dict[str, object]:
     return {"interval": "1s", "threshold": 1, "maxWeight": 50, "stepWeight": 25, **extra,
-            "metrics": [{"name": "probe", "templateRef": {"name": template}, "thresholdRange": {"min": 0},
+            "metrics": [{"name": template, "templateRef": {"name": template}, "thresholdRange": {"min": 0},
                          "templateVariables": {"wide": WIDE}}]}
 
 
@@ -72,9 +72,9 @@ async def test_a_hostile_template_fails_alone_and_the_controller_stays_responsiv
         await tenants.release("tenant-hostile", analysis("jinja"), name="jinja")
         await tenants.release("tenant-normal", analysis("up"))
         for name in ("loops", "doublings"):
-            message = await tenants.wait_event("tenant-hostile", f"{name}.tenant-hostile metric probe failed")
+            message = await tenants.wait_event("tenant-hostile", f"Metric query failed for {name}")
             assert f"spec.query of MetricTemplate tenant-hostile/{name}: query template over budget" in message
-        await tenants.wait_event("tenant-hostile", "jinja.tenant-hostile metric probe failed")
+        await tenants.wait_event("tenant-hostile", "Metric query failed for jinja")
         await tenants.wait_phase("tenant-normal", "podinfo", ("Succeeded",))
         for name in ("loops", "doublings", "jinja"):
             await tenants.wait_phase("tenant-hostile", name, ("Failed",))
