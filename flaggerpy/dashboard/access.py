@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flaggerpy.ctl.common import NO_CRD
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Forbidden, NotFound
@@ -38,14 +39,20 @@ class Scope:
         return {"clusterWide": self.cluster_wide, "namespaces": [n for n in canaries if n], "denied": self.denied}
 
 
-async def can_list(kube: KubeClient, resource: Resource, namespace: str | None) -> bool:
-    """Whether a list of ``resource`` (one item) is allowed; False on 403 and when the type is not served."""
+OK, FORBIDDEN, NOT_SERVED = "ok", "forbidden", "not served"
+
+
+async def probe(kube: KubeClient, resource: Resource, namespace: str | None) -> str:
+    """Whether a list of ``resource`` (one item) is allowed: OK, FORBIDDEN (403) or NOT_SERVED (404: no such type;
+    a namespace that does not exist lists as empty)."""
     try:
         await kube.request("list", resource, "GET", resource.path(namespace),
                            query={"limit": 1, "fieldSelector": FIELD_SELECTORS.get(resource)})
-    except (Forbidden, NotFound):
-        return False
-    return True
+    except Forbidden:
+        return FORBIDDEN
+    except NotFound:
+        return NOT_SERVED
+    return OK
 
 
 async def _candidates(kube: KubeClient, fallback: list[str]) -> list[str]:
@@ -59,21 +66,30 @@ async def _candidates(kube: KubeClient, fallback: list[str]) -> list[str]:
 async def discover(kube: KubeClient, fallback: list[str]) -> Scope:
     """The :class:`Scope` of the user behind ``kube``; ``fallback``: namespaces to try when not cluster-wide."""
     scope = Scope()
-    if await can_list(kube, res.CANARIES, None):
-        namespaces: list[str | None] = [None]
+    first = await probe(kube, res.CANARIES, None)
+    namespaces: list[str | None] = []
+    if first == OK:
+        namespaces = [None]
+    elif first == NOT_SERVED:
+        scope.denied["canaries"] = NO_CRD
     else:
-        namespaces = [ns for ns in await _candidates(kube, fallback) if await can_list(kube, res.CANARIES, ns)]
+        namespaces = [ns for ns in await _candidates(kube, fallback) if await probe(kube, res.CANARIES, ns) == OK]
         scope.denied["canaries"] = ("not allowed to list canaries in all namespaces: showing "
                                     + (", ".join(n for n in namespaces if n) or "no namespace"))
     scope.namespaces[res.CANARIES] = namespaces
     for resource in WATCHED[1:]:
-        if namespaces == [None] and await can_list(kube, resource, None):
+        found = await probe(kube, resource, None) if namespaces == [None] else None
+        if found == OK:
             scope.namespaces[resource] = [None]
+            continue
+        if found == NOT_SERVED:
+            scope.namespaces[resource] = []
+            scope.denied[resource.plural] = f"the cluster does not serve {resource}"
             continue
         allowed: list[str | None] = []
         refused: list[str] = []
         for ns in namespaces:
-            if ns is not None and await can_list(kube, resource, ns):
+            if ns is not None and await probe(kube, resource, ns) == OK:
                 allowed.append(ns)
             else:
                 refused.append(ns or "all namespaces")

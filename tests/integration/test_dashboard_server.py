@@ -108,3 +108,12 @@ async def test_the_server_answers_only_its_loopback_name_and_actions_need_the_pa
             assert refused.status == 409 and "is paused" in (await refused.json())["message"]
         async with http.post(f"{dash.url}/api/canaries/test/nothere/resume", headers=headers) as missing:
             assert missing.status == 409 and 'canary "nothere" not found' in (await missing.json())["message"]
+
+
+async def test_a_cluster_without_the_canary_crd_is_said_so() -> None:
+    async with Sandbox(workloads=False, dataplane=False) as sb, \
+            serve(DashboardSettings(kubeconfig=str(sb.kubeconfig_path), port=0)) as dash, \
+            aiohttp.ClientSession() as http, http.get(f"{dash.url}/api/stream") as response:
+        name, data = await _next(_events(response))
+        assert name == "snapshot" and data["rows"] == []
+        assert "does not serve canaries.flagger.app/v1beta1" in data["scope"]["denied"]["canaries"]
