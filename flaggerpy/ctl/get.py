@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
 # The CLI waits for a person: after the API comes back, resume within seconds, not the controller's 30 s.
 WATCH_SETTINGS = WatchSettings(backoff_max=5.0)
-# A status write and its Event arrive as two changes; printing after this pause shows them as one row.
-SETTLE_SECONDS = 0.3
+# A status write and its Event arrive as two changes on two watches: a row is printed once no change came for
+# SETTLE_SECONDS (at most SETTLE_MAX_SECONDS after the first), so one step shows as one row.
+SETTLE_SECONDS = 0.5
+SETTLE_MAX_SECONDS = 2.0
 
 Targets = dict[tuple[str, str, str], Obj]
 
@@ -221,6 +223,20 @@ async def _live(watches: _Watches, all_ns: bool, out: TextIO) -> None:
             live.update(table(), refresh=True)
 
 
+async def _settle(changed: asyncio.Event) -> None:
+    """Return once ``changed`` stayed unset for SETTLE_SECONDS, or SETTLE_MAX_SECONDS after the call."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SETTLE_MAX_SECONDS):
+            while True:
+                changed.clear()
+                try:
+                    async with asyncio.timeout(SETTLE_SECONDS):
+                        await changed.wait()
+                except TimeoutError:
+                    return
+    changed.clear()
+
+
 async def _stream(watches: _Watches, all_ns: bool, out: TextIO, err: TextIO) -> None:
     """Print the table once, then each row again whenever what it shows changes, aligned with the header."""
     rows = watches.rows()
@@ -232,8 +248,7 @@ async def _stream(watches: _Watches, all_ns: bool, out: TextIO, err: TextIO) -> 
     notice = ""
     while True:
         await watches.changed.wait()
-        await asyncio.sleep(SETTLE_SECONDS)
-        watches.changed.clear()
+        await _settle(watches.changed)
         if watches.connection.notice() != notice:
             notice = watches.connection.notice()
             err.write(f"{notice}\n" if notice else f"reconnected to the API server at "

@@ -132,7 +132,8 @@ def _fits(columns: Sequence[_Column], width: int) -> bool:
 def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime, width: int | None = None) -> Group:
     """``get canaries`` for a terminal ``width`` columns wide (None: unbounded): coloured phases, bars, ages.
 
-    Nothing is ever dropped. The message, the one free-text column, is cut to the room the others leave. When that
+    Nothing is ever dropped. SUSPENDED is an essential column while any canary is suspended (and absent otherwise,
+    leaving its room to the message). The message, the one free-text column, is cut to the room the others leave. When that
     room is under MIN_MESSAGE_WIDTH, NAME, PHASE and WEIGHT (and NAMESPACE with -A) stay columns, the other columns
     stay while they fit, and whatever does not fit moves with the message to an indented line under its row,
     wrapped at the terminal's edge.
