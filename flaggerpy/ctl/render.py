@@ -133,10 +133,10 @@ def canaries_rich(rows: Sequence[Row], all_namespaces: bool, now: datetime, widt
     """``get canaries`` for a terminal ``width`` columns wide (None: unbounded): coloured phases, bars, ages.
 
     Nothing is ever dropped. SUSPENDED is an essential column while any canary is suspended (and absent otherwise,
-    leaving its room to the message). The message, the one free-text column, is cut to the room the others leave. When that
-    room is under MIN_MESSAGE_WIDTH, NAME, PHASE and WEIGHT (and NAMESPACE with -A) stay columns, the other columns
-    stay while they fit, and whatever does not fit moves with the message to an indented line under its row,
-    wrapped at the terminal's edge.
+    leaving its room to the message). The message, the one free-text column, is cut to the room the others leave.
+    When that room is under MIN_MESSAGE_WIDTH, NAME, PHASE and WEIGHT (and NAMESPACE with -A) stay columns, the
+    other columns stay while they fit, and whatever does not fit moves with the message to an indented line under
+    its row, wrapped at the terminal's edge.
     """
     ages = [format_age(r.last_transition, now) for r in rows]
     # Text, not str: rich would read "[...]" in names and Event messages as markup and swallow it.
