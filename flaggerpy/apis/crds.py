@@ -155,6 +155,8 @@ def build_crds() -> dict[str, dict[str, Any]]:
         _column("StepWeight", "string", ".spec.analysis.stepWeight", 1),
         _column("StepWeights", "string", ".spec.analysis.stepWeights", 1),
         _column("MaxWeight", "string", ".spec.analysis.maxWeight", 1),
+        # flaggerpy's extension: why the canary does not move (a foreign route, a route not accepted, a slot).
+        _column("Halted", "string", '.status.conditions[?(@.type=="Halted")].reason'),
         _column("LastTransitionTime", "string", ".status.lastTransitionTime"),
     ]
     return {

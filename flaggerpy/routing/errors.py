@@ -31,4 +31,5 @@ class RouteNotOwned(RouterError):
         self.route = route
         self.owner = owner
         held = f"it is controlled by {owner}" if owner else "it has no controller owner"
-        super().__init__(f"{route} exists and is not owned by this Canary ({held}); refusing to overwrite it")
+        super().__init__(f"{route} exists and is not owned by this Canary ({held}); refusing to overwrite it "
+                         f"(annotate it flaggerpy.io/takeover-by-canary=<canary name> to hand it over)")

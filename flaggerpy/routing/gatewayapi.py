@@ -52,6 +52,9 @@ WRITE_ATTEMPTS = 4
 """Read-compare-write rounds before giving up when others keep writing the same route."""
 RELEASED_ANNOTATION = "flaggerpy.io/released-by-canary"
 """Set on a route finalize() released; its value is the Canary name allowed to adopt the route again."""
+TAKEOVER_ANNOTATION = "flaggerpy.io/takeover-by-canary"
+"""Set by a user on an existing route: its value is the Canary name that may take the route over, as Flagger takes
+over any route of its name. Without it a route the Canary does not own is never overwritten (Flagger #1857)."""
 
 
 def _route_name(doc: Mapping[str, Any]) -> tuple[str, str]:
@@ -78,10 +81,15 @@ def owned_by(route: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
 
 
 def released_to(route: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
-    """True when a deleted Canary of this name released the route (finalize) and nobody controls it since."""
+    """True when the route may be adopted by this Canary: a deleted Canary of this name released it (finalize) and
+    nobody controls it since, or its owner handed it over with the takeover annotation naming this Canary."""
     annotations = (route.get("metadata") or {}).get("annotations") or {}
     name = (doc.get("metadata") or {}).get("name")
-    return controller_of(route) is None and bool(name) and annotations.get(RELEASED_ANNOTATION) == name
+    if not name:
+        return False
+    if annotations.get(TAKEOVER_ANNOTATION) == name:
+        return True
+    return controller_of(route) is None and annotations.get(RELEASED_ANNOTATION) == name
 
 
 def adoption_patch(patch: dict[str, Any] | None, live: Mapping[str, Any], doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,10 +82,22 @@ async def test_kubectl_get_shows_flagger_columns(sb: Sandbox) -> None:
     assert header[:4] == ["NAME", "STATUS", "WEIGHT", "SUSPENDED"]
     assert {"FAILEDCHECKS", "INTERVAL", "MIRROR", "STEPWEIGHT", "STEPWEIGHTS", "MAXWEIGHT"} <= set(header)
     # Like kube-apiserver, the table ends with the Age every object has.
-    assert header[-2:] == ["LASTTRANSITIONTIME", "AGE"]
+    assert header[-3:] == ["HALTED", "LASTTRANSITIONTIME", "AGE"]
     row = columns(out)
     assert row["NAME"] == "podinfo" and row["STATUS"] == "Progressing" and row["WEIGHT"] == "20"
     assert (row["INTERVAL"], row["STEPWEIGHT"], row["MAXWEIGHT"]) == ("1m", "10", "50")
+    # Without -o wide kubectl leaves out the priority-1 columns, as against kube-apiserver.
+    code, out = await kubectl(sb, "get", "canaries", "-n", "test")
+    assert code == 0, out
+    assert out.splitlines()[0].split() == ["NAME", "STATUS", "WEIGHT", "HALTED", "LASTTRANSITIONTIME", "AGE"]
+    # A canary halted (here: for a route it does not own) says so beside its phase.
+    await sb.cluster.patch_status("flagger.app", "canaries", "test", "podinfo", {
+        "phase": "Initialized", "conditions": [{"type": "Halted", "status": "True", "reason": "RouteNotOwned",
+                                                "message": "HTTPRoute test/podinfo exists and is not owned"}]})
+    code, out = await kubectl(sb, "get", "canaries", "-n", "test")
+    assert code == 0, out
+    row = columns(out)
+    assert (row["STATUS"], row["HALTED"]) == ("Initialized", "RouteNotOwned")
 
 
 async def test_malformed_canary_is_refused_naming_the_field(sb: Sandbox) -> None:

@@ -369,6 +369,27 @@ async def test_a_released_route_is_adopted_by_the_next_canary_of_that_name(
         await router.reconcile(other, intended_weights(other))
 
 
+async def test_the_takeover_annotation_hands_a_foreign_route_to_the_canary_it_names(
+    kube: FakeKube, router: GatewayAPIRouter
+) -> None:
+    foreign = {"metadata": {"name": "podinfo", "namespace": "test", "resourceVersion": "1",
+                            "annotations": {"flaggerpy.io/takeover-by-canary": "someone-else"},
+                            "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                                                 "name": "web", "uid": "x", "controller": True}]},
+               "spec": {"rules": [{}]}}
+    kube.objects[("httproutes", "test", "podinfo")] = copy.deepcopy(foreign)
+    with pytest.raises(RouteNotOwned, match="takeover-by-canary"):
+        await router.reconcile(canary(), ALL_PRIMARY)
+    foreign["metadata"]["annotations"]["flaggerpy.io/takeover-by-canary"] = "podinfo"
+    kube.objects[("httproutes", "test", "podinfo")] = foreign
+    c = canary().to_dict()
+    c["metadata"]["uid"] = "canary-uid"
+    await router.reconcile(c, intended_weights(c))
+    live = kube.route()
+    assert [(r["kind"], r.get("controller")) for r in live["metadata"]["ownerReferences"]] == [("Canary", True)]
+    assert weights(live) == [100, 0]
+
+
 async def test_grpc_canary_uses_grpcroute(kube: FakeKube, router: GatewayAPIRouter) -> None:
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"

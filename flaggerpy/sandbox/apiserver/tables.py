@@ -99,13 +99,19 @@ def table(
     rt: ResourceType, version: str, objs: list[dict[str, Any]], rv: Any, continue_token: str | None = None
 ) -> dict[str, Any]:
     """A Table of ``objs`` with Name, the resource's columns, and Age."""
+    # A column's priority travels to the client as kube-apiserver sends it: kubectl shows priority > 0 columns only
+    # with ``-o wide``.
+    priorities: list[int] = []
     if rt.custom:
-        specs = [(c["name"], c.get("type", "string"), c["jsonPath"]) for c in rt.printer_columns.get(version, [])]
+        printer = rt.printer_columns.get(version, [])
+        specs = [(c["name"], c.get("type", "string"), c["jsonPath"]) for c in printer]
+        priorities = [int(c.get("priority") or 0) for c in printer]
     else:
         specs = _BUILTIN_COLUMNS.get(rt.key, [])
+        priorities = [0] * len(specs)
     columns = [_NAME_COLUMN]
     columns += [{"name": name, "type": "string" if kind == "date" else kind, "format": "", "description": path,
-                 "priority": 0} for name, kind, path in specs]
+                 "priority": priority} for (name, kind, path), priority in zip(specs, priorities, strict=True)]
     has_age = not any(name == "Age" for name, _, _ in specs)
     if has_age:
         columns.append(_AGE_COLUMN)
