@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
+from flaggerpy.analysis.base import MetricResult, StepContext
+from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary.workload import spec_hash
 from flaggerpy.sandbox import Sandbox
-from tests.integration.conftest import Cluster, wait_for
+from tests.integration.conftest import Cluster, ControllerFactory, ScriptedAnalyzer, wait_for
 from tests.integration.test_ctl_commands import GROUP, PLURAL, Ctl, put_canary, put_event
-from tests.manifests import NAMESPACE, deployment
+from tests.manifests import NAMESPACE, canary, deployment
 from tests.paths import REPO_ROOT
 
 LONG = ("Halt advancement podinfo.test metric request-success-rate failed: Prometheus unreachable: cannot reach "
@@ -166,3 +168,24 @@ async def test_status_follows_a_new_image(sandbox: Sandbox, cluster: Cluster, ct
         proc.terminate()
         await proc.wait()
         reader.cancel()
+
+
+async def test_a_query_that_could_not_reach_prometheus_is_named_in_status(
+    cluster: Cluster, run_controller: ControllerFactory, analyzer: ScriptedAnalyzer, ctl: Ctl,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cause = "Prometheus unreachable: cannot reach http://prometheus.monitoring:9090: ClientConnectorError"
+
+    async def unreachable(canary: Canary, step: StepContext) -> list[MetricResult]:
+        return [MetricResult("request-success-rate", None, False, min=99.0, error=cause)]
+
+    monkeypatch.setattr(analyzer, "check_metrics", unreachable)
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "1s", "threshold": 5, "maxWeight": 20, "stepWeight": 10}))
+    async with run_controller():
+        await cluster.roll_out("ghcr.io/stefanprodan/podinfo:6.0.1")
+        await wait_for(lambda: any(s.get("error") for s in cluster.status().get("metricHistory") or []), 20)
+    code, out, _ = await ctl("status", "podinfo", "-n", NAMESPACE)
+    assert code == 0
+    assert f"request-success-rate=({cause}) FAIL" in out and "no data" not in out
