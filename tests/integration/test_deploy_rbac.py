@@ -27,6 +27,7 @@ from flaggerpy.kube.leader import LeaderElector
 from flaggerpy.kube.settings import LeaderSettings, WatchSettings
 from flaggerpy.routing.features import HTTPROUTE_CRD
 from flaggerpy.sandbox import Sandbox
+from flaggerpy.sandbox.apiserver.faults import Rule as FaultRule
 from tests.integration.conftest import Cluster, RecordingNotifier, ScriptedAnalyzer, wait_for
 from tests.manifests import canary, deployment
 from tests.ports import free_port
@@ -127,8 +128,12 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(
         elector.start()
         try:
             await asyncio.wait_for(leading.wait(), 10)
+            # Some status writes meet a 409: the recovery path reads the live Canary (get) and writes again.
+            sandbox.faults.seed = 11
+            sandbox.faults.conflicts = [FaultRule(verb="update", resource="canaries/status", rate=0.3)]
             await cluster.roll_out("ghcr.io/stefanprodan/podinfo:6.0.1")
             await cluster.wait_phase("Succeeded", within=30)
+            sandbox.faults.conflicts = []
             analyzer.metrics_pass = False
             await cluster.set_image("ghcr.io/stefanprodan/podinfo:6.0.2")
             await cluster.wait_phase("Failed", within=30)
@@ -146,6 +151,7 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(
             assert_all_allowed(sandbox)
         made = assert_all_allowed(sandbox, secret_copies=True)
     assert ("create", tracked) in made, f"the tracked {kind} was copied to -primary"
+    assert ("get", "canaries.flagger.app") in made, "the conflict-recovery path ran"
 
 
 def assert_all_allowed(sandbox: Sandbox, secret_copies: bool = False) -> list[tuple[str, str]]:
