@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     return common.run_async(lambda: get(args, sys.stdout), args=args)
 
 
-# The CLI waits for a person: after the API comes back, resume within seconds, not the controller's 30 s.
-WATCH_SETTINGS = WatchSettings(backoff_max=5.0)
+# The CLI waits for a person: after the API comes back, resume within seconds, not the controller's 30 s; and a
+# connection that went silent without closing (a vanished host, a dropped route) is given up within 25 s.
+WATCH_SETTINGS = WatchSettings(backoff_max=5.0, idle_timeout=20.0, idle_timeout_jitter=5.0)
 # A status write and its Event arrive as two changes on two watches: a row is printed once no change came for
 # SETTLE_SECONDS (at most SETTLE_MAX_SECONDS after the first), so one step shows as one row.
 SETTLE_SECONDS = 0.5
