@@ -7,8 +7,15 @@ Flagger picks the query by mesh/ingress provider; for Gateway API data planes th
 - ``envoy`` (alias ``contour``): Envoy upstream cluster stats with Contour's cluster naming
   ``<namespace>_<service>-canary_<port>``, Flagger's Contour builtin queries. Contour and Envoy-based gateways
   that keep that naming export these.
+- ``traefik``: Traefik's service metrics (``traefik_service_requests_total``,
+  ``traefik_service_request_duration_seconds_bucket``), as Flagger's traefik observer queries them, on the service
+  names Traefik's Kubernetes Gateway provider gives a route's backends
+  (``<route...>-svc-<namespace>-<service>-canary-<index>@kubernetesgateway``); durations are converted to ms.
 - ``http``: the application's own ``http_request_duration_seconds`` histogram, scraped with
   ``kubernetes_namespace``/``kubernetes_pod_name`` labels, which is what Flagger's gatewayapi provider queries.
+
+The controller's ``--metrics-flavour`` picks one for every canary; a Canary annotated
+``flaggerpy.io/metrics-flavour: <name>`` picks its own.
 
 Success rate is a percentage (0-100) of non-5xx responses; duration is the P99 in milliseconds (the ``http``
 flavour converts from seconds, which Flagger's own gatewayapi check forgets).
@@ -28,16 +35,21 @@ class Flavour(enum.StrEnum):
 
     ISTIO = "istio"
     ENVOY = "envoy"
+    TRAEFIK = "traefik"
     HTTP = "http"
 
 
 DEFAULT_FLAVOUR = Flavour.ISTIO
+# A Canary annotated with a flavour name uses it instead of the controller's --metrics-flavour (a cluster can run
+# Traefik for some routes and an Istio gateway for others).
+FLAVOUR_ANNOTATION = "flaggerpy.io/metrics-flavour"
 _ALIASES = {"contour": Flavour.ENVOY, "gatewayapi": Flavour.HTTP, "kubernetes": Flavour.HTTP}
 
 _ISTIO_SELECTOR = (
     'reporter="destination", destination_workload_namespace="{{ namespace }}", destination_workload=~"{{ target }}"'
 )
 _ENVOY_SELECTOR = 'envoy_cluster_name=~"{{ namespace }}_{{ service }}-canary_[0-9a-zA-Z-]+"'
+_TRAEFIK_SELECTOR = 'service=~".+-svc-{{ namespace }}-{{ service }}-canary-[0-9]+@kubernetesgateway"'
 _HTTP_SELECTOR = (
     'kubernetes_namespace="{{ namespace }}", kubernetes_pod_name=~"{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"'
 )
@@ -61,6 +73,10 @@ _QUERIES: dict[Flavour, dict[str, str]] = {
     Flavour.ENVOY: {
         SUCCESS_RATE: _success_rate("envoy_cluster_upstream_rq", _ENVOY_SELECTOR, "envoy_response_code"),
         DURATION: _p99("envoy_cluster_upstream_rq_time_bucket", _ENVOY_SELECTOR),
+    },
+    Flavour.TRAEFIK: {
+        SUCCESS_RATE: _success_rate("traefik_service_requests_total", _TRAEFIK_SELECTOR, "code"),
+        DURATION: _p99("traefik_service_request_duration_seconds_bucket", _TRAEFIK_SELECTOR, " * 1000"),
     },
     Flavour.HTTP: {
         SUCCESS_RATE: _success_rate("http_request_duration_seconds_count", _HTTP_SELECTOR, "status"),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from flaggerpy.analysis.base import MetricResult, ObjectLookup, StepContext
-from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, Flavour, builtin_query, parse_flavour
+from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, FLAVOUR_ANNOTATION, Flavour, builtin_query, parse_flavour
 from flaggerpy.analysis.providers import (
     DEFAULT_TIMEOUT,
     NoData,
@@ -144,7 +144,7 @@ class MetricChecker(SessionUser):
             where = f"spec.query of MetricTemplate {ref.namespace or canary.metadata.namespace}/{ref.name}"
         else:
             provider, credentials = self._metrics_server(canary), {}
-            query = metric.query if metric.query else self._builtin(metric)
+            query = metric.query if metric.query else self._builtin(canary, metric)
             where = f"spec.analysis.metrics[{metric.name}].query"
         try:
             rendered = render(query, model)
@@ -162,9 +162,16 @@ class MetricChecker(SessionUser):
                 interval=interval,
             )
 
-    def _builtin(self, metric: CanaryMetric) -> str:
+    def _builtin(self, canary: Canary, metric: CanaryMetric) -> str:
+        flavour: Flavour | str = self._settings.builtin_flavour
+        chosen = (canary.metadata.annotations or {}).get(FLAVOUR_ANNOTATION)
+        if chosen is not None:
+            try:
+                flavour = parse_flavour(chosen)
+            except ValueError as exc:
+                raise MetricSetupError(f"metadata.annotations[{FLAVOUR_ANNOTATION}]: {exc}") from None
         try:
-            return builtin_query(metric.name, self._settings.builtin_flavour)
+            return builtin_query(metric.name, flavour)
         except KeyError:
             raise MetricSetupError(
                 f"metric {metric.name!r} needs a templateRef (or is a builtin: request-success-rate, request-duration)"

@@ -126,7 +126,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("log-level", "info", "debug, info, warning or error (default info)", _log_level),
     Flag("metrics-server", DEFAULT_METRICS_SERVER, "Prometheus URL for the builtin checks"),
     Flag("metrics-flavour", str(DEFAULT_FLAVOUR),
-         f"metric names of the builtin checks: istio, envoy or http (default {DEFAULT_FLAVOUR})", _flavour),
+         f"metric names of the builtin checks: istio, envoy, traefik or http (default {DEFAULT_FLAVOUR}; a Canary's "
+         "flaggerpy.io/metrics-flavour annotation overrides it)", _flavour),
     Flag("metrics-query-timeout", DEFAULT_TIMEOUT,
          f"seconds one metric query may take (default {DEFAULT_TIMEOUT:g})", _timeout),
     Flag("mesh-provider", "gatewayapi:v1",
