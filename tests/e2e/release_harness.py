@@ -22,7 +22,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
@@ -263,10 +263,11 @@ class RouteObserver:
 class Subprocess:
     """A flaggerpy command in its own process; stopped with SIGTERM (SIGKILL when it lingers)."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = argv
         self.log_path = log_path
+        self.env = env or {}
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -274,7 +275,7 @@ class Subprocess:
         with self.log_path.open("wb") as out:
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv, stdout=out, stderr=asyncio.subprocess.STDOUT, cwd=REPO_ROOT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
 
     def tail(self, size: int = 3000) -> str:
@@ -381,10 +382,12 @@ class DataGate:
     The checks themselves are unchanged: they still fail the release on the data once it is there.
     """
 
-    def __init__(self, sandbox: Sandbox, prometheus: PrometheusServer, window: str) -> None:
+    def __init__(self, sandbox: Sandbox, prometheus: PrometheusServer, window: str,
+                 samples_query: Callable[[str, str, str], str]) -> None:
         self._sb = sandbox
         self._prometheus = prometheus
         self._window = window
+        self._samples_query = samples_query
         self._runner: web.AppRunner | None = None
         self._enough: Callable[[str], bool] = lambda name: True
         self.url = ""
@@ -415,8 +418,7 @@ class DataGate:
         canary = self._sb.cluster.get("flagger.app", "canaries", namespace, name) or {}
         if not int((canary.get("status") or {}).get("canaryWeight") or 0):
             return web.Response(text="first shift\n")
-        query = (f'sum(count_over_time(envoy_cluster_upstream_rq{{envoy_cluster_name=~"{namespace}_{name}-canary_.+"'
-                 f'}}[{self._window}]))')
+        query = self._samples_query(namespace, name, self._window)
         try:
             result = (await self._prometheus.query(query)).get("data", {}).get("result") or []
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -429,38 +431,80 @@ class DataGate:
         return web.Response(text="canary traffic scraped\n")
 
 
+class GatewayParts(Protocol):
+    """The Gateway an end-to-end release runs on: the sandbox's own data plane, or a real implementation."""
+
+    sandbox_options: dict[str, Any]
+
+    async def start(self, sb: Sandbox, workdir: Path) -> tuple[int, list[ScrapeTarget]]:
+        """Create the Gateway (and start its process); the port it serves HTTP on and what Prometheus scrapes."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop what ``start`` started."""
+        ...
+
+    def samples_query(self, namespace: str, name: str, window: str) -> str:
+        """PromQL counting the canary's request samples over ``window`` (for the :class:`DataGate`)."""
+        ...
+
+
+class SandboxGateway:
+    """The sandbox's simulated data plane, with real HTTP on its Gateway and its Envoy-style metrics."""
+
+    sandbox_options: dict[str, Any] = {}
+
+    async def start(self, sb: Sandbox, workdir: Path) -> tuple[int, list[ScrapeTarget]]:
+        """Create the Gateway and listen for it."""
+        await sb.cluster.create(GATEWAY_GROUP, "gateways", gateway())
+        port = await sb.dataplane.listen(GATEWAY_NAMESPACE, GATEWAY_NAME)
+        return port, [ScrapeTarget(f"127.0.0.1:{sb.port}", "/sandbox/dataplane/metrics", job="gateway")]
+
+    async def stop(self) -> None:
+        """Nothing to stop: the sandbox closes its listeners."""
+
+    def samples_query(self, namespace: str, name: str, window: str) -> str:
+        """Envoy's per-cluster counter, with Contour's cluster names."""
+        return (f'sum(count_over_time(envoy_cluster_upstream_rq{{envoy_cluster_name=~"{namespace}_{name}-canary_.+"'
+                f'}}[{window}]))')
+
+
 @contextlib.asynccontextmanager
-async def real_parts(workdir: Path, metric_window: str = "6s") -> AsyncIterator[Release]:
-    """Start the sandbox (with real HTTP on its Gateway), Prometheus, the load tester, the controller and a
-    :class:`DataGate` judging data over ``metric_window`` (the metric checks' ``interval``)."""
-    async with Sandbox(ready_delay=0.05, bookmark_interval=1.0) as sb:
+async def real_parts(workdir: Path, metric_window: str = "6s",
+                     gateway_parts: GatewayParts | None = None) -> AsyncIterator[Release]:
+    """Start the sandbox, the Gateway (the sandbox's own with real HTTP, unless ``gateway_parts`` says otherwise),
+    Prometheus, the load tester, the controller and a :class:`DataGate` judging data over ``metric_window`` (the
+    metric checks' ``interval``)."""
+    parts: GatewayParts = gateway_parts or SandboxGateway()
+    async with Sandbox(ready_delay=0.05, bookmark_interval=1.0, **parts.sandbox_options) as sb:
         for doc in crd_documents():
             await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", copy.deepcopy(doc))
         for namespace in (NAMESPACE, GATEWAY_NAMESPACE):
             await sb.cluster.create("", "namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                        "metadata": {"name": namespace}})
-        await sb.cluster.create(GATEWAY_GROUP, "gateways", gateway())
-        gateway_port = await sb.dataplane.listen(GATEWAY_NAMESPACE, GATEWAY_NAME)
-        target = ScrapeTarget(f"127.0.0.1:{sb.port}", "/sandbox/dataplane/metrics", job="gateway")
-        async with PrometheusServer([target], workdir / "prometheus") as prometheus:
-            lt_port, ctl_port = free_port(), free_port()
-            loadtester = Subprocess("loadtester", flaggerpy_argv(
-                "loadtester", "--host", "127.0.0.1", "--port", str(lt_port), "--timeout", "2m",
-                "--log-level", "warning"), workdir / "loadtester.log")
-            controller = Subprocess("controller", flaggerpy_argv(
-                "run", "--kubeconfig", str(sb.kubeconfig_path), "--metrics-server", prometheus.url,
-                "--port", str(ctl_port), "--listen-address", "127.0.0.1", "--threadiness", "4",
-                "--log-level", "info"), workdir / "controller.log")
-            gate = DataGate(sb, prometheus, metric_window)
-            try:
-                await gate.start()
-                await loadtester.start()
-                await controller.start()
-                await loadtester.wait_http(f"http://127.0.0.1:{lt_port}/healthz")
-                await controller.wait_http(f"http://127.0.0.1:{ctl_port}/readyz")
-                yield Release(sb, prometheus, f"http://127.0.0.1:{lt_port}", gateway_port, controller, loadtester,
-                              gate)
-            finally:
-                await controller.stop()
-                await loadtester.stop()
-                await gate.stop()
+        try:
+            gateway_port, targets = await parts.start(sb, workdir)
+            async with PrometheusServer(targets, workdir / "prometheus") as prometheus:
+                lt_port, ctl_port = free_port(), free_port()
+                loadtester = Subprocess("loadtester", flaggerpy_argv(
+                    "loadtester", "--host", "127.0.0.1", "--port", str(lt_port), "--timeout", "2m",
+                    "--log-level", "warning"), workdir / "loadtester.log")
+                controller = Subprocess("controller", flaggerpy_argv(
+                    "run", "--kubeconfig", str(sb.kubeconfig_path), "--metrics-server", prometheus.url,
+                    "--port", str(ctl_port), "--listen-address", "127.0.0.1", "--threadiness", "4",
+                    "--log-level", "info"), workdir / "controller.log")
+                gate = DataGate(sb, prometheus, metric_window, parts.samples_query)
+                try:
+                    await gate.start()
+                    await loadtester.start()
+                    await controller.start()
+                    await loadtester.wait_http(f"http://127.0.0.1:{lt_port}/healthz")
+                    await controller.wait_http(f"http://127.0.0.1:{ctl_port}/readyz")
+                    yield Release(sb, prometheus, f"http://127.0.0.1:{lt_port}", gateway_port, controller,
+                                  loadtester, gate)
+                finally:
+                    await controller.stop()
+                    await loadtester.stop()
+                    await gate.stop()
+        finally:
+            await parts.stop()

@@ -34,3 +34,16 @@ async def test_examples_initialise(sandbox: Sandbox, cluster: Cluster, run_contr
     ab_rules = cluster.get("gateway.networking.k8s.io", "httproutes", "abtest")["spec"]["rules"]
     # The A/B matches get their own rules ahead of the weighted default rule.
     assert any(m.get("headers") for rule in ab_rules[:-1] for m in rule.get("matches", []))
+
+
+async def test_traefik_example_initialises_on_its_traefik_gateway(
+    sandbox: Sandbox, cluster: Cluster, run_controller: ControllerFactory,
+) -> None:
+    await kubectl(sandbox, "apply", "-f", str(EXAMPLES / "podinfo-traefik-canary.yaml"))
+    async with run_controller():
+        await wait_for(lambda: cluster.status("podinfo-traefik").get("phase") == "Initialized", 30,
+                       lambda: str(cluster.status("podinfo-traefik")))
+    route = cluster.get("gateway.networking.k8s.io", "httproutes", "podinfo-traefik")
+    assert route is not None and route["spec"]["parentRefs"][0]["name"] == "traefik"
+    gateway_class = cluster.get("gateway.networking.k8s.io", "gatewayclasses", "traefik", namespace="")
+    assert gateway_class is not None and gateway_class["spec"]["controllerName"] == "traefik.io/gateway-controller"

@@ -51,6 +51,8 @@ class BackendSettings:
     latency_jitter: float = 0.25
     """Log-normal sigma of latencies around their mean (0: every answer takes exactly the mean)."""
     seed: int | None = None
+    drain_timeout: float = 10.0
+    """Seconds a pod that is gone may take to finish the requests it is answering (a slow pod's last answers)."""
 
 
 @dataclass
@@ -108,6 +110,8 @@ def pod_state(pod: Mapping[str, Any], default_latency_ms: float) -> PodState | N
 class _Listener:
     state: PodState
     servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    inflight: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class PodBackends:
@@ -125,6 +129,7 @@ class PodBackends:
         # One low-level aiohttp server for every listener: the socket a request came in on names its pod.
         self._by_ip: dict[str, _Listener] = {}
         self._server = web.Server(self._handle, access_log=None)
+        self._draining: set[asyncio.Task[None]] = set()
 
     def _path(self) -> str:
         namespace = self.settings.namespace
@@ -210,12 +215,23 @@ class PodBackends:
         listener = self._listeners.pop(key, None)
         if listener is None:
             return
-        if self._by_ip.get(listener.state.ip) is listener:
-            del self._by_ip[listener.state.ip]
         for server in listener.servers:
             server.close()
-        # Kept-alive connections outlive a closed listening socket; the pod's process is gone, so are they (after
-        # its grace period).
+        # The rest in the background: a slow pod's last answers must not hold up the other pods' listeners.
+        task = asyncio.create_task(self._drain(listener), name=f"pod-backend-drain-{key}")
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    async def _drain(self, listener: _Listener) -> None:
+        """Like an app shutting down: no new connections, the answers under way are finished, then kept-alive
+        connections (which outlive a closed listening socket) go too."""
+        if listener.inflight:
+            listener.idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.drain_timeout):
+                    await listener.idle.wait()
+        if self._by_ip.get(listener.state.ip) is listener:
+            del self._by_ip[listener.state.ip]
         for handler in list(self._server.connections):
             transport = handler.transport
             sockname = transport.get_extra_info("sockname") if transport is not None else None
@@ -226,9 +242,11 @@ class PodBackends:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
 
     async def close(self) -> None:
-        """Stop every listener."""
+        """Stop every listener (answers under way get ``drain_timeout`` to finish)."""
         for key in list(self._listeners):
             await self._stop(key)
+        if self._draining:
+            await asyncio.gather(*self._draining, return_exceptions=True)
         await self._server.shutdown(1.0)
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -239,7 +257,13 @@ class PodBackends:
         state = listener.state
         status, delay = self.answer(state)
         if delay > 0:
-            await asyncio.sleep(delay)
+            listener.inflight += 1
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                listener.inflight -= 1
+                if not listener.inflight:
+                    listener.idle.set()
         return web.json_response(
             {"pod": state.name, "namespace": state.namespace, "revision": state.revision, "status": status},
             status=status, headers={POD_HEADER: state.name, REVISION_HEADER: state.revision})
