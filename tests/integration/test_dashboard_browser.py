@@ -148,6 +148,9 @@ async def test_list_and_a_live_release_to_succeeded(
     async with controller(sandbox, analyzer), dashboard(sandbox.kubeconfig_path) as dash:
         await cluster.wait_phase("Initialized")
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        # Self-contained: every request the page makes goes to the dashboard itself.
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         await page.goto(dash.url + "/")
         rows = page.locator("#canaries tbody tr")
         await rows.first.wait_for(timeout=SHOWN)
@@ -204,6 +207,7 @@ async def test_list_and_a_live_release_to_succeeded(
         assert "Accepted" in await page.locator("#h-route ~ table").inner_text()
         assert await page.evaluate(CONTRAST) == []
         await page.screenshot(path=str(shots / "canary-succeeded.png"), full_page=True)
+        assert requested and all(url.startswith(dash.url + "/") for url in requested), requested
 
 
 async def test_abort_shows_the_rollback(
@@ -217,8 +221,16 @@ async def test_abort_shows_the_rollback(
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         await page.goto(dash.canary_url("test", "podinfo"))
         await expect(page.locator("#s-weight")).to_have_text("10%", timeout=SHOWN)
-        await page.click("#act-abort")
+        # Escape cancels the confirmation and gives the focus back to the button.
+        await page.focus("#act-abort")
+        await page.keyboard.press("Enter")
         dialog = page.locator("#confirm")
+        await expect(dialog).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+        await expect(page.locator("#act-abort")).to_be_focused()
+        assert cluster.status().get("phase") == "Progressing"
+        await page.click("#act-abort")
         assert "test/podinfo" in await dialog.locator("h2").inner_text()
         await page.screenshot(path=str(shots / "canary-abort-confirm.png"))
         await dialog.locator("#confirm-ok").click()
