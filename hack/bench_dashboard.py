@@ -197,6 +197,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await page.goto(dash.url + "/")
             first = page.locator("#canaries tbody tr").first
             await first.wait_for(timeout=30_000)
+            if args.screenshot:
+                await page.screenshot(path=args.screenshot, full_page=True)
             key = await first.get_attribute("data-key")
             namespace, name = key.split("/")
             await page.evaluate("""(key) => {
@@ -265,6 +267,7 @@ if __name__ == "__main__":
     parser.add_argument("--updates", type=int, default=20, help="status changes measured")
     parser.add_argument("--streams", type=int, default=200, help="extra SSE clients open during the updates")
     parser.add_argument("--out", help="also write the JSON here")
+    parser.add_argument("--screenshot", help="a PNG of the list as measured")
     options = parser.parse_args()
     logconf.configure("warning")  # stdout carries only the JSON
     text = json.dumps(asyncio.run(main(options)), indent=2)
