@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TextIO
 
 from rich.console import Console, Group
@@ -27,6 +27,7 @@ from flaggerpy.ctl import common
 from flaggerpy.ctl.render import plain_table
 from flaggerpy.ctl.view import (
     ATTEMPT_STARTS,
+    RESTART,
     EventLine,
     MetricValue,
     StepView,
@@ -100,15 +101,26 @@ def _events_section(lines: list[EventLine], title: str = "Events") -> Section:
     return Section(title, ("TIME", "TYPE", "REASON", "COUNT", "MESSAGE"), rows)
 
 
-def _attempts_section(earlier: list[list[EventLine]], status: Mapping[str, Any],
-                      ends: list[datetime | None]) -> Section:
+def _ending(lines: list[EventLine], superseded: bool) -> str:
+    """How an earlier attempt ended, in the words of its Events."""
+    last = lines[-1].message if lines else ""
+    if superseded:
+        return f"superseded by a new revision (last: {last})"
+    aborted = next((e.message for e in lines if "manual abort requested" in e.message), None)
+    if aborted is not None:
+        return f"aborted: {aborted}"
+    return next((e.message for e in reversed(lines) if e.type == "Warning"), last)
+
+
+def _attempts_section(tries: list[list[EventLine]], status: Mapping[str, Any]) -> Section:
     """One row per earlier attempt of this release: how it started, how it ended, how many steps it measured."""
     rows = []
-    for i, (lines, end) in enumerate(zip(earlier, ends, strict=True), 1):
+    for i, (lines, following) in enumerate(itertools.pairwise(tries), 1):
         start = lines[0].time if lines else None
-        outcome = next((e.message for e in reversed(lines) if e.type == "Warning"), lines[-1].message if lines else "")
+        end = following[0].time if following else None
+        superseded = bool(following) and following[0].message.startswith(RESTART)
         rows.append([str(i), format_time(start), lines[0].message if lines else "-",
-                     str(len(steps_of(status, start, end))), outcome])
+                     str(len(steps_of(status, start, end))), _ending(lines, superseded)])
     return Section("Earlier attempts of this release (retried, aborted or restarted)",
                    ("ATTEMPT", "STARTED", "STARTED BY", "STEPS", "ENDED WITH"), rows)
 
@@ -179,8 +191,7 @@ def build_report(obj: Mapping[str, Any], events: list[Obj], workloads: Workloads
     sections = [_conditions_section(status), _steps_section(steps_of(status, started), by_iteration),
                 _events_section(lines, "Events of the current attempt" if len(tries) > 1 else "Events")]
     if len(tries) > 1:
-        ends = [t[0].time if t else None for t in tries[1:]]
-        sections.append(_attempts_section(tries[:-1], status, ends))
+        sections.append(_attempts_section(tries, status))
     return Report(summary, sections)
 
 

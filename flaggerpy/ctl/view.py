@@ -16,6 +16,8 @@ from flaggerpy.canary.workload import spec_hash
 
 DONE_PHASES = ("Promoting", "Finalising", "Succeeded")
 RELEASE_START = "New revision detected"
+# The engine's Event when a newer revision arrives while one is analysed (canary/reconciler.py).
+RESTART = "New revision detected! Restarting analysis"
 # Event messages that begin a new analysis attempt within a release (the engine's texts, see canary/manual.py).
 ATTEMPT_STARTS = ("New revision detected", "Manual retry of")
 
@@ -157,8 +159,10 @@ def events_for(events: Iterable[Mapping[str, Any]], namespace: str, name: str) -
 
 
 def current_release(lines: list[EventLine]) -> list[EventLine]:
-    """The Events since the current release started (its last "New revision detected"), or all of them."""
-    starts = [i for i, line in enumerate(lines) if line.message.startswith(RELEASE_START)]
+    """The Events since the current release started (its last "New revision detected", a restart of a running
+    analysis by a newer revision being an attempt of the same release), or all of them."""
+    starts = [i for i, line in enumerate(lines)
+              if line.message.startswith(RELEASE_START) and not line.message.startswith(RESTART)]
     return lines[starts[-1]:] if starts else lines
 
 

@@ -231,3 +231,27 @@ def test_a_narrow_terminal_without_a_message_adds_no_empty_line() -> None:
     lines = draw(70, False, "")
     assert len(lines) == 2 and lines[1].split() == ["podinfo", "Progressing", "30%", "1/2", "━━━━━━", "3/5",
                                                     "5m", "ago"]
+
+
+def test_status_tells_aborted_and_superseded_attempts_from_the_current_one() -> None:
+    from flaggerpy.ctl.status import build_report, report_plain
+
+    events = [
+        event("New revision detected! Scaling up podinfo.test", "2026-11-22T01:00:00Z"),
+        event("Rolling back podinfo.test manual abort requested (request a1)", "2026-11-22T01:01:00Z",
+              type_="Warning"),
+        event("Canary failed! Scaling down podinfo.test", "2026-11-22T01:01:01Z", type_="Warning"),
+        event("Manual retry of podinfo.test requested (request r1): re-running the analysis", "2026-11-22T01:02:00Z"),
+        event("Advance podinfo.test canary weight 10", "2026-11-22T01:02:30Z"),
+        event("New revision detected! Restarting analysis for podinfo.test", "2026-11-22T01:03:00Z"),
+        event("Advance podinfo.test canary weight 10", "2026-11-22T01:03:30Z", name="podinfo"),
+    ]
+    text = report_plain(build_report(canary({"phase": "Progressing", "canaryWeight": 10}), events))
+    assert "Attempt:" in text and "3 of this release" in text
+    earlier = text.split("Earlier attempts of this release (retried, aborted or restarted):\n")[1].splitlines()
+    assert earlier[1].split()[0] == "1" and earlier[1].endswith(
+        "aborted: Rolling back podinfo.test manual abort requested (request a1)")
+    assert earlier[2].split()[0] == "2" and earlier[2].endswith(
+        "superseded by a new revision (last: Advance podinfo.test canary weight 10)")
+    current = text.split("Events of the current attempt:\n")[1].split("\n\n")[0]
+    assert "Restarting analysis" in current and "Manual retry" not in current
