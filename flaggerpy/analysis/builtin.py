@@ -2,7 +2,10 @@
 
 Flagger picks the query by mesh/ingress provider; for Gateway API data planes the useful choices are:
 
-- ``istio`` (default): Istio's standard metrics as a sidecar on the destination reports them
+- ``http`` (default, alias ``gatewayapi``): the application's own ``http_request_duration_seconds`` histogram,
+  scraped with ``kubernetes_namespace``/``kubernetes_pod_name`` labels: the queries of Flagger's observer for a
+  ``gatewayapi`` provider, so a Flagger user's builtin checks measure the same series.
+- ``istio``: Istio's standard metrics as a sidecar on the destination reports them
   (``istio_requests_total``, ``istio_request_duration_milliseconds_bucket``), Flagger's Istio builtin queries.
 - ``envoy`` (alias ``contour``): Envoy upstream cluster stats with Contour's cluster naming
   ``<namespace>_<service>-canary_<port>``, Flagger's Contour builtin queries. Contour and Envoy-based gateways
@@ -11,14 +14,12 @@ Flagger picks the query by mesh/ingress provider; for Gateway API data planes th
   ``traefik_service_request_duration_seconds_bucket``), as Flagger's traefik observer queries them, on the service
   names Traefik's Kubernetes Gateway provider gives a route's backends
   (``<route...>-svc-<namespace>-<service>-canary-<index>@kubernetesgateway``); durations are converted to ms.
-- ``http``: the application's own ``http_request_duration_seconds`` histogram, scraped with
-  ``kubernetes_namespace``/``kubernetes_pod_name`` labels, which is what Flagger's gatewayapi provider queries.
 
 The controller's ``--metrics-flavour`` picks one for every canary; a Canary annotated
 ``flaggerpy.io/metrics-flavour: <name>`` picks its own.
 
 Success rate is a percentage (0-100) of non-5xx responses; duration is the P99 in milliseconds (the ``http``
-flavour converts from seconds, which Flagger's own gatewayapi check forgets).
+flavour converts from seconds, as Flagger's observer does).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Flavour(enum.StrEnum):
     HTTP = "http"
 
 
-DEFAULT_FLAVOUR = Flavour.ISTIO
+DEFAULT_FLAVOUR = Flavour.HTTP
 # A Canary annotated with a flavour name uses it instead of the controller's --metrics-flavour (a cluster can run
 # Traefik for some routes and an Istio gateway for others).
 FLAVOUR_ANNOTATION = "flaggerpy.io/metrics-flavour"

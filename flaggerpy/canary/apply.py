@@ -67,7 +67,7 @@ class Applier:
 
     def __init__(self, kube: KubeClient, caches: Caches, own_writes: OwnWrites,
                  selector_labels: tuple[str, ...] = wl.SELECTOR_LABELS,
-                 label_prefixes: tuple[str, ...] = ("*",)) -> None:
+                 label_prefixes: tuple[str, ...] = ()) -> None:
         self._kube = kube
         self._caches = caches
         self._selector_labels = selector_labels

@@ -50,8 +50,9 @@ class EngineSettings:
     """Provider of Canaries without ``spec.provider``."""
     selector_labels: tuple[str, ...] = wl.SELECTOR_LABELS
     """Labels that identify the target's pods, tried in order (Flagger's ``-selector-labels``)."""
-    include_label_prefixes: tuple[str, ...] = ("*",)
-    """Prefixes of the target's labels copied to the primary workload; ``*`` copies all (``-include-label-prefix``)."""
+    include_label_prefixes: tuple[str, ...] = ()
+    """Prefixes of the target's labels and annotations copied to the primary workload; ``*`` copies all, none by
+    default, as Flagger's ``-include-label-prefix``."""
     poll_interval: float = 1.0
     """Re-check delay while waiting for something (readiness, acceptance) in case no watch event arrives."""
     stale_cache_retry: float = 0.05

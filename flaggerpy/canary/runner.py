@@ -126,8 +126,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("log-level", "info", "debug, info, warning or error (default info)", _log_level),
     Flag("metrics-server", DEFAULT_METRICS_SERVER, "Prometheus URL for the builtin checks"),
     Flag("metrics-flavour", str(DEFAULT_FLAVOUR),
-         f"metric names of the builtin checks: istio, envoy, traefik or http (default {DEFAULT_FLAVOUR}; a Canary's "
-         "flaggerpy.io/metrics-flavour annotation overrides it)", _flavour),
+         f"metric names of the builtin checks: http (Flagger's gatewayapi queries), istio, envoy or traefik "
+         f"(default {DEFAULT_FLAVOUR}; a Canary's flaggerpy.io/metrics-flavour annotation overrides it)", _flavour),
     Flag("metrics-query-timeout", DEFAULT_TIMEOUT,
          f"seconds one metric query may take (default {DEFAULT_TIMEOUT:g})", _timeout),
     Flag("mesh-provider", "gatewayapi:v1",
@@ -136,7 +136,8 @@ FLAGS: tuple[Flag, ...] = (
          f"labels that identify a workload's pods, tried in order (default {','.join(wl.SELECTOR_LABELS)})",
          _labels),
     Flag("include-label-prefix", "",
-         "comma-separated prefixes of the target's labels copied to the primary workload; '*' or empty: all"),
+         "comma-separated prefixes of the target's labels and annotations copied to the primary workload; '*': all; "
+         "empty (the default, as in Flagger): none"),
     Flag("max-concurrent-canaries", 0, "new revisions analysed at once; the rest wait in order (default 0 = unlimited)",
          _max_canaries),
     Flag("enable-config-tracking", True, "new revision on ConfigMap/Secret changes, copied to -primary (default true)",
@@ -231,7 +232,7 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
             max_concurrent_canaries=args.max_concurrent_canaries,
             mesh_provider=args.mesh_provider,
             selector_labels=parse_list(args.selector_labels),
-            include_label_prefixes=parse_list(args.include_label_prefix) or ("*",),
+            include_label_prefixes=parse_list(args.include_label_prefix),
         ),
     )
 

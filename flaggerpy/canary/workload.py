@@ -168,13 +168,14 @@ def build_primary(
     replicas: int | None = None,
     *,
     selector_labels: tuple[str, ...] = SELECTOR_LABELS,
-    label_prefixes: tuple[str, ...] = ("*",),
+    label_prefixes: tuple[str, ...] = (),
     revision_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``<target>-primary`` workload: the target's spec with its identity label rewritten to ``<value>-primary``.
 
     ``replicas`` overrides the target's replica count (the target may already be scaled to zero). Of the target's
-    own labels only those matching ``label_prefixes`` are copied (the pod template keeps all of its labels).
+    own labels and annotations only those matching ``label_prefixes`` are copied, none when it is empty, as
+    Flagger's ``-include-label-prefix`` (the pod template keeps all of its labels).
     ``revision_id`` is written to the pod template's ``flagger-id`` annotation, as Flagger does on every promotion,
     so that a release of only a tracked ConfigMap or Secret still rolls the primary's pods.
     """
@@ -183,6 +184,11 @@ def build_primary(
     meta = clean_metadata(target["metadata"])
     meta["name"] = primary_name(target["metadata"]["name"])
     meta["labels"] = _relabel(included_labels(meta.get("labels"), label_prefixes), key, primary_value)
+    annotations = included_labels(meta.get("annotations"), label_prefixes)
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
     meta["ownerReferences"] = [owner_reference(canary)]
     spec = copy.deepcopy(target["spec"])
     spec["selector"] = {"matchLabels": {key: primary_value}}

@@ -77,12 +77,26 @@ async def test_builtin_checks_query_the_canary_metrics_server_with_istio_metrics
         ],
         metricsServer=prom.url,
     )
-    results = await check(subject, metrics_server="http://unused.invalid:9090")
+    results = await check(subject, metrics_server="http://unused.invalid:9090", builtin_flavour=Flavour.ISTIO)
     assert results["request-success-rate"].passed and results["request-success-rate"].value == 99.9
     assert results["request-duration"].passed and results["request-duration"].value == 250
     sent = sorted(r.query["query"] for r in prom.requests)
     assert 'destination_workload_namespace="test", destination_workload=~"podinfo"' in sent[1]
     assert "[30s]" in sent[1] and "[1m]" in sent[0]
+
+
+async def test_builtin_checks_default_to_flaggers_gatewayapi_queries(prom: FakeBackend) -> None:
+    # Flagger's HttpObserver (pkg/metrics/observers/http.go) serves gatewayapi canaries: the app's own histogram.
+    answers(prom, {"histogram_quantile": "250", "http_request_duration_seconds_count": "99.5"})
+    subject = canary([{"name": "request-success-rate", "thresholdRange": {"min": 99}},
+                      {"name": "request-duration", "thresholdRange": {"max": 500}}])
+    results = await check(subject, metrics_server=prom.url)
+    assert results["request-success-rate"].value == 99.5
+    assert results["request-duration"].value == 250
+    sent = " ".join(r.query["query"] for r in prom.requests)
+    assert "http_request_duration_seconds_bucket" in sent and sent.count(" * 1000") == 1  # seconds to ms, as Flagger
+    assert 'kubernetes_namespace="test", kubernetes_pod_name=~"podinfo-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"' in sent
+    assert 'status!~"5.*"' in sent
 
 
 async def test_builtin_checks_use_the_controller_metrics_server_and_flavour(prom: FakeBackend) -> None:
@@ -96,7 +110,7 @@ async def test_builtin_checks_use_the_controller_metrics_server_and_flavour(prom
 async def test_legacy_threshold_is_a_minimum_for_success_rate(prom: FakeBackend) -> None:
     answers(prom, {"istio_requests_total": "95"})
     subject = canary([{"name": "request-success-rate", "threshold": 99}], metricsServer=prom.url)
-    result = (await check(subject))["request-success-rate"]
+    result = (await check(subject, builtin_flavour=Flavour.ISTIO))["request-success-rate"]
     assert not result.passed and result.min == 99
 
 
@@ -235,7 +249,8 @@ class _Hooks:
 async def test_the_analyzer_composes_metrics_and_webhooks(prom: FakeBackend) -> None:
     answers(prom, {"istio_requests_total": "100"})
     hooks = _Hooks()
-    async with MetricChecker(Lookup(), MetricSettings(metrics_server=prom.url)) as metrics:
+    settings = MetricSettings(metrics_server=prom.url, builtin_flavour=Flavour.ISTIO)
+    async with MetricChecker(Lookup(), settings) as metrics:
         analyzer = CanaryAnalyzer(metrics, hooks)
         subject = canary([{"name": "request-success-rate", "thresholdRange": {"min": 99}}])
         assert [r.passed for r in await analyzer.check_metrics(subject, STEP)] == [True]

@@ -34,7 +34,7 @@ def deployment(**template_spec: Any) -> dict[str, Any]:
 
 
 def test_primary_is_relabelled_and_stripped_of_server_fields() -> None:
-    primary = wl.build_primary(deployment(), CANARY)
+    primary = wl.build_primary(deployment(), CANARY, label_prefixes=("*",))
     meta = primary["metadata"]
     assert meta["name"] == "podinfo-primary"
     assert meta["labels"] == {"app": "podinfo-primary", "team": "a"}

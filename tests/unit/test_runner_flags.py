@@ -82,7 +82,8 @@ def test_new_flags_reach_the_engine_and_metric_settings() -> None:
     assert engine.selector_labels == ("app.kubernetes.io/name", "app")
     assert engine.include_label_prefixes == ("team", "app.")
     assert (wiring.metrics.builtin_flavour, wiring.metrics.query_timeout) == (Flavour.ENVOY, 2.5)
-    assert runner.wiring_from(_args([]), {}).controller.engine.include_label_prefixes == ("*",)
+    # Flagger's default: no label of the target is copied to the primary but its identity label.
+    assert runner.wiring_from(_args([]), {}).controller.engine.include_label_prefixes == ()
 
 
 @pytest.mark.parametrize(("argv", "problem"), [

@@ -54,3 +54,14 @@ def test_star_copies_every_label_but_fluxs_own() -> None:
     labels = {"app": "web", "team": "a", "kustomize.toolkit.fluxcd.io/name": "apps"}
     primary = wl.build_primary(target({"app": "web"}, labels), CANARY, label_prefixes=("*",))
     assert primary["metadata"]["labels"] == {"app": "web-primary", "team": "a"}
+
+
+def test_by_default_no_label_or_annotation_of_the_target_is_copied_as_in_flagger() -> None:
+    source = target({"app": "web"}, {"app": "web", "team": "a"})
+    source["metadata"]["annotations"] = {"team.example.com/owner": "b", "note": "x"}
+    primary = wl.build_primary(source, CANARY)
+    assert primary["metadata"]["labels"] == {"app": "web-primary"}
+    assert "annotations" not in primary["metadata"]
+    primary = wl.build_primary(source, CANARY, label_prefixes=("team",))
+    assert primary["metadata"]["labels"] == {"app": "web-primary", "team": "a"}
+    assert primary["metadata"]["annotations"] == {"team.example.com/owner": "b"}
