@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from flaggerpy.routing import affinity
-from flaggerpy.routing.build import canary_doc, service_names
+from flaggerpy.routing.build import RouteWeights, canary_doc, service_names
+from flaggerpy.routing.memo import RouteMemo
 
 
 def weights_of(route: Mapping[str, Any] | None, canary: Any) -> tuple[int, int, bool]:
@@ -36,3 +37,27 @@ def weights_of(route: Mapping[str, Any] | None, canary: Any) -> tuple[int, int, 
                 mirrored = True
     assert weights is not None, f"no rule with both {primary} and {canary_name}"
     return weights[0], weights[1], mirrored
+
+
+class Remembering:
+    """A router with one RouteMemo per canary, as the engine keeps them (a new one remembers nothing)."""
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+        self.memos: dict[tuple[str, str], RouteMemo] = {}
+
+    def memo(self, canary: Any) -> RouteMemo:
+        meta = canary_doc(canary).get("metadata") or {}
+        return self.memos.setdefault((meta.get("namespace", ""), meta.get("name", "")), RouteMemo())
+
+    async def reconcile(self, canary: Any, weights: RouteWeights, *, force: bool = False) -> bool:
+        return bool(await self.router.reconcile(canary, weights, memo=self.memo(canary), force=force))
+
+    async def is_accepted(self, canary: Any) -> tuple[bool, str]:
+        return await self.router.is_accepted(canary, memo=self.memo(canary))  # type: ignore[no-any-return]
+
+    async def finalize(self, canary: Any) -> None:
+        await self.router.finalize(canary, memo=self.memo(canary))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.router, name)

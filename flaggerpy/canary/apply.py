@@ -16,6 +16,7 @@ from flaggerpy.canary import autoscalers as scalers
 from flaggerpy.canary import service as svc
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.memo import CanaryMemo
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, NotFound
@@ -74,7 +75,6 @@ class Applier:
         self._label_prefixes = label_prefixes
         self._own_writes = own_writes
         """Every write is recorded there, so the controller can ignore the echoes."""
-        self._primary_in_order: dict[str, tuple[Any, tuple[Any, ...]]] = {}
 
     def _wrote(self, resource: Resource, written: dict[str, Any]) -> dict[str, Any]:
         self._own_writes.remember(resource, written)
@@ -95,6 +95,7 @@ class Applier:
     async def ensure_primary(
         self,
         canary: Canary,
+        memo: CanaryMemo,
         target: Mapping[str, Any],
         renames: Mapping[str, str],
         autoscaled: bool,
@@ -113,8 +114,7 @@ class Applier:
         inputs = (meta.get("labels"), meta.get("annotations"), canary.metadata.uid,
                   dict(renames), autoscaled, revision_id,
                   None if live is None else (live["metadata"].get("uid"), live["metadata"].get("resourceVersion")))
-        key = f"{namespace}/{meta['name']}"
-        seen = self._primary_in_order.get(key)
+        seen = memo.primary_in_order
         if seen is not None and seen[1] == inputs and seen[0] == target["spec"]:
             return False
         replicas = None
@@ -125,9 +125,9 @@ class Applier:
                                    label_prefixes=self._label_prefixes, revision_id=revision_id)
         digest = wl.spec_hash(desired["spec"]["template"])
         if live is not None and _stored_hash(live) == digest:
-            self._primary_in_order[key] = (target["spec"], inputs)
+            memo.primary_in_order = (target["spec"], inputs)
             return False
-        self._primary_in_order.pop(key, None)
+        memo.primary_in_order = None
         await self._create_or_replace(resource, _with_hash(desired, digest), live)
         return True
 

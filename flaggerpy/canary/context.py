@@ -28,8 +28,9 @@ NORMAL, WARNING = "Normal", "Warning"
 class EventSink(Protocol):
     """Records a Kubernetes Event about an object (implemented over the kube layer's EventRecorder)."""
 
-    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Record ``message`` (never raises)."""
+    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str,
+                       canary: Canary | None = None) -> None:
+        """Record ``message`` (never raises); ``canary`` is ``obj`` parsed, None when it is invalid."""
         ...
 
 
@@ -100,9 +101,9 @@ class Step:
         """The canary as JSON with the status this step is about to persist."""
         return {**self.obj, "status": self.status}
 
-    def routed_canary(self) -> Canary:
-        """The typed Canary with the status this step is about to persist (session-affinity cookies follow its
-        revision and phase), as the router takes it."""
+    def working_canary(self) -> Canary:
+        """The typed Canary with the status this step is about to persist (the router routes from it: session-
+        affinity cookies follow its revision and phase; Event webhooks report its phase)."""
         return self.canary.model_copy(update={"status": CanaryStatus.model_validate(self.status)})
 
     @property

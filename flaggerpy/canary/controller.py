@@ -217,9 +217,6 @@ class Controller:
                                 get_live_v1beta1=self._cached_v1beta1_route, own_writes=self.own_writes)
         self._observer = observer
         self._on_status = on_status
-        # The last phase each canary was seen in, so a promotion or rollback is counted once however many
-        # statuses are written around it.
-        self._phases: dict[str, str] = {}
         self.queue: WorkQueue[str] = WorkQueue(
             self.settings.queue, name="canaries", on_depth=observer.set_queue_depth if observer else None
         )
@@ -496,11 +493,7 @@ class Controller:
             namespace = str((obj.get("metadata") or {}).get("namespace", ""))
             observer.set_canary_total(namespace, len(store.by_index(NAMESPACE_INDEX, namespace)))
 
-        def forget(obj: Mapping[str, Any]) -> None:
-            self._phases.pop(object_key(obj), None)
-            count(obj)
-
-        self.informers[res.CANARIES].add_handlers(count, None, forget)
+        self.informers[res.CANARIES].add_handlers(count, None, count)
 
     def _status_written(self, canary: Canary, status: Mapping[str, Any]) -> None:
         """Pass the status on, publish it, and count a promotion or rollback the first time its phase is written."""
@@ -511,8 +504,10 @@ class Controller:
         self._observer.record_status(canary.spec.target_ref.name, canary.metadata.namespace, status)
         key = f"{canary.metadata.namespace}/{canary.metadata.name}"
         phase = str(status.get("phase") or "")
-        previous = self._phases.get(key, (canary.status.phase if canary.status else None) or "")
-        self._phases[key] = phase
+        # The last phase seen, so a promotion or rollback is counted once however many statuses are written around it.
+        memo = self.reconciler.memos.of(key)
+        previous = memo.phase if memo.phase is not None else (canary.status.phase if canary.status else None) or ""
+        memo.phase = phase
         if phase == previous or phase not in OUTCOME_PHASES:
             return
         strategy = steps.plan_of(canary).strategy.value

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Canary
-from flaggerpy.canary.parsed import ParsedCanaries
 from flaggerpy.kube.events import EventRecorder
 from flaggerpy.log import get_logger
 
@@ -28,17 +26,14 @@ class EngineEvents:
     def __init__(self, recorder: EventRecorder, hooks: EventHooks | None = None) -> None:
         self._recorder = recorder
         self._hooks = hooks
-        self._parsed = ParsedCanaries()
 
-    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """Record one Event about ``obj`` (a Canary); failures are logged, never raised."""
+    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str,
+                       canary: Canary | None = None) -> None:
+        """Record one Event about ``obj`` (a Canary; ``canary`` is its parsed model, None when it is invalid);
+        failures are logged, never raised."""
         body = dict(obj)
         await self._recorder.record(body, "Warning" if type_ == "Warning" else "Normal", reason, message)
-        if self._hooks is None:
-            return
-        try:
-            canary = self._parsed.parse(body).canary
-        except SpecError:
+        if self._hooks is None or canary is None:
             # An invalid canary's webhooks cannot be trusted to be well-formed; the Event itself was recorded.
             return
         try:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from flaggerpy.apis.errors import FieldError
 from flaggerpy.apis.flagger import Canary, CanaryStatus
 from flaggerpy.canary import steps
+from flaggerpy.canary.memo import Memos
 
 # Metadata the Canary model carries besides the always-changing resourceVersion.
 _MODEL_METADATA = ("uid", "generation", "labels", "annotations", "deletionTimestamp", "finalizers",
@@ -36,7 +37,9 @@ class Parsed:
 
 
 @dataclass(frozen=True)
-class _Entry:
+class ParsedEntry:
+    """The spec and metadata a :class:`Parsed` came from (kept in the canary's memo)."""
+
     spec: Any
     metadata: tuple[Any, ...]
     parsed: Parsed
@@ -48,17 +51,18 @@ def _metadata(obj: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 class ParsedCanaries:
-    """Parse Canaries through a per-canary memory of the last spec seen (one entry per canary key)."""
+    """Parse Canaries through a per-canary memory of the last spec seen (kept in each canary's memo)."""
 
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
+    def __init__(self, memos: Memos | None = None) -> None:
+        self._memos = memos if memos is not None else Memos()
 
     def parse(self, obj: dict[str, Any]) -> Parsed:
         """The parsed Canary of ``obj`` (a Kubernetes dict, never modified); SpecError exactly as
         :meth:`Canary.from_dict` raises it."""
         meta = obj.get("metadata") if isinstance(obj, dict) else None
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}" if isinstance(meta, dict) else ""
-        entry = self._entries.get(key)
+        memo = self._memos.peek(key) if key else None
+        entry = memo.parsed if memo is not None else None
         spec, metadata = obj.get("spec"), _metadata(obj)
         if entry is not None and entry.metadata == metadata and entry.spec == spec:
             try:
@@ -71,14 +75,15 @@ class ParsedCanaries:
         canary = Canary.from_dict(obj)
         parsed = Parsed(canary, steps.plan_of(canary), tuple(canary.spec_warnings()))
         if key:
-            self._entries[key] = _Entry(spec, metadata, parsed)
+            self._memos.of(key).parsed = ParsedEntry(spec, metadata, parsed)
         return parsed
 
     def plan(self, key: str) -> steps.Plan | None:
         """The plan of the canary ``namespace/name`` as last parsed, or None when it was never parsed here."""
-        entry = self._entries.get(key)
+        memo = self._memos.peek(key) if key else None
+        entry = memo.parsed if memo is not None else None
         return None if entry is None else entry.parsed.plan
 
     def forget(self, key: str) -> None:
         """Drop the memory of a deleted canary."""
-        self._entries.pop(key, None)
+        self._memos.drop(key)

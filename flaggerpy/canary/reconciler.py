@@ -397,7 +397,8 @@ class CanaryReconciler(StepIO):
         controller has just written is always a generation behind for a moment, and saying so would cost a status
         write and an Event per step for nothing.
         """
-        accepted, reason = await self._router(step).is_accepted(step.routed_canary())
+        router = self._router(step)
+        accepted, reason = await router.is_accepted(step.working_canary(), memo=self.memos.of(step.key).route)
         if accepted:
             return False
         await self._halt(step, ROUTE_NOT_ACCEPTED, reason)
@@ -651,9 +652,9 @@ class CanaryReconciler(StepIO):
             if apex is not None:
                 key, value = wl.selector_label(step.target, self.settings.selector_labels)
                 await self._apply.point_apex_at_target(apex, key, value)
-            await self._router(step).finalize(step.routed_canary())
+            await self._router(step).finalize(step.working_canary(), memo=self.memos.of(step.key).route)
         await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
-        await self._events(step.obj, NORMAL, SYNCED, f"Terminated canary {step.canary_name}")
+        await self._events(step.obj, NORMAL, SYNCED, f"Terminated canary {step.canary_name}", step.canary)
         return None
 
 

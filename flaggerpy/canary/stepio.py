@@ -29,6 +29,7 @@ from flaggerpy.canary.context import (
     StatusObserver,
     Step,
 )
+from flaggerpy.canary.memo import Memos
 from flaggerpy.canary.parsed import ParsedCanaries
 from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import Slots
@@ -67,6 +68,7 @@ class StepIO:
         clock: Callable[[], datetime] = st.now,
         on_status: StatusObserver | None = None,
         own_writes: OwnWrites | None = None,
+        memos: Memos | None = None,
     ) -> None:
         self._kube = kube
         self._caches = caches
@@ -81,9 +83,9 @@ class StepIO:
         self._apply = Applier(kube, caches, self.own_writes, self.settings.selector_labels,
                               self.settings.include_label_prefixes)
         self.slots = Slots(self.settings.max_concurrent_canaries)
-        self._parsed = ParsedCanaries()
-        self._template_hashes: dict[str, tuple[Any, str]] = {}
-        self._services_in_order: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        self.memos = memos if memos is not None else Memos()
+        """Everything remembered about each canary between reconciles, dropped when it is deleted."""
+        self._parsed = ParsedCanaries(self.memos)
         self._on_status = on_status
 
     def plan(self, key: str) -> steps.Plan | None:
@@ -94,9 +96,7 @@ class StepIO:
         """Drop what is remembered about a canary that is gone."""
         namespace, _, name = key.partition("/")
         self.own_writes.forget_name(res.CANARIES, namespace, name)
-        self._parsed.forget(key)
-        self._template_hashes.pop(key, None)
-        self._services_in_order.pop(key, None)
+        self.memos.drop(key)
 
     # -- persistence and reporting -------------------------------------------------------------------------------
 
@@ -150,7 +150,7 @@ class StepIO:
         else:
             step.log.warning(message)
         # The working status: an Event's webhook payload carries the phase and checksum of the step that emitted it.
-        await self._events(step.doc, type_, reason, message)
+        await self._events(step.doc, type_, reason, message, step.working_canary())
 
     async def _notify(self, step: Step, message: str, severity: str) -> None:
         try:
@@ -222,7 +222,8 @@ class StepIO:
         relist) must not make the router skip the one write that must not be skipped.
         """
         step.routed = True
-        return await self._router(step).reconcile(step.routed_canary(), intended_weights(step.doc), force=fresh)
+        return await self._router(step).reconcile(step.working_canary(), intended_weights(step.doc),
+                                                  memo=self.memos.of(step.key).route, force=fresh)
 
     async def _revision(self, step: Step) -> Revision:
         checksums: dict[str, str] = {}
@@ -235,11 +236,12 @@ class StepIO:
         """``spec_hash`` of the target's pod template, recomputed only when the template changed: comparing it
         with the last one seen is cheaper than serialising and hashing it on every reconcile."""
         template = step.target["spec"]["template"]
-        seen = self._template_hashes.get(step.key)
+        memo = self.memos.of(step.key)
+        seen = memo.template_hash
         if seen is not None and seen[0] == template:
             return seen[1]
         digest = wl.spec_hash(template)
-        self._template_hashes[step.key] = (template, digest)
+        memo.template_hash = (template, digest)
         return digest
 
     def _is_new(self, step: Step, rev: Revision) -> bool:
@@ -266,7 +268,8 @@ class StepIO:
         )
         inputs = (step.obj["metadata"].get("uid"), key, value, template if spec.service.port_discovery else None,
                   live)
-        seen = self._services_in_order.get(step.key)
+        memo = self.memos.of(step.key)
+        seen = memo.services_in_order
         if seen is not None and seen[0] is spec and seen[1] == inputs:
             return
         desired = svc.build_services(step.canary, step.obj, key, value, template)
@@ -274,9 +277,9 @@ class StepIO:
         for name in written:
             step.log.info("service reconciled", service=name)
         if written:
-            self._services_in_order.pop(step.key, None)
+            memo.services_in_order = None
         else:
-            self._services_in_order[step.key] = (spec, inputs)
+            memo.services_in_order = (spec, inputs)
 
     async def _ensure_primary(self, step: Step, rev: Revision) -> bool:
         """Bring the primary's autoscaler copy, config copies and workload in line; True when the workload was written.
@@ -289,7 +292,8 @@ class StepIO:
             await self._apply.ensure_scaler(step.canary, ref, step.target)
         if rev.renames:
             await self._apply.copy_configs(step.canary, list(rev.renames))
-        return await self._apply.ensure_primary(step.canary, step.target, rev.renames, ref is not None,
+        return await self._apply.ensure_primary(step.canary, self.memos.of(step.key), step.target, rev.renames,
+                                                ref is not None,
                                                 wl.revision_id(rev.spec, rev.configs))
 
     async def _keep_primary_scaler(self, step: Step) -> None:

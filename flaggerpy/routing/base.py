@@ -13,13 +13,14 @@ from typing import Protocol, runtime_checkable
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS, Canary
 from flaggerpy.routing.build import RouteWeights
 from flaggerpy.routing.errors import UnsupportedProvider
+from flaggerpy.routing.memo import RouteMemo
 
 
 @runtime_checkable
 class Router(Protocol):
     """Traffic routing for one kind of provider."""
 
-    async def reconcile(self, canary: Canary, weights: RouteWeights, *, force: bool = False) -> bool:
+    async def reconcile(self, canary: Canary, weights: RouteWeights, *, memo: RouteMemo, force: bool = False) -> bool:
         """Create the route (100% primary) or bring it to ``weights`` (repairing any drift); True when it had to
         write.
 
@@ -28,11 +29,11 @@ class Router(Protocol):
         """
         ...
 
-    async def is_accepted(self, canary: Canary) -> tuple[bool, str]:
+    async def is_accepted(self, canary: Canary, *, memo: RouteMemo) -> tuple[bool, str]:
         """Whether every parent Gateway accepted the current route; otherwise a reason a human can act on."""
         ...
 
-    async def finalize(self, canary: Canary) -> None:
+    async def finalize(self, canary: Canary, *, memo: RouteMemo) -> None:
         """Revert on deletion (revertOnDeletion): all traffic to the apex Service, route released."""
         ...
 

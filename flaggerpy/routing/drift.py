@@ -20,7 +20,8 @@ from flaggerpy.routing.build import (
     desired_spec,
     route_kind,
 )
-from flaggerpy.routing.normalize import LiveSpecs, managed_spec, normalize_spec, specs_equal
+from flaggerpy.routing.memo import RouteMemo
+from flaggerpy.routing.normalize import managed_spec, normalize_spec, specs_equal
 
 # Phases in which the engine may have switched mirroring on (Flagger ignores the mirror filter in these too).
 _MIRROR_PHASES = ("Progressing", "WaitingPromotion")
@@ -64,7 +65,7 @@ def metadata_drifted(canary: Any, live: Mapping[str, Any]) -> bool:
 
 
 def spec_drifted(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
-                 live_specs: LiveSpecs | None = None, normalized: Mapping[str, Any] | None = None) -> bool:
+                 live_specs: RouteMemo | None = None, normalized: Mapping[str, Any] | None = None) -> bool:
     """True when the managed part of the live spec differs from ``desired`` beyond server defaults.
 
     ``live_specs`` remembers the live side per route version and ``normalized`` is the desired side already

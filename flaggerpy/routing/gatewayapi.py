@@ -16,7 +16,6 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from flaggerpy.apis.flagger import Canary
-from flaggerpy.apis.jsondata import mapping
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import AlreadyExists, Conflict, NotFound
 from flaggerpy.kube.ownwrites import OwnWrites
@@ -41,7 +40,8 @@ from flaggerpy.routing.build import (
 from flaggerpy.routing.drift import spec_drifted
 from flaggerpy.routing.errors import RouteNotOwned
 from flaggerpy.routing.features import FeatureDetector
-from flaggerpy.routing.normalize import MANAGED_SPEC_KEYS, LiveSpecs, managed_spec, normalize_spec
+from flaggerpy.routing.memo import RouteMemo
+from flaggerpy.routing.normalize import MANAGED_SPEC_KEYS
 
 log = get_logger(__name__)
 
@@ -111,7 +111,7 @@ def _describe_owner(ref: Mapping[str, Any] | None, namespace: str) -> str | None
 
 
 def merge_patch(desired: Mapping[str, Any], live: Mapping[str, Any], kind: str,
-                live_specs: LiveSpecs | None = None,
+                live_specs: RouteMemo | None = None,
                 normalized: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The JSON merge patch that turns ``live`` into ``desired`` on the fields a canary owns, or None if none.
 
@@ -163,35 +163,7 @@ class _RouteWrite:
     features: RouteFeatures
     normalized: Mapping[str, Any]
     force: bool
-
-
-class DesiredRoutes:
-    """The desired route of each canary and its normalised managed spec, rebuilt only when an input changed.
-
-    A route follows from the Canary's spec, identity, revision and phase (session-affinity cookies), the weights,
-    the API version and the CRD's features; between two steps none of these change, yet every reconcile of the
-    canary compares its route. One entry per route; the objects handed out are shared and must not be edited.
-    """
-
-    def __init__(self) -> None:
-        self._by_route: dict[tuple[str, str, str], tuple[tuple[Any, ...], Any, dict[str, Any], dict[str, Any]]] = {}
-
-    def get(self, doc: Mapping[str, Any], kind: str, weights: RouteWeights, api_version: str,
-            features: RouteFeatures) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(desired route, normalised managed spec); SpecError for an invalid Canary, as ``desired_route``."""
-        meta = mapping(doc.get("metadata"))
-        status = mapping(doc.get("status"))
-        spec = doc.get("spec")
-        route = (kind, str(meta.get("namespace") or ""), service_names(doc)[0])
-        inputs = (meta.get("name"), meta.get("uid"), status.get("lastAppliedSpec"), status.get("phase"), weights,
-                  status.get("previousSessionAffinityCookie"), api_version, features)
-        hit = self._by_route.get(route)
-        if hit is not None and hit[0] == inputs and hit[1] == spec:
-            return hit[2], hit[3]
-        desired = desired_route(doc, weights, api_version=api_version, features=features)
-        normalized = normalize_spec(managed_spec(desired.get("spec")), kind)
-        self._by_route[route] = (inputs, spec, desired, normalized)
-        return desired, normalized
+    memo: RouteMemo
 
 
 class GatewayAPIRouter:
@@ -212,15 +184,10 @@ class GatewayAPIRouter:
         self.api_version = api_version
         self._kube = kube
         self._lookups = {HTTP_ROUTE: get_live, GRPC_ROUTE: get_live_grpc}
-        self._warned: set[str] = set()
         # Our own writes: a cache older than the last one has not seen it yet, and its echo wakes nobody.
         self._own_writes = own_writes if own_writes is not None else OwnWrites()
-        # The object that write returned, until the cache has caught up with it (read-your-writes without a GET).
-        self._last_written: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self._fixed_features = features
         self._detector = FeatureDetector(kube, api_version)
-        self._live_specs = LiveSpecs()
-        self._desired = DesiredRoutes()
 
     def _resource(self, kind: str) -> Resource:
         if kind == GRPC_ROUTE:
@@ -234,19 +201,18 @@ class GatewayAPIRouter:
             return self._fixed_features
         return await self._detector.get()
 
-    def _cached(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+    def _cached(self, kind: str, namespace: str, name: str, memo: RouteMemo) -> Mapping[str, Any] | None:
         """The route as this process last knew it without asking the API server: the informer's copy, or the
         answer to our own last write while the informer has not caught up with it yet (read-only either way)."""
         lookup = self._lookups.get(kind)
         if lookup is None:
             return None
-        key = (kind, namespace, name)
         cached = lookup(namespace, name)
-        mine = self._last_written.get(key)
+        mine = memo.last_written[1] if memo.last_written is not None and memo.last_written[0] == kind else None
         if mine is None:
             return cached
         if cached is not None and not self._own_writes.is_behind(self._resource(kind), cached):
-            del self._last_written[key]  # the cache has seen our write: it is the better copy from now on
+            memo.last_written = None  # the cache has seen our write: it is the better copy from now on
             return cached
         return mine
 
@@ -256,19 +222,17 @@ class GatewayAPIRouter:
         except NotFound:
             return None
 
-    async def _read(self, kind: str, namespace: str, name: str) -> Mapping[str, Any] | None:
+    async def _read(self, kind: str, namespace: str, name: str, memo: RouteMemo) -> Mapping[str, Any] | None:
         """The live route (read-only), from the cache when it has one, else from the API server; None if absent."""
-        cached = self._cached(kind, namespace, name)
+        cached = self._cached(kind, namespace, name, memo)
         return cached if cached is not None else await self._get(kind, namespace, name)
 
-    def _remember(self, kind: str, written: Mapping[str, Any]) -> None:
-        meta = written.get("metadata") or {}
-        key = (kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+    def _remember(self, kind: str, written: Mapping[str, Any], memo: RouteMemo) -> None:
         self._own_writes.remember(self._resource(kind), written)
         if self._lookups.get(kind) is not None:
-            self._last_written[key] = written
+            memo.last_written = (kind, written)
 
-    def _warn_unsupported(self, doc: Mapping[str, Any], kind: str, features: RouteFeatures) -> None:
+    def _warn_unsupported(self, doc: Mapping[str, Any], kind: str, features: RouteFeatures, memo: RouteMemo) -> None:
         """Say once per Canary which configured options this cluster's route CRD cannot carry."""
         if kind == GRPC_ROUTE:
             return
@@ -281,10 +245,10 @@ class GatewayAPIRouter:
             )
             if configured and not supported
         ]
-        key = "/".join(_route_name(doc))
-        if missing and key not in self._warned:
-            self._warned.add(key)
-            log.warning("route CRD lacks fields, options not applied", canary=key, fields=missing)
+        if missing and not memo.warned:
+            memo.warned = True
+            log.warning("route CRD lacks fields, options not applied", canary="/".join(_route_name(doc)),
+                        fields=missing)
 
     def _check_owner(self, live: Mapping[str, Any], doc: Mapping[str, Any], kind: str) -> bool:
         """True when the route must be adopted (released by a Canary of this name); RouteNotOwned if foreign."""
@@ -295,16 +259,16 @@ class GatewayAPIRouter:
         namespace, name = _route_name(doc)
         raise RouteNotOwned(f"{kind} {namespace}/{name}", _describe_owner(controller_of(live), namespace))
 
-    async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights,
+    async def _apply(self, canary: Any, weights: RouteWeights, create_weights: RouteWeights, memo: RouteMemo,
                      force: bool = False) -> bool:
         doc = canary_doc(canary)
         kind = route_kind(doc)
         namespace, name = _route_name(doc)
         features = await self._features(kind)
         # Build before any I/O: an invalid Canary fails here with every bad field named.
-        desired, normalized = self._desired.get(doc, kind, weights, self.api_version, features)
-        self._warn_unsupported(doc, kind, features)
-        write = _RouteWrite(doc, kind, namespace, name, weights, create_weights, features, normalized, force)
+        desired, normalized = memo.desired_route(doc, kind, weights, self.api_version, features)
+        self._warn_unsupported(doc, kind, features, memo)
+        write = _RouteWrite(doc, kind, namespace, name, weights, create_weights, features, normalized, force, memo)
         try:
             return await self._write(write, desired, fresh=False)
         except (Conflict, AlreadyExists):
@@ -329,14 +293,14 @@ class GatewayAPIRouter:
         """One read-compare-write round (True when it wrote); ``fresh`` reads the route from the API server."""
         kind, namespace, name, doc = write.kind, write.namespace, write.name, write.doc
         resource = self._resource(kind)
-        cached = None if fresh else self._cached(kind, namespace, name)
+        cached = None if fresh else self._cached(kind, namespace, name, write.memo)
         live = cached if cached is not None else await self._get(kind, namespace, name)
         if live is None:
             created = desired
             if write.create_weights != write.weights:
                 created = desired_route(doc, write.create_weights, api_version=self.api_version,
                                         features=write.features)
-            self._remember(kind, await self._kube.create(resource, created))
+            self._remember(kind, await self._kube.create(resource, created), write.memo)
             log.info("route created", route=f"{kind} {namespace}/{name}", canary=f"{namespace}/{name}")
             return True
         try:
@@ -350,7 +314,7 @@ class GatewayAPIRouter:
             if live is None:
                 raise Conflict(409, "Conflict", f"{kind} {namespace}/{name} is gone") from None
             adopt = self._check_owner(live, doc, kind)
-        patch = merge_patch(desired, live, kind, self._live_specs, write.normalized)
+        patch = merge_patch(desired, live, kind, write.memo, write.normalized)
         if write.force and cached is not None:
             # A cache can miss a write (a replica that died, a relist): write what must hold whatever the cache
             # shows. The cached resourceVersion turns a stale cache into a Conflict, then a re-read.
@@ -359,12 +323,12 @@ class GatewayAPIRouter:
             patch = adoption_patch(patch, live, doc)
         if patch is None:
             return False
-        self._remember(kind, await self._kube.patch(resource, name, namespace, patch, "merge"))
+        self._remember(kind, await self._kube.patch(resource, name, namespace, patch, "merge"), write.memo)
         log.info("route updated", route=f"{kind} {namespace}/{name}", primary=write.weights.primary,
                  canary=write.weights.canary, mirror=write.weights.mirror)
         return True
 
-    async def reconcile(self, canary: Canary, weights: RouteWeights, *, force: bool = False) -> bool:
+    async def reconcile(self, canary: Canary, weights: RouteWeights, *, memo: RouteMemo, force: bool = False) -> bool:
         """Create the route (100% primary) or bring it to ``weights``, repairing any drift; True when that took a
         write.
 
@@ -374,19 +338,19 @@ class GatewayAPIRouter:
         write must not make the router skip the one write that matters. It costs a write, never a read (unless the
         write conflicts).
         """
-        return await self._apply(canary_doc(canary), weights, ALL_PRIMARY, force)
+        return await self._apply(canary_doc(canary), weights, ALL_PRIMARY, memo, force)
 
-    async def is_accepted(self, canary: Canary) -> tuple[bool, str]:
+    async def is_accepted(self, canary: Canary, *, memo: RouteMemo) -> tuple[bool, str]:
         """(True, "") once every parent Gateway accepted the route's current generation, else (False, reason)."""
         doc = canary_doc(canary)
         kind = route_kind(doc)
         namespace, name = _route_name(doc)
-        live = await self._read(kind, namespace, name)
+        live = await self._read(kind, namespace, name, memo)
         if live is None:
             return False, f"{kind} {namespace}/{name} does not exist yet"
         return route_acceptance(live)
 
-    async def finalize(self, canary: Canary) -> None:
+    async def finalize(self, canary: Canary, *, memo: RouteMemo) -> None:
         """On deletion with revertOnDeletion: send all traffic to the apex Service and release the route.
 
         The apex Service selects the restored target by then, and dropping the ownerReference keeps the route
@@ -399,9 +363,9 @@ class GatewayAPIRouter:
         # The Gateway writes the route's status at any time: a Conflict means read again and release that version.
         async for attempt in self._retrying():
             with attempt:
-                await self._release(doc, kind, spec)
+                await self._release(doc, kind, spec, memo)
 
-    async def _release(self, doc: dict[str, Any], kind: str, spec: Mapping[str, Any]) -> None:
+    async def _release(self, doc: dict[str, Any], kind: str, spec: Mapping[str, Any], memo: RouteMemo) -> None:
         namespace, name = _route_name(doc)
         live = await self._get(kind, namespace, name)
         if live is None or not owned_by(live, doc):
@@ -415,7 +379,7 @@ class GatewayAPIRouter:
             },
             "spec": {key: spec.get(key) for key in MANAGED_SPEC_KEYS},
         }
-        self._remember(kind, await self._kube.patch(self._resource(kind), name, namespace, patch, "merge"))
+        self._remember(kind, await self._kube.patch(self._resource(kind), name, namespace, patch, "merge"), memo)
         log.info("route reverted to the apex service", route=f"{kind} {namespace}/{name}")
 
 

@@ -126,27 +126,3 @@ def managed_spec(spec: Mapping[str, Any] | None) -> dict[str, Any]:
     """
     source = spec or {}
     return {key: source[key] for key in MANAGED_SPEC_KEYS if key in source}
-
-
-class LiveSpecs:
-    """The normalised managed spec of live routes, remembered per object version.
-
-    A route is compared with its desired spec on every reconcile of its canary, but it changes only when someone
-    writes it; normalising the same version again each time would be wasted work. One entry per route.
-    """
-
-    def __init__(self) -> None:
-        self._by_route: dict[tuple[str, str, str], tuple[tuple[Any, Any], dict[str, Any]]] = {}
-
-    def normalized(self, route: Mapping[str, Any], kind: str) -> dict[str, Any]:
-        """``normalize_spec(managed_spec(route.spec))``, computed once per (uid, resourceVersion); read-only."""
-        meta = route.get("metadata") or {}
-        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        version = (meta.get("uid"), meta.get("resourceVersion"))
-        hit = self._by_route.get(key)
-        if hit is not None and version[1] and hit[0] == version:
-            return hit[1]
-        out = normalize_spec(managed_spec(route.get("spec")), kind)
-        if version[1]:
-            self._by_route[key] = (version, out)
-        return out

@@ -78,7 +78,8 @@ class RecordingEvents:
 
     events: list[tuple[str, str, str, str]] = field(default_factory=list)
 
-    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str,
+                       canary: Any = None) -> None:
         """Record the Event."""
         meta = obj.get("metadata") or {}
         self.events.append((f"{meta.get('namespace')}/{meta.get('name')}", type_, reason, message))

@@ -108,7 +108,7 @@ async def test_every_request_of_a_release_and_a_rollback_is_allowed(
     async with KubeClient(kubeconfig=str(sandbox.kubeconfig_path)) as kube:
         recorder = EventRecorder(kube)
 
-        async def events(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        async def events(obj: Mapping[str, Any], type_: str, reason: str, message: str, canary: Any = None) -> None:
             await recorder.record(dict(obj), "Warning" if type_ == "Warning" else "Normal", reason, message)
 
         settings = ControllerSettings(

@@ -16,7 +16,7 @@ from flaggerpy.routing.build import ALL_PRIMARY, RouteFeatures, RouteWeights
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import GATEWAY_CRDS, Cluster
 from tests.manifests import canary
-from tests.routes import weights_of
+from tests.routes import Remembering, weights_of
 
 pytestmark = pytest.mark.skipif(not GATEWAY_CRDS.is_dir(), reason=f"Gateway API CRDs not found at {GATEWAY_CRDS}")
 GW = "gateway.networking.k8s.io"
@@ -42,12 +42,12 @@ def rule_weights(route: dict[str, Any], index: int = -1) -> dict[str, int]:
 
 
 @pytest.fixture
-def router(kube: KubeClient) -> GatewayAPIRouter:
-    return GatewayAPIRouter(kube)
+def router(kube: KubeClient) -> Remembering:
+    return Remembering(GatewayAPIRouter(kube))
 
 
 async def test_created_all_primary_then_no_write_while_nothing_differs(
-    sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
+    sandbox: Sandbox, cluster: Cluster, router: Remembering
 ) -> None:
     doc = make()
     await router.reconcile(doc, intended_weights(doc))
@@ -65,7 +65,7 @@ async def test_created_all_primary_then_no_write_while_nothing_differs(
 
 
 async def test_weights_move_and_the_gateway_accepts(
-    sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
+    sandbox: Sandbox, cluster: Cluster, router: Remembering
 ) -> None:
     doc = make()
     await router.reconcile(doc, intended_weights(doc))
@@ -144,7 +144,7 @@ async def test_weights_move_and_the_gateway_accepts(
 async def test_every_strategy_is_accepted_by_the_crd_and_reads_back(
     sandbox: Sandbox,
     cluster: Cluster,
-    router: GatewayAPIRouter,
+    router: Remembering,
     analysis: dict[str, Any],
     status: dict[str, Any],
     service: dict[str, Any],
@@ -161,7 +161,7 @@ async def test_every_strategy_is_accepted_by_the_crd_and_reads_back(
     assert route is not None and not route_drifted(doc, route)
 
 
-async def test_grpc_route(sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter) -> None:
+async def test_grpc_route(sandbox: Sandbox, cluster: Cluster, router: Remembering) -> None:
     doc = make(status={"phase": "Progressing", "canaryWeight": 40}, appProtocol="grpc")
     await router.reconcile(doc, intended_weights(doc))
     route = cluster.get(GW, "grpcroutes", "podinfo")
@@ -177,7 +177,7 @@ async def test_grpc_route(sandbox: Sandbox, cluster: Cluster, router: GatewayAPI
 
 
 async def test_hand_edited_weights_are_repaired_and_foreign_metadata_kept(
-    sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
+    sandbox: Sandbox, cluster: Cluster, router: Remembering
 ) -> None:
     doc = make(status={"phase": "Progressing", "canaryWeight": 30})
     await router.reconcile(make(), ALL_PRIMARY)
@@ -200,7 +200,7 @@ async def test_hand_edited_weights_are_repaired_and_foreign_metadata_kept(
 
 
 async def test_a_route_the_canary_does_not_own_is_left_alone(
-    sandbox: Sandbox, cluster: Cluster, router: GatewayAPIRouter
+    sandbox: Sandbox, cluster: Cluster, router: Remembering
 ) -> None:
     foreign = {
         "apiVersion": f"{GW}/v1",
@@ -220,7 +220,7 @@ async def test_a_route_the_canary_does_not_own_is_left_alone(
     assert live is not None and live["spec"]["rules"][0]["backendRefs"][0]["name"] == "legacy"
 
 
-async def test_finalize_reverts_to_the_apex_service(cluster: Cluster, router: GatewayAPIRouter) -> None:
+async def test_finalize_reverts_to_the_apex_service(cluster: Cluster, router: Remembering) -> None:
     doc = make(status={"phase": "Progressing", "canaryWeight": 50})
     await router.reconcile(doc, intended_weights(doc))
     await router.finalize(doc)
@@ -245,7 +245,7 @@ async def test_features_are_detected_from_the_served_crd(kube: KubeClient) -> No
 
 
 async def test_v1beta1_provider(sandbox: Sandbox, cluster: Cluster, kube: KubeClient) -> None:
-    router = Routers(kube).for_provider("gatewayapi:v1beta1")
+    router = Remembering(Routers(kube).for_provider("gatewayapi:v1beta1"))
     doc = make()
     await router.reconcile(doc, intended_weights(doc))
     await router.reconcile(doc, RouteWeights(50, 50))
@@ -255,7 +255,7 @@ async def test_v1beta1_provider(sandbox: Sandbox, cluster: Cluster, kube: KubeCl
     assert writes(sandbox) == before
 
 
-async def test_invalid_canary_is_a_field_error_not_a_server_422(sandbox: Sandbox, router: GatewayAPIRouter) -> None:
+async def test_invalid_canary_is_a_field_error_not_a_server_422(sandbox: Sandbox, router: Remembering) -> None:
     with pytest.raises(SpecError, match=r"spec\.service\.hosts\[0\]"):
         await router.reconcile(make(hosts=["Not A Host"]), ALL_PRIMARY)
     assert writes(sandbox) == 0

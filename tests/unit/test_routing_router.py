@@ -28,7 +28,7 @@ from flaggerpy.routing import (
 from flaggerpy.routing.build import ALL_PRIMARY, STANDARD_V1_6, RouteFeatures, RouteWeights, desired_spec
 from flaggerpy.routing.normalize import specs_equal
 from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
-from tests.routes import weights_of
+from tests.routes import Remembering, weights_of
 
 CRDS = GATEWAY_API_CRDS
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "flagger"
@@ -155,8 +155,8 @@ def kube() -> FakeKube:
 
 
 @pytest.fixture
-def router(kube: FakeKube) -> GatewayAPIRouter:
-    return GatewayAPIRouter(kube)  # type: ignore[arg-type]
+def router(kube: FakeKube) -> Remembering:
+    return Remembering(GatewayAPIRouter(kube))  # type: ignore[arg-type]
 
 
 RouteCache = dict[tuple[str, str], dict[str, Any]]
@@ -168,14 +168,14 @@ def cache() -> RouteCache:
     return {}
 
 
-def cached_router(kube: FakeKube, cache: RouteCache) -> GatewayAPIRouter:
+def cached_router(kube: FakeKube, cache: RouteCache) -> Remembering:
     """A router that reads HTTPRoutes from ``cache`` and is told the CRD's features (so it never reads the CRD)."""
-    return GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
-                            features=STANDARD_V1_6)
+    return Remembering(GatewayAPIRouter(kube, get_live=lambda ns, name: cache.get((ns, name)),  # type: ignore[arg-type]
+                                        features=STANDARD_V1_6))
 
 
 async def test_reconcile_creates_the_route_all_primary_then_writes_nothing(
-    kube: FakeKube, router: GatewayAPIRouter
+    kube: FakeKube, router: Remembering
 ) -> None:
     await router.reconcile(canary(), ALL_PRIMARY)
     assert kube.writes == [("create", "podinfo")]
@@ -185,7 +185,7 @@ async def test_reconcile_creates_the_route_all_primary_then_writes_nothing(
     assert kube.writes == [("create", "podinfo")], "a defaulted live route must compare equal"
 
 
-async def test_reconcile_writes_only_when_weights_change(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_reconcile_writes_only_when_weights_change(kube: FakeKube, router: Remembering) -> None:
     c = canary()
     await router.reconcile(c, intended_weights(c))
     await router.reconcile(c, RouteWeights(90, 10))
@@ -196,13 +196,13 @@ async def test_reconcile_writes_only_when_weights_change(kube: FakeKube, router:
     assert weights_of(kube.route(), c) == (100, 0, True)
 
 
-async def test_invalid_weights_are_refused_before_any_io(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_invalid_weights_are_refused_before_any_io(kube: FakeKube, router: Remembering) -> None:
     with pytest.raises(InvalidWeights):
         await router.reconcile(canary(), RouteWeights(60, 60))
     assert kube.writes == [] and kube.gets == 0
 
 
-async def test_foreign_route_is_never_overwritten(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_foreign_route_is_never_overwritten(kube: FakeKube, router: Remembering) -> None:
     foreign = {"metadata": {"name": "podinfo", "namespace": "test", "resourceVersion": "1"}, "spec": {"rules": [{}]}}
     kube.objects[("httproutes", "test", "podinfo")] = copy.deepcopy(foreign)
     with pytest.raises(RouteNotOwned) as err:
@@ -217,7 +217,7 @@ async def test_foreign_route_is_never_overwritten(kube: FakeKube, router: Gatewa
     assert kube.writes == []
 
 
-async def test_foreign_metadata_and_unmanaged_spec_fields_are_kept(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_foreign_metadata_and_unmanaged_spec_fields_are_kept(kube: FakeKube, router: Remembering) -> None:
     c = canary()
     await router.reconcile(c, intended_weights(c))
     live = kube.route()
@@ -232,7 +232,7 @@ async def test_foreign_metadata_and_unmanaged_spec_fields_are_kept(kube: FakeKub
     assert weights(live) == [80, 20]
 
 
-async def test_drift_is_repaired_to_the_persisted_weights(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_drift_is_repaired_to_the_persisted_weights(kube: FakeKube, router: Remembering) -> None:
     progressing = canary(phase="Progressing", canaryWeight=30)
     await router.reconcile(canary(), ALL_PRIMARY)
     await router.reconcile(progressing, RouteWeights(70, 30))
@@ -297,7 +297,7 @@ async def test_forced_reconcile_on_a_stale_cache_rereads_once(kube: FakeKube, ca
     c = canary()
     await router.reconcile(c, intended_weights(c))
     cache[("test", "podinfo")] = copy.deepcopy(kube.route())
-    other = GatewayAPIRouter(kube)  # type: ignore[arg-type]
+    other = Remembering(GatewayAPIRouter(kube))  # type: ignore[arg-type]
     await other.reconcile(c, RouteWeights(70, 30))  # a write this router's cache never sees
     gets = kube.gets
     await router.reconcile(c, intended_weights(c), force=True)
@@ -315,7 +315,7 @@ async def test_reads_come_from_the_cache_when_it_has_the_route(kube: FakeKube, c
     assert kube.gets == gets
 
 
-async def test_is_accepted_reports_the_waiting_gateway(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_is_accepted_reports_the_waiting_gateway(kube: FakeKube, router: Remembering) -> None:
     c = canary()
     ok, reason = await router.is_accepted(c)
     assert not ok and reason == "HTTPRoute test/podinfo does not exist yet"
@@ -339,7 +339,7 @@ async def test_is_accepted_reports_the_waiting_gateway(kube: FakeKube, router: G
 
 
 async def test_finalize_sends_everything_to_the_apex_and_releases_the_route(
-    kube: FakeKube, router: GatewayAPIRouter
+    kube: FakeKube, router: Remembering
 ) -> None:
     c = canary()
     await router.reconcile(c, intended_weights(c))
@@ -351,7 +351,7 @@ async def test_finalize_sends_everything_to_the_apex_and_releases_the_route(
 
 
 async def test_a_released_route_is_adopted_by_the_next_canary_of_that_name(
-    kube: FakeKube, router: GatewayAPIRouter
+    kube: FakeKube, router: Remembering
 ) -> None:
     await router.reconcile(canary(), ALL_PRIMARY)
     await router.finalize(canary())
@@ -370,7 +370,7 @@ async def test_a_released_route_is_adopted_by_the_next_canary_of_that_name(
 
 
 async def test_the_takeover_annotation_hands_a_foreign_route_to_the_canary_it_names(
-    kube: FakeKube, router: GatewayAPIRouter
+    kube: FakeKube, router: Remembering
 ) -> None:
     foreign = {"metadata": {"name": "podinfo", "namespace": "test", "resourceVersion": "1",
                             "annotations": {"flaggerpy.io/takeover-by-canary": "someone-else"},
@@ -390,7 +390,7 @@ async def test_the_takeover_annotation_hands_a_foreign_route_to_the_canary_it_na
     assert weights(live) == [100, 0]
 
 
-async def test_grpc_canary_uses_grpcroute(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_grpc_canary_uses_grpcroute(kube: FakeKube, router: Remembering) -> None:
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"
     c = Canary.from_dict(doc)
@@ -401,7 +401,7 @@ async def test_grpc_canary_uses_grpcroute(kube: FakeKube, router: GatewayAPIRout
     assert weights(kube.route(plural="grpcroutes")) == [60, 40]
 
 
-async def test_invalid_canary_fails_before_any_write(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_invalid_canary_fails_before_any_write(kube: FakeKube, router: Remembering) -> None:
     doc = canary().to_dict()
     doc["spec"]["service"]["match"] = [{"uri": {"exact": "relative"}}]
     with pytest.raises(SpecError, match=r"spec\.service\.match\[0\]\.uri\.exact"):
@@ -409,7 +409,7 @@ async def test_invalid_canary_fails_before_any_write(kube: FakeKube, router: Gat
     assert kube.writes == []
 
 
-async def test_features_are_read_from_the_crd_once(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_features_are_read_from_the_crd_once(kube: FakeKube, router: Remembering) -> None:
     await router.reconcile(canary(), ALL_PRIMARY)
     await router.reconcile(canary(), ALL_PRIMARY)
     crd_reads = kube.gets
@@ -417,7 +417,7 @@ async def test_features_are_read_from_the_crd_once(kube: FakeKube, router: Gatew
     assert kube.gets == crd_reads
 
 
-async def test_unreadable_crd_means_core_features_only(kube: FakeKube, router: GatewayAPIRouter) -> None:
+async def test_unreadable_crd_means_core_features_only(kube: FakeKube, router: Remembering) -> None:
     kube.crd_error = Forbidden(403, "Forbidden", "no RBAC")
     assert await router._features("HTTPRoute") == RouteFeatures(cors=False, retry=False)
 
@@ -444,7 +444,7 @@ def test_factory_by_provider() -> None:
 
 
 async def test_grpc_routes_are_read_from_their_own_cache(kube: FakeKube, cache: RouteCache) -> None:
-    router = GatewayAPIRouter(kube, get_live_grpc=lambda ns, name: cache.get((ns, name)))  # type: ignore[arg-type]
+    router = Remembering(GatewayAPIRouter(kube, get_live_grpc=lambda ns, name: cache.get((ns, name))))
     doc = canary().to_dict()
     doc["spec"]["service"]["appProtocol"] = "grpc"
     await router.reconcile(doc, intended_weights(doc))
