@@ -36,6 +36,9 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures shared with th
     sandbox,
 )
 
+# The words of workload readiness waits (flaggerpy.canary.workload.readiness), left out of timelines.
+_READINESS_WAITS = ("waiting for rollout to finish", "is scaled to zero", " not ready")
+
 # What Flagger's e2e manifests write (test/gatewayapi/*.sh), with intervals short enough for CI.
 INTERVAL = "400ms"
 
@@ -73,7 +76,7 @@ class Hooks:
         for call in self.calls:
             if call.type != "event":
                 out.append(("hook", call.type))
-            elif "waiting for rollout to finish" not in call.message and " not ready" not in call.message:
+            elif not any(text in call.message for text in _READINESS_WAITS):
                 out.append((call.event_type, call.message))
         return out
 

@@ -212,6 +212,17 @@ async def test_provider_in_another_namespace(chat: Chat) -> None:
     assert len(chat.bodies["/shared"]) == 1
 
 
+async def test_no_cross_namespace_refs_refuses_a_provider_in_another_namespace(chat: Chat) -> None:
+    lookup = Lookup()
+    lookup.add("shared", namespace="flagger", type="generic", address=chat.url("/shared"))
+    canary = make_canary([alert("s", "shared", namespace="flagger")])
+    async with AlertNotifier(lookup, settings=FAST, same_namespace_only=True) as notifier:
+        with pytest.raises(ResolveError, match="-no-cross-namespace-refs"):
+            await notifier.resolve(canary, canary.analysis.alerts[0])  # type: ignore[index]
+        await notifier.notify(canary, "m", "info", {})
+    assert "/shared" not in chat.bodies
+
+
 async def test_secret_address_token_and_precedence(chat: Chat) -> None:
     lookup = Lookup()
     lookup.add("slack-bot", type="slack", address=chat.url("/ignored"), secretRef={"name": "slack-secret"})
