@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import signal
 import sys
 
@@ -23,6 +24,7 @@ from flaggerpy.demo.view import DemoState, LiveReporter, PlainReporter, Reporter
 from flaggerpy.kube.errors import ApiError
 
 PROMETHEUS_CHOICES = ("auto", "real", "sandbox")
+GATEWAY_CHOICES = ("sandbox", "traefik")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--prometheus", choices=PROMETHEUS_CHOICES, default="auto",
         help="metrics backend: a real Prometheus (needs the binary), the sandbox's own PromQL, or auto "
              "(real when 'prometheus' is on PATH)")
+    add("--gateway", choices=GATEWAY_CHOICES, default="sandbox",
+        help="the Gateway carrying the release: the sandbox's simulated one, or the real Traefik (needs its "
+             "binary, pip install 'flaggerpy[traefik]', and a real Prometheus)")
     add("--keep", action="store_true", help="leave the sandbox running at the end (Ctrl-C to stop)")
     add("--rps", type=float, default=80.0, help="synthetic requests per second to the Gateway (default 80)")
     add("--interval", default=Timing.interval, help=f"analysis interval (default {Timing.interval})")
@@ -52,6 +57,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _problems(args: argparse.Namespace) -> list[str]:
     problems = []
+    if args.gateway == "traefik" and shutil.which("traefik") is None:
+        problems.append("--gateway traefik: no 'traefik' executable on PATH; install it with "
+                        "pip install 'flaggerpy[traefik]' (or use --gateway sandbox)")
     if not 0 < args.rps <= 5000:
         problems.append(f"--rps: must be > 0 and <= 5000, not {args.rps:g}")
     if args.threshold < 1:
@@ -143,5 +151,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     options = Options(faulty=args.faulty, prometheus=args.prometheus, keep=args.keep, rps=args.rps, timing=timing,
                       timeout=args.timeout, gateway_crds=args.gateway_crds, metrics_port=args.metrics_port,
-                      dashboard_port=args.dashboard_port)
+                      dashboard_port=args.dashboard_port, gateway=args.gateway)
     return asyncio.run(_main(args, options))

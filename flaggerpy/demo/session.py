@@ -9,12 +9,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flaggerpy.analysis.base import MetricResult, StepContext
+from flaggerpy.analysis.builtin import FLAVOUR_ANNOTATION
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.dashboard.server import DashboardSettings, serve
-from flaggerpy.demo import manifests
+from flaggerpy.demo import manifests, traefik
 from flaggerpy.demo.controller import running_controller
 from flaggerpy.demo.errors import DemoError
 from flaggerpy.demo.prometheus import PrometheusError, RealPrometheus, find_binary
+from flaggerpy.demo.traefik import ProxyTraffic, TraefikProcess, find_traefik
 from flaggerpy.demo.view import Reporter, Traffic
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.resources import CANARIES, CRDS, DEPLOYMENTS, METRICTEMPLATES, NAMESPACES
@@ -49,6 +51,8 @@ class Options:
     """Port of the controller's /metrics, /healthz and /readyz on 127.0.0.1; 0: a free one."""
     dashboard_port: int = 0
     """Port of the web dashboard on 127.0.0.1; 0: a free one."""
+    gateway: str = "sandbox"
+    """The Gateway carrying the release: the sandbox's simulated one, or ``traefik`` (the real binary)."""
 
 
 @dataclass(frozen=True)
@@ -82,21 +86,27 @@ def resolve_backend(choice: str) -> str | None:
 
 @contextlib.asynccontextmanager
 async def metrics_backend(
-    sandbox: Sandbox, choice: str, note: Callable[[str], None]
+    sandbox: Sandbox, choice: str, note: Callable[[str], None], traefik: TraefikProcess | None = None,
 ) -> AsyncIterator[tuple[str, str]]:
-    """(query API URL, description) of a real Prometheus scraping the data plane, or of the sandbox's PromQL.
+    """(query API URL, description) of a real Prometheus scraping the data plane (or ``traefik``'s metrics), or of
+    the sandbox's PromQL.
 
     With ``auto``, a Prometheus that fails to start is reported through ``note`` and the sandbox's PromQL is used.
+    Traefik's metrics need a real Prometheus: the sandbox's PromQL only knows the data plane's counters.
     """
     binary = resolve_backend(choice)
+    if traefik is not None and binary is None:
+        raise DemoError("--gateway traefik needs a real Prometheus to read Traefik's metrics: install prometheus "
+                        "(apt-get install prometheus) and use --prometheus auto or real")
     if binary is not None:
-        prometheus = RealPrometheus(binary, f"{sandbox.host}:{sandbox.port}", "/sandbox/dataplane/metrics",
-                                    f"{int(SCRAPE_INTERVAL * 1000)}ms")
+        target, path = ((traefik.metrics_target, "/metrics") if traefik is not None
+                        else (f"{sandbox.host}:{sandbox.port}", "/sandbox/dataplane/metrics"))
+        prometheus = RealPrometheus(binary, target, path, f"{int(SCRAPE_INTERVAL * 1000)}ms")
         try:
             await prometheus.start()
         except PrometheusError as exc:
             await prometheus.stop()
-            if choice != "auto":
+            if choice != "auto" or traefik is not None:
                 raise
             note(f"note: {exc}; using the sandbox's PromQL instead")
         except BaseException:
@@ -138,6 +148,9 @@ class Demo:
         # The traffic window: when the route's current weights took effect, and each backend's counters then.
         self._window: tuple[float, dict[str, tuple[int, int]]] | None = None
         self._sandbox: Sandbox | None = None
+        # With --gateway traefik: the Traefik process and the real HTTP load sent through it.
+        self._traefik = TraefikProcess(find_traefik()) if options.gateway == "traefik" else None
+        self._proxy_traffic: ProxyTraffic | None = None
 
     @property
     def canary_status(self) -> dict[str, Any]:
@@ -153,19 +166,25 @@ class Demo:
         """The whole demo; the Outcome says how the release ended. DemoError when it cannot get that far."""
         report = self.reporter
         report.stage("starting the sandbox cluster")
-        async with Sandbox(ready_delay=READY_DELAY) as sandbox:
+        options = dict(traefik.SANDBOX_OPTIONS) if self._traefik is not None else {}
+        async with Sandbox(ready_delay=READY_DELAY, **options) as sandbox:
             self._sandbox = sandbox
             watcher = asyncio.create_task(self._watch(sandbox), name="demo-watch")
             meter = asyncio.create_task(self._measure(sandbox), name="demo-traffic")
             try:
                 report.stage("starting the metrics backend")
-                async with metrics_backend(sandbox, self.options.prometheus, report.line) as (metrics_url, backend):
+                async with metrics_backend(sandbox, self.options.prometheus, report.line,
+                                           self._traefik) as (metrics_url, backend):
                     report.state.metrics_backend = backend
                     return await self._release(sandbox, metrics_url, backend)
             finally:
                 for task in (watcher, meter):
                     task.cancel()
                 await asyncio.gather(watcher, meter, return_exceptions=True)
+                if self._proxy_traffic is not None:
+                    await self._proxy_traffic.stop()
+                if self._traefik is not None:
+                    await self._traefik.stop()
 
     async def _release(self, sandbox: Sandbox, metrics_url: str, backend: str) -> Outcome:
         report = self.reporter
@@ -178,8 +197,14 @@ class Demo:
                                             port=self.options.dashboard_port)) as dashboard:
                 report.telemetry(running.telemetry_url)
                 report.line(f"dashboard of this release: {dashboard.canary_url(manifests.NAMESPACE, manifests.APP)}")
-                sandbox.dataplane.start_traffic(manifests.HOST, rps=self.options.rps)
-                report.stage(f"controller started; sending {self.options.rps:g} req/s to {manifests.HOST}; "
+                if self._traefik is not None:
+                    self._proxy_traffic = ProxyTraffic(self._traefik.web_port, manifests.HOST, self.options.rps)
+                    self._proxy_traffic.start()
+                    via = f" through Traefik on 127.0.0.1:{self._traefik.web_port}"
+                else:
+                    sandbox.dataplane.start_traffic(manifests.HOST, rps=self.options.rps)
+                    via = ""
+                report.stage(f"controller started; sending {self.options.rps:g} req/s to {manifests.HOST}{via}; "
                              "waiting for the canary to be Initialized")
                 await self._wait(lambda: self._phase() == "Initialized", "the canary to be Initialized")
                 what = f"{manifests.NEXT_VERSION} with a 30% error rate" if self.options.faulty \
@@ -204,6 +229,8 @@ class Demo:
                     if self._release_number > 1:
                         primary = await kube.get(DEPLOYMENTS, f"{manifests.APP}-primary", manifests.NAMESPACE)
                         outcome = replace(outcome, latest=self._latest(primary))
+                if self._proxy_traffic is not None:
+                    await self._proxy_traffic.stop()
                 await sandbox.dataplane.stop_traffic()
         return outcome
 
@@ -219,11 +246,23 @@ class Demo:
             await kube.create(CRDS, crd)
         for namespace in manifests.namespaces():
             await kube.create(NAMESPACES, namespace)
-        await kube.create(GATEWAYCLASSES, manifests.gateway_class())
-        await kube.create(GATEWAYS, manifests.gateway())
+        if self._traefik is not None:
+            await kube.create(GATEWAYCLASSES, traefik.gateway_class())
+            await kube.create(GATEWAYS, traefik.gateway(self._traefik.web_port))
+            template = traefik.metric_template(metrics_url)
+            assert self._sandbox is not None
+            await self._traefik.start(self._sandbox.kubeconfig_path)
+        else:
+            await kube.create(GATEWAYCLASSES, manifests.gateway_class())
+            await kube.create(GATEWAYS, manifests.gateway())
+            template = manifests.metric_template(metrics_url)
         await kube.create(DEPLOYMENTS, manifests.deployment())
-        await kube.create(METRICTEMPLATES, manifests.metric_template(metrics_url))
-        await kube.create(CANARIES, manifests.canary(metrics_url, self.options.timing))
+        await kube.create(METRICTEMPLATES, template)
+        canary = manifests.canary(metrics_url, self.options.timing)
+        if self._traefik is not None:
+            # The builtin checks then read Traefik's metrics, whatever the controller's --metrics-flavour.
+            canary["metadata"].setdefault("annotations", {})[FLAVOUR_ANNOTATION] = "traefik"
+        await kube.create(CANARIES, canary)
 
     async def _keep(self, sandbox: Sandbox, outcome: Outcome) -> None:
         """Serve until Ctrl-C; that interrupt is the expected way out, so the release's outcome still counts."""
@@ -344,8 +383,9 @@ class Demo:
         self._weights = (primary, canary)
         self.reporter.weights(primary, canary)
 
-    @staticmethod
-    def _counters(sandbox: Sandbox) -> dict[str, tuple[int, int]]:
+    def _counters(self, sandbox: Sandbox) -> dict[str, tuple[int, int]]:
+        if self._traefik is not None and sandbox.backends is not None:
+            return _pod_answers(sandbox)
         counters = {}
         for name, service in BACKENDS.items():
             stats = sandbox.dataplane.stats(manifests.NAMESPACE, service)
@@ -390,3 +430,17 @@ class Demo:
             summary += " (unexpected end state)"
         return Outcome(phase, self.expected, healthy, summary)
 
+
+def _pod_answers(sandbox: Sandbox) -> dict[str, tuple[int, int]]:
+    """(requests, 5xx) answered by the primary's and the canary's pods (behind Traefik, the pods count)."""
+    assert sandbox.backends is not None
+    counters = {name: [0, 0] for name in BACKENDS}
+    for (namespace, pod, _, code, _), count in sandbox.backends.counts.items():
+        if namespace != manifests.NAMESPACE:
+            continue
+        name = "primary" if pod.startswith(f"{manifests.APP}-primary-") else "canary"
+        if not pod.startswith(f"{manifests.APP}-"):
+            continue
+        counters[name][0] += count
+        counters[name][1] += count if code >= 500 else 0
+    return {name: (pair[0], pair[1]) for name, pair in counters.items()}
