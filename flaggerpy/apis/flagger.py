@@ -585,6 +585,18 @@ class MetricSample(ApiModel):
         return value if value is None or math.isfinite(value) else None
 
 
+class WebhookSample(ApiModel):
+    """flaggerpy extension: one call of a ``rollout`` webhook at one analysis step and its result."""
+
+    iteration: int = Field(description="Analysis step (iteration) the call belongs to.")
+    weight: int = Field(description="Canary weight during the call.")
+    name: str = Field(description="Webhook name.")
+    passed: bool = Field(description="Whether the hook answered 2xx in time.")
+    status_code: int | None = Field(default=None, description="HTTP status of the answer; unset without one.")
+    time: Time = Field(description="When the hook was called.")
+    error: str | None = Field(default=None, description="Why the call failed (timeout, refused, status ...).")
+
+
 class CanaryStatus(ApiModel):
     """What the controller last observed and decided; the only memory of a release."""
 
@@ -608,6 +620,10 @@ class CanaryStatus(ApiModel):
     metric_history: list[MetricSample] | None = Field(
         default=None,
         description=f"flaggerpy extension: the last {METRIC_HISTORY_LIMIT} metric values measured.",
+    )
+    webhook_history: list[WebhookSample] | None = Field(
+        default=None,
+        description=f"flaggerpy extension: the last {METRIC_HISTORY_LIMIT} rollout webhook calls and their results.",
     )
 
     def condition(self, type_: str = "Promoted") -> CanaryCondition | None:

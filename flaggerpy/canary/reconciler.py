@@ -445,6 +445,7 @@ class CanaryReconciler(StepIO):
             self._analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),
         )
         self._record_metrics(step, metrics)
+        self._record_hooks(step, hooks)
         for hook in hooks:
             if not hook.passed:
                 await self._event(step, f"Halt {step.canary_name} advancement external check {hook.name} failed "

@@ -357,6 +357,25 @@ class StepIO:
         if history:
             step.status["metricHistory"] = history[-METRIC_HISTORY_LIMIT:]
 
+    def _record_hooks(self, step: Step, results: list[WebhookResult]) -> None:
+        """Keep each ``rollout`` hook's result beside the metric values of the step (Flagger records a passing
+        call nowhere; a failing one only in its Event), written with the step's status."""
+        if not results:
+            return
+        stamp = st.timestamp(step.at)
+        history = list(step.status.get("webhookHistory") or [])
+        for result in results:
+            history.append({
+                "iteration": int(step.status.get("iterations") or 0),
+                "weight": int(step.status.get("canaryWeight") or 0),
+                "name": result.name,
+                "passed": result.passed,
+                **({"statusCode": result.status_code} if result.status_code is not None else {}),
+                "time": stamp,
+                **({"error": result.error[:SAMPLE_ERROR_LIMIT]} if result.error else {}),
+            })
+        step.status["webhookHistory"] = history[-METRIC_HISTORY_LIMIT:]
+
     # -- finalizer ---------------------------------------------------------------------------------------------
 
     async def _patch_finalizers(self, step: Step, finalizers: list[str]) -> None:

@@ -137,15 +137,20 @@ def metrics(canary: Canary | None, status: Mapping[str, Any]) -> list[dict[str, 
     return out
 
 
-def webhooks(canary: Canary | None, lines: list[EventLine]) -> list[dict[str, Any]]:
-    """The canary's webhooks and what the Events say about their calls (failures, gates waiting)."""
+def webhooks(canary: Canary | None, status: Mapping[str, Any], lines: list[EventLine]) -> list[dict[str, Any]]:
+    """The canary's webhooks, each with its recorded calls (``status.webhookHistory``: rollout hooks) and what the
+    Events say about it (gates passed or waiting, failures)."""
     if canary is None:
         return []
+    history = list(status.get("webhookHistory") or [])
     out = []
     for hook in canary.analysis.webhooks or []:
         said = [_event(ln) for ln in lines if f" {hook.name} " in f" {ln.message} " or ln.message.endswith(hook.name)]
+        calls = [{"time": c.get("time"), "weight": c.get("weight"), "iteration": c.get("iteration"),
+                  "passed": bool(c.get("passed")), "statusCode": c.get("statusCode"), "error": c.get("error")}
+                 for c in history if c.get("name") == hook.name]
         out.append({"name": hook.name, "type": hook.hook_type, "url": display_url(hook.url),
-                    "timeout": hook.timeout_seconds, "results": said})
+                    "timeout": hook.timeout_seconds, "calls": calls, "results": said})
     return out
 
 
@@ -245,7 +250,7 @@ def detail(obj: Obj, events: Iterable[Mapping[str, Any]], route: Obj | None, pri
         "actions": available_actions(obj),
         "timeline": timeline(canary, status, lines, now),
         "metrics": metrics(canary, status),
-        "webhooks": webhooks(canary, lines),
+        "webhooks": webhooks(canary, status, lines),
         "events": [_event(ln) for ln in reversed(lines)],
         "route": route_view(route),
         "revisions": {"primary": revision(primary), "canary": revision(target)},

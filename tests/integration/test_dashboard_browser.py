@@ -14,11 +14,14 @@ import copy
 import os
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flaggerpy.analysis.base import HookType, StepContext, WebhookResult
+from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary.controller import Controller
 from flaggerpy.canary.events import EngineEvents
 from flaggerpy.canary.reconciler import EngineSettings
@@ -61,6 +64,22 @@ async def browser() -> AsyncIterator[Any]:
             yield instance
         finally:
             await instance.close()
+
+
+@dataclass
+class HookedAnalyzer(ScriptedAnalyzer):
+    """The scripted analyzer, with the canary's ``load-test`` rollout hook answering 200 at every step."""
+
+    async def run_webhooks(self, canary: Canary, hook_type: HookType, step: StepContext) -> list[WebhookResult]:
+        if hook_type is HookType.ROLLOUT:
+            return [WebhookResult("load-test", hook_type, True, status_code=200)]
+        return await super().run_webhooks(canary, hook_type, step)
+
+
+@pytest.fixture
+def analyzer() -> ScriptedAnalyzer:
+    """The analyzer the controllers of these tests use."""
+    return HookedAnalyzer()
 
 
 @contextlib.asynccontextmanager
@@ -202,6 +221,8 @@ async def test_list_and_a_live_release_to_succeeded(
         assert "Promotion completed!" in events and "New revision detected" in events
         hooks = await page.locator("#h-hooks ~ table").inner_text()
         assert "http://loadtester.test/" in hooks and "hidden" not in hooks
+        calls = len(cluster.status()["webhookHistory"])
+        assert calls >= 5 and f"{calls} calls, 0 failed; last" in hooks and "passed (HTTP 200)" in hooks, hooks
         revisions = await page.locator("#h-rev ~ table").inner_text()
         assert NEW_IMAGE in revisions
         assert "Accepted" in await page.locator("#h-route ~ table").inner_text()

@@ -95,6 +95,16 @@ def test_webhook_urls_lose_credentials_query_and_fragment_and_show_their_events(
     assert [r["message"] for r in hooks[0]["results"]] == [waiting["message"]]
 
 
+def test_webhook_calls_come_from_the_status_history() -> None:
+    obj = _canary({"phase": "Progressing", "webhookHistory": [
+        {"iteration": 0, "weight": 10, "name": "gate", "passed": True, "statusCode": 200,
+         "time": "2026-12-04T12:00:01Z"},
+        {"iteration": 0, "weight": 20, "name": "other", "passed": False, "error": "no answer within 10s",
+         "time": "2026-12-04T12:00:11Z"}]})
+    hooks = views.detail(obj, [], None, None, None, NOW)["webhooks"]
+    assert [(c["weight"], c["passed"], c["statusCode"]) for c in hooks[0]["calls"]] == [(10, True, 200)]
+
+
 def test_actions_follow_the_phase_and_suspend() -> None:
     assert views.available_actions(_canary({"phase": "Progressing"})) == {
         "promote": True, "abort": True, "retry": False, "pause": True, "resume": False}

@@ -296,12 +296,20 @@ function metricsSection(page) {
   })));
 }
 
+function callsText(w) {
+  if (!w.calls.length) return w.type === "rollout" ? "not called yet" : "not recorded (see Events)";
+  const failed = w.calls.filter((c) => !c.passed).length;
+  const last = w.calls[w.calls.length - 1];
+  const answer = last.statusCode ? `HTTP ${last.statusCode}` : (last.error || "no answer");
+  return `${w.calls.length} calls, ${failed} failed; last ${timeOf(last.time)} at weight ${last.weight}%: ` +
+    `${last.passed ? "passed" : "FAILED"} (${last.passed ? answer : last.error || answer})`;
+}
+
 function webhooksSection(page) {
   if (!page.webhooks.length) return section("Webhooks", "h-hooks", h("p", { class: "muted" }, "No webhooks."));
-  return section("Webhooks", "h-hooks", table("Webhooks", ["Name", "Type", "URL", "Timeout", "Results (from Events)"],
-    page.webhooks.map((w) => [w.name, w.type, w.url, `${w.timeout}s`,
-      w.results.length ? h("ul", {}, w.results.map((r) => h("li", {}, `${timeOf(r.time)}: ${r.message}`)))
-        : w.type === "rollout" ? "no failure Event (a passing rollout hook records none)" : "no Event yet"])));
+  return section("Webhooks", "h-hooks", table("Webhooks", ["Name", "Type", "URL", "Timeout", "Calls", "Events"],
+    page.webhooks.map((w) => [w.name, w.type, w.url, `${w.timeout}s`, callsText(w),
+      w.results.length ? h("ul", {}, w.results.map((r) => h("li", {}, `${timeOf(r.time)}: ${r.message}`))) : "-"])));
 }
 
 function eventsSection(page) {
