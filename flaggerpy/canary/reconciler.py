@@ -171,7 +171,7 @@ class CanaryReconciler(StepIO):
             return self.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
-            await self._halt(step, "PrimaryNotReady", ready.message, subject=step.primary)
+            await self._primary_not_ready(step, ready.message)
             return self.settings.poll_interval
         await self._ensure_services(step)
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0, lastAppliedSpec=rev.spec,
@@ -390,6 +390,10 @@ class CanaryReconciler(StepIO):
                                 f"{_hook_error(failed)}".rstrip(), WARNING)
         return False
 
+    async def _primary_not_ready(self, step: Step, message: str) -> None:
+        # Flagger's IsPrimaryReady words, as a Warning; the Halted condition says the same.
+        await self._halt(step, "PrimaryNotReady", message, text=f"{step.primary} not ready: {message}")
+
     async def _route_pending(self, step: Step) -> bool:
         """Halt (True) while a Gateway has not accepted the route's current generation.
 
@@ -411,11 +415,11 @@ class CanaryReconciler(StepIO):
         """
         primary = self._primary(step)
         if primary is None:
-            await self._halt(step, "PrimaryNotReady", "not found", subject=step.primary)
+            await self._primary_not_ready(step, "not found")
             return True, self.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
-            await self._halt(step, "PrimaryNotReady", ready.message, subject=step.primary)
+            await self._primary_not_ready(step, ready.message)
             return True, self.settings.poll_interval
         if wl.replicas_of(step.target) == 0:
             # Someone (or a crash between our writes) left the canary without pods: bring them back first.
@@ -429,7 +433,9 @@ class CanaryReconciler(StepIO):
                     alert=(f"Progress deadline exceeded {ready.message}", "error"))
             # No route repair towards pods that are not ready (invariant 2): the weight comes back once they are.
             step.repair_route = False
-            await self._halt(step, "CanaryNotReady", ready.message)
+            kind = str(step.target.get("kind") or "Deployment").lower()
+            await self._halt(step, "CanaryNotReady", ready.message,
+                             text=f"canary {kind} {step.name} not ready: {ready.message}")
             return True, self.settings.poll_interval
         return False, None
 
@@ -541,8 +547,7 @@ class CanaryReconciler(StepIO):
         primary = self._primary(step)
         ready = wl.readiness(primary, step.plan.primary_ready_threshold) if primary else None
         if ready is None or not ready.ready:
-            await self._halt(step, "PrimaryNotReady", ready.message if ready else "not found",
-                             subject=step.primary)
+            await self._primary_not_ready(step, ready.message if ready else "not found")
             return self.settings.poll_interval
         weight = int(step.status.get("canaryWeight") or 0)
         if step.plan.strategy is Strategy.CANARY and step.plan.step_weight_promotion > 0 and weight > 0:

@@ -162,17 +162,23 @@ class StepIO:
             step.log.exception("alert delivery failed")
 
     async def _halt(self, step: Step, reason: str, message: str, warn: bool = False,
-                    subject: str | None = None) -> None:
+                    text: str | None = None) -> None:
         """Say why the canary waits; an Event only when the reason or message is new.
 
-        ``subject`` is what is waited for in the Event's words (the canary by default, or its primary).
+        ``text`` is Flagger's own Warning for this wait (reason ``Synced``, as Flagger files it); without it the
+        Event is flaggerpy's: a Warning with ``reason`` when ``warn``, else a Normal "Halt advancement" one.
         """
         before = st.condition(step.status, st.HALTED)
         st.halt(step.status, reason, message, step.at)
         await self._commit(step)
-        if before is None or (before.get("reason"), before.get("message")) != (reason, message):
-            text = message if warn else f"Halt advancement {subject or step.name} {message}"
-            await self._event(step, text, WARNING if warn else NORMAL, reason if warn else SYNCED)
+        if before is not None and (before.get("reason"), before.get("message")) == (reason, message):
+            return
+        if text is not None:
+            await self._event(step, text, WARNING)
+        elif warn:
+            await self._event(step, message, WARNING, reason)
+        else:
+            await self._event(step, f"Halt advancement {step.name} {message}")
 
     async def _invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
         """A Canary that cannot be used: a Promoted=False/InvalidSpec condition and one Warning Event."""
