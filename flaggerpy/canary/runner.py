@@ -29,6 +29,7 @@ from flaggerpy.canary import workload as wl
 from flaggerpy.canary.controller import ControllerSettings
 from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.canary.runflags import Flag, add_flags, at_least, parse_float, parse_int, parse_list, resolve
+from flaggerpy.canary.settings import LeaderElection, LogSettings, Settings, TelemetrySettings
 from flaggerpy.canary.wiring import WiringSettings, wired_controller
 from flaggerpy.kube.errors import ConfigError
 from flaggerpy.kube.leader import LeaderElector
@@ -255,10 +256,27 @@ def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
     )
 
 
-async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
+def settings_of(args: argparse.Namespace, environ: Mapping[str, str] = os.environ, *,
+                encoding_given: bool = True) -> Settings:
+    """The Settings root the flags (and their environment variables, already resolved into ``args``) ask for.
+
+    ``encoding_given``: whether ``--zap-encoding`` was set at all; Flagger logs JSON unless told otherwise, but
+    without the flag a terminal still gets readable lines.
+    """
+    return Settings(
+        wiring=wiring_from(args, environ),
+        leader_election=LeaderElection(enabled=args.enable_leader_election,
+                                       namespace=args.leader_election_namespace, lease=leader_settings_from(args)),
+        telemetry=TelemetrySettings(listen_address=args.listen_address, port=args.port),
+        log=LogSettings(level=args.log_level, json=(args.zap_encoding == "json") if encoding_given else None),
+    )
+
+
+async def _serve(settings: Settings, stop: asyncio.Event) -> int:
     recorder = telemetry.Recorder()
-    recorder.set_info(args.mesh_provider)
-    async with wired_controller(wiring_from(args), on_request=recorder.observe_api_request,
+    recorder.set_info(settings.wiring.controller.engine.mesh_provider)
+    election = settings.leader_election
+    async with wired_controller(settings.wiring, on_request=recorder.observe_api_request,
                                 observer=recorder) as wired:
         controller = wired.controller
         synced = asyncio.Event()
@@ -270,7 +288,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
             return synced.is_set()
 
         def role() -> str:
-            if not args.enable_leader_election:
+            if not election.enabled:
                 return "leader"
             return "leader" if elector is not None and elector.is_leader else "standby"
 
@@ -283,12 +301,12 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
 
         wired.kube.add_undecodable_observer(recorder.count_undecodable)
         server = await telemetry.serve(recorder, telemetry.HealthChecks(alive=alive, ready=ready, role=role),
-                                       args.listen_address, args.port)
+                                       settings.telemetry.listen_address, settings.telemetry.port)
         try:
-            await controller.start_informers(standby=args.enable_leader_election)
+            await controller.start_informers(standby=election.enabled)
             collections.start()
             synced.set()
-            if args.enable_leader_election:
+            if election.enabled:
                 lost = asyncio.Event()
 
                 async def started() -> None:
@@ -300,8 +318,7 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
                     recorder.leader.set(0)
                     lost.set()
 
-                elector = LeaderElector(wired.kube, LEASE_NAME, args.leader_election_namespace,
-                                        settings=leader_settings_from(args),
+                elector = LeaderElector(wired.kube, LEASE_NAME, election.namespace, settings=election.lease,
                                         on_started_leading=started, on_stopped_leading=stopped)
                 # From the renew deadline on, no write leaves this replica, a step in flight included (invariant 9).
                 wired.kube.set_write_fence(elector.write_fence())
@@ -328,13 +345,13 @@ async def _serve(args: argparse.Namespace, stop: asyncio.Event) -> int:
         return exit_code
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def _main(settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        return await _serve(args, stop)
+        return await _serve(settings, stop)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -361,16 +378,16 @@ def run(args: argparse.Namespace) -> int:
         # Flagger's -version: print and exit before anything else is set up.
         sys.stdout.write(f"flaggerpy version {__version__}\n")
         return 0
+    explicit = hasattr(given, "zap_encoding") or bool(os.environ.get("FLAGGERPY_ZAP_ENCODING"))
+    settings = settings_of(args, encoding_given=explicit)
     try:
-        # Flagger logs JSON unless -zap-encoding=console; without the flag a terminal still gets readable lines.
-        explicit = hasattr(given, "zap_encoding") or bool(os.environ.get("FLAGGERPY_ZAP_ENCODING"))
-        logconf.configure(args.log_level, json=(args.zap_encoding == "json") if explicit else None)
+        logconf.configure(settings.log.level, json=settings.log.json)
     except ValueError as exc:
         sys.stderr.write(f"flaggerpy run: {exc}\n")
         return 2
     _log_ignored(given)
     try:
-        return asyncio.run(_main(args))
+        return asyncio.run(_main(settings))
     except ConfigError as exc:
         log.error("cannot connect to the cluster", error=str(exc))
         return 1

@@ -13,11 +13,12 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from flaggerpy.alerts.client import DeliverySettings
 from flaggerpy.alerts.notifier import AlertNotifier, DefaultAlerts
 from flaggerpy.analysis.analyzer import CanaryAnalyzer
 from flaggerpy.analysis.base import Analyzer
 from flaggerpy.analysis.checks import MetricChecker, MetricSettings
-from flaggerpy.analysis.webhooks import WebhookRunner
+from flaggerpy.analysis.webhooks import WebhookRunner, WebhookSettings
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.controller import Controller, ControllerObserver, ControllerSettings, build_informers
 from flaggerpy.canary.events import EngineEvents
@@ -25,7 +26,7 @@ from flaggerpy.canary.lookup import CacheLookup
 from flaggerpy.canary.reconciler import StatusObserver
 from flaggerpy.kube.api import KubeClient, RequestObserver, runs_in_cluster
 from flaggerpy.kube.events import EventRecorder
-from flaggerpy.kube.settings import ClientSettings
+from flaggerpy.kube.settings import ClientSettings, EventSettings
 from flaggerpy.outbound import OutboundPolicy
 
 AnalyzerHook = Callable[[Analyzer], Analyzer]
@@ -44,6 +45,12 @@ class WiringSettings:
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
     alerts: DefaultAlerts = field(default_factory=DefaultAlerts)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    """Alert delivery limits (attempt time, retries, backoff)."""
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    """Webhook call limits (default timeout, backoff between retries)."""
+    events: EventSettings = field(default_factory=EventSettings)
+    """The Event recorder's aggregation cache and message limit."""
     no_cross_namespace_refs: bool = False
     """Refuse MetricTemplates and AlertProviders outside the Canary's namespace (``-no-cross-namespace-refs``)."""
     cluster_name: str = ""
@@ -83,12 +90,13 @@ async def wired_controller(
                           on_request=on_request) as kube:
         informers = build_informers(kube, settings.controller)
         lookup = CacheLookup(Caches({r: i.store for r, i in informers.items()}), kube)
-        webhooks = WebhookRunner(event_webhook=settings.event_webhook or None, policy=policy)
+        webhooks = WebhookRunner(event_webhook=settings.event_webhook or None, settings=settings.webhooks,
+                                 policy=policy)
         metric_settings = dataclasses.replace(settings.metrics, same_namespace_only=settings.no_cross_namespace_refs)
         metrics = MetricChecker(lookup, metric_settings, policy=policy)
         notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts, policy=policy,
-                                 same_namespace_only=settings.no_cross_namespace_refs)
-        events = EngineEvents(EventRecorder(kube), webhooks)
+                                 same_namespace_only=settings.no_cross_namespace_refs, settings=settings.delivery)
+        events = EngineEvents(EventRecorder(kube, settings=settings.events), webhooks)
         analyzer: Analyzer = CanaryAnalyzer(metrics, webhooks)
         if analyzer_hook is not None:
             analyzer = analyzer_hook(analyzer)

@@ -168,3 +168,14 @@ def test_control_loop_interval_takes_a_go_duration(value: str) -> None:
         return
     with pytest.raises(SystemExit):
         _parser().parse_args([f"-control-loop-interval={value}"])
+
+
+def test_one_settings_root_carries_every_flag_and_variable() -> None:
+    args = _args(["--port", "9090", "--enable-leader-election", "--leader-election-namespace", "ops",
+                  "--log-level", "debug"], {"FLAGGERPY_THREADINESS": "6", "FLAGGERPY_ZAP_ENCODING": "console"})
+    settings = runner.settings_of(args, {})
+    assert (settings.telemetry.port, settings.leader_election.enabled, settings.leader_election.namespace) == (
+        9090, True, "ops")
+    assert (settings.log.level, settings.log.json) == ("debug", False)
+    assert settings.wiring.controller.threadiness == 6
+    assert runner.settings_of(_args([]), {}, encoding_given=False).log.json is None
