@@ -1,6 +1,9 @@
 """Shared pytest configuration, and the one check that the Gateway API CRDs the tests validate against are there."""
 
+from collections.abc import Iterator
+
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 from tests.paths import GATEWAY_API_CRDS, GATEWAY_CRDS_ENV
@@ -27,3 +30,17 @@ def pytest_configure(config: pytest.Config) -> None:
     and failures deep inside the tests that apply them."""
     if not (GATEWAY_API_CRDS / "gateway.networking.k8s.io_httproutes.yaml").is_file():
         pytest.exit(MISSING_CRDS, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_before() -> Iterator[None]:
+    """Each test leaves structlog as it found it. Commands run in-process configure it for the whole process (the
+    CLI's quiet_logs filters below ERROR, the controller's logconf sets its level), and a later test that captures
+    logs, or runs a CLI that keeps quiet only on an unconfigured structlog, must not depend on what ran before."""
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    yield
+    if configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
