@@ -7,6 +7,8 @@ from typing import Any
 from flaggerpy.sandbox.apiserver.errors import Cause
 
 _OWNER_FIELDS = ("apiVersion", "kind", "name", "uid")
+# kube-apiserver's TotalAnnotationSizeLimitB: keys and values together, in bytes.
+ANNOTATIONS_LIMIT = 256 * 1024
 
 
 def _string_map(value: Any, field: str) -> list[Cause]:
@@ -26,6 +28,12 @@ def check(meta: dict[str, Any]) -> list[Cause]:
     for field in ("labels", "annotations"):
         if meta.get(field) is not None:
             causes.extend(_string_map(meta[field], f"metadata.{field}"))
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        size = sum(len(str(k).encode()) + len(v.encode()) for k, v in annotations.items() if isinstance(v, str))
+        if size > ANNOTATIONS_LIMIT:
+            causes.append(Cause("metadata.annotations", "FieldValueTooLong",
+                                f"Too long: must have at most {ANNOTATIONS_LIMIT} bytes"))
     finalizers = meta.get("finalizers")
     if finalizers is not None and (not isinstance(finalizers, list) or
                                    not all(isinstance(f, str) and f for f in finalizers)):

@@ -55,6 +55,8 @@ class ServerSettings:
     watch_batch_window: float = 0.0
     """Seconds a watch waits after a write before the next one, so that events following closely share one send
     (0: write each wake-up's events at once)."""
+    max_request_bytes: int = 3 * 1024 * 1024
+    """The largest request body accepted (kube-apiserver's limit for resource writes); larger ones get 413."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,11 @@ class ApiServer:
             return await self._dispatch(request)
         except StatusError as err:
             return _status_response(err)
+        except RecursionError:
+            # Python's recursion limit, not kube-apiserver's nesting limit (10000, Go's encoding/json) is reached.
+            return _status_response(bad_request(
+                "the object is nested deeper than the sandbox can process (about 900 levels; kube-apiserver "
+                "accepts up to 10000)"))
         except Exception as exc:
             # A bug must not take the server down or answer with a non-Status body clients cannot parse.
             log.exception("request failed", method=request.method, path=request.path)
@@ -278,7 +285,14 @@ class ApiServer:
     # ------------------------------------------------------------ verbs
 
     async def _body(self, request: web.Request) -> Any:
-        raw = await request.read()
+        limit = self.settings.max_request_bytes
+        too_large = StatusError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise too_large from None
         if request.content_type == "application/vnd.kubernetes.protobuf":
             return protobuf.decode(raw)
         if not raw:
@@ -707,7 +721,7 @@ def build_app(
     extra_routes: list[web.RouteDef] | None = None, authz: Authorizer | None = None,
 ) -> tuple[web.Application, ApiServer]:
     """The aiohttp application serving ``cluster`` (``authz``: registered users checked by RBAC)."""
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=settings.max_request_bytes)
     server = ApiServer(cluster, faults, counters, settings, authz)
     app.add_routes(list(extra_routes or []) + server.routes())
     return app, server
