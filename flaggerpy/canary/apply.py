@@ -162,6 +162,12 @@ class Applier:
             kind, _, name = key.partition("/")
             resource = res.CONFIGMAPS if kind == "configmap" else res.SECRETS
             source = self._caches.get(resource, namespace, name)
+            if source is not None and wl.is_digest(source):
+                # The cache holds the Secret's digest only: its values are read now, for the copy, and not kept.
+                try:
+                    source = await self._kube.resource(resource).get(name, namespace)
+                except NotFound:
+                    source = None
             if source is None:
                 continue
             desired = wl.build_config_copy(source, _owner(canary))

@@ -180,9 +180,11 @@ def build_informers(kube: KubeClient, settings: ControllerSettings) -> dict[Reso
         res.DEPLOYMENTS: {CONFIG_INDEX: config_index},
         res.DAEMONSETS: {CONFIG_INDEX: config_index},
     }
+    # Secrets are cached as metadata and a digest: tracking needs to see them change, never to hold their values.
+    transforms = {res.SECRETS: wl.secret_digest}
     return {
         resource: Informer(kube, resource, settings.namespace, settings=settings.watch,
-                           indexers=indexers.get(resource))
+                           indexers=indexers.get(resource), transform=transforms.get(resource))
         for resource in watched
     }
 

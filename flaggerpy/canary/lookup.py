@@ -17,7 +17,7 @@ log = get_logger(__name__)
 
 
 class CacheLookup:
-    """Templates and providers from the caches; Secrets from the cache when watched, else one GET each."""
+    """Templates and providers from the caches; Secrets with one GET each (their values are never cached)."""
 
     def __init__(self, caches: Caches, kube: KubeClient) -> None:
         self._caches = caches
@@ -46,14 +46,14 @@ class CacheLookup:
             return None
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The Secret's data decoded to text (undecodable values are skipped), or None when absent."""
-        if self._caches.has(res.SECRETS):
-            obj = self._caches.get(res.SECRETS, namespace, name)
-        else:
-            try:
-                obj = await self._kube.resource(res.SECRETS).get(name, namespace)
-            except NotFound:
-                obj = None
+        """The Secret's data decoded to text (undecodable values are skipped), or None when absent.
+
+        Read from the API at each use, as Flagger does: the Secret cache holds digests, never values.
+        """
+        try:
+            obj = await self._kube.resource(res.SECRETS).get(name, namespace)
+        except NotFound:
+            obj = None
         if obj is None:
             return None
         out: dict[str, str] = {}

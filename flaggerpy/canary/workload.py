@@ -31,6 +31,10 @@ SCALE_TO_ZERO_KEY = "flagger.app/scale-to-zero"
 # The primary's pod template carries the id of the revision it runs (Flagger's annotation name).
 REVISION_ID_ANNOTATION = "flagger-id"
 
+# Where a cached Secret keeps the checksum of the data it no longer holds (not a Kubernetes field name).
+DIGEST_FIELD = "flaggerpy.io/dataChecksum"
+_DIGEST_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations",
+                    "ownerReferences", "deletionTimestamp", "creationTimestamp")
 # A ConfigMap/Secret carrying this annotation is left alone by config tracking (Flagger's opt-out).
 CONFIG_TRACKING_ANNOTATION = "flagger.app/config-tracking"
 
@@ -219,9 +223,36 @@ def spec_hash(template: Mapping[str, Any]) -> str:
 
 
 def config_checksum(obj: Mapping[str, Any]) -> str:
-    """The checksum of a ConfigMap's or Secret's content (data and binaryData; metadata does not count)."""
+    """The checksum of a ConfigMap's or Secret's content (data and binaryData; metadata does not count).
+
+    A Secret reduced by :func:`secret_digest` carries the checksum it had before its data was dropped.
+    """
+    digest = obj.get(DIGEST_FIELD)
+    if isinstance(digest, str):
+        return digest
     payload = {"data": obj.get("data") or {}, "binaryData": obj.get("binaryData") or {}}
     return hashlib.sha256(_canonical(payload)).hexdigest()[:16]
+
+
+def secret_digest(obj: dict[str, Any]) -> dict[str, Any]:
+    """The Secret as the cache keeps it: its metadata, type and the checksum of its data, never the values.
+
+    Config tracking only needs to notice a change; the values are read when a ``-primary`` copy is written.
+    The whole cluster's Secrets would otherwise sit in the controller's memory (and in every heap dump).
+    """
+    meta = obj.get("metadata") or {}
+    kept = {key: meta[key] for key in _DIGEST_METADATA if key in meta}
+    reduced: dict[str, Any] = {"apiVersion": obj.get("apiVersion", "v1"), "kind": obj.get("kind", "Secret"),
+                               "metadata": kept, DIGEST_FIELD: config_checksum(obj)}
+    for key in ("type", "immutable"):
+        if key in obj:
+            reduced[key] = obj[key]
+    return reduced
+
+
+def is_digest(obj: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` is a cached :func:`secret_digest` (its data has to be read from the API)."""
+    return DIGEST_FIELD in obj
 
 
 @dataclass(frozen=True, order=True)

@@ -15,7 +15,7 @@ from typing import Any
 from flaggerpy.kube.api import KubeClient, Obj, Resource
 from flaggerpy.kube.ratelimit import Backoff
 from flaggerpy.kube.settings import WatchSettings
-from flaggerpy.kube.watch import Listed, ReconnectReason, Watcher, WatchEvent, object_key
+from flaggerpy.kube.watch import Listed, ReconnectReason, Transform, Watcher, WatchEvent, object_key
 from flaggerpy.log import get_logger
 
 log = get_logger(__name__)
@@ -158,7 +158,8 @@ class Informer:
     Run it with ``start()``/``stop()`` or ``async with informer:``. Handlers may be sync or async; they run one at
     a time in event order; a failing handler is logged and does not stop the informer. The task is supervised: if
     the watch loop itself dies, it is restarted after a backoff (relisting, so nothing is lost), and :attr:`alive`
-    turns False once it keeps dying (the liveness probe then restarts the process).
+    turns False once it keeps dying (the liveness probe then restarts the process). ``transform`` reduces each
+    object before it is cached (Secrets are kept as metadata and a digest, never their values).
     """
 
     def __init__(
@@ -171,11 +172,13 @@ class Informer:
         *,
         settings: WatchSettings | None = None,
         indexers: dict[str, IndexFunc] | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.resource = resource
         self.store = Store(indexers)
         self.settings = settings or WatchSettings()
-        self._watcher = Watcher(kube, resource, namespace, label_selector, field_selector, self.settings)
+        self._watcher = Watcher(kube, resource, namespace, label_selector, field_selector, self.settings,
+                                transform=transform)
         self.crashes = 0
         """Times the watch loop died and was restarted."""
         self._crashes_in_a_row = 0

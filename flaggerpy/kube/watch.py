@@ -84,6 +84,10 @@ class _StreamBroken(Exception):
         self.reason: ReconnectReason = reason
 
 
+Transform = Callable[[Obj], Obj]
+"""Reduces an object to what the cache needs (e.g. a Secret to its metadata and a digest of its data)."""
+
+
 class Watcher:
     """State of one list+watch: what the consumer was given and the version to resume from."""
 
@@ -96,8 +100,11 @@ class Watcher:
         field_selector: str | None = None,
         settings: WatchSettings | None = None,
         on_reconnect: ReconnectObserver | None = None,
+        transform: Transform | None = None,
     ) -> None:
         self.kube = kube
+        self.transform = transform
+        """Applied to every object as it arrives, before anything keeps it (client-go's SetTransform)."""
         self.on_reconnect = on_reconnect
         # Told each time a watch stream opens: the server answers again (a CLI clears its "connection lost").
         self.on_connected: Callable[[], None] | None = None
@@ -115,6 +122,8 @@ class Watcher:
     async def _relist(self) -> list[StreamItem]:
         items, version = await self.kube.list(self.resource, self.namespace, self.label_selector, self.field_selector)
         relist = bool(self.resource_version)
+        if self.transform is not None:
+            items = [self.transform(o) for o in items]
         fresh = {object_key(o): o for o in items}
         out: list[StreamItem] = []
         for key, gone in self.known.items():
@@ -228,7 +237,7 @@ class Watcher:
         if kind == "BOOKMARK":
             return Bookmark(version)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
-            return self._apply(kind, obj, version)
+            return self._apply(kind, obj if self.transform is None else self.transform(obj), version)
         raise _StreamBroken(f"unknown watch event type {kind!r}", "error")
 
     def _reconnecting(self, reason: ReconnectReason) -> None:

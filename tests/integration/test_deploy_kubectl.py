@@ -40,11 +40,11 @@ async def test_kustomize_builds_everything_into_flaggerpy_system() -> None:
     docs = await built()
     kinds = sorted({d["kind"] for d in docs})
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment",
-                     "Namespace", "Role", "RoleBinding", "ServiceAccount"]
+                     "Namespace", "PodDisruptionBudget", "Role", "RoleBinding", "ServiceAccount"]
     assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition") == [
         "alertproviders.flagger.app", "canaries.flagger.app", "metrictemplates.flagger.app"]
     for doc in docs:
-        if doc["kind"] in ("ConfigMap", "Deployment", "ServiceAccount", "Role", "RoleBinding"):
+        if doc["kind"] in ("ConfigMap", "Deployment", "ServiceAccount", "Role", "RoleBinding", "PodDisruptionBudget"):
             assert doc["metadata"]["namespace"] == SYSTEM
     for doc in docs:
         for subject in doc.get("subjects") or []:
@@ -68,10 +68,36 @@ async def test_controller_deployment_is_hardened() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"][0]["containerPort"] == 8080
     assert set(container["resources"]) == {"requests", "limits"}
+    assert container["resources"]["limits"]["memory"] == "768Mi"
+    assert {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in container["env"]
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
+
+
+async def test_two_replicas_survive_a_drain_a_node_and_a_zone() -> None:
+    docs = await built()
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["minAvailable"] == 1 and pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    spec = dep["spec"]["template"]["spec"]
+    spread = {c["topologyKey"]: c["whenUnsatisfiable"] for c in spec["topologySpreadConstraints"]}
+    assert spread == {"kubernetes.io/hostname": "DoNotSchedule", "topology.kubernetes.io/zone": "ScheduleAnyway"}
+    # The grace period covers the steps in flight and the Lease release (a webhook's default 10 s, a query's 5 s).
+    assert spec["terminationGracePeriodSeconds"] >= 30
+
+
+async def test_the_example_network_policy_limits_the_controllers_egress(sb: Sandbox) -> None:
+    (policy,) = [d for d in yaml.safe_load_all((DEPLOY / "examples" / "networkpolicy.yaml").read_text()) if d]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "flaggerpy"}
+    ports = sorted({p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])})
+    assert ports == [53, 443, 6443, 9090]
+    await kubectl(sb, "create", "namespace", SYSTEM)
+    out = await kubectl(sb, "apply", "-n", SYSTEM, "-f", str(DEPLOY / "examples" / "networkpolicy.yaml"))
+    assert "networkpolicy.networking.k8s.io/flaggerpy created" in out
 
 
 async def test_controller_flags_exist_in_flaggerpy_run() -> None:
@@ -91,9 +117,14 @@ async def test_apply_k_deploy_then_examples(sb: Sandbox) -> None:
     dep = sb.cluster.get("apps", "deployments", SYSTEM, "flaggerpy")
     assert dep is not None and dep["spec"]["replicas"] == 2
     assert sb.cluster.get("rbac.authorization.k8s.io", "roles", SYSTEM, "flaggerpy-leader-election") is not None
-    # Applying again changes nothing.
-    again = await kubectl(sb, "apply", "-k", str(DEPLOY))
-    assert "created" not in again and "configured" not in again
+    # Applying again changes nothing. kubectl re-sends a PodDisruptionBudget's selector every time (its patch
+    # strategy is "replace"), so that line says "configured"; the object itself stays the same version.
+    pdb_version = sb.cluster.get("policy", "poddisruptionbudgets", SYSTEM, "flaggerpy")["metadata"]["resourceVersion"]
+    again = [line for line in (await kubectl(sb, "apply", "-k", str(DEPLOY))).splitlines()
+             if not line.startswith("poddisruptionbudget.policy/")]
+    assert not [line for line in again if "created" in line or "configured" in line], again
+    pdb = sb.cluster.get("policy", "poddisruptionbudgets", SYSTEM, "flaggerpy")
+    assert pdb["metadata"]["resourceVersion"] == pdb_version
 
     await kubectl(sb, "apply", "-f", str(GATEWAY_CRDS))
     for example in ("podinfo-gatewayapi-canary.yaml", "podinfo-ab-testing.yaml", "podinfo-blue-green.yaml"):

@@ -196,9 +196,16 @@ class Tenancy:
             "spec": {"provider": provider, "query": query},
         })
 
-    async def release(self, namespace: str, analysis: dict[str, Any], name: str = "podinfo") -> None:
-        """Deploy ``name`` with a Canary, wait for its initialisation, then roll out a new image."""
-        await self.apply("apps", "deployments", deployment(name, namespace=namespace))
+    async def release(self, namespace: str, analysis: dict[str, Any], name: str = "podinfo",
+                      env_from: list[dict[str, Any]] | None = None) -> None:
+        """Deploy ``name`` with a Canary, wait for its initialisation, then roll out a new image.
+
+        ``env_from`` (ConfigMap or Secret references) makes those configs tracked.
+        """
+        target = deployment(name, namespace=namespace)
+        if env_from:
+            target["spec"]["template"]["spec"]["containers"][0]["envFrom"] = env_from
+        await self.apply("apps", "deployments", target)
         await self.apply("flagger.app", "canaries", canary(name, analysis=analysis, namespace=namespace))
         await self.wait_phase(namespace, name, ("Initialized",))
         dep = copy.deepcopy(self.sb.cluster.get("apps", "deployments", namespace, name))

@@ -148,6 +148,10 @@ BUILTINS: tuple[ResourceType, ...] = (
         subresources=["status"], generation=True, categories=["all"],
     ),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
+    # Stored, not enforced: deploy/ ships them (availability and egress), and kubectl apply -k must succeed here.
+    _builtin("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=["pdb"], subresources=["status"],
+             generation=True),
+    _builtin("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=["netpol"], generation=True),
     _builtin(
         "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
         namespaced=False, short=["crd", "crds"], subresources=["status"], generation=True,
