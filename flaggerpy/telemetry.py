@@ -123,6 +123,13 @@ class Recorder:
         counter = self.successes if succeeded else self.failures
         counter.labels(target, namespace, strategy, analysis).inc()
 
+    def forget_canary(self, target: str, namespace: str) -> None:
+        """Drop every series of a deleted canary, so the registry does not grow with each canary ever seen."""
+        for metric in (self.status, self.duration, self.analysis, self.successes, self.failures):
+            metric.remove_by_labels({"name": target, "namespace": namespace})
+        for workload in (target, f"{target}-primary"):
+            self.weight.remove_by_labels({"workload": workload, "namespace": namespace})
+
     def set_queue_depth(self, depth: int) -> None:
         """Record the work queue's depth."""
         self.workqueue_depth.set(depth)

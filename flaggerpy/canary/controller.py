@@ -85,6 +85,9 @@ class ControllerObserver(Protocol):
     def count_watch_reconnect(self, resource: str, reason: str) -> None:
         """A watch was re-opened after a failure (``reason``: dropped, gone or error)."""
 
+    def forget_canary(self, target: str, namespace: str) -> None:
+        """The canary of ``target`` was deleted: drop what is published about it."""
+
 
 @dataclass(frozen=True)
 class ControllerSettings:
@@ -495,7 +498,13 @@ class Controller:
             namespace = str((obj.get("metadata") or {}).get("namespace", ""))
             observer.set_canary_total(namespace, len(store.by_index(NAMESPACE_INDEX, namespace)))
 
-        self.informers[res.CANARIES].add_handlers(count, None, count)
+        def forget(obj: Mapping[str, Any]) -> None:
+            count(obj)
+            target = ((obj.get("spec") or {}).get("targetRef") or {}).get("name")
+            if target:
+                observer.forget_canary(str(target), str((obj.get("metadata") or {}).get("namespace", "")))
+
+        self.informers[res.CANARIES].add_handlers(count, None, forget)
 
     def _status_written(self, canary: Canary, status: Mapping[str, Any]) -> None:
         """Pass the status on, publish it, and count a promotion or rollback the first time its phase is written."""

@@ -119,3 +119,16 @@ async def test_depth_hook_sees_delayed_keys_when_they_become_due() -> None:
         await reported.wait()
     assert depths == [1]
     await queue.shutdown(drain=False)
+
+
+def test_a_deleted_canary_leaves_no_series_behind() -> None:
+    recorder = Recorder()
+    for target in ("podinfo", "other"):
+        recorder.record_status(target, "test", {"phase": "Progressing", "canaryWeight": 10,
+                                                "metricHistory": [{"name": "error-rate", "value": 0.5}]})
+        recorder.observe_analysis(target, "test", 0.1)
+        recorder.count_outcome(target, "test", "canary", "completed", succeeded=True)
+    recorder.forget_canary("podinfo", "test")
+    left = {dict(labels).get("name") or dict(labels).get("workload") for _, labels in samples(recorder)}
+    assert "podinfo" not in left and "podinfo-primary" not in left
+    assert {"other", "other-primary"} <= left

@@ -43,6 +43,9 @@ class Outcomes:
     def count_watch_reconnect(self, resource: str, reason: str) -> None:
         pass
 
+    def forget_canary(self, target: str, namespace: str) -> None:
+        pass
+
 
 def write_statuses(analysis: dict[str, Any], phases: list[str], skip: bool = False) -> Outcomes:
     """Feed the controller's status hook the persisted phases of one release, as the engine would."""
