@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.resources import PODS
 from tests.integration.conftest import ControllerFactory, wait_for
 from tests.integration.test_engine_canary import (
@@ -135,3 +136,31 @@ async def test_session_affinity_pins_users_to_the_canary_during_the_run(
         ("podinfo-primary", 100), ("podinfo-canary", 0)]
     # After the run the cookie's rule only tells its holders to drop it.
     assert all("Max-Age=-1" in str(rule.get("filters")) for rule in _cookie_rules(route))
+
+
+async def test_a_release_reads_nothing_and_writes_each_weight_once_on_a_real_cluster(
+    cluster: RealCluster, run_controller: ControllerFactory, kube: KubeClient
+) -> None:
+    """Invariant 5 where the server defaults built-in kinds, and Traefik writes route status and kube-controller-
+    manager Deployment status all the time: every one of those changes reaches the controller, none is a write."""
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "1s", "threshold": 1, "maxWeight": 30, "stepWeight": 10}))
+    requests: list[tuple[str, str]] = []
+    weights: list[int] = []
+
+    def observe() -> bool:
+        weight = dict(cluster.route_weights())["podinfo-canary"]
+        if not weights or weights[-1] != weight:
+            weights.append(weight)
+        return cluster.status().get("phase") == "Succeeded"
+
+    async with run_controller():
+        await cluster.wait_phase("Initialized")
+        kube.add_observer(lambda verb, resource, status, seconds: requests.append((verb, resource)))
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(observe, 60, lambda: f"status {cluster.status()}")
+    assert weights == [0, 10, 20, 30, 0]
+    assert [r for r in requests if r[0] == "get"] == [], requests
+    route_writes = [r for r in requests if r[1].startswith("httproutes") and r[0] in ("patch", "update", "create")]
+    assert len(route_writes) == 4, requests  # 10, 20, 30, then back to the primary

@@ -7,6 +7,7 @@ indistinguishable from one made over the API: it bumps the resourceVersion and e
 from __future__ import annotations
 
 import copy
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -140,12 +141,14 @@ class Cluster:
                 raise invalid(rt.kind, rt.group, name, [Cause("metadata.name", "FieldValueInvalid",
                               f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower case '
                               "alphanumeric characters or '-', and must start and end with an alphanumeric "
-                              "character")])
+                              "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+                              "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")])
         elif len(name) > 253 or not _SUBDOMAIN_RE.match(name):
             raise invalid(rt.kind, rt.group, name, [Cause("metadata.name", "FieldValueInvalid",
                           f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower case '
                           "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-                          "character")])
+                          "character (e.g. 'example.com', regex used for validation is "
+                          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")])
 
     def _admit(
         self, rt: ResourceType, version: str, obj: dict[str, Any], strict: bool = False,
@@ -171,7 +174,8 @@ class Cluster:
         if strict:
             unknown = unknown_fields(obj, schema, root=True)
             if unknown:
-                raise bad_request("strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
+                raise bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: strict decoding '
+                                  "error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
         previous = old if old is not None and self._admitted_by.get(_ident(rt, old)) is schema else None
         admitted, causes = admit(obj, schema, previous)
         if self.cel_rules:
@@ -320,10 +324,12 @@ class Cluster:
             return
         added = set(new["metadata"].get("finalizers") or []) - set(current["metadata"].get("finalizers") or [])
         if added:
-            raise invalid(rt.kind, rt.group, current["metadata"]["name"], [Cause(
-                "metadata.finalizers", "FieldValueForbidden",
-                f"Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers "
-                f"{sorted(added)!r}")])
+            # Go's %#v of a []string, as kube-apiserver prints it (which also reports this cause twice).
+            found = "[]string{" + ", ".join(json.dumps(f) for f in sorted(added)) + "}"
+            cause = Cause("metadata.finalizers", "FieldValueForbidden",
+                          f"Forbidden: no new finalizers can be added if the object is being deleted, found new "
+                          f"finalizers {found}")
+            raise invalid(rt.kind, rt.group, current["metadata"]["name"], [cause, cause])
 
     def commit_update(
         self, rt: ResourceType, current: dict[str, Any], new: dict[str, Any], dry_run: bool = False

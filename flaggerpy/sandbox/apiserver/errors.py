@@ -91,7 +91,9 @@ def invalid(kind: str, group: str, name: str, causes: list[Cause]) -> StatusErro
         summary = f"{causes[0].field}: {causes[0].message}"
     else:
         summary = "[" + ", ".join(f"{c.field}: {c.message}" for c in causes) + "]"
-    details: dict[str, Any] = {"name": name, "kind": kind, "causes": [c.to_dict() for c in causes]}
+    details: dict[str, Any] = {"kind": kind, "causes": [c.to_dict() for c in causes]}
+    if name:
+        details["name"] = name
     if group:
         details["group"] = group
     return StatusError(422, "Invalid", f'{subject} "{name}" is invalid: {summary}', details)

@@ -71,7 +71,8 @@ class ResourceType:
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": list(ALL_VERBS),
+            # Namespaces are the one kind kube-apiserver serves without deletecollection.
+            "verbs": [v for v in ALL_VERBS if v != "deletecollection" or self.key != ("", "namespaces")],
         }
         if self.short_names:
             entry["shortNames"] = list(self.short_names)

@@ -35,6 +35,19 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+def _json_type(value: Any) -> str:
+    """The OpenAPI type name of a decoded JSON value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 def _show(value: Any) -> str:
     """A value as kube prints it in messages (Go-like: strings quoted, numbers plain)."""
     if isinstance(value, str):
@@ -300,9 +313,10 @@ def validate(
                       f"Invalid value: \"null\": {path} in body must be of type {schema['type']}: \"null\"")]
     if not _type_ok(value, schema):
         expected = "integer or string" if schema.get("x-kubernetes-int-or-string") else schema.get("type")
+        # kube-apiserver names the type it got, not the value: `Invalid value: "string": ... type integer: "string"`.
+        got = _show(_json_type(value))
         return [Cause(path, "FieldValueTypeInvalid",
-                      f"Invalid value: {_show(value)}: {path} in body must be of type {expected}: "
-                      f"{_show(type(value).__name__ if isinstance(value, dict | list) else value)}")]
+                      f"Invalid value: {got}: {path} in body must be of type {expected}: {got}")]
     causes: list[Cause] = []
     if "enum" in schema and value not in schema["enum"]:
         supported = ", ".join(_show(v) for v in schema["enum"])

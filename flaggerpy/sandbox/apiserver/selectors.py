@@ -1,8 +1,9 @@
 """Label and field selectors, parsed from their query-string form.
 
 Label selectors support ``=``, ``==``, ``!=``, ``in``, ``notin``, ``key`` (exists) and ``!key`` (does not exist).
-Field selectors support ``=``, ``==`` and ``!=`` on any dotted path of the object (``metadata.name``,
-``metadata.namespace``, ``involvedObject.kind``, ``status.phase``, ...), a superset of what kube-apiserver allows.
+Field selectors support ``=``, ``==`` and ``!=`` on any dotted path of built-in kinds (``metadata.name``,
+``involvedObject.kind``, ``status.phase``, ...), a superset of what kube-apiserver allows; custom resources allow
+only ``metadata.name`` and ``metadata.namespace``, as kube-apiserver does for CRDs without selectableFields.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from flaggerpy.sandbox.apiserver.errors import bad_request
 _SET_RE = re.compile(r"^\s*([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
 _EQ_RE = re.compile(r"^\s*([^\s!=]+)\s*(==|=|!=)\s*([^\s,]*)\s*$")
 _EXISTS_RE = re.compile(r"^\s*(!?)\s*([^\s!=(),]+)\s*$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+CUSTOM_RESOURCE_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,13 @@ def parse_label_selector(text: str | None) -> list[Requirement]:
             requirements.append(Requirement(m.group(2), "!exists" if m.group(1) else "exists"))
         else:
             raise bad_request(f"unable to parse requirement: {clause.strip()!r} in labelSelector {text!r}")
+    for requirement in requirements:
+        for value in requirement.values:
+            if len(value) > 63 or not _LABEL_VALUE_RE.match(value):
+                raise bad_request(f"unable to parse requirement: values[0][{requirement.key}]: Invalid value: "
+                                  f"{value!r}: a valid label must be an empty string or consist of alphanumeric "
+                                  "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                                  "character")
     return requirements
 
 
@@ -102,10 +112,16 @@ def field_value(obj: dict[str, Any], path: str) -> str | None:
     return "" if value is None else str(value)
 
 
-def matcher(label_selector: str | None, field_selector: str | None) -> Callable[[dict[str, Any]], bool] | None:
-    """A predicate for objects, or None when neither selector restricts anything."""
+def matcher(label_selector: str | None, field_selector: str | None,
+            allowed_fields: frozenset[str] | None = None) -> Callable[[dict[str, Any]], bool] | None:
+    """A predicate for objects, or None when neither selector restricts anything. With ``allowed_fields``, a field
+    selector on any other field is refused (400), as kube-apiserver refuses it."""
     labels = parse_label_selector(label_selector)
     fields = parse_field_selector(field_selector)
+    if allowed_fields is not None:
+        for requirement in fields:
+            if requirement.key not in allowed_fields:
+                raise bad_request(f"field label not supported: {requirement.key}")
     if not labels and not fields:
         return None
 

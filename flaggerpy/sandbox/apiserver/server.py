@@ -29,7 +29,7 @@ from flaggerpy.sandbox.apiserver.errors import (
 from flaggerpy.sandbox.apiserver.faults import Counters, Faults
 from flaggerpy.sandbox.apiserver.patch import json_patch, merge_patch, strategic_merge
 from flaggerpy.sandbox.apiserver.registry import ResourceType
-from flaggerpy.sandbox.apiserver.selectors import matcher
+from flaggerpy.sandbox.apiserver.selectors import CUSTOM_RESOURCE_FIELDS, matcher
 from flaggerpy.sandbox.apiserver.store import Event, Subscription, encode
 
 log = get_logger("flaggerpy.sandbox.server")
@@ -319,7 +319,8 @@ class ApiServer:
         return self._out(target, obj)
 
     async def _list(self, request: web.Request, target: Target) -> web.StreamResponse:
-        match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"),
+                        CUSTOM_RESOURCE_FIELDS if target.rt.custom else None)
         items = self.cluster.store.items(target.rt.key, target.namespace)
         selected = [o for o in items if match is None or match(o)]
         rv = str(self.cluster.store.resource_version)
@@ -348,6 +349,11 @@ class ApiServer:
         body = await self._body(request)
         if target.subresource == "scale":
             return self._set_scale(request, target, body)
+        rt = target.rt
+        if rt.custom and isinstance(body, dict) and not (body.get("metadata") or {}).get("resourceVersion"):
+            # Custom resources allow no unconditional update (built-in kinds mostly do): kube-apiserver's 422.
+            raise invalid(rt.plural, rt.group, target.item or "", [Cause(
+                "metadata.resourceVersion", "FieldValueInvalid", "Invalid value: 0: must be specified for an update")])
         obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.item, body,
                                          target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
@@ -424,11 +430,20 @@ class ApiServer:
         obj = self.cluster.delete_object(target.rt, target.namespace or "", target.item, propagation,
                                          preconditions, dry)
         # kube-apiserver answers 200 even when finalizers delay the removal (202 only for an explicit
-        # orphanDependents=false, which clients no longer send).
-        return self._out(target, obj)
+        # orphanDependents=false, which clients no longer send): the object while it is being finalized, a
+        # Success Status once it is gone.
+        rt = target.rt
+        if dry or self.cluster.store.get(rt.key, target.namespace or "", target.item or "") is not None:
+            return self._out(target, obj)
+        details: dict[str, Any] = {"name": target.item, "kind": rt.plural, "uid": obj["metadata"].get("uid", "")}
+        if rt.group:
+            details = {"name": target.item, "group": rt.group, "kind": rt.plural, "uid": details["uid"]}
+        return _respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                         "details": details})
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.StreamResponse:
-        match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"),
+                        CUSTOM_RESOURCE_FIELDS if target.rt.custom else None)
         deleted = []
         for obj in self.cluster.store.items(target.rt.key, target.namespace):
             if match is None or match(obj):
@@ -456,7 +471,8 @@ class WatchStream:
         self.request = request
         self.target = target
         self.api_version = target.rt.api_version(target.version)
-        self.match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"))
+        self.match = matcher(request.query.get("labelSelector"), request.query.get("fieldSelector"),
+                        CUSTOM_RESOURCE_FIELDS if target.rt.custom else None)
         self.bookmarks = _flag(request.query.get("allowWatchBookmarks"))
         timeout = _int_param(request, "timeoutSeconds")
         self.timeout = float(timeout) if timeout else server.settings.default_watch_timeout
@@ -492,6 +508,10 @@ class WatchStream:
 
     async def run(self) -> web.StreamResponse:
         """Serve the stream until the timeout, a drop, an overflow or the client going away."""
+        # Invalid options are refused before the stream starts, with their HTTP status (a 410 comes in-stream).
+        refused = self._check_options()
+        if refused is not None:
+            raise refused
         response = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(self.request)
@@ -539,10 +559,11 @@ class WatchStream:
         self.last_rv = max(start, events[-1].rv if events else start)
         return [line for e in events if (line := self._translate(e)) is not None]
 
-    def _initial_events(self, store: Any) -> list[bytes] | StatusError:
-        """A streaming list (client-go's WatchList, on by default since 1.35): every current object as ADDED, then
-        a BOOKMARK annotated ``k8s.io/initial-events-end`` at the list's resourceVersion, then live events."""
+    def _check_options(self) -> StatusError | None:
+        """The ListOptions kube-apiserver refuses for a watch (422), or None."""
         query = self.request.query
+        if not _flag(query.get("sendInitialEvents")):
+            return None
         if query.get("resourceVersionMatch") != "NotOlderThan":
             return invalid("ListOptions", "meta.k8s.io", "", [Cause(
                 "resourceVersionMatch", "FieldValueForbidden",
@@ -551,6 +572,12 @@ class WatchStream:
             return invalid("ListOptions", "meta.k8s.io", "", [Cause(
                 "allowWatchBookmarks", "FieldValueForbidden",
                 "Forbidden: allowWatchBookmarks must be set to true when sendInitialEvents is set")])
+        return None
+
+    def _initial_events(self, store: Any) -> list[bytes] | StatusError:
+        """A streaming list (client-go's WatchList, on by default since 1.35): every current object as ADDED, then
+        a BOOKMARK annotated ``k8s.io/initial-events-end`` at the list's resourceVersion, then live events."""
+        query = self.request.query
         rv_param = query.get("resourceVersion") or "0"
         if not rv_param.isdigit():
             return bad_request(f"resourceVersion: invalid value {rv_param!r}")

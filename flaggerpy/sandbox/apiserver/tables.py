@@ -19,7 +19,7 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
     ],
     ("", "services"): [("Type", "string", ".spec.type"), ("Cluster-IP", "string", ".spec.clusterIP")],
     ("", "namespaces"): [("Status", "string", ".status.phase")],
-    ("", "configmaps"): [("Data", "integer", "count:data,binaryData")],
+    ("", "configmaps"): [("Data", "string", "count:data,binaryData")],
     ("", "secrets"): [("Type", "string", ".type"), ("Data", "integer", "count:data")],
     ("apps", "daemonsets"): [
         ("Desired", "integer", ".status.desiredNumberScheduled"),
@@ -95,31 +95,47 @@ def _cell(obj: dict[str, Any], path: str, kind: str) -> Any:
     return value
 
 
+def _custom_cell(obj: dict[str, Any], path: str, kind: str) -> Any:
+    """A printer column's cell as kube-apiserver renders it: absent is null, a string column shows any value as
+    text, a date column as an age."""
+    value = json_path(obj, path)
+    if value is None:
+        return None
+    if kind == "date":
+        return age(value) if isinstance(value, str) else None
+    if kind == "string" and not isinstance(value, str):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return value
+
+
 def table(
     rt: ResourceType, version: str, objs: list[dict[str, Any]], rv: Any, continue_token: str | None = None
 ) -> dict[str, Any]:
-    """A Table of ``objs`` with Name, the resource's columns, and Age."""
-    # A column's priority travels to the client as kube-apiserver sends it: kubectl shows priority > 0 columns only
-    # with ``-o wide``.
-    priorities: list[int] = []
+    """A Table of ``objs``: Name and the resource's columns. A custom resource's columns are its CRD's printer
+    columns (with their priority: 1 is kubectl's ``-o wide``) and Age only when the CRD defines none, as
+    kube-apiserver does; built-in kinds get Age last."""
+    columns = [_NAME_COLUMN]
     if rt.custom:
-        printer = rt.printer_columns.get(version, [])
-        specs = [(c["name"], c.get("type", "string"), c["jsonPath"]) for c in printer]
-        priorities = [int(c.get("priority") or 0) for c in printer]
+        defined = rt.printer_columns.get(version, []) or [
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+        specs = [(c["name"], c.get("type", "string"), c["jsonPath"]) for c in defined]
+        columns += [{"name": c["name"], "type": c.get("type", "string"), "format": c.get("format", ""),
+                     "description": c.get("description", ""), "priority": int(c.get("priority", 0))}
+                    for c in defined]
+        has_age = False
     else:
         specs = _BUILTIN_COLUMNS.get(rt.key, [])
-        priorities = [0] * len(specs)
-    columns = [_NAME_COLUMN]
-    columns += [{"name": name, "type": "string" if kind == "date" else kind, "format": "", "description": path,
-                 "priority": priority} for (name, kind, path), priority in zip(specs, priorities, strict=True)]
-    has_age = not any(name == "Age" for name, _, _ in specs)
+        columns += [{"name": name, "type": "string" if kind == "date" else kind, "format": "", "description": path,
+                     "priority": 0} for name, kind, path in specs]
+        has_age = not any(name == "Age" for name, _, _ in specs)
     if has_age:
         columns.append(_AGE_COLUMN)
     rows = []
     api_version = rt.api_version(version)
+    cell = _custom_cell if rt.custom else _cell
     for obj in objs:
         cells: list[Any] = [obj["metadata"]["name"]]
-        cells += [_cell(obj, path, kind) for _, kind, path in specs]
+        cells += [cell(obj, path, kind) for _, kind, path in specs]
         if has_age:
             cells.append(age(obj["metadata"].get("creationTimestamp")))
         rows.append({"cells": cells, "object": {**obj, "apiVersion": api_version}})
