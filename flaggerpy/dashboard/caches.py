@@ -60,13 +60,14 @@ class Caches:
             for informer in informers:
                 informer.add_handlers(add, update, add)
 
-    async def start(self, timeout: float) -> bool:  # noqa: ASYNC109 (a deadline for the first list)
-        """Start every informer; whether all listed within ``timeout`` seconds."""
-        informers = [i for group in self._informers.values() for i in group]
-        for informer in informers:
+    async def start(self, timeout: float) -> list[str]:  # noqa: ASYNC109 (a deadline for the first list)
+        """Start every informer; the resources (``plural`` in ``namespace``) not listed within ``timeout`` seconds."""
+        informers = [(resource, i) for resource, group in self._informers.items() for i in group]
+        for _, informer in informers:
             informer.start()
-        results = await asyncio.gather(*(i.wait_for_sync(timeout) for i in informers))
-        return all(results)
+        results = await asyncio.gather(*(i.wait_for_sync(timeout) for _, i in informers))
+        return sorted({resource.plural for (resource, _), synced in zip(informers, results, strict=True)
+                       if not synced})
 
     async def stop(self) -> None:
         """Stop every informer."""

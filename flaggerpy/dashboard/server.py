@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from kubernetes_asyncio.config import ConfigException, list_kube_config_contexts
 
-from flaggerpy.ctl.common import context_namespace
+from flaggerpy.ctl.common import CtlError, context_namespace
 from flaggerpy.dashboard import access
 from flaggerpy.dashboard.actions import perform
 from flaggerpy.dashboard.caches import Caches
@@ -205,8 +205,10 @@ async def serve(settings: DashboardSettings, kube: KubeClient | None = None) -> 
         caches = Caches(kube, scope, settings.watch)
         hub = Hub(caches, settings.hub)
         stack.push_async_callback(caches.stop)
-        if not await caches.start(settings.sync_timeout):
-            raise TimeoutError(f"the caches did not list within {settings.sync_timeout:g}s")
+        unsynced = await caches.start(settings.sync_timeout)
+        if unsynced:
+            raise CtlError(f"could not list and watch {', '.join(unsynced)} within {settings.sync_timeout:g}s "
+                           "(are you allowed to watch them? is the API server answering?)")
         hub.rebuild()
         flusher = asyncio.create_task(hub.run(), name="dashboard-flush")
         stack.callback(flusher.cancel)

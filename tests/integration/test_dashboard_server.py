@@ -117,3 +117,4 @@ async def test_a_cluster_without_the_canary_crd_is_said_so() -> None:
         name, data = await _next(_events(response))
         assert name == "snapshot" and data["rows"] == []
         assert "does not serve canaries.flagger.app/v1beta1" in data["scope"]["denied"]["canaries"]
+
