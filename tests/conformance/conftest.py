@@ -8,7 +8,6 @@ users see on their webhooks, against which each scenario holds Flagger's sequenc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flaggerpy.analysis.base import HookType, MetricResult, StepContext, WebhookResult
+from flaggerpy.analysis.analyzer import CanaryAnalyzer
+from flaggerpy.analysis.base import MetricResult, StepContext
 from flaggerpy.analysis.webhooks import WebhookRunner
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary.controller import Controller
@@ -34,13 +34,16 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures shared with th
     crd_docs,
     kube,
     sandbox,
+    wait_for,
 )
+from tests.manifests import canary, deployment
 
 # The words of workload readiness waits (flaggerpy.canary.workload.readiness), left out of timelines.
 _READINESS_WAITS = ("waiting for rollout to finish", "is scaled to zero", " not ready")
 
 # What Flagger's e2e manifests write (test/gatewayapi/*.sh), with intervals short enough for CI.
 INTERVAL = "400ms"
+NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ def run_controller(kube: KubeClient, hooks: Hooks, metrics: Metrics) -> Controll
     @contextlib.asynccontextmanager
     async def factory(**engine: Any) -> AsyncIterator[Controller]:
         async with WebhookRunner() as webhooks:
-            analyzer = _Analyzer(metrics, webhooks)
+            # The test double answers check_metrics as the MetricChecker would.
+            analyzer = CanaryAnalyzer(metrics, webhooks)  # type: ignore[arg-type]
             events = EngineEvents(EventRecorder(kube), webhooks)
             settings = controller_settings(EngineSettings(poll_interval=0.1, **engine))
             controller = Controller(kube, analyzer, RecordingNotifier(), events, settings)
@@ -157,22 +161,24 @@ def run_controller(kube: KubeClient, hooks: Hooks, metrics: Metrics) -> Controll
     return factory
 
 
-class _Analyzer:
-    """The Analyzer: scripted metric values, real webhook calls."""
-
-    def __init__(self, metrics: Metrics, webhooks: WebhookRunner) -> None:
-        self._metrics = metrics
-        self._webhooks = webhooks
-
-    async def check_metrics(self, canary: Canary, step: StepContext) -> list[MetricResult]:
-        return await self._metrics.check_metrics(canary, step)
-
-    async def run_webhooks(self, canary: Canary, hook_type: HookType, step: StepContext) -> list[WebhookResult]:
-        return await self._webhooks.run(canary, hook_type, step)
+def sent(hooks: Hooks, prefix: str) -> bool:
+    """Whether an Event starting with ``prefix`` has reached the ``event`` hook."""
+    return any(c.type == "event" and c.message.startswith(prefix) for c in hooks.calls)
 
 
-async def settle(cluster: Cluster, phase: str, within: float = 30.0) -> dict[str, Any]:  # noqa: F811
-    """Wait for the canary's phase, then for the Event webhooks of that step to arrive (they follow the write)."""
-    status = await cluster.wait_phase(phase, within=within)
-    await asyncio.sleep(0)
+async def initialized(cluster: Cluster, hooks: Hooks, analysis: dict[str, Any], **spec: Any) -> None:  # noqa: F811
+    """Create podinfo and its Canary, wait for the initialisation and its Event, then start the timeline afresh."""
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis=analysis, **spec))
+    await cluster.wait_phase("Initialized")
+    await wait_for(lambda: sent(hooks, "Initialization done!"), 10)
+    hooks.calls.clear()
+
+
+async def released(cluster: Cluster, hooks: Hooks, until: str, last: str,  # noqa: F811
+                   image: str = NEW_IMAGE) -> dict[str, Any]:
+    """Roll out ``image``; the status once the canary reaches ``until`` and the Event starting ``last`` arrived."""
+    await cluster.set_image(image)
+    status = await cluster.wait_phase(until, within=30)
+    await wait_for(lambda: sent(hooks, last), 10)
     return status

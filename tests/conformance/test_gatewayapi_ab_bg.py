@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conformance.conftest import INTERVAL, ControllerFactory, Hooks, Metrics, settle
+from tests.conformance.conftest import (
+    INTERVAL,
+    NEW_IMAGE,
+    ControllerFactory,
+    Hooks,
+    Metrics,
+    initialized,
+    released,
+    sent,
+)
 from tests.conformance.sequences import (
     NAME,
     copying,
@@ -19,26 +28,9 @@ from tests.conformance.sequences import (
     warning,
 )
 from tests.integration.conftest import Cluster, wait_for
-from tests.manifests import canary, deployment
 
-NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 ERROR_RATE = {"name": "error-rate", "templateRef": {"name": "error-rate", "namespace": "flagger-system"},
               "thresholdRange": {"max": 1}, "interval": "1m"}
-
-
-async def release(cluster: Cluster, hooks: Hooks, analysis: dict[str, Any], until: str) -> dict[str, Any]:
-    """Create the release, wait for initialisation, roll out the new image and wait for ``until``."""
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create("flagger.app", "canaries", canary(analysis=analysis))
-    await settle(cluster, "Initialized")
-    await wait_for(lambda: any(c.message.startswith("Initialization done!") for c in hooks.calls), 10)
-    hooks.calls.clear()
-    await cluster.set_image(NEW_IMAGE)
-    return await settle(cluster, until)
-
-
-def last_event(hooks: Hooks, prefix: str) -> bool:
-    return any(c.type == "event" and c.message.startswith(prefix) for c in hooks.calls)
 
 
 AB = [
@@ -67,14 +59,10 @@ async def test_ab_testing(cluster: Cluster, run_controller: ControllerFactory, h
         return status.get("phase") == "Succeeded"
 
     async with run_controller():
-        await cluster.create("apps", "deployments", deployment())
-        await cluster.create("flagger.app", "canaries", canary(analysis=analysis))
-        await settle(cluster, "Initialized")
-        await wait_for(lambda: last_event(hooks, "Initialization done!"), 10)
-        hooks.calls.clear()
+        await initialized(cluster, hooks, analysis)
         await cluster.set_image(NEW_IMAGE)
         await wait_for(watch, 30, lambda: f"status {cluster.status()}")
-        await wait_for(lambda: last_event(hooks, "Promotion completed!"), 10)
+        await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
     assert hooks.timeline() == AB
     assert weights and set(weights) == {0}  # Flagger's status: canaryWeight stays 0 during A/B
 
@@ -100,8 +88,8 @@ def bg_analysis(hooks: Hooks, mirror: bool, threshold: int = 5) -> dict[str, Any
 
 async def test_blue_green(cluster: Cluster, run_controller: ControllerFactory, hooks: Hooks) -> None:
     async with run_controller():
-        await release(cluster, hooks, bg_analysis(hooks, mirror=False), "Succeeded")
-        await wait_for(lambda: last_event(hooks, "Promotion completed!"), 10)
+        await initialized(cluster, hooks, bg_analysis(hooks, mirror=False))
+        await released(cluster, hooks, "Succeeded", "Promotion completed!")
     assert hooks.timeline() == blue_green(mirror=False)
 
 
@@ -117,14 +105,10 @@ async def test_blue_green_with_mirroring(cluster: Cluster, run_controller: Contr
         return status.get("phase") == "Succeeded"
 
     async with run_controller():
-        await cluster.create("apps", "deployments", deployment())
-        await cluster.create("flagger.app", "canaries", canary(analysis=bg_analysis(hooks, mirror=True)))
-        await settle(cluster, "Initialized")
-        await wait_for(lambda: last_event(hooks, "Initialization done!"), 10)
-        hooks.calls.clear()
+        await initialized(cluster, hooks, bg_analysis(hooks, mirror=True))
         await cluster.set_image(NEW_IMAGE)
         await wait_for(watch, 30, lambda: f"status {cluster.status()}")
-        await wait_for(lambda: last_event(hooks, "Promotion completed!"), 10)
+        await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
     assert hooks.timeline() == blue_green(mirror=True)
     assert mirrored and all(mirrored)
 
@@ -133,16 +117,12 @@ async def test_blue_green_rolls_back_in_the_analysis_at_100_percent(
     cluster: Cluster, run_controller: ControllerFactory, hooks: Hooks, metrics: Metrics
 ) -> None:
     async with run_controller():
-        await cluster.create("apps", "deployments", deployment())
-        await cluster.create("flagger.app", "canaries", canary(analysis=bg_analysis(hooks, mirror=False, threshold=1)))
-        await settle(cluster, "Initialized")
-        await wait_for(lambda: last_event(hooks, "Initialization done!"), 10)
-        hooks.calls.clear()
+        await initialized(cluster, hooks, bg_analysis(hooks, mirror=False, threshold=1))
         await cluster.set_image(NEW_IMAGE)
-        await wait_for(lambda: last_event(hooks, "Routing all traffic to canary"), 30)
+        await wait_for(lambda: sent(hooks, "Routing all traffic to canary"), 30)
         metrics.values["error-rate"] = 50.0
-        await settle(cluster, "Failed")
-        await wait_for(lambda: last_event(hooks, "Canary failed!"), 10)
+        await cluster.wait_phase("Failed")
+        await wait_for(lambda: sent(hooks, "Canary failed!"), 10)
     assert hooks.timeline()[-5:] == [
         normal("Routing all traffic to canary"),
         hook("rollout"), warning(f"Halt {NAME} advancement error-rate 50.00 > 1"),   # the tick at 100%
@@ -162,13 +142,15 @@ async def test_waiting_promotion_keeps_analysing_and_can_roll_back(
                              hooks.hook("event")]}
     hooks.refuse.add("confirm-promotion")
     async with run_controller():
-        status = await release(cluster, hooks, analysis, "WaitingPromotion")
+        await initialized(cluster, hooks, analysis)
+        await cluster.set_image(NEW_IMAGE)
+        status = await cluster.wait_phase("WaitingPromotion")
         assert status["canaryWeight"] == 20
         # A few ticks waiting: each one runs the rollout hook and the metrics before asking the gate again.
         await wait_for(lambda: len(hooks.payloads("confirm-promotion")) >= 3, 10)
         metrics.values["error-rate"] = 30.0
-        await settle(cluster, "Failed")
-        await wait_for(lambda: last_event(hooks, "Canary failed!"), 10)
+        await cluster.wait_phase("Failed")
+        await wait_for(lambda: sent(hooks, "Canary failed!"), 10)
     timeline = hooks.timeline()
     start = timeline.index(warning(f"Halt {NAME} advancement waiting for promotion approval approval"))
     waiting = timeline[start + 1:]

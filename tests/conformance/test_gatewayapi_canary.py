@@ -3,7 +3,7 @@ release rolled back by a failing metric; each against Flagger's sequence of webh
 
 from __future__ import annotations
 
-from tests.conformance.conftest import INTERVAL, ControllerFactory, Hooks, Metrics, settle
+from tests.conformance.conftest import INTERVAL, NEW_IMAGE, ControllerFactory, Hooks, Metrics, initialized, released
 from tests.conformance.sequences import (
     NAME,
     copying,
@@ -15,10 +15,8 @@ from tests.conformance.sequences import (
     starting,
     warning,
 )
-from tests.integration.conftest import Cluster, wait_for
-from tests.manifests import canary, deployment
+from tests.integration.conftest import Cluster
 
-NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.0.1"
 METRICS = [
     {"name": "error-rate", "templateRef": {"name": "error-rate", "namespace": "flagger-system"},
      "thresholdRange": {"max": 1}, "interval": "1m"},
@@ -64,15 +62,9 @@ async def test_canary_promotion(cluster: Cluster, run_controller: ControllerFact
                 "webhooks": [hooks.hook(t) for t in ("confirm-rollout", "pre-rollout", "rollout",
                                                      "confirm-traffic-increase", "confirm-promotion",
                                                      "post-rollout", "event")]}
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create("flagger.app", "canaries", canary(analysis=analysis))
     async with run_controller():
-        await settle(cluster, "Initialized")
-        await wait_for(lambda: any(c.message.startswith("Initialization done!") for c in hooks.calls), 10)
-        hooks.calls.clear()
-        await cluster.set_image(NEW_IMAGE)
-        await settle(cluster, "Succeeded")
-        await wait_for(lambda: any(c.message.startswith("Promotion completed!") for c in hooks.calls), 10)
+        await initialized(cluster, hooks, analysis)
+        await released(cluster, hooks, "Succeeded", "Promotion completed!")
     assert hooks.timeline() == PROMOTION
     primary = cluster.get("apps", "deployments", "podinfo-primary")
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE
@@ -91,16 +83,10 @@ async def test_canary_rollback(cluster: Cluster, run_controller: ControllerFacto
                                metrics: Metrics) -> None:
     analysis = {"interval": INTERVAL, "threshold": 2, "maxWeight": 50, "stepWeight": 10, "metrics": METRICS,
                 "webhooks": [hooks.hook("rollout", "load-test"), hooks.hook("event")]}
-    await cluster.create("apps", "deployments", deployment())
-    await cluster.create("flagger.app", "canaries", canary(analysis=analysis))
     async with run_controller():
-        await settle(cluster, "Initialized")
-        await wait_for(lambda: any(c.message.startswith("Initialization done!") for c in hooks.calls), 10)
-        hooks.calls.clear()
+        await initialized(cluster, hooks, analysis)
         metrics.values["error-rate"] = 100.0  # the script's hey against /status/500
-        await cluster.set_image(NEW_IMAGE)
-        status = await settle(cluster, "Failed")
-        await wait_for(lambda: any(c.message.startswith("Canary failed!") for c in hooks.calls), 10)
+        status = await released(cluster, hooks, "Failed", "Canary failed!")
     assert hooks.timeline() == ROLLBACK
     assert (status["canaryWeight"], status["failedChecks"]) == (0, 0)  # SyncStatus resets them on Failed
     assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 
 from flaggerpy.sandbox import Sandbox
-from tests.conformance.conftest import ControllerFactory, Hooks, settle
+from tests.conformance.conftest import ControllerFactory, Hooks, initialized, sent
 from tests.conformance.sequences import copying, hook, new_revision, progressive, promotion_tail, starting
 from tests.integration.conftest import Cluster, wait_for
-from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, canary, deployment, host_of
+from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, host_of
 
 NEW_IMAGE = "ghcr.io/stefanprodan/podinfo:6.1.0"
 CANARY_COOKIE, PRIMARY_COOKIE = "canary-flagger-cookie", "primary-flagger-cookie"
@@ -62,11 +62,7 @@ async def test_session_affinity(cluster: Cluster, run_controller: ControllerFact
                 "webhooks": [hooks.hook("rollout", "load-test"), hooks.hook("event")]}
     jar = aiohttp.DummyCookieJar()  # cookies are sent by hand, as the script's curl does
     async with run_controller(), aiohttp.ClientSession(cookie_jar=jar) as session:
-        await cluster.create("apps", "deployments", deployment())
-        await cluster.create("flagger.app", "canaries", canary(analysis=analysis))
-        await settle(cluster, "Initialized")
-        await wait_for(lambda: any(c.message.startswith("Initialization done!") for c in hooks.calls), 10)
-        hooks.calls.clear()
+        await initialized(cluster, hooks, analysis)
         await cluster.set_image(NEW_IMAGE)
         await wait_for(lambda: cluster.status().get("canaryWeight") == 10, 20)
         status = cluster.status()
@@ -84,8 +80,8 @@ async def test_session_affinity(cluster: Cluster, run_controller: ControllerFact
         for _ in range(10):
             assert (await get(session, gateway_url, canary_cookie))[0] == "test/podinfo-canary"
             assert (await get(session, gateway_url, primary_cookie))[0] == "test/podinfo-primary"
-        status = await settle(cluster, "Succeeded", within=30)
-        await wait_for(lambda: any(c.message.startswith("Promotion completed!") for c in hooks.calls), 10)
+        status = await cluster.wait_phase("Succeeded", within=30)
+        await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
         # "Verifying cookie cleanup": the old canary cookie comes back expired.
         assert status["previousSessionAffinityCookie"] == canary_cookie
         assert "sessionAffinityCookie" not in status
