@@ -8,8 +8,7 @@ users see on their webhooks, against which each scenario holds Flagger's sequenc
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +20,17 @@ from flaggerpy.analysis.analyzer import CanaryAnalyzer
 from flaggerpy.analysis.base import MetricResult, StepContext
 from flaggerpy.analysis.webhooks import WebhookRunner
 from flaggerpy.apis.flagger import Canary
-from flaggerpy.canary.controller import Controller
 from flaggerpy.canary.events import EngineEvents
-from flaggerpy.canary.reconciler import EngineSettings
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.events import EventRecorder
 from tests.integration.conftest import (  # noqa: F401  (fixtures shared with the integration suite)
     Cluster,
-    RecordingNotifier,
+    ControllerFactory,
     cluster,
-    controller_settings,
     crd_docs,
     kube,
+    notifier,
+    run_controller,
     sandbox,
     wait_for,
 )
@@ -137,28 +135,24 @@ def metrics() -> Metrics:
     return Metrics()
 
 
-ControllerFactory = Callable[..., contextlib.AbstractAsyncContextManager[Controller]]
+@pytest.fixture
+async def webhooks() -> AsyncIterator[WebhookRunner]:
+    """The real webhook runner (one HTTP session)."""
+    async with WebhookRunner() as runner:
+        yield runner
 
 
 @pytest.fixture
-def run_controller(kube: KubeClient, hooks: Hooks, metrics: Metrics) -> ControllerFactory:  # noqa: F811
-    """A controller with real webhooks and Events: ``async with run_controller() as ctl``."""
+def analyzer(metrics: Metrics, webhooks: WebhookRunner) -> CanaryAnalyzer:
+    """Scripted metrics, real webhooks: the integration suite's ``run_controller`` runs its controller with it."""
+    # The test double answers check_metrics as the MetricChecker would.
+    return CanaryAnalyzer(metrics, webhooks)  # type: ignore[arg-type]
 
-    @contextlib.asynccontextmanager
-    async def factory(**engine: Any) -> AsyncIterator[Controller]:
-        async with WebhookRunner() as webhooks:
-            # The test double answers check_metrics as the MetricChecker would.
-            analyzer = CanaryAnalyzer(metrics, webhooks)  # type: ignore[arg-type]
-            events = EngineEvents(EventRecorder(kube), webhooks)
-            settings = controller_settings(EngineSettings(poll_interval=0.1, **engine))
-            controller = Controller(kube, analyzer, RecordingNotifier(), events, settings)
-            await controller.start()
-            try:
-                yield controller
-            finally:
-                await controller.stop()
 
-    return factory
+@pytest.fixture
+def events(kube: KubeClient, webhooks: WebhookRunner) -> EngineEvents:  # noqa: F811
+    """Real Events: recorded in the sandbox and sent to the canary's ``event`` hooks."""
+    return EngineEvents(EventRecorder(kube), webhooks)
 
 
 def sent(hooks: Hooks, prefix: str) -> bool:

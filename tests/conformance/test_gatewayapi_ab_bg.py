@@ -47,15 +47,17 @@ async def test_ab_testing(cluster: Cluster, run_controller: ControllerFactory, h
                 "match": [{"headers": {"x-canary": {"exact": "insider"}}}], "metrics": [ERROR_RATE],
                 "webhooks": [hooks.hook("rollout", "load-test"), hooks.hook("event")]}
     weights: list[int] = []
+    matched: list[list[int]] = []
 
     def watch() -> bool:
         status = cluster.status()
         if status.get("phase") == "Progressing" and status.get("iterations"):
             weights.append(status.get("canaryWeight", 0))
-            route = cluster.get("gateway.networking.k8s.io", "httproutes", "podinfo")
-            matched = route["spec"]["rules"][0]
-            assert matched["matches"][0]["headers"][0]["name"].lower() == "x-canary"
-            assert [b["weight"] for b in matched["backendRefs"]] == [0, 100]
+            # The status is written before the route, so a snapshot may still show the route of the step before.
+            rule = cluster.get("gateway.networking.k8s.io", "httproutes", "podinfo")["spec"]["rules"][0]
+            if rule["matches"][0].get("headers"):
+                assert rule["matches"][0]["headers"][0]["name"].lower() == "x-canary"
+                matched.append([b["weight"] for b in rule["backendRefs"]])
         return status.get("phase") == "Succeeded"
 
     async with run_controller():
@@ -65,6 +67,7 @@ async def test_ab_testing(cluster: Cluster, run_controller: ControllerFactory, h
         await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
     assert hooks.timeline() == AB
     assert weights and set(weights) == {0}  # Flagger's status: canaryWeight stays 0 during A/B
+    assert [0, 100] in matched  # while the insiders' requests all go to the canary
 
 
 def blue_green(mirror: bool) -> list[tuple[str, str]]:
@@ -110,7 +113,8 @@ async def test_blue_green_with_mirroring(cluster: Cluster, run_controller: Contr
         await wait_for(watch, 30, lambda: f"status {cluster.status()}")
         await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
     assert hooks.timeline() == blue_green(mirror=True)
-    assert mirrored and all(mirrored)
+    # The status is written before the route, so the first snapshots may predate the mirror; once on, it stays on.
+    assert True in mirrored and all(mirrored[mirrored.index(True):])
 
 
 async def test_blue_green_rolls_back_in_the_analysis_at_100_percent(
