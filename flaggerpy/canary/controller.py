@@ -228,9 +228,8 @@ class Controller:
         status_hook = self._status_written if observer is not None else on_status
         self.reconciler = CanaryReconciler(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=status_hook,
-            own_writes=self.own_writes,
+            own_writes=self.own_writes, wake=self.enqueue,
         )
-        self.reconciler.wake = self.enqueue
         self._workers: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
         self._wire()

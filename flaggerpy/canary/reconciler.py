@@ -55,10 +55,6 @@ __all__ = [
 class CanaryReconciler(StepIO):
     """The state machine of design.md, one step per :meth:`reconcile`."""
 
-    wake: Callable[[str], None] | None = None
-    """Asks for a reconcile of another canary now (the controller's ``enqueue``): a freed analysis slot wakes the
-    waiter it lets in instead of leaving it to its next poll. Without it, waiters notice on their poll interval."""
-
     # -- entry point ---------------------------------------------------------------------------------------------
 
     def handles(self, obj: Mapping[str, Any]) -> bool:

@@ -69,8 +69,12 @@ class StepIO:
         on_status: StatusObserver | None = None,
         own_writes: OwnWrites | None = None,
         memos: Memos | None = None,
+        wake: Callable[[str], None] | None = None,
     ) -> None:
         self._kube = kube
+        self.wake = wake
+        """Asks for a reconcile of another canary now (the controller's ``enqueue``): a freed analysis slot wakes the
+        waiter it lets in instead of leaving it to its next poll. Without it, waiters notice on their poll interval."""
         self._caches = caches
         self._router_for = router_for
         self._analyzer = analyzer
