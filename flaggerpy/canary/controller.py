@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flaggerpy.analysis.base import Analyzer, Notifier
-from flaggerpy.apis.flagger import Canary
+from flaggerpy.apis.flagger import Canary, Strategy
 from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
@@ -43,6 +43,7 @@ from flaggerpy.kube.watch import object_key
 from flaggerpy.kube.workqueue import WorkQueue
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
+from flaggerpy.routing.drift import intended_weights
 from flaggerpy.routing.factory import Routers
 
 log = get_logger(__name__)
@@ -511,7 +512,12 @@ class Controller:
             self._on_status(canary, status)
         if self._observer is None:
             return
-        self._observer.record_status(canary.spec.target_ref.name, canary.metadata.namespace, status)
+        published = status
+        if canary.strategy is Strategy.AB:
+            # Flagger's weight metrics show the A/B audience on the canary while status.canaryWeight stays 0.
+            split = intended_weights({"spec": {"analysis": canary.analysis.to_dict()}, "status": status})
+            published = {**status, "canaryWeight": split.canary}
+        self._observer.record_status(canary.spec.target_ref.name, canary.metadata.namespace, published)
         key = f"{canary.metadata.namespace}/{canary.metadata.name}"
         phase = str(status.get("phase") or "")
         # The last phase seen, so a promotion or rollback is counted once however many statuses are written around it.

@@ -21,9 +21,11 @@ class Outcomes:
     def __init__(self) -> None:
         self.outcomes: list[Outcome] = []
         self.statuses: list[str] = []
+        self.weights: list[int] = []
 
     def record_status(self, target: str, namespace: str, status: Mapping[str, Any]) -> None:
         self.statuses.append(str(status.get("phase")))
+        self.weights.append(int(status.get("canaryWeight") or 0))
 
     def set_canary_total(self, namespace: str, count: int) -> None:
         pass
@@ -81,3 +83,15 @@ def test_a_rollback_is_counted_as_a_completed_analysis_failure() -> None:
 def test_skipped_blue_green_promotions_say_so(analysis: dict[str, Any]) -> None:
     observer = write_statuses(analysis, ["Progressing", "Succeeded"], skip=True)
     assert observer.outcomes == [("podinfo", "test", "blue-green", "skipped", True)]
+
+
+def test_ab_testing_publishes_the_audience_on_the_canary_while_the_status_weight_stays_0() -> None:
+    observer = Outcomes()
+    controller = Controller(cast(KubeClient, object()), cast(Any, None), cast(Any, None), cast(Any, None),
+                            observer=observer)
+    obj = canary_object({"interval": "1m", "iterations": 3, "match": [{"headers": {"x": {"exact": "1"}}}]})
+    for status in ({"phase": "Progressing", "iterations": 0}, {"phase": "Progressing", "iterations": 1},
+                   {"phase": "Finalising", "iterations": 0}):
+        controller.reconciler._on_status(Canary.from_dict(obj), {**status, "canaryWeight": 0})
+    # Flagger's recorder.SetWeight(0, 100) in runAB.
+    assert observer.weights == [0, 100, 0]
