@@ -176,7 +176,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             sync_s = time.perf_counter() - started
             snapshot_bytes = len(dash.hub.snapshot())
             log(f"dashboard at {dash.url}, synced in {sync_s:.2f}s; snapshot {snapshot_bytes} bytes")
-            launch = ["--no-sandbox"] if os.geteuid() == 0 else []
+            launch = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=launch)
             paints: list[float] = []
             fcps: list[float] = []

@@ -58,7 +58,8 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def browser() -> AsyncIterator[Any]:
     """Headless Chromium from the system (never a Playwright browser download)."""
     async with playwright_api.async_playwright() as pw:
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        # Root (CI containers) cannot use Chromium's sandbox; a small /dev/shm must not crash the renderer.
+        args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
         instance = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
         try:
             yield instance
