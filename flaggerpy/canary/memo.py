@@ -33,6 +33,8 @@ class CanaryMemo:
     """The router's caches for this canary's route."""
     phase: str | None = None
     """The phase telemetry last saw written, so a promotion or rollback is counted once."""
+    suspension_reported: bool = False
+    """Flagger's "skipping canary run as object is suspended" Event was given for the current suspension."""
 
 
 class Memos:

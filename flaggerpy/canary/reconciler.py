@@ -114,9 +114,14 @@ class CanaryReconciler(StepIO):
         if meta.get("deletionTimestamp"):
             return await self._terminate(step)
         await self._sync_finalizer(step)
+        memo = self.memos.of(step.key)
         if step.canary.suspended:
-            step.log.debug("skipping suspended canary")
+            # Flagger says so on every tick of a suspended canary; once per suspension is enough to be seen.
+            if not memo.suspension_reported:
+                memo.suspension_reported = True
+                await self._event(step, "skipping canary run as object is suspended")
             return None
+        memo.suspension_reported = False
         self._clear_invalid(step)
         await self._report_ignored(step)
         target_ref = step.canary.spec.target_ref

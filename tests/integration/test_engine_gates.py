@@ -85,7 +85,8 @@ def image_of_cached(controller: Controller) -> str | None:
     return None if dep is None else str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-async def test_suspended_canary_is_left_alone(cluster: Cluster, run_controller: ControllerFactory) -> None:
+async def test_suspended_canary_is_left_alone(cluster: Cluster, run_controller: ControllerFactory,
+                                              events: RecordingEvents) -> None:
     await cluster.create("apps", "deployments", deployment())
     await cluster.create("flagger.app", "canaries", canary(analysis=FAST))
     async with run_controller() as controller:
@@ -103,6 +104,8 @@ async def test_suspended_canary_is_left_alone(cluster: Cluster, run_controller: 
                        f"the new image: {image_of_cached(controller)}")
         await controller.queue.join()
         assert cluster.status()["phase"] == "Initialized"
+        # Flagger's Event, once for this suspension however many reconciles saw it.
+        assert events.messages("test/podinfo").count("skipping canary run as object is suspended") == 1
         obj = cluster.canary()
         obj["spec"]["suspend"] = False
         await cluster.update("flagger.app", "canaries", obj)
