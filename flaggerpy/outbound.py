@@ -62,10 +62,11 @@ def redact_url(url: str | URL) -> str:
     return f"{parsed.scheme}://{host}{port}{parsed.path}"
 
 
-def address_problem(url: str) -> str | None:
+def address_problem(url: str, *, allow_user_info: bool = False) -> str | None:
     """Why ``url`` is not a usable outbound address, or None (an http(s) URL with a host, no user info or fragment).
 
-    The message leaves the URL out: the caller prefixes the field, and the URL may hold a secret.
+    ``allow_user_info`` is for proxies, whose credentials are written as ``user:password@``. The message leaves the
+    URL out: the caller prefixes the field, and the URL may hold a secret.
     """
     try:
         parsed = URL(url.strip())
@@ -73,7 +74,7 @@ def address_problem(url: str) -> str | None:
         return "is not a URL"
     if parsed.scheme not in ("http", "https") or not parsed.host:
         return "must be an http:// or https:// URL"
-    if parsed.raw_user or parsed.raw_password:
+    if (parsed.raw_user or parsed.raw_password) and not allow_user_info:
         return "must not contain user info (user:password@); use the Secret's credentials"
     # A '#' would turn the path and query the controller appends into a fragment that is never sent.
     if parsed.raw_fragment or "#" in url:

@@ -22,9 +22,10 @@ class DeliverySettings:
     max_error_body: int = 512
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be posted to, or None. The URL itself is left out: webhook URLs carry secrets."""
-    return address_problem(url)
+def url_problem(url: str, *, proxy: bool = False) -> str | None:
+    """Why ``url`` cannot be posted to (or, with ``proxy``, be gone through), or None. The URL itself is left out:
+    webhook URLs carry secrets. A proxy may carry its credentials as ``user:password@``."""
+    return address_problem(url, allow_user_info=proxy)
 
 
 def normalize_proxy(proxy: str) -> str:

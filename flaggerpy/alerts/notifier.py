@@ -78,7 +78,7 @@ class DefaultAlerts:
             ("--slack-url", self.slack_url),
             ("--slack-proxy-url", slack_proxy),
         ):
-            problem = url_problem(value) if value else None
+            problem = url_problem(value, proxy=flag.endswith("-proxy-url")) if value else None
             if problem is not None:
                 raise ValueError(f"{flag}: {problem}")
         if self.msteams_url:
@@ -192,8 +192,8 @@ class AlertNotifier(SessionUser):
             raise ResolveError(f"{ref}: spec.address: required when there is no secretRef")
         where = "secretRef address" if spec.secret_ref is not None else "spec.address"
         proxy = normalize_proxy(proxy)
-        for field, value in ((where, address), (proxy_field, proxy)):
-            problem = url_problem(value) if value else None
+        for field, value, is_proxy in ((where, address, False), (proxy_field, proxy, True)):
+            problem = url_problem(value, proxy=is_proxy) if value else None
             if problem is not None:
                 raise ResolveError(f"{ref}: {field}: {problem}")
         return Target(

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.abc import ResolveResult
 
 from flaggerpy import outbound
-from flaggerpy.alerts.client import DeliveryError, DeliverySettings, post_json
+from flaggerpy.alerts.client import DeliveryError, DeliverySettings, post_json, url_problem
 from flaggerpy.analysis.base import HookType, StepContext
 from flaggerpy.analysis.webhooks import WebhookRunner
 from flaggerpy.apis.flagger import Canary
@@ -157,3 +157,10 @@ def test_the_operator_allow_list_accepts_cidrs_and_names_only() -> None:
 def test_urls_are_reported_without_query_or_user_info() -> None:
     assert outbound.redact_url("https://u:p@hooks.example.com:8443/a/b?token=s#f") == "https://hooks.example.com:8443/a/b"
 
+
+
+def test_only_a_proxy_may_carry_user_info() -> None:
+    assert url_problem("http://user:pw@proxy.internal:3128", proxy=True) is None
+    assert url_problem("https://user:pw@hooks.slack.com/services/x") == (
+        "must not contain user info (user:password@); use the Secret's credentials")
+    assert url_problem("http://proxy.internal:3128#x", proxy=True) == "must not contain a fragment ('#')"
