@@ -218,17 +218,21 @@ async def test_list_and_a_live_release_to_succeeded(
         chart = page.locator("figure[data-metric='request-success-rate'] svg")
         assert await chart.locator("circle.pass").count() >= 5 and await chart.locator("path.fail").count() == 1
         assert "1 outside the accepted range" in await chart.locator("desc").text_content()
-        events = await page.locator("#h-events ~ table tbody").inner_text()
+        events = await page.locator("#h-events ~ .scroll table tbody").inner_text()
         assert "Promotion completed!" in events and "New revision detected" in events
-        hooks = await page.locator("#h-hooks ~ table").inner_text()
+        hooks = await page.locator("#h-hooks ~ .scroll table").inner_text()
         assert "http://loadtester.test/" in hooks and "hidden" not in hooks
         calls = len(cluster.status()["webhookHistory"])
         assert calls >= 5 and f"{calls} calls, 0 failed; last" in hooks and "passed (HTTP 200)" in hooks, hooks
-        revisions = await page.locator("#h-rev ~ table").inner_text()
+        revisions = await page.locator("#h-rev ~ .scroll table").inner_text()
         assert NEW_IMAGE in revisions
-        assert "Accepted" in await page.locator("#h-route ~ table").inner_text()
+        assert "Accepted" in await page.locator("#h-route ~ .scroll table").inner_text()
         assert await page.evaluate(CONTRAST) == []
         await page.screenshot(path=str(shots / "canary-succeeded.png"), full_page=True)
+        # Reflow: on a narrow window only the tables scroll, never the page.
+        await page.set_viewport_size({"width": 480, "height": 900})
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 480
+        await page.screenshot(path=str(shots / "canary-narrow.png"))
         assert requested and all(url.startswith(dash.url + "/") for url in requested), requested
 
 
@@ -259,7 +263,7 @@ async def test_abort_shows_the_rollback(
         await page.locator("#s-phase .badge[data-phase='Failed']").wait_for(timeout=SHOWN)
         await expect(page.locator("#s-weight")).to_have_text("0%", timeout=SHOWN)
         assert "abort requested" in await page.locator("#action-result").inner_text()
-        await expect(page.locator("#h-events ~ table tbody")).to_contain_text("manual abort requested",
+        await expect(page.locator("#h-events ~ .scroll table tbody")).to_contain_text("manual abort requested",
                                                                               timeout=SHOWN)
         assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
         # The retry button is offered for a Failed canary, abort no longer.

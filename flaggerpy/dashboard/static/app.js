@@ -171,8 +171,8 @@ function showList() {
       control("Search", h("input", { id: "f-text", type: "search", value: list.text, placeholder: "name or message",
         oninput: (e) => { list.text = e.target.value; list.page = 0; renderList(); } })),
       h("span", { id: "count", class: "muted", role: "status", "aria-live": "polite" })),
-    h("table", { id: "canaries" }, h("caption", { class: "visually-hidden" }, "Canaries, sortable by column"),
-      h("thead", {}, head), h("tbody", {})),
+    scroller(h("table", { id: "canaries" }, h("caption", { class: "visually-hidden" }, "Canaries, sortable by column"),
+      h("thead", {}, head), h("tbody", {}))),
     h("p", { id: "empty", class: "muted", hidden: true }, "No canary matches."),
     h("div", { class: "pager" },
       h("button", { id: "prev", type: "button", onclick: () => { list.page -= 1; renderList(); } }, "Previous page"),
@@ -201,10 +201,15 @@ function section(title, id, ...body) {
   return h("section", { "aria-labelledby": id }, h("h2", { id }, title), ...body);
 }
 
+// Wide tables scroll inside their box on a narrow window (or at 400% zoom) instead of widening the page.
+function scroller(node) {
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": node.querySelector("caption")?.textContent || "table" }, node);
+}
+
 function table(caption, headers, rows) {
-  return h("table", {}, h("caption", { class: "visually-hidden" }, caption),
+  return scroller(h("table", {}, h("caption", { class: "visually-hidden" }, caption),
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
 }
 
 function timeOf(t) { return t ? `${t.replace("T", " ").replace("Z", "")} UTC` : "-"; }
