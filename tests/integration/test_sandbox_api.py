@@ -339,7 +339,7 @@ async def test_namespace_waits_for_finalized_objects(http: aiohttp.ClientSession
 
 async def test_apply_patch_leaves_the_stored_object_intact(http: aiohttp.ClientSession) -> None:
     await call(http, "POST", DEPLOY, deployment())
-    status, _ = await call(http, "PATCH", f"{DEPLOY}/web/status", {"status": {"replicas": 1}},
+    status, _ = await call(http, "PATCH", f"{DEPLOY}/web/status?fieldManager=test", {"status": {"replicas": 1}},
                            "application/apply-patch+yaml")
     assert status == 200
     _, got = await call(http, "GET", f"{DEPLOY}/web")

@@ -13,7 +13,7 @@ import yaml
 from aiohttp import web
 
 from flaggerpy.log import get_logger
-from flaggerpy.sandbox.apiserver import jsonio, openapi, protobuf, tables
+from flaggerpy.sandbox.apiserver import apply, jsonio, openapi, protobuf, tables
 from flaggerpy.sandbox.apiserver.authz import Authorizer
 from flaggerpy.sandbox.apiserver.cluster import Cluster
 from flaggerpy.sandbox.apiserver.errors import (
@@ -339,8 +339,16 @@ class ApiServer:
             "items": [_with_version(o, api_version) for o in selected],
         })
 
+    def _track(self, request: web.Request, target: Target, old: dict[str, Any] | None, new: Any) -> Any:
+        """``new`` with the managedFields an update by this request's field manager leaves."""
+        if target.subresource is not None or not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
+            return new
+        manager = apply.field_manager(request.query, request.headers.get("User-Agent", ""))
+        managed = apply.record_update(old, new, manager, self._api_version(target))
+        return dict(new, metadata=dict(new["metadata"], managedFields=managed))
+
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
-        body = await self._body(request)
+        body = self._track(request, target, None, await self._body(request))
         obj = self.cluster.create_object(target.rt, target.version, target.namespace or "", body, _dry(request),
                                          _strict(request))
         return self._out(target, obj, 201)
@@ -354,6 +362,8 @@ class ApiServer:
             # Custom resources allow no unconditional update (built-in kinds mostly do): kube-apiserver's 422.
             raise invalid(rt.plural, rt.group, target.item or "", [Cause(
                 "metadata.resourceVersion", "FieldValueInvalid", "Invalid value: 0: must be specified for an update")])
+        current = self.cluster.store.get(rt.key, (target.namespace or "") if rt.namespaced else "", target.item)
+        body = self._track(request, target, current, body)
         obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.item, body,
                                          target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
@@ -363,10 +373,18 @@ class ApiServer:
         body = await self._body(request)
         rt, namespace = target.rt, target.namespace or ""
         current = self.cluster.store.get(rt.key, namespace if rt.namespaced else "", target.item)
-        if content_type == "application/apply-patch+yaml":
+        applying = content_type == "application/apply-patch+yaml"
+        manager = request.query.get("fieldManager", "")
+        if applying:
             if not isinstance(body, dict):
                 raise bad_request("an apply patch must be a YAML or JSON object")
+            if isinstance(body.get("metadata"), dict):
+                body = dict(body, metadata={k: v for k, v in body["metadata"].items() if k != "managedFields"})
+            if not manager:
+                raise invalid("PatchOptions", "meta.k8s.io", "", [Cause(
+                    "fieldManager", "FieldValueRequired", "Required value: is required for apply patch")])
             if current is None:
+                body = apply.applied_on_create(body, manager, self._api_version(target))
                 obj = self.cluster.create_object(rt, target.version, namespace, body, _dry(request),
                                                  _strict(request))
                 return self._out(target, obj, 201)
@@ -390,9 +408,14 @@ class ApiServer:
             raise bad_request("the patch did not produce an object")
         if target.subresource == "scale":
             return self._set_scale(request, target, patched)
-        if content_type == "application/apply-patch+yaml" and isinstance(patched.get("metadata"), dict):
+        if applying and isinstance(patched.get("metadata"), dict):
             # A new dict: the patched object still shares unpatched parts with the stored one.
             patched["metadata"] = {k: v for k, v in patched["metadata"].items() if k != "resourceVersion"}
+            if target.subresource is None:
+                patched = apply.apply(current, body, patched, manager, _flag(request.query.get("force")),
+                                      self._api_version(target), rt.kind)
+        elif not applying:
+            patched = self._track(request, target, current, patched)
         obj = self.cluster.update_object(rt, target.version, namespace, target.item, patched,
                                          target.subresource, _dry(request), _strict(request))
         return self._out(target, obj)
@@ -409,6 +432,9 @@ class ApiServer:
         if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
             raise conflict(target.rt.group, target.rt.plural, target.item)
         updated = dict(current, spec=dict(current.get("spec") or {}, replicas=replicas))
+        manager = apply.field_manager(request.query, request.headers.get("User-Agent", ""))
+        managed = apply.record_update(current, updated, manager, self._api_version(target), subresource="scale")
+        updated["metadata"] = dict(updated["metadata"], managedFields=managed)
         obj = self.cluster.update_object(target.rt, target.version, target.namespace or "", target.item, updated,
                                          None, _dry(request))
         return self._out(target, obj)
