@@ -16,15 +16,14 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from flaggerpy.analysis.base import Analyzer, Notifier
-from flaggerpy.apis.flagger import Canary, Strategy
+from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import status as st
-from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.phases import Phase
+from flaggerpy.canary.memo import Memos
 from flaggerpy.canary.reconciler import (
     ROUTE_NOT_ACCEPTED,
     CanaryReconciler,
@@ -32,10 +31,11 @@ from flaggerpy.canary.reconciler import (
     EventSink,
     StatusObserver,
 )
+from flaggerpy.canary.telemetry import ControllerObserver, Telemetry
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Forbidden, NotFound
-from flaggerpy.kube.informer import NAMESPACE_INDEX, Informer
+from flaggerpy.kube.informer import Informer
 from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.kube.reconcile import Result
 from flaggerpy.kube.settings import WatchSettings, WorkQueueSettings
@@ -43,7 +43,6 @@ from flaggerpy.kube.watch import object_key
 from flaggerpy.kube.workqueue import WorkQueue
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
-from flaggerpy.routing.drift import intended_weights
 from flaggerpy.routing.factory import Routers
 
 log = get_logger(__name__)
@@ -53,41 +52,7 @@ SCALEDOBJECT_CRD = "scaledobjects.keda.sh"
 TARGET_INDEX = "target"
 AUTOSCALER_INDEX = "autoscaler"
 CONFIG_INDEX = "config"
-RECONCILER_NAME = "canary"
 # Phases in which a reconcile is a step of an analysis: Flagger observes flagger_canary_duration_seconds for those.
-ANALYSIS_PHASES = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING})
-OUTCOME_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
-
-
-class ControllerObserver(Protocol):
-    """What the controller reports about itself and the releases it runs (``flaggerpy.telemetry.Recorder`` is one).
-
-    Names are those Flagger's metrics use: ``target`` is the canary's ``spec.targetRef.name``.
-    """
-
-    def record_status(self, target: str, namespace: str, status: Mapping[str, Any]) -> None:
-        """A status the engine persisted (phase, weights, metric values)."""
-
-    def set_canary_total(self, namespace: str, count: int) -> None:
-        """Canaries in ``namespace`` (from the informer cache)."""
-
-    def observe_analysis(self, target: str, namespace: str, seconds: float) -> None:
-        """Time one analysis step took."""
-
-    def count_outcome(self, target: str, namespace: str, strategy: str, analysis: str, succeeded: bool) -> None:
-        """A release ended: promoted (``succeeded``) or rolled back; ``analysis`` is completed or skipped."""
-
-    def set_queue_depth(self, depth: int) -> None:
-        """Keys waiting in the work queue."""
-
-    def observe_reconcile(self, controller: str, result: str, seconds: float) -> None:
-        """One reconcile call: ``result`` is success, conflict or error."""
-
-    def count_watch_reconnect(self, resource: str, reason: str) -> None:
-        """A watch was re-opened after a failure (``reason``: dropped, gone or error)."""
-
-    def forget_canary(self, target: str, namespace: str) -> None:
-        """The canary of ``target`` was deleted: drop what is published about it."""
 
 
 @dataclass(frozen=True)
@@ -221,15 +186,12 @@ class Controller:
         """Every write of this process (workloads, Services, configs, routes, statuses): their echoes wake nobody."""
         self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route,
                                 get_live_v1beta1=self._cached_v1beta1_route, own_writes=self.own_writes)
-        self._observer = observer
-        self._on_status = on_status
-        self.queue: WorkQueue[str] = WorkQueue(
-            self.settings.queue, name="canaries", on_depth=observer.set_queue_depth if observer else None
-        )
-        status_hook = self._status_written if observer is not None else on_status
+        memos = Memos()
+        self._telemetry = Telemetry(observer, memos, on_status)
+        self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries", on_depth=self._telemetry.on_depth)
         self.reconciler = CanaryReconciler(
-            kube, self.caches, self._router_for, analyzer, notifier, events, engine, on_status=status_hook,
-            own_writes=self.own_writes, wake=self.enqueue,
+            kube, self.caches, self._router_for, analyzer, notifier, events, engine,
+            on_status=self._telemetry.status_hook, own_writes=self.own_writes, memos=memos, wake=self.enqueue,
         )
         self._workers: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
@@ -248,8 +210,7 @@ class Controller:
             informer = Informer(self._kube, res.HTTPROUTES_V1BETA1, self.settings.namespace,
                                 settings=self.settings.watch)
             informer.add_handlers(self._on_owned, self._on_route_update, self._on_route_delete)
-            if self._observer is not None:
-                informer.observe_reconnects(self._observer.count_watch_reconnect)
+            self._telemetry.watch(informer)
             self.informers[res.HTTPROUTES_V1BETA1] = informer
             self.caches.add(res.HTTPROUTES_V1BETA1, informer.store)
             informer.start()
@@ -277,8 +238,7 @@ class Controller:
             return None
         informer = Informer(self._kube, resource, self.settings.namespace, settings=self.settings.watch)
         wire(informer)
-        if self._observer is not None:
-            informer.observe_reconnects(self._observer.count_watch_reconnect)
+        self._telemetry.watch(informer)
         self.informers[resource] = informer
         return informer
 
@@ -484,61 +444,7 @@ class Controller:
             if resource in self.informers:
                 handler = self._on_config(kind)
                 self.informers[resource].add_handlers(handler, handler, handler)
-        if self._observer is not None:
-            self._wire_observer(self._observer)
-
-    # -- telemetry: only when an observer is given ---------------------------------------------------------------
-
-    def _wire_observer(self, observer: ControllerObserver) -> None:
-        for informer in self.informers.values():
-            informer.observe_reconnects(observer.count_watch_reconnect)
-        store = self.informers[res.CANARIES].store
-
-        def count(obj: Mapping[str, Any]) -> None:
-            namespace = str((obj.get("metadata") or {}).get("namespace", ""))
-            observer.set_canary_total(namespace, len(store.by_index(NAMESPACE_INDEX, namespace)))
-
-        def forget(obj: Mapping[str, Any]) -> None:
-            count(obj)
-            target = ((obj.get("spec") or {}).get("targetRef") or {}).get("name")
-            if target:
-                observer.forget_canary(str(target), str((obj.get("metadata") or {}).get("namespace", "")))
-
-        self.informers[res.CANARIES].add_handlers(count, None, forget)
-
-    def _status_written(self, canary: Canary, status: Mapping[str, Any]) -> None:
-        """Pass the status on, publish it, and count a promotion or rollback the first time its phase is written."""
-        if self._on_status is not None:
-            self._on_status(canary, status)
-        if self._observer is None:
-            return
-        published = status
-        if canary.strategy is Strategy.AB:
-            # Flagger's weight metrics show the A/B audience on the canary while status.canaryWeight stays 0.
-            split = intended_weights({"spec": {"analysis": canary.analysis.to_dict()}, "status": status})
-            published = {**status, "canaryWeight": split.canary}
-        self._observer.record_status(canary.spec.target_ref.name, canary.metadata.namespace, published)
-        key = f"{canary.metadata.namespace}/{canary.metadata.name}"
-        phase = str(status.get("phase") or "")
-        # The last phase seen, so a promotion or rollback is counted once however many statuses are written around it.
-        memo = self.reconciler.memos.of(key)
-        previous = memo.phase if memo.phase is not None else (canary.status.phase if canary.status else None) or ""
-        memo.phase = phase
-        if phase == previous or phase not in OUTCOME_PHASES:
-            return
-        strategy = steps.plan_of(canary).strategy.value
-        analysis = "skipped" if canary.skip_analysis and phase == Phase.SUCCEEDED else "completed"
-        self._observer.count_outcome(canary.spec.target_ref.name, canary.metadata.namespace, strategy, analysis,
-                                     phase == Phase.SUCCEEDED)
-
-    def _analysis_target(self, key: str) -> tuple[str, str] | None:
-        """(target, namespace) when the cached canary is mid-analysis, so its reconcile is an analysis step."""
-        namespace, _, name = key.partition("/")
-        obj = self.informers[res.CANARIES].store.get_by_name(namespace, name)
-        if obj is None or Phase.parse((obj.get("status") or {}).get("phase")) not in ANALYSIS_PHASES:
-            return None
-        target = ((obj.get("spec") or {}).get("targetRef") or {}).get("name")
-        return (str(target), namespace) if target else None
+        self._telemetry.wire(self.informers)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -568,19 +474,9 @@ class Controller:
                 log.warning("cache not synced; is the CRD installed?", resource=str(resource))
 
     async def _process(self, key: str) -> Result:
-        if self._observer is None:
-            return await self.reconciler.reconcile(key)
-        analysing = self._analysis_target(key)
-        started = time.perf_counter()
-        try:
-            result = await self.reconciler.reconcile(key)
-        except Exception as exc:  # counted here as an error; the work queue's handle_result requeues it
-            result = Result.failed(exc)
-        seconds = time.perf_counter() - started
-        self._observer.observe_reconcile(RECONCILER_NAME, result.label, seconds)
-        if analysing is not None and result.succeeded:
-            self._observer.observe_analysis(*analysing, seconds)
-        return result
+        namespace, _, name = key.partition("/")
+        cached = self.informers[res.CANARIES].store.get_by_name(namespace, name)
+        return await self._telemetry.timed(lambda: self.reconciler.reconcile(key), cached)
 
     async def resume_handlers(self) -> None:
         """Handle events again after a standby start: every cached object is replayed as added (so each canary is

@@ -20,10 +20,11 @@ from flaggerpy.analysis.base import Analyzer
 from flaggerpy.analysis.checks import MetricChecker, MetricSettings
 from flaggerpy.analysis.webhooks import WebhookRunner, WebhookSettings
 from flaggerpy.canary.cache import Caches
-from flaggerpy.canary.controller import Controller, ControllerObserver, ControllerSettings, build_informers
+from flaggerpy.canary.controller import Controller, ControllerSettings, build_informers
 from flaggerpy.canary.events import EngineEvents
 from flaggerpy.canary.lookup import CacheLookup
 from flaggerpy.canary.reconciler import StatusObserver
+from flaggerpy.canary.telemetry import ControllerObserver
 from flaggerpy.kube.api import KubeClient, RequestObserver, runs_in_cluster
 from flaggerpy.kube.events import EventRecorder
 from flaggerpy.kube.settings import ClientSettings, EventSettings
