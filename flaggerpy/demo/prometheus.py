@@ -12,6 +12,8 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from flaggerpy.demo.processes import stop_process
+
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 _PROBE_TIMEOUT = aiohttp.ClientTimeout(total=1.0)
@@ -121,13 +123,7 @@ class RealPrometheus:
     async def stop(self) -> None:
         """Terminate the process (kill it if it lingers) and remove its files."""
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, STOP_TIMEOUT)
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None

@@ -21,6 +21,7 @@ import aiohttp
 
 from flaggerpy.demo import manifests
 from flaggerpy.demo.errors import DemoError
+from flaggerpy.demo.processes import stop_process
 from flaggerpy.sandbox.controllers.pods import PodSettings
 
 CONTROLLER = "traefik.io/gateway-controller"
@@ -121,13 +122,7 @@ class TraefikProcess:
     async def stop(self) -> None:
         """Terminate Traefik (kill it if it lingers)."""
         process, self._process = self._process, None
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, STOP_TIMEOUT)
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None

@@ -121,6 +121,28 @@ def pooled_tolerance(windows: list[Window]) -> float:
     return max(2.0, SIGMAS * math.sqrt(variance) / total * 100.0) if total else math.inf
 
 
+def assert_split_follows_weights(name: str, windows: list[Window], counted_by: str,
+                                 min_window_requests: int = 50) -> None:
+    """The canary's share of each window (of at least ``min_window_requests``) and of all of them pooled is within
+    binomial bounds of the weights; ``counted_by`` says whose counts the windows hold (for the message)."""
+    measured = [w for w in windows if w.requests > 0]
+    assert measured, f"{name}: no traffic was measured ({counted_by})"
+    # A window of a few requests (the moments around a switch, with requests in flight) says nothing by itself.
+    for window in (w for w in measured if w.requests >= min_window_requests):
+        deviation = abs(window.measured_canary_percent - window.canary_weight)
+        assert deviation <= window.tolerance(), (
+            f"{name} ({counted_by}): weight {window.canary_weight}% but the canary got "
+            f"{window.measured_canary_percent:.1f}% of {window.requests} requests")
+    # Pooled over every window, chance evens out: the canary's total share must match the weights closely.
+    expected = sum(w.canary_weight / 100 * w.requests for w in measured)
+    received = sum(w.canary_requests for w in measured)
+    total = sum(w.requests for w in measured)
+    tolerance = pooled_tolerance(measured)
+    assert abs(received - expected) / total * 100 <= tolerance, (
+        f"{name} ({counted_by}): the canary got {received} of {total} requests, the weights asked for "
+        f"{expected:.0f} (allowed: {tolerance:.1f} points)")
+
+
 @dataclass
 class History:
     """Everything observed about one canary: route weights, statuses and traffic windows, in commit order."""
@@ -372,30 +394,11 @@ class Release:
                 for kind in ("confirm-traffic-increase", "confirm-promotion")]
 
 
-class DataGate:
-    """A ``confirm-traffic-increase`` webhook that holds a canary's weight until Prometheus has its traffic.
+class LocalWebhook:
+    """A webhook server on a free loopback port; subclasses answer POSTs in ``_confirm``."""
 
-    A check with ``onNoData: skip`` passes while Prometheus has no canary samples yet; under CPU contention scrapes
-    lag and several steps in a row could pass on no evidence (a bad release climbing to maxWeight). The gate lets
-    the first shift through (at weight 0 the canary cannot have traffic) and holds every later increase until the
-    canary's requests are in Prometheus with at least two samples in the checks' window (what ``rate`` needs).
-    The checks themselves are unchanged: they still fail the release on the data once it is there.
-    """
-
-    def __init__(self, sandbox: Sandbox, prometheus: PrometheusServer, window: str,
-                 samples_query: Callable[[str, str, str], str]) -> None:
-        self._sb = sandbox
-        self._prometheus = prometheus
-        self._window = window
-        self._samples_query = samples_query
-        self._runner: web.AppRunner | None = None
-        self._enough: Callable[[str], bool] = lambda name: True
-        self.url = ""
-
-    def hold_until(self, enough: Callable[[str], bool]) -> None:
-        """Also hold canary ``name`` at its weight until ``enough(name)`` (e.g. the test has measured enough
-        requests at that weight for its split comparison to mean something)."""
-        self._enough = enough
+    _runner: web.AppRunner | None = None
+    url = ""
 
     async def start(self) -> None:
         """Listen on a free loopback port."""
@@ -411,6 +414,33 @@ class DataGate:
         """Stop listening."""
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _confirm(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+
+class DataGate(LocalWebhook):
+    """A ``confirm-traffic-increase`` webhook that holds a canary's weight until Prometheus has its traffic.
+
+    A check with ``onNoData: skip`` passes while Prometheus has no canary samples yet; under CPU contention scrapes
+    lag and several steps in a row could pass on no evidence (a bad release climbing to maxWeight). The gate lets
+    the first shift through (at weight 0 the canary cannot have traffic) and holds every later increase until the
+    canary's requests are in Prometheus with at least two samples in the checks' window (what ``rate`` needs).
+    The checks themselves are unchanged: they still fail the release on the data once it is there.
+    """
+
+    def __init__(self, sandbox: Sandbox, prometheus: PrometheusServer, window: str,
+                 samples_query: Callable[[str, str, str], str]) -> None:
+        self._sb = sandbox
+        self._prometheus = prometheus
+        self._window = window
+        self._samples_query = samples_query
+        self._enough: Callable[[str], bool] = lambda name: True
+
+    def hold_until(self, enough: Callable[[str], bool]) -> None:
+        """Also hold canary ``name`` at its weight until ``enough(name)`` (e.g. the test has measured enough
+        requests at that weight for its split comparison to mean something)."""
+        self._enough = enough
 
     async def _confirm(self, request: web.Request) -> web.Response:
         payload = await request.json()

@@ -27,7 +27,7 @@ from tests.e2e.release_harness import (
     History,
     Release,
     RouteObserver,
-    pooled_tolerance,
+    assert_split_follows_weights,
     real_parts,
     requires_tools,
 )
@@ -126,24 +126,7 @@ def _assert_split_matches(history: History) -> None:
             f"{history.name}: the data plane routed with {window.weights}, which no HTTPRoute version had: "
             f"{history.weights}"
         )
-    measured = [w for w in history.windows if w.requests > 0]
-    assert measured, f"{history.name}: no traffic was measured"
-    # A window of a few requests (the moments around a switch, with requests in flight) says nothing by itself.
-    for window in (w for w in measured if w.requests >= MIN_WINDOW_REQUESTS):
-        deviation = abs(window.measured_canary_percent - window.canary_weight)
-        assert deviation <= window.tolerance(), (
-            f"{history.name}: weight {window.canary_weight}% but the canary got "
-            f"{window.measured_canary_percent:.1f}% of {window.requests} requests"
-        )
-    # Pooled over every window, chance evens out: the canary's total share must match the weights closely.
-    expected = sum(w.canary_weight / 100 * w.requests for w in measured)
-    received = sum(w.canary_requests for w in measured)
-    total = sum(w.requests for w in measured)
-    tolerance = pooled_tolerance(measured)
-    assert abs(received - expected) / total * 100 <= tolerance, (
-        f"{history.name}: the canary got {received} of {total} requests, the weights asked for {expected:.0f} "
-        f"(allowed: {tolerance:.1f} points)"
-    )
+    assert_split_follows_weights(history.name, history.windows, "the data plane's counters", MIN_WINDOW_REQUESTS)
 
 
 async def test_healthy_release_is_promoted_and_the_split_follows_the_weights(

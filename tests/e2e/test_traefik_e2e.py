@@ -23,8 +23,7 @@ from tests.e2e.release_harness import (
     LATENCY_ANNOTATION,
     Release,
     RouteObserver,
-    Window,
-    pooled_tolerance,
+    assert_split_follows_weights,
     real_parts,
     requires_tools,
 )
@@ -123,23 +122,6 @@ async def released(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Re
         yield release, routes, proxy
 
 
-def _assert_split(name: str, windows: list[Window], counted_by: str) -> None:
-    measured = [w for w in windows if w.requests > 0]
-    assert measured, f"{name}: no traffic counted by {counted_by}"
-    for window in (w for w in measured if w.requests >= MIN_WINDOW_REQUESTS):
-        deviation = abs(window.measured_canary_percent - window.canary_weight)
-        assert deviation <= window.tolerance(), (
-            f"{name} ({counted_by}): weight {window.canary_weight}% but the canary got "
-            f"{window.measured_canary_percent:.1f}% of {window.requests} requests")
-    expected = sum(w.canary_weight / 100 * w.requests for w in measured)
-    received = sum(w.canary_requests for w in measured)
-    total = sum(w.requests for w in measured)
-    tolerance = pooled_tolerance(measured)
-    assert abs(received - expected) / total * 100 <= tolerance, (
-        f"{name} ({counted_by}): the canary got {received} of {total} requests, the weights asked for "
-        f"{expected:.0f} (allowed: {tolerance:.1f} points)")
-
-
 def _assert_traefik_followed_the_routes(routes: RouteObserver, history: TraefikHistory) -> None:
     committed = routes.histories[history.name].weights
     for window in history.by_traefik:
@@ -167,8 +149,8 @@ async def test_healthy_release_is_promoted_through_traefik(released: Released) -
     assert routes.histories["good"].phase == "Succeeded", routes.histories["good"].phases
     assert history.canary_weights == [0, 10, 20, 30, 40, 50, 0]
     _assert_traefik_followed_the_routes(routes, history)
-    _assert_split("good", history.by_traefik, "Traefik's metrics")
-    _assert_split("good", history.by_pods, "the pods' answers")
+    assert_split_follows_weights("good", history.by_traefik, "Traefik's metrics", MIN_WINDOW_REQUESTS)
+    assert_split_follows_weights("good", history.by_pods, "the pods' answers", MIN_WINDOW_REQUESTS)
     loaded = [w for w in history.by_pods if w.canary_weight >= 20]
     assert all(w.requests >= LOADED_WINDOW for w in loaded), [(w.canary_weight, w.requests) for w in loaded]
     _assert_no_unready_canary_answers(proxy, "good")
@@ -183,7 +165,7 @@ async def test_bad_release_rolls_back_to_the_primary_through_traefik(released: R
     assert routes.histories[name].phase == "Failed", routes.histories[name].phases
     _assert_traefik_followed_the_routes(routes, history)
     assert max(history.canary_weights) < 50
-    _assert_split(name, history.by_traefik, "Traefik's metrics")
+    assert_split_follows_weights(name, history.by_traefik, "Traefik's metrics", MIN_WINDOW_REQUESTS)
     _assert_no_unready_canary_answers(proxy, name)
     # After the rollback Traefik sends everything to the primary: the final requests all reached primary pods.
     for windows in (history.by_traefik, history.by_pods):

@@ -25,10 +25,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from tests.e2e.release_harness import Release, RouteObserver, real_parts, requires_tools
+from tests.e2e.release_harness import LocalWebhook, Release, RouteObserver, real_parts, requires_tools
 from tests.e2e.traefik_parts import TraefikGateway, require_traefik
 from tests.manifests import NAMESPACE, canary, deployment, host_of
-from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, requires_tools, pytest.mark.asyncio(loop_scope="module")]
 
@@ -45,28 +44,11 @@ ANALYSES: dict[str, dict[str, Any]] = {
 TIMEOUT = 90.0
 
 
-class PromotionGate:
-    """A ``confirm-promotion`` webhook that says no until :meth:`open` is called for a canary."""
+class PromotionGate(LocalWebhook):
+    """A ``confirm-promotion`` webhook that says no until a canary's name is in ``opened``."""
 
     def __init__(self) -> None:
         self.opened: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        """Listen on a free loopback port."""
-        app = web.Application()
-        app.router.add_post("/", self._confirm)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}/"
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _confirm(self, request: web.Request) -> web.Response:
         name = str((await request.json()).get("name"))
