@@ -18,6 +18,8 @@ from flaggerpy.kube.settings import WatchSettings
 CANARY_INDEX = "canary"
 
 Changed = Callable[[Resource, Obj], None]
+_REASONS = {"error": "the API server refused the watch (allowed to watch?), retrying",
+            "dropped": "the connection broke, reconnecting", "gone": "relisting after 410 Gone"}
 
 
 def involved_canary(event: Obj) -> list[str]:
@@ -39,6 +41,7 @@ class Caches:
 
     def __init__(self, kube: KubeClient, scope: Scope, watch: WatchSettings | None = None) -> None:
         self.scope = scope
+        self._troubled: dict[tuple[str, str], str] = {}
         self._informers: dict[Resource, list[Informer]] = {}
         for resource, namespaces in scope.namespaces.items():
             indexers: dict[str, Any] = {CANARY_INDEX: involved_canary} if resource == res.EVENTS else {}
@@ -47,6 +50,32 @@ class Caches:
                          indexers=indexers)
                 for ns in namespaces
             ]
+
+    def on_health(self, changed: Callable[[], None]) -> None:
+        """Follow every watch: ``changed()`` after one fails (its informer retries) and after one is open again,
+        so pages can say their data has stopped following the cluster instead of showing it as live."""
+        for resource, informers in self._informers.items():
+            for informer, namespace in zip(informers, self.scope.namespaces[resource], strict=True):
+                where = (resource.plural, namespace or "")
+
+                def failed(_: str, reason: str, where: tuple[str, str] = where) -> None:
+                    if self._troubled.get(where) != reason:
+                        self._troubled[where] = reason
+                        changed()
+
+                def connected(where: tuple[str, str] = where) -> None:
+                    if self._troubled.pop(where, None) is not None:
+                        changed()
+
+                informer.observe_reconnects(failed)
+                informer.observe_connected(connected)
+
+    def health(self) -> dict[str, str]:
+        """``plural`` -> why its watch is not following the cluster now (in which namespaces), for the page."""
+        out: dict[str, list[str]] = {}
+        for (plural, namespace), reason in sorted(self._troubled.items()):
+            out.setdefault(plural, []).append(f"{namespace or 'all namespaces'}: {_REASONS.get(reason, reason)}")
+        return {plural: "; ".join(parts) for plural, parts in out.items()}
 
     def on_change(self, changed: Changed) -> None:
         """Call ``changed(resource, object)`` after every add, update and delete (the cache already has it)."""

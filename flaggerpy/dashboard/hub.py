@@ -83,6 +83,7 @@ class Hub:
         self._wake = asyncio.Event()
         self.flushes = 0
         caches.on_change(self.changed)
+        caches.on_health(self.health_changed)
 
     # -- changes --------------------------------------------------------------------------------------------
 
@@ -98,6 +99,14 @@ class Hub:
             prefix = f"{(obj.get('metadata') or {}).get('namespace') or ''}/"
             self._dirty_pages.update(k for k in self._page_subs if k.startswith(prefix))
         self._wake.set()
+
+    def health_changed(self) -> None:
+        """Tell every page at once which watches are not following the cluster (rare: not batched)."""
+        message = sse("health", self.caches.health())
+        self._snapshot = None
+        self._pages.clear()
+        for sub in [*self._list_subs, *(s for subs in self._page_subs.values() for s in subs)]:
+            sub.offer(message)
 
     def rebuild(self) -> None:
         """Compute every row from the caches (after the first list)."""
@@ -156,7 +165,8 @@ class Hub:
         """The whole list as one event (encoded once until the next change)."""
         if self._snapshot is None:
             rows = sorted(self._rows.values(), key=lambda r: r["key"])
-            self._snapshot = sse("snapshot", {"rows": rows, "scope": self.caches.scope.describe()})
+            self._snapshot = sse("snapshot", {"rows": rows, "scope": self.caches.scope.describe(),
+                                              "health": self.caches.health()})
         return self._snapshot
 
     @contextlib.contextmanager
@@ -214,5 +224,6 @@ class Hub:
             self.caches.get(res.DEPLOYMENTS, namespace, target_name),
         )
         page["scope"] = self.caches.scope.describe()
+        page["health"] = self.caches.health()
         return sse("page", page)
 

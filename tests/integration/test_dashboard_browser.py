@@ -332,3 +332,26 @@ async def test_read_only_hides_the_actions(sandbox: Sandbox, cluster: Cluster, b
         answer = await page.evaluate("""async () => (await fetch('/api/canaries/test/podinfo/abort',
             {method: 'POST', headers: {'X-Dashboard-Token': 'x'}})).status""")
         assert answer == 403
+
+
+async def test_a_watch_that_stops_following_the_cluster_is_said_on_the_page(
+    sandbox: Sandbox, cluster: Cluster, browser: Any, shots: Path, tmp_path: Path,
+) -> None:
+    await arrange(cluster)
+    rules = [r for r in VIEWER_RULES if r["resources"] != ["events"]]
+    rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list"]})
+    await cluster.create("rbac.authorization.k8s.io", "clusterroles", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "no-event-watch"},
+        "rules": rules})
+    await cluster.create("rbac.authorization.k8s.io", "clusterrolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "no-event-watch"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "no-event-watch"},
+        "subjects": [{"kind": "User", "name": "lister"}]})
+    kubeconfig = sandbox.user_kubeconfig(tmp_path / "lister", "lister-token", "lister", namespace="test")
+    async with dashboard(kubeconfig) as dash:
+        page = await browser.new_page(viewport={"width": 1280, "height": 600})
+        await page.goto(dash.url + "/")
+        await expect(page.locator("#health")).to_contain_text("Not live: events (all namespaces: the API server "
+                                                              "refused the watch", timeout=SHOWN)
+        await page.screenshot(path=str(shots / "list-not-live.png"))

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from flaggerpy.dashboard.hub import HubSettings
 from flaggerpy.dashboard.server import DashboardSettings, serve
+from flaggerpy.kube.settings import WatchSettings
 from flaggerpy.sandbox import Sandbox
 from tests.integration.conftest import Cluster, wait_for
 from tests.manifests import canary, deployment
@@ -118,3 +120,31 @@ async def test_a_cluster_without_the_canary_crd_is_said_so() -> None:
         assert name == "snapshot" and data["rows"] == []
         assert "does not serve canaries.flagger.app/v1beta1" in data["scope"]["denied"]["canaries"]
 
+
+
+async def test_a_watch_the_user_may_not_open_makes_the_pages_say_they_are_not_live(
+    sandbox: Sandbox, cluster: Cluster, tmp_path: Path,
+) -> None:
+    await cluster.create("rbac.authorization.k8s.io", "clusterroles", {
+        "metadata": {"name": "no-event-watch"},
+        "rules": [{"apiGroups": ["flagger.app", "gateway.networking.k8s.io", "apps"],
+                   "resources": ["canaries", "httproutes", "deployments"], "verbs": ["get", "list", "watch"]},
+                  {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]}]})
+    await cluster.create("rbac.authorization.k8s.io", "clusterrolebindings", {
+        "metadata": {"name": "no-event-watch"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "no-event-watch"},
+        "subjects": [{"kind": "User", "name": "lister"}]})
+    # Events may be listed, not watched.
+    kubeconfig = sandbox.user_kubeconfig(tmp_path / "lister", "lister-token", "lister")
+    settings = DashboardSettings(kubeconfig=str(kubeconfig), port=0,
+                                 watch=WatchSettings(backoff_initial=0.05, backoff_max=0.2, backoff_jitter=0.05))
+    async with serve(settings) as dash, aiohttp.ClientSession() as http, \
+            http.get(f"{dash.url}/api/stream") as response:
+        stream = _events(response)
+        name, data = await _next(stream)
+        assert name == "snapshot"
+        if not data["health"]:
+            name, data = await _next(stream)
+            assert name == "health"
+        assert list(data if name == "health" else data["health"]) == ["events"]
+        assert "refused the watch" in (data if name == "health" else data["health"])["events"]

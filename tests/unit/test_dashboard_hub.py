@@ -25,6 +25,12 @@ class FakeCaches(Caches):
     def on_change(self, changed: Any) -> None:
         self.changed = changed
 
+    def on_health(self, changed: Any) -> None:
+        self.health_changed = changed
+
+    def health(self) -> dict[str, str]:
+        return {}
+
     def canaries(self) -> list[Obj]:
         return list(self.objects.values())
 

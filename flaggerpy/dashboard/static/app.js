@@ -59,13 +59,26 @@ function setConn(live, text) {
   conn.textContent = text;
 }
 
+// -- the watches behind the page: a banner while one is not following the cluster (after 3 s: a blip is no news) --
+let healthTimer = null;
+function setHealth(health) {
+  clearTimeout(healthTimer);
+  const node = document.getElementById("health");
+  const entries = Object.entries(health || {});
+  if (!entries.length) { node.replaceChildren(); return; }
+  healthTimer = setTimeout(() => node.replaceChildren(h("p", { class: "notice" },
+    "Not live: ", entries.map(([plural, why]) => `${plural} (${why})`).join("; "),
+    ". What is shown may be out of date.")), 3000);
+}
+
 // -- streams -----------------------------------------------------------------------------------------------------
 let source = null;
 function stream(path, handlers) {
   if (source) source.close();
   source = new EventSource(path);
-  source.onopen = () => setConn(true, "live");
+  source.onopen = () => setConn(true, "connected");
   source.onerror = () => setConn(false, "reconnecting…");
+  source.addEventListener("health", (ev) => setHealth(JSON.parse(ev.data)));
   for (const [name, fn] of Object.entries(handlers)) {
     source.addEventListener(name, (ev) => fn(JSON.parse(ev.data)));
   }
@@ -178,7 +191,9 @@ function showList() {
       h("button", { id: "prev", type: "button", onclick: () => { list.page -= 1; renderList(); } }, "Previous page"),
       h("button", { id: "next", type: "button", onclick: () => { list.page += 1; renderList(); } }, "Next page")));
   stream("/api/stream", {
-    snapshot: (d) => { list.rows = new Map(d.rows.map((r) => [r.key, r])); list.scope = d.scope; scheduleList(); },
+    snapshot: (d) => {
+      list.rows = new Map(d.rows.map((r) => [r.key, r])); list.scope = d.scope; setHealth(d.health); scheduleList();
+    },
     patch: (d) => {
       for (const r of d.upsert) list.rows.set(r.key, r);
       for (const k of d.remove) list.rows.delete(k);
@@ -352,6 +367,7 @@ function renderPage(page) {
   const openDetails = [...main.querySelectorAll("details")].map((d) => d.open);
   const focused = document.activeElement && document.activeElement.id;
   current = page.row;
+  setHealth(page.health);
   document.title = `${page.row.key} · flaggerpy dashboard`;
   const body = document.getElementById("canary-body");
   const parts = [
