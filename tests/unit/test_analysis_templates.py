@@ -216,4 +216,4 @@ def test_hostile_templates_fail_within_the_budget(query: str) -> None:
 
 def test_the_output_is_capped() -> None:
     with pytest.raises(BudgetExceeded, match="larger than 1 KiB"):
-        render("{{ range $i := 600 }}xy{{ end }}", MODEL, Budget(max_output=1024))
+        render("{{ range $i := 600 }}xy{{ end }}", MODEL, Budget(max_output=1024, seconds=60))
