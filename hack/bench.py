@@ -52,6 +52,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_real
 from bench_cluster import Api, canary, deployment
 from bench_proc import PROFILE_FORMATS, Profiler, Usage, machine_busy_seconds, usage
 from bench_stats import (
@@ -80,7 +81,11 @@ OLD_IMAGE, NEW_IMAGE, THIRD_IMAGE = "podinfo:1.0.0", "podinfo:1.0.1", "podinfo:1
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 CANARIES = f"/apis/flagger.app/v1beta1/namespaces/{NAMESPACE}/canaries"
 HTTPROUTES = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/httproutes"
-LEASE = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/flaggerpy"  # flaggerpy run's LEASE_NAME
+def lease_path(args: argparse.Namespace) -> str:
+    """The controllers' Lease (flaggerpy run's LEASE_NAME): in the bench namespace on the sandbox, in
+    flaggerpy-system on a real cluster, where deploy/rbac grants it."""
+    namespace = bench_real.CONTROLLER_NAMESPACE if args.cluster == "real" else NAMESPACE
+    return f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/flaggerpy"
 TERMINAL = ("Succeeded", "Failed")
 # A kill is instant, but a write the old leader sent just before it may still commit: ignore that long after.
 _KILL_GUARD = 0.1
@@ -286,7 +291,8 @@ def controller_argv(kubeconfig: str, port: int, args: argparse.Namespace) -> lis
             "--port", str(port), "--listen-address", "127.0.0.1", "--log-level", "warning",
             "--kubeconfig-qps", f"{args.kubeconfig_qps:g}", "--kubeconfig-burst", str(args.kubeconfig_burst)]
     if args.ha:
-        argv += ["--enable-leader-election", "--leader-election-namespace", NAMESPACE]
+        lease_namespace = bench_real.CONTROLLER_NAMESPACE if args.cluster == "real" else NAMESPACE
+        argv += ["--enable-leader-election", "--leader-election-namespace", lease_namespace]
         for flag, value in (("lease-duration", args.lease_duration), ("renew-deadline", args.renew_deadline),
                             ("retry-period", args.retry_period)):
             if value is not None:
@@ -385,9 +391,9 @@ class Snapshot:
     processes: dict[str, tuple[int, Usage]]  # name → (pid, usage)
 
 
-def snapshot(sandbox: asyncio.subprocess.Process, replicas: list[Replica]) -> Snapshot:
-    """Usage of the bench itself, the sandbox and every live replica."""
-    pids = {"bench": os.getpid(), "sandbox": sandbox.pid, **{r.name: r.process.pid for r in replicas}}
+def snapshot(servers: dict[str, int], replicas: list[Replica]) -> Snapshot:
+    """Usage of the bench itself, the server side (the sandbox, or kube-apiserver and etcd) and every replica."""
+    pids = {"bench": os.getpid(), **servers, **{r.name: r.process.pid for r in replicas}}
     found = {name: (pid, usage(pid)) for name, pid in pids.items()}
     return Snapshot(time.monotonic(), machine_busy_seconds(),
                     {name: (pid, u) for name, (pid, u) in found.items() if u is not None})
@@ -510,8 +516,15 @@ class Run:
     workdir: Path
     tracker: Tracker
     api: Api
-    sandbox: asyncio.subprocess.Process
+    servers: dict[str, int]
+    """The server side's processes by name: ``sandbox``, or ``kube-apiserver`` and ``etcd`` (--cluster real)."""
     replicas: list[Replica] = field(default_factory=list)
+    baseline: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def real(self) -> bool:
+        """Whether the cluster is a real control plane (no sandbox counters)."""
+        return self.args.cluster == "real"
 
     @property
     def limit(self) -> float:
@@ -524,12 +537,20 @@ class Run:
                          lambda: self.tracker.count(lambda t: t.finished_at is not None), self.n, self.limit)
 
     async def reset_counters(self) -> None:
-        """Zero the sandbox's counters and the bench's record of its own requests together."""
+        """Zero the sandbox's counters and the bench's record of its own requests together (on a real cluster:
+        remember the controllers' own request counters)."""
+        if self.real:
+            self.baseline = await bench_real.controller_requests(self.api.session, [r.port for r in self.replicas])
+            return
         await self.api.request("DELETE", "/sandbox/counters")
         self.api.own.clear()
 
     async def controller_calls(self) -> dict[str, dict[str, int]]:
-        """The sandbox's counters since the last reset, minus the bench's own requests."""
+        """The controllers' API calls since the last reset: the sandbox's counters minus the bench's own requests,
+        or on a real cluster the controllers' own counters."""
+        if self.real:
+            now = await bench_real.controller_requests(self.api.session, [r.port for r in self.replicas])
+            return bench_real.difference(now, self.baseline)
         return subtract(await self.api.get("/sandbox/counters"), self.api.own)
 
 
@@ -559,13 +580,13 @@ async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:
     profiler = None
     if args.profile is not None:
         profiler = Profiler(args.profile / f"{n}-canaries", args.profile_format, args.profile_rate)
-        for name, pid in [("bench", os.getpid()), ("sandbox", run.sandbox.pid),
+        for name, pid in [("bench", os.getpid()), *run.servers.items(),
                           *((r.name, r.process.pid) for r in run.replicas)]:
             await profiler.start(name, pid)
-    before = snapshot(run.sandbox, run.replicas)
+    before = snapshot(run.servers, run.replicas)
     await edit_all(run.api, tracker, NEW_IMAGE, args.interval)
     await run.wait_finished("release")
-    after = snapshot(run.sandbox, run.replicas)
+    after = snapshot(run.servers, run.replicas)
     profiles = await profiler.stop() if profiler is not None else None
     calls = await run.controller_calls()
     steps = sum(len(track.transitions) for track in tracker.tracks.values())
@@ -603,7 +624,10 @@ async def release(run: Run, names: dict[str, bool]) -> dict[str, Any]:
         # Every replica counts (a standby's informers decode every event too); a replica that died does not.
         "controller_cpu_s_per_step": round(sum(e["cpu_s"] for e in controllers) / steps, 5) if steps else None,
         "controller_peak_rss_mib": max((e["peak_rss_mib"] for e in controllers), default=0.0),
-        "sandbox_cpu_s_per_step": round(cpu["sandbox"]["cpu_s"] / steps, 5) if steps else None,
+        # The server side: the sandbox, or kube-apiserver and etcd.
+        "server_cpu_s_per_step": round(sum(cpu[name]["cpu_s"] for name in run.servers if name in cpu) / steps, 5)
+        if steps else None,
+        "sandbox_cpu_s_per_step": round(cpu["sandbox"]["cpu_s"] / steps, 5) if steps and "sandbox" in cpu else None,
         "standby_cpu_s_per_step": round(sum(e["cpu_s"] for e in standby) / steps, 5) if steps and standby else None,
         "cpu": cpu,
     }
@@ -619,18 +643,28 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     failing_every = max(1, round(1 / args.rollback_fraction)) if args.rollback_fraction > 0 else 0
     names = {f"app-{i:05d}": bool(failing_every) and i % failing_every == failing_every - 1 for i in range(n)}
     tracker = Tracker(names)
-    sandbox, url, kubeconfig = await start_sandbox(workdir, n, args)
+    sandbox: asyncio.subprocess.Process | None = None
+    real: bench_real.RealBenchCluster | None = None
+    if args.cluster == "real":
+        real = await bench_real.start(workdir, NAMESPACE, n)
+        url, kubeconfig, tls = real.url, str(real.controller_kubeconfig), real.ssl_context()
+        servers = real.server_pids()
+    else:
+        sandbox, url, kubeconfig = await start_sandbox(workdir, n, args)
+        tls, servers = None, {"sandbox": sandbox.pid}
     hook_runner, hook_url = await failing_webhook(tracker)
     watchers: list[asyncio.Task[None]] = []
     supervisor: asyncio.Task[None] | None = None
     restarts: list[str] = []
     replicas: list[Replica] = []
     result: dict[str, Any] = {"canaries": n, "interval_s": args.interval, "replicas": 2 if args.ha else 1,
-                              "gateway": args.gateway, "load_average_before": os.getloadavg(),
+                              "cluster": args.cluster,
+                              "gateway": "traefik" if args.cluster == "real" else args.gateway,
+                              "load_average_before": os.getloadavg(),
                               "phase_timeout_s": phase_timeout(n, args), "workdir": str(workdir)}
     try:
-        async with Api(url, concurrency=max(32, args.create_concurrency)) as api:
-            run = Run(n, args, progress, workdir, tracker, api, sandbox, replicas)
+        async with Api(url, concurrency=max(32, args.create_concurrency), ssl=tls) as api:
+            run = Run(n, args, progress, workdir, tracker, api, servers, replicas)
             listed = [asyncio.Event(), asyncio.Event(), asyncio.Event()]
             watchers = [asyncio.create_task(api.watch(CANARIES, tracker.on_canary, listed[0])),
                         asyncio.create_task(api.watch(HTTPROUTES, tracker.on_route, listed[1])),
@@ -662,7 +696,10 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
         await hook_runner.cleanup()
         for replica in replicas:
             await stop(replica.process)
-        await stop(sandbox)
+        if sandbox is not None:
+            await stop(sandbox)
+        if real is not None:
+            await asyncio.to_thread(real.stop)
     return result
 
 
@@ -672,7 +709,7 @@ async def failover(run: Run) -> dict[str, Any]:
     tracker, args, n = run.tracker, run.args, run.n
     lease = args.lease_duration or _DEFAULT_LEASE_S
     tracker.begin_release()
-    before = snapshot(run.sandbox, run.replicas)
+    before = snapshot(run.servers, run.replicas)
     editing = asyncio.create_task(edit_all(run.api, tracker, THIRD_IMAGE, args.interval))
     await wait_until(run.progress, f"[{n}] failover: steps before the kill",
                      lambda: tracker.count(lambda t: bool(t.steps)), max(1, n // 3), run.limit)
@@ -689,8 +726,8 @@ async def failover(run: Run) -> dict[str, Any]:
     elected_at = time.time()
     await editing
     await run.wait_finished("failover: release")
-    after = snapshot(run.sandbox, run.replicas)
-    lease_object = await run.api.get(LEASE)
+    after = snapshot(run.servers, run.replicas)
+    lease_object = await run.api.get(lease_path(args))
     acquired = parse_time((lease_object.get("spec") or {}).get("acquireTime"))
     if acquired is not None and acquired <= killed_at:
         acquired = None  # the lease was not taken over (the killed replica was not the holder after all)
@@ -753,6 +790,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="HTTPRoute acceptance by the sandbox data plane (default) or an instant stand-in Gateway")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds allowed per phase (default 300 + interval * (steps + 4) + 0.5 * canaries)")
+    parser.add_argument("--cluster", choices=["sandbox", "real"], default="sandbox",
+                        help="the sandbox (default) or a real control plane from hack/cluster (built with "
+                             "hack/cluster/build), with Traefik accepting the routes")
     parser.add_argument("--sandbox-history", type=int, default=None,
                         help="watch events the sandbox keeps for resuming watches (default max(500000, 100 * N))")
     parser.add_argument("--create-concurrency", type=int, default=16,

@@ -43,15 +43,17 @@ class Api:
     intermediate versions, which the report must then say.
     """
 
-    def __init__(self, base_url: str, concurrency: int = 32) -> None:
+    def __init__(self, base_url: str, concurrency: int = 32, ssl: Any = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
         self._limit = asyncio.Semaphore(concurrency)
         self.own: Counter[tuple[str, str]] = Counter()
         self.relists = 0
 
     async def __aenter__(self) -> Api:
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl) if self._ssl else aiohttp.TCPConnector(limit=0)
+        self._session = aiohttp.ClientSession(connector=connector)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -287,7 +287,8 @@ HEADLINES = {
     "writes_per_step": "api_calls_per_step.writes", "cpu_s_per_step": "controller_cpu_s_per_step",
     "peak_rss_mib": "controller_peak_rss_mib", "rollback_p99": "rollback.p99_ms",
     "writes_per_weight_step": "writes.per_weight_step.writes", "writes_per_release": "writes.per_release.writes",
-    "sandbox_cpu_s_per_step": "sandbox_cpu_s_per_step", "standby_cpu_s_per_step": "standby_cpu_s_per_step",
+    "sandbox_cpu_s_per_step": "sandbox_cpu_s_per_step", "server_cpu_s_per_step": "server_cpu_s_per_step",
+    "standby_cpu_s_per_step": "standby_cpu_s_per_step",
     "bench_cpu_ms_per_step": "cpu.bench.cpu_ms_per_step", "sandbox_peak_rss_mib": "cpu.sandbox.peak_rss_mib",
     "failover_s": "failover.kill_to_first_step_s",
 }

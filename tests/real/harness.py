@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Conflict, NotFound
@@ -30,16 +28,13 @@ from flaggerpy.kube.settings import WatchSettings
 from tests.integration.conftest import wait_for
 from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE
 from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
-from tests.ports import free_port
 
 CLUSTER_DIR = REPO_ROOT / "hack" / "cluster"
 sys.path.insert(0, str(CLUSTER_DIR))
 from control_plane import CONTROLLER_NAMESPACE, ControlPlane, cached_binaries, default_crds, install_rbac  # noqa: E402
+from traefik_gateway import TRAEFIK_CONTROLLER, Traefik, start_gateway  # noqa: E402, F401 (TRAEFIK_CONTROLLER: for the tests)
 
 CONTROLLER_SERVICE_ACCOUNT = "flaggerpy"
-GATEWAY_CLASS = "sandbox"
-TRAEFIK_CONTROLLER = "traefik.io/gateway-controller"
-TRAEFIK_RBAC = Path(__file__).with_name("traefik-rbac.yaml")
 REQUIRED_ENV = "FLAGGERPY_REAL_REQUIRED"
 # The kinds a scenario may leave in the test namespace; deleted between tests (one cluster serves the session).
 TEST_KINDS = ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app",
@@ -62,25 +57,6 @@ def why_unavailable() -> str | None:
     if cached_binaries() is None:
         return "the control plane is not built: run hack/cluster/build (a cold build takes long; .ci/run does it)"
     return None
-
-
-@dataclass
-class Traefik:
-    """Traefik as the cluster's Gateway controller (a process), serving the Gateway's listener on ``port``."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL)."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @dataclass
@@ -121,52 +97,6 @@ class RealSession:
             time.sleep(0.2)
 
 
-def _traefik_token(session_plane: ControlPlane) -> str:
-    return session_plane.kubectl("create", "token", "traefik", "-n", GATEWAY_NAMESPACE,
-                                 "--duration=24h").stdout.strip()
-
-
-def gateway(port: int) -> dict[str, Any]:
-    """The tests' Gateway (``gateway/public-gateway``) with one HTTP listener on Traefik's entry point port."""
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "Gateway",
-        "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
-        "spec": {
-            "gatewayClassName": GATEWAY_CLASS,
-            "listeners": [{"name": "http", "protocol": "HTTP", "port": port,
-                           "allowedRoutes": {"namespaces": {"from": "All"}}}],
-        },
-    }
-
-
-def start_traefik(plane: ControlPlane, workdir: Path) -> Traefik:
-    """Traefik watching the cluster's Gateway API objects with its own ServiceAccount token, on a free port."""
-    port = free_port()
-    log = workdir / "logs" / "traefik.log"
-    argv = [
-        shutil.which("traefik") or "traefik",
-        f"--entrypoints.web.address=127.0.0.1:{port}",
-        "--providers.kubernetesgateway=true",
-        f"--providers.kubernetesgateway.endpoint={plane.url}",
-        f"--providers.kubernetesgateway.token={_traefik_token(plane)}",
-        f"--providers.kubernetesgateway.certauthfilepath={plane.ca}",
-        "--providers.kubernetesgateway.statusaddress.ip=127.0.0.1",
-        "--log.level=INFO",
-    ]
-    with log.open("ab") as out:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    return Traefik(process, port, log)
-
-
-def gateway_programmed(plane: ControlPlane) -> bool:
-    """Whether Traefik has accepted the tests' Gateway."""
-    result = plane.kubectl("get", "gateway", GATEWAY_NAME, "-n", GATEWAY_NAMESPACE, "-o",
-                           "jsonpath={.status.conditions[?(@.type=='Accepted')].status}", check=False)
-    return result.stdout.strip() == "True"
-
-
 def start_session(workdir: Path) -> Iterator[RealSession]:
     """Start the session's cluster, arrange it as the integration sandbox is arranged, yield it, stop it."""
     binaries = cached_binaries()
@@ -176,19 +106,8 @@ def start_session(workdir: Path) -> Iterator[RealSession]:
     traefik: Traefik | None = None
     try:
         install_rbac(plane)
-        for namespace in (NAMESPACE, GATEWAY_NAMESPACE):
-            plane.kubectl("create", "namespace", namespace)
-        plane.kubectl("apply", "-f", str(TRAEFIK_RBAC))
-        plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-            "metadata": {"name": GATEWAY_CLASS}, "spec": {"controllerName": TRAEFIK_CONTROLLER}}))
-        traefik = start_traefik(plane, workdir)
-        plane.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(gateway(traefik.port)))
-        deadline = time.monotonic() + 60
-        while not gateway_programmed(plane):
-            if traefik.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"Traefik did not accept the Gateway; see {traefik.log}")
-            time.sleep(0.2)
+        plane.kubectl("create", "namespace", NAMESPACE)
+        traefik = start_gateway(plane, GATEWAY_NAME, GATEWAY_NAMESPACE)
         controller_kubeconfig = plane.service_account_kubeconfig(
             CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT, workdir / "controller.kubeconfig")
         yield RealSession(plane, controller_kubeconfig, traefik)
