@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from tenacity import AsyncRetrying
 
 from flaggerpy.analysis.base import HookType, StepContext, WebhookResult
 from flaggerpy.apis.errors import SpecError
@@ -51,10 +53,18 @@ class WebhookSettings:
     """
 
     default_timeout: float = 10.0
+    max_duration: float = 300.0
+    """The operator's cap on one webhook call, retries and their backoff included (``--webhook-max-duration``): a
+    hook's ``timeout`` is cut to it and its ``retries`` to what fits, so a tenant's ``timeout: 1h, retries: 100``
+    holds nothing for longer than this."""
     backoff_min: float = 1.0
     backoff_max: float = 30.0
     # Enough of a failing hook's answer to explain itself in a condition or an Event, never a whole page.
     max_error_body: int = 512
+
+
+class _AttemptTimedOut(Exception):
+    """The last attempt of a webhook call timed out (``timeout``), as opposed to the call's whole budget."""
 
 
 class _RetryableAnswer(Exception):
@@ -130,7 +140,8 @@ def _failure(status: int, body: str) -> str:
     return f"HTTP {status}: {body}".rstrip(": ")
 
 
-def _hooks_of(canary: Canary, hook_type: HookType) -> list[CanaryWebhook]:
+def hooks_of(canary: Canary, hook_type: HookType) -> list[CanaryWebhook]:
+    """The canary's ``analysis.webhooks`` of ``hook_type``, in spec order."""
     return [hook for hook in canary.analysis.webhooks or [] if hook.hook_type == hook_type]
 
 
@@ -155,7 +166,7 @@ class WebhookRunner(SessionUser):
 
     async def run(self, canary: Canary, hook_type: HookType, step: StepContext) -> list[WebhookResult]:
         """Call every webhook of ``hook_type`` concurrently; an empty list when the canary has none."""
-        hooks = _hooks_of(canary, hook_type)
+        hooks = hooks_of(canary, hook_type)
         if not hooks:
             return []
         checksum = step.checksum or canary_checksum(canary)
@@ -182,7 +193,7 @@ class WebhookRunner(SessionUser):
         current phase. Failures are logged and returned, never raised.
         """
         current_phase = phase if phase is not None else canary.status.phase or ""
-        hooks = _hooks_of(canary, HookType.EVENT)
+        hooks = hooks_of(canary, HookType.EVENT)
         if hooks:
             calls = [
                 self._call(hook, build_event_payload(canary, type, message, current_phase, hook.metadata))
@@ -217,13 +228,16 @@ class WebhookRunner(SessionUser):
             return WebhookResult(hook.name, hook_type, False, error=str(exc), mute_alert=mute)
         if timeout <= 0:
             timeout = self._settings.default_timeout
+        cap = self._settings.max_duration
+        timeout = min(timeout, cap)
         return await self._post(
             hook.name,
             hook_type,
             hook.url,
             payload,
             attempt_seconds=timeout,
-            retries=hook.retries or 0,
+            # Attempts that fit in the cap (rounded first: 0.3 / 0.1 is 2.9999999999999996 in binary).
+            retries=min(hook.retries or 0, max(0, math.floor(round(cap / timeout, 6)) - 1)),
             verify_tls=not hook.disable_tls,
             mute_alert=mute,
         )
@@ -251,16 +265,19 @@ class WebhookRunner(SessionUser):
             backoff_max=settings.backoff_max,
             on=(aiohttp.ClientError, TimeoutError, _RetryableAnswer),
         )
+        budget = settings.max_duration
         try:
-            async for attempt in retrying:
-                with attempt:
-                    status, body = await self._attempt(url, payload, attempt_seconds, verify_tls)
+            async with asyncio.timeout(budget):
+                status, body = await self._retrying(retrying, url, payload, attempt_seconds, verify_tls)
         except _RetryableAnswer as exc:
             status, body = exc.status, exc.body
-        except TimeoutError:
+        except _AttemptTimedOut:
             return WebhookResult(
                 name, hook_type, False, error=f"no answer within {attempt_seconds:g}s", mute_alert=mute_alert
             )
+        except TimeoutError:
+            return WebhookResult(name, hook_type, False, mute_alert=mute_alert,
+                                 error=f"no answer within {budget:g}s, the limit of one webhook call with its retries")
         except OutboundRefused as exc:
             return WebhookResult(name, hook_type, False, error=f"url: {exc}", mute_alert=mute_alert)
         except aiohttp.ClientError as exc:
@@ -271,6 +288,19 @@ class WebhookRunner(SessionUser):
         passed = status <= _LAST_PASSING_STATUS
         error = None if passed else _failure(status, body)
         return WebhookResult(name, hook_type, passed, status_code=status, error=error, mute_alert=mute_alert)
+
+    async def _retrying(
+        self, retrying: AsyncRetrying, url: str, payload: dict[str, Any], attempt_seconds: float, verify_tls: bool
+    ) -> tuple[int, str]:
+        """The attempts of one call; the last attempt's timeout comes out as :class:`_AttemptTimedOut`, so it is
+        told apart from the whole call's budget running out."""
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(url, payload, attempt_seconds, verify_tls)
+        except TimeoutError as exc:
+            raise _AttemptTimedOut() from exc
+        raise AssertionError("unreachable: the retry policy either returns or re-raises")
 
     async def _attempt(
         self, url: str, payload: dict[str, Any], attempt_seconds: float, verify_tls: bool

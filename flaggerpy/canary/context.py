@@ -60,6 +60,16 @@ class EngineSettings:
     """Delay before retrying when the cache has not yet caught up with our own last status write."""
     status_write_attempts: int = 3
     """Writes of one step's status when Conflicts come only from changes outside the status (see StepIO)."""
+    step_deadline: float = 120.0
+    """Seconds one reconcile (the API reads and writes of one step) may take before it is cancelled and retried
+    with the canary's backoff."""
+    analysis_deadline: float = 310.0
+    """Seconds one piece of a canary's outbound work (a hook type's webhooks, the metric checks, an alert) may take
+    in the canary's own lane; past it the hooks count as failed. ``flaggerpy run`` derives it from
+    ``--webhook-max-duration``."""
+    analysis_inline_wait: float = 0.05
+    """Seconds a worker waits for a canary's outbound work before it lets the work go on alone and moves to other
+    canaries (the canary is woken when the work ends): fast hooks and queries cost no extra reconcile."""
 
 
 @dataclass

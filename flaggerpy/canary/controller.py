@@ -24,6 +24,7 @@ from flaggerpy.canary import status as st
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.memo import Memos
+from flaggerpy.canary.offload import Offload
 from flaggerpy.canary.reconciler import (
     ROUTE_NOT_ACCEPTED,
     CanaryReconciler,
@@ -172,6 +173,7 @@ class Controller:
         informers: dict[Resource, Informer] | None = None,
         on_status: StatusObserver | None = None,
         observer: ControllerObserver | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.settings = settings or ControllerSettings()
         self._kube = kube
@@ -192,6 +194,7 @@ class Controller:
         self.reconciler = CanaryReconciler(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine,
             on_status=self._telemetry.status_hook, own_writes=self.own_writes, memos=memos, wake=self.enqueue,
+            offload=offload,
         )
         self._workers: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
@@ -522,6 +525,8 @@ class Controller:
         await self.queue.shutdown(drain=True)
         if self._workers is not None:
             await asyncio.gather(self._workers, return_exceptions=True)
+        # Outbound work still in the canaries' lanes (hooks a step waits for, alerts, Event hooks) is dropped.
+        await self.reconciler.offload.close()
         await asyncio.gather(*self._optional_looks, return_exceptions=True)
         await asyncio.gather(*(inf.stop() for inf in self.informers.values()))
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from flaggerpy.apis.flagger import Canary
+from flaggerpy.canary.offload import Offload
 from flaggerpy.kube.events import EventRecorder
 from flaggerpy.log import get_logger
 
@@ -21,11 +22,16 @@ class EventHooks(Protocol):
 
 
 class EngineEvents:
-    """Implements the reconciler's EventSink: record the Event, then forward it to the event webhooks."""
+    """Implements the reconciler's EventSink: record the Event, then forward it to the event webhooks.
 
-    def __init__(self, recorder: EventRecorder, hooks: EventHooks | None = None) -> None:
+    With ``lanes`` (the controller's :class:`~flaggerpy.canary.offload.Offload`) the forward goes out from the
+    canary's lane, after the canary's hooks asked before it and without holding the step; without, it is awaited.
+    """
+
+    def __init__(self, recorder: EventRecorder, hooks: EventHooks | None = None, lanes: Offload | None = None) -> None:
         self._recorder = recorder
         self._hooks = hooks
+        self._lanes = lanes
 
     async def __call__(self, obj: Mapping[str, Any], type_: str, reason: str, message: str,
                        canary: Canary | None = None) -> None:
@@ -36,7 +42,15 @@ class EngineEvents:
         if self._hooks is None or canary is None:
             # An invalid canary's webhooks cannot be trusted to be well-formed; the Event itself was recorded.
             return
-        try:
-            await self._hooks.send_event(canary, type_, message)
-        except Exception:  # an event hook being down must not fail the step that produced the Event
-            log.exception("event webhook failed", canary=canary.key)
+        hooks, parsed = self._hooks, canary
+
+        async def forward() -> None:
+            try:
+                await hooks.send_event(parsed, type_, message)
+            except Exception:  # an event hook being down must not fail the step that produced the Event
+                log.exception("event webhook failed", canary=parsed.key)
+
+        if self._lanes is None:
+            await forward()
+        else:
+            self._lanes.spawn(canary.key, forward)

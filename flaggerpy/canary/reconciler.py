@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from flaggerpy.analysis.base import HookType, WebhookResult
+from flaggerpy.analysis.base import HookType, MetricResult, WebhookResult
+from flaggerpy.analysis.webhooks import hooks_of
 from flaggerpy.apis.annotations import Action, record_handled
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import Strategy
@@ -32,6 +33,7 @@ from flaggerpy.canary.context import (
     Step,
     is_gateway_canary,
 )
+from flaggerpy.canary.offload import DeadlineExceeded, Pending
 from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import WAIT_REASON
 from flaggerpy.canary.stepio import StepIO
@@ -65,12 +67,17 @@ class CanaryReconciler(StepIO):
         """Advance the canary ``namespace/name`` by at most one step; the Result says when to look again.
 
         A 409 on a write is a :meth:`Result.conflict` (the key backs off and the step is decided again from the
-        cache); any other error raises, and the work queue requeues the key with its backoff.
+        cache); a step waiting for its canary's outbound work (:class:`Pending`) is done until that work wakes it;
+        any other error raises (a step past ``step_deadline`` included), and the work queue requeues the key with
+        its backoff.
         """
         try:
-            delay = await self._step(key)
+            async with asyncio.timeout(self.settings.step_deadline):
+                delay = await self._step(key)
         except Conflict as exc:
             return Result.conflict(exc)
+        except Pending:
+            return Result.done()
         return Result.done() if delay is None else Result.requeue_after(delay)
 
     async def _step(self, key: str) -> float | None:
@@ -447,10 +454,21 @@ class CanaryReconciler(StepIO):
         Warning is emitted here, for the first failure in Flagger's order, although all of them ran.
         """
         context = self._step_context(step, HookType.ROLLOUT)
-        metrics, hooks = await asyncio.gather(
-            self._analyzer.check_metrics(step.canary, context),
-            self._analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),
-        )
+
+        async def tick() -> tuple[list[MetricResult], list[WebhookResult]]:
+            metrics, hooks = await asyncio.gather(
+                self._analyzer.check_metrics(step.canary, context),
+                self._analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),
+            )
+            return metrics, hooks
+
+        outbound = bool(step.canary.analysis.metrics or hooks_of(step.canary, HookType.ROLLOUT))
+        outcome, first = await self._offloaded(step, "analysis", tick, outbound)
+        if isinstance(outcome, DeadlineExceeded):
+            if first:
+                await self._event(step, f"Halt {step.canary_name} advancement analysis {outcome}", WARNING)
+            return False
+        metrics, hooks = outcome
         self._record_metrics(step, metrics)
         self._record_hooks(step, hooks)
         for hook in hooks:
@@ -594,14 +612,19 @@ class CanaryReconciler(StepIO):
         await self._apply.scale(step.target, 0)
         await self._commit(step)
         self._slot_freed(step)
-        # Flagger runs post-rollout hooks before it says the promotion is complete.
-        await self._post_rollout(step)
-        if step.plan.skip_analysis:
-            await self._event(step, f"Promotion completed! Canary analysis was skipped for {step.name}")
-            await self._notify(step, "Canary analysis was skipped, promotion finished.", "info")
-        else:
-            await self._event(step, f"Promotion completed! Scaling down {step.name}")
-            await self._notify(step, "Canary analysis completed successfully, promotion finished.", "info")
+
+        async def tail() -> None:
+            # Flagger runs post-rollout hooks before it says the promotion is complete.
+            await self._post_rollout(step)
+            if step.plan.skip_analysis:
+                await self._event(step, f"Promotion completed! Canary analysis was skipped for {step.name}")
+                await self._notify(step, "Canary analysis was skipped, promotion finished.", "info")
+            else:
+                await self._event(step, f"Promotion completed! Scaling down {step.name}")
+                await self._notify(step, "Canary analysis completed successfully, promotion finished.", "info")
+
+        # The step is persisted: what follows it goes out from the canary's lane, in order, without a worker.
+        self.offload.spawn(step.key, tail)
         return None
 
     async def _fail(self, step: Step, reason: str, alert: tuple[str, str] | None = None) -> float | None:
@@ -622,11 +645,15 @@ class CanaryReconciler(StepIO):
         await self._apply.scale(step.target, 0)
         await self._commit(step)
         self._slot_freed(step)
-        await self._post_rollout(step)
+        self.offload.spawn(step.key, lambda: self._post_rollout(step))
         return None
 
     async def _post_rollout(self, step: Step) -> None:
-        failed = await self._gate(step, HookType.POST_ROLLOUT)
+        """Flagger's ``runPostRolloutHooks``, run from the canary's lane after the step is persisted (so it calls
+        the analyzer itself: asking the lane for a result from inside the lane would wait for itself)."""
+        hook = HookType.POST_ROLLOUT
+        results = await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step, hook))
+        failed = await self._passed_events(step, hook, results, emit=True)
         if failed is not None:
             await self._event(step, f"Post-rollout hook {failed.name} failed {_hook_error(failed)}".rstrip(), WARNING)
 

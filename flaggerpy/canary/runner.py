@@ -22,6 +22,7 @@ from flaggerpy.alerts.notifier import DefaultAlerts
 from flaggerpy.analysis.builtin import DEFAULT_FLAVOUR, parse_flavour
 from flaggerpy.analysis.checks import DEFAULT_METRICS_SERVER, MetricSettings
 from flaggerpy.analysis.providers import DEFAULT_TIMEOUT
+from flaggerpy.analysis.webhooks import WebhookSettings
 from flaggerpy.apis.durations import parse_duration
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import GATEWAY_PROVIDERS
@@ -40,6 +41,8 @@ from flaggerpy.outbound import parse_allow_entry
 log = get_logger(__name__)
 
 LEASE_NAME = "flaggerpy"
+ANALYSIS_DEADLINE_MARGIN = 10.0
+"""Seconds the deadline of a canary's outbound work allows beyond ``--webhook-max-duration``."""
 
 
 def _provider(text: str) -> str:
@@ -153,6 +156,9 @@ FLAGS: tuple[Flag, ...] = (
          "seconds the leader keeps trying to renew before it steps down (default 10)", parse_float),
     Flag("leader-election-retry-period", LeaderSettings.retry_period,
          "seconds between acquire/renew attempts (default 2)", parse_float),
+    Flag("webhook-max-duration", WebhookSettings.max_duration,
+         "seconds one webhook call may take with all its retries; a Canary's timeout and retries are cut to fit "
+         "(default 300)", _timeout),
     Flag("event-webhook", "", "URL receiving every canary Event", flagger_env="EVENT_WEBHOOK_URL"),
     Flag("cluster-name", "", "cluster name added to alerts"),
     Flag("outbound-allow", (), "comma-separated CIDRs and host names tenants' addresses may reach although they are "
@@ -234,6 +240,9 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
             mesh_provider=args.mesh_provider,
             selector_labels=parse_list(args.selector_labels),
             include_label_prefixes=parse_list(args.include_label_prefix),
+            # A piece of a canary's outbound work is one hook type's calls (concurrent, each within the cap) or
+            # the metric checks: the cap plus a margin bounds it.
+            analysis_deadline=args.webhook_max_duration + ANALYSIS_DEADLINE_MARGIN,
         ),
     )
 
@@ -251,6 +260,7 @@ def wiring_from(args: argparse.Namespace, environ: Mapping[str, str] = os.enviro
         no_cross_namespace_refs=args.no_cross_namespace_refs,
         cluster_name=args.cluster_name,
         event_webhook=args.event_webhook,
+        webhooks=WebhookSettings(max_duration=args.webhook_max_duration),
         outbound_allow=args.outbound_allow,
         ambient_credentials=args.enable_ambient_credentials,
     )

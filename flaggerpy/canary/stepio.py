@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from flaggerpy.analysis.base import Analyzer, HookType, MetricResult, Notifier, StepContext, WebhookResult
-from flaggerpy.analysis.webhooks import status_checksum
+from flaggerpy.analysis.webhooks import hooks_of, status_checksum
 from flaggerpy.apis.errors import SpecError
 from flaggerpy.apis.flagger import METRIC_HISTORY_LIMIT
 from flaggerpy.canary import messages, steps
@@ -30,6 +30,7 @@ from flaggerpy.canary.context import (
     Step,
 )
 from flaggerpy.canary.memo import Memos
+from flaggerpy.canary.offload import DeadlineExceeded, Offload
 from flaggerpy.canary.parsed import ParsedCanaries
 from flaggerpy.canary.phases import Phase
 from flaggerpy.canary.slots import Slots
@@ -70,6 +71,7 @@ class StepIO:
         own_writes: OwnWrites | None = None,
         memos: Memos | None = None,
         wake: Callable[[str], None] | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self._kube = kube
         self.wake = wake
@@ -91,6 +93,12 @@ class StepIO:
         """Everything remembered about each canary between reconciles, dropped when it is deleted."""
         self._parsed = ParsedCanaries(self.memos)
         self._on_status = on_status
+        self.offload = offload if offload is not None else Offload(
+            deadline=self.settings.analysis_deadline, inline_wait=self.settings.analysis_inline_wait)
+        """Each canary's lane for its outbound work (hooks, metric queries, alerts), shared with the Event sink;
+        the end of work a step stopped waiting for wakes the canary."""
+        if self.offload.wake is None:
+            self.offload.wake = wake
 
     def plan(self, key: str) -> steps.Plan | None:
         """The plan of a canary as last reconciled (None before its first reconcile here)."""
@@ -101,6 +109,7 @@ class StepIO:
         namespace, _, name = key.partition("/")
         self.own_writes.forget_name(res.CANARIES, namespace, name)
         self.memos.drop(key)
+        self.offload.forget(key)
 
     # -- persistence and reporting -------------------------------------------------------------------------------
 
@@ -157,13 +166,20 @@ class StepIO:
         await self._events(step.doc, type_, reason, message, step.working_canary())
 
     async def _notify(self, step: Step, message: str, severity: str) -> None:
-        try:
-            await self._notifier.notify(step.canary, message, severity, {
-                "Target": f"{step.canary.spec.target_ref.kind or 'Deployment'}/{step.name}",
-                "Phase": step.status.get("phase", ""),
-            })
-        except Exception:  # an alert channel being down must never stop a release
-            step.log.exception("alert delivery failed")
+        """Send an alert from the canary's lane: a slow or hanging alert channel never holds the step."""
+        canary = step.canary
+        fields = {
+            "Target": f"{canary.spec.target_ref.kind or 'Deployment'}/{step.name}",
+            "Phase": step.status.get("phase", ""),
+        }
+
+        async def send() -> None:
+            try:
+                await self._notifier.notify(canary, message, severity, fields)
+            except Exception:  # an alert channel being down must never stop a release
+                step.log.exception("alert delivery failed")
+
+        self.offload.spawn(step.key, send)
 
     async def _halt(self, step: Step, reason: str, message: str, warn: bool = False,
                     text: str | None = None) -> None:
@@ -324,28 +340,64 @@ class StepIO:
             iteration=int(step.status.get("iterations") or 0),
         )
 
-    async def _hooks(self, step: Step, hook: HookType) -> list[WebhookResult]:
-        return await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step, hook))
+    @staticmethod
+    def _analysis_step(step: Step) -> tuple[Any, ...]:
+        """What identifies the step whose outbound work is asked for: a result is reused only by the same step
+        (same phase, weight, iteration, tick and revision), never by the next one."""
+        status = step.status
+        return (status.get("phase"), status.get("canaryWeight"), status.get("iterations"),
+                status.get("failedChecks"), status.get("lastTransitionTime"), status.get("lastAppliedSpec"),
+                status.get("trackedConfigs") and tuple(sorted(status["trackedConfigs"].items())),
+                step.obj["metadata"].get("generation"), (step.target.get("metadata") or {}).get("generation"))
+
+    async def _offloaded(self, step: Step, what: Any, work: Callable[[], Any], outbound: bool) -> tuple[Any, bool]:
+        """The outcome of ``work`` from the canary's lane, and whether this is its first use (see Offload).
+
+        Without ``outbound`` (the canary has no hook or metric for it: nothing leaves the process) the work is
+        awaited here, which costs no lane task, future and timer on every step of most canaries.
+        """
+        if not outbound:
+            return await work(), True
+        return await self.offload.result(step.key, self._analysis_step(step), what, work, ttl=step.plan.interval)
+
+    async def _hooks(self, step: Step, hook: HookType) -> tuple[list[WebhookResult], bool]:
+        """The webhooks of ``hook`` for this step, called in the canary's lane; and whether the answers are new."""
+        context = self._step_context(step, hook)
+        results, first = await self._offloaded(
+            step, hook, lambda: self._analyzer.run_webhooks(step.canary, hook, context),
+            outbound=bool(hooks_of(step.canary, hook)))
+        if isinstance(results, DeadlineExceeded):
+            return [WebhookResult(str(hook), hook, False, error=str(results))], first
+        return results, first
 
     async def _gate(self, step: Step, hook: HookType) -> WebhookResult | None:
         """The first failed webhook of ``hook``, or None when all said yes (or there are none).
 
         Flagger calls the hooks one by one and stops at the first that says no, with a "check passed" Event for each
-        yes before it: the same Events are emitted here, although the hooks were called concurrently.
+        yes before it: the same Events are emitted here (once per answer), although the hooks were called
+        concurrently.
         """
-        for result in await self._hooks(step, hook):
+        results, first = await self._hooks(step, hook)
+        return await self._passed_events(step, hook, results, first)
+
+    async def _passed_events(self, step: Step, hook: HookType, results: list[WebhookResult],
+                             emit: bool) -> WebhookResult | None:
+        for result in results:
             if not result.passed:
                 return result
-            await self._event(step, messages.hook_passed(hook, result.name))
+            if emit:
+                await self._event(step, messages.hook_passed(hook, result.name))
         return None
 
     async def _rollback_requested(self, step: Step) -> bool:
         """Whether a ``rollback`` hook signals a rollback, with Flagger's Events for each hook asked."""
-        for result in await self._hooks(step, HookType.ROLLBACK):
+        results, first = await self._hooks(step, HookType.ROLLBACK)
+        for result in results:
             if result.passed:
                 await self._event(step, f"Rollback check {result.name} passed", WARNING)
                 return True
-            await self._event(step, f"Rollback hook {result.name} not signaling a rollback")
+            if first:
+                await self._event(step, f"Rollback hook {result.name} not signaling a rollback")
         return False
 
     def _record_metrics(self, step: Step, results: list[MetricResult]) -> None:

@@ -23,6 +23,7 @@ from flaggerpy.canary.cache import Caches
 from flaggerpy.canary.controller import Controller, ControllerSettings, build_informers
 from flaggerpy.canary.events import EngineEvents
 from flaggerpy.canary.lookup import CacheLookup
+from flaggerpy.canary.offload import Offload
 from flaggerpy.canary.reconciler import StatusObserver
 from flaggerpy.canary.telemetry import ControllerObserver
 from flaggerpy.kube.api import KubeClient, RequestObserver, runs_in_cluster
@@ -97,12 +98,15 @@ async def wired_controller(
         metrics = MetricChecker(lookup, metric_settings, policy=policy)
         notifier = AlertNotifier(lookup, cluster_name=settings.cluster_name, defaults=settings.alerts, policy=policy,
                                  same_namespace_only=settings.no_cross_namespace_refs, settings=settings.delivery)
-        events = EngineEvents(EventRecorder(kube, settings=settings.events), webhooks)
+        engine = settings.controller.engine
+        # One lane per canary for all its outbound work, Event hooks included, so they keep the engine's order.
+        lanes = Offload(deadline=engine.analysis_deadline, inline_wait=engine.analysis_inline_wait)
+        events = EngineEvents(EventRecorder(kube, settings=settings.events), webhooks, lanes)
         analyzer: Analyzer = CanaryAnalyzer(metrics, webhooks)
         if analyzer_hook is not None:
             analyzer = analyzer_hook(analyzer)
         controller = Controller(kube, analyzer, notifier, events, settings.controller, informers=informers,
-                                on_status=on_status, observer=observer)
+                                on_status=on_status, observer=observer, offload=lanes)
         try:
             yield Wired(kube, controller)
         finally:

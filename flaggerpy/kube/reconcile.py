@@ -12,6 +12,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from flaggerpy.kube.errors import ApiError
 from flaggerpy.log import get_logger
 
 log = get_logger(__name__)
@@ -115,6 +116,8 @@ def handle_result(queue: RateLimitedQueue[K], key: K, result: Result) -> float |
             return delay
         case Outcome.FAILED:
             delay = queue.add_rate_limited(key)
+            # An API error explains itself; a traceback is for the bugs (and rendering one costs milliseconds).
+            api_error = isinstance(result.error, ApiError)
             log.error("work item failed; requeued", queue=queue.name, key=str(key), retry_in=round(delay, 3),
-                      exc_info=result.error)
+                      error=str(result.error) if api_error else None, exc_info=None if api_error else result.error)
             return delay

@@ -292,3 +292,33 @@ async def test_shared_session_is_left_open(hooks: Hooks) -> None:
             await runner.run(canary, HookType.ROLLOUT, STEP)
         assert not session.closed
     assert len(hooks.received["/a"]) == 1
+
+
+async def test_the_operator_cap_bounds_a_hooks_timeout_and_retries(hooks: Hooks) -> None:
+    """A tenant's ``timeout: 1h`` with ``retries: 100`` on a hook that never answers holds the call for no longer
+    than ``--webhook-max-duration``, and its retries are cut to what fits in it."""
+    answered = asyncio.Event()
+
+    async def hang(request: web.Request, body: Any) -> web.StreamResponse:
+        await answered.wait()
+        return web.Response()
+
+    async def busy(request: web.Request, body: Any) -> web.StreamResponse:
+        return web.Response(status=503)
+
+    hooks.replies["/hang"] = hang
+    hooks.replies["/busy"] = busy
+    canary = make_canary([
+        {"name": "hostile", "type": "rollout", "url": hooks.url("/hang"), "timeout": "1h", "retries": 100},
+        {"name": "flaky", "type": "pre-rollout", "url": hooks.url("/busy"), "timeout": "0.1s", "retries": 100},
+    ])
+    settings = WebhookSettings(backoff_min=0.001, backoff_max=0.001, max_duration=0.3)
+    async with WebhookRunner(settings=settings) as capped:
+        [hostile] = await capped.run(canary, HookType.ROLLOUT, STEP)
+        [flaky] = await capped.run(canary, HookType.PRE_ROLLOUT, STEP)
+    answered.set()
+    assert not hostile.passed
+    assert hostile.error == "no answer within 0.3s", "the 1h timeout is cut to the cap"
+    assert len(hooks.received["/hang"]) == 1, "a 1h timeout cut to the cap leaves no room for a retry"
+    assert not flaky.passed and flaky.status_code == 503
+    assert len(hooks.received["/busy"]) == 3, "0.3 s fits three 0.1 s attempts: two of the 100 retries"
