@@ -8,9 +8,7 @@ callers pass the one Flagger uses for each message.
 from __future__ import annotations
 
 from flaggerpy.analysis.base import MetricResult
-
-BUILTIN_SUCCESS_RATE = "request-success-rate"
-BUILTIN_DURATION = "request-duration"
+from flaggerpy.analysis.builtin import DURATION, SUCCESS_RATE
 
 
 def go_number(value: float) -> str:
@@ -58,10 +56,10 @@ def metric_halt(canary: str, target: str, provider: str, result: MetricResult, b
     low = result.min is not None and result.value < result.min
     bound = result.min if low else result.max
     sign = "<" if low else ">"
-    if builtin and result.name == BUILTIN_SUCCESS_RATE:
+    if builtin and result.name == SUCCESS_RATE:
         return (f"Halt {canary} advancement success rate {result.value:.2f}% {sign} "
                 f"{go_number(bound or 0.0)}%")
-    if builtin and result.name == BUILTIN_DURATION:
+    if builtin and result.name == DURATION:
         return (f"Halt {canary} advancement request duration {go_duration(result.value)} {sign} "
                 f"{go_duration(bound or 0.0)}")
     return f"Halt {canary} advancement {result.name} {result.value:.2f} {sign} {go_number(bound or 0.0)}"

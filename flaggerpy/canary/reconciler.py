@@ -48,6 +48,8 @@ log = get_logger(__name__)
 
 ROUTE_NOT_ACCEPTED = "RouteNotAccepted"
 """The Halted reason of a canary waiting for its Gateway to accept the route."""
+TRAFFIC_INCREASE_REFUSED = "WaitingTrafficIncrease"
+"""The Halted reason of a canary whose confirm-traffic-increase gate said no."""
 
 __all__ = [
     "ROUTE_NOT_ACCEPTED", "CanaryReconciler", "EngineSettings", "EventSink", "StatusObserver", "is_gateway_canary",
@@ -336,9 +338,11 @@ class CanaryReconciler(StepIO):
         iterations = int(step.status.get("iterations") or 0)
         failed_checks = int(step.status.get("failedChecks") or 0)
         started = steps.analysis_started(step.plan, weight, iterations)
-        if started or failed_checks:
-            # Before traffic flows the first tick runs as soon as the canary is ready; a retry of a failed
-            # pre-rollout hook, like every analysis tick, waits its interval.
+        halted = st.condition(step.status, st.HALTED)
+        refused = halted is not None and halted.get("reason") == TRAFFIC_INCREASE_REFUSED
+        if started or failed_checks or refused:
+            # Before traffic flows the first tick runs as soon as the canary is ready; a retry after a failed
+            # pre-rollout hook or a refused first weight, like every analysis tick, waits its interval.
             remaining = steps.remaining_delay(step.plan, st.seconds_since(step.status.get("lastTransitionTime"),
                                                                            step.at))
             if remaining > 0:
@@ -381,7 +385,8 @@ class CanaryReconciler(StepIO):
     async def _traffic_increase_denied(self, step: Step, denied: WebhookResult) -> float | None:
         st.mark_step(step.status, step.at)
         # The Halted condition (a flaggerpy extension) says why the weight holds; Flagger's Warning repeats per tick.
-        st.halt(step.status, "WaitingTrafficIncrease", f"waiting for traffic increase approval {denied.name}", step.at)
+        st.halt(step.status, TRAFFIC_INCREASE_REFUSED, f"waiting for traffic increase approval {denied.name}",
+                step.at)
         await self._commit(step)
         await self._event(step, f"Halt {step.canary_name} advancement waiting for traffic increase approval "
                                 f"{denied.name}", WARNING)

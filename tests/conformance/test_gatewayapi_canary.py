@@ -15,7 +15,7 @@ from tests.conformance.sequences import (
     starting,
     warning,
 )
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, wait_for
 
 METRICS = [
     {"name": "error-rate", "templateRef": {"name": "error-rate", "namespace": "flagger-system"},
@@ -92,3 +92,31 @@ async def test_canary_rollback(cluster: Cluster, run_controller: ControllerFacto
     assert cluster.route_weights() == [("podinfo-primary", 100), ("podinfo-canary", 0)]
     promoted = next(c for c in status["conditions"] if c["type"] == "Promoted")
     assert (promoted["status"], promoted["reason"]) == ("False", "Failed")
+
+
+async def test_refused_traffic_increase_repeats_the_first_tick_until_approved(
+    cluster: Cluster, run_controller: ControllerFactory, hooks: Hooks
+) -> None:
+    analysis = {"interval": INTERVAL, "threshold": 5, "maxWeight": 20, "stepWeight": 10,
+                "webhooks": [hooks.hook("confirm-traffic-increase", "gate"), hooks.hook("event")]}
+    hooks.refuse.add("confirm-traffic-increase")
+    async with run_controller():
+        await initialized(cluster, hooks, analysis)
+        await cluster.set_image(NEW_IMAGE)
+        await wait_for(lambda: len(hooks.payloads("confirm-traffic-increase")) >= 2, 10)
+        hooks.refuse.clear()
+        await cluster.wait_phase("Succeeded", within=30)
+    timeline = hooks.timeline()
+    refused = [normal(f"Starting canary analysis for {NAME}"), hook("confirm-traffic-increase"),
+               warning(f"Halt {NAME} advancement waiting for traffic increase approval gate")]
+    start = len(new_revision())
+    assert timeline[:start] == new_revision()
+    # runConfirmTrafficIncreaseHooks said no: the whole first tick again on the next one, until it says yes.
+    count = 0
+    while timeline[start:start + 3] == refused:
+        start, count = start + 3, count + 1
+    assert count >= 2
+    assert timeline[start:start + 4] == [normal(f"Starting canary analysis for {NAME}"),
+                                         hook("confirm-traffic-increase"),
+                                         normal("Confirm-traffic-increase check gate passed"),
+                                         normal(f"Advance {NAME} canary weight 10")]
