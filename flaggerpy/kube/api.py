@@ -425,7 +425,7 @@ class KubeClient:
         content_type: str,
         collection: bool = False,
     ) -> Any:
-        await self._throttle()
+        await self._throttle(label)
         # After the throttle's wait: leadership may have ended while the request queued for a token.
         if self._fence is not None and method != "GET" and not self._fence(label):
             raise NotLeading(0, reason="NotLeading", message=f"{verb} {label} not sent: this replica no longer leads")
@@ -450,9 +450,10 @@ class KubeClient:
             self.report_undecodable(label, skipped)
         return doc
 
-    async def _throttle(self) -> None:
-        """Wait for the client's token bucket (every attempt and every watch takes a token, as in client-go)."""
-        if self._bucket is not None:
+    async def _throttle(self, resource: str) -> None:
+        """Wait for the client's token bucket (every attempt and every watch takes a token, as in client-go), except
+        for the resources ``ClientSettings.unthrottled`` names (the Lease)."""
+        if self._bucket is not None and resource not in self.settings.unthrottled:
             wait = self._bucket.reserve()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -524,10 +525,10 @@ class KubeClient:
         Yields the response body as a line-readable stream; raises the mapped ApiError on a non-2xx answer and
         :class:`Unavailable` when the server cannot be reached.
         """
-        await self._throttle()
+        label = str(resource)
+        await self._throttle(label)
         start = time.monotonic()
         status = 0
-        label = str(resource)
         try:
             response = await self._send(
                 "GET", resource.path(namespace), _query(query), None, "application/json", self._timeout(read_timeout)

@@ -42,6 +42,11 @@ class ClientSettings:
     burst: int = 250
     """Requests sent at once before ``qps`` applies (Flagger's ``-kubeconfig-burst``); 0 means client-go's 10."""
 
+    unthrottled: frozenset[str] = frozenset({"leases.coordination.k8s.io"})
+    """Resources whose requests skip the rate limit: a Lease renewal queued behind a backlog of canary writes (a
+    thousand canaries initialising) would miss the renew deadline and cost the leadership, so leader election gets
+    its own lane, as with client-go's separate leader-election client."""
+
     def __post_init__(self) -> None:
         if self.burst < 0:
             raise ValueError(f"kubeconfig burst: must be >= 0, got {self.burst}")

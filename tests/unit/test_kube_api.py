@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from flaggerpy.kube.errors import (
     NotLeading,
     Unavailable,
 )
-from flaggerpy.kube.resources import CONFIGMAPS, DEPLOYMENTS, NAMESPACES, by_kind
+from flaggerpy.kube.resources import CONFIGMAPS, DEPLOYMENTS, LEASES, NAMESPACES, by_kind
 from flaggerpy.kube.settings import ClientSettings
 from tests.unit.test_kube_fakeserver import cm, fake_cluster, json_ok, listing, respond
 
@@ -216,3 +217,19 @@ async def test_a_closed_write_fence_stops_writes_before_they_are_sent_and_lets_r
             await kube.patch(CONFIGMAPS, "a", "ns", {"data": {"k": "w"}})
         assert (await kube.get(CONFIGMAPS, "a", "ns"))["metadata"]["resourceVersion"] == "2"
         assert [method for method, _, _ in script.requests] == ["PATCH", "GET"], "the refused write never left"
+
+
+async def test_the_rate_limit_queues_requests_but_never_the_lease() -> None:
+    """With the bucket spent, a canary write waits for a token while a Lease renewal goes out at once: leader
+    election must not miss its renew deadline behind a backlog (client-go gives it a client of its own)."""
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "flaggerpy", "namespace": "ns", "resourceVersion": "1"}}
+    async with fake_cluster(ClientSettings(qps=0.01, burst=1)) as (script, kube):
+        script.then(json_ok(cm("a", 1)), json_ok(lease), json_ok(cm("a", 2)))
+        await kube.get(CONFIGMAPS, "a", "ns")  # takes the only token
+        queued = asyncio.create_task(kube.get(CONFIGMAPS, "a", "ns"))
+        await asyncio.sleep(0.05)
+        assert not queued.done(), "the next request waits for a token (100 s at 0.01 qps)"
+        await asyncio.wait_for(kube.replace(LEASES, lease), 5)
+        queued.cancel()
+        assert [method for method, _, _ in script.requests] == ["GET", "PUT"]
