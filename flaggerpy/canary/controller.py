@@ -13,8 +13,7 @@ work queue depth, reconcile latency and result, and watch reconnects. The reconc
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from flaggerpy.analysis.base import Analyzer, Notifier
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import status as st
 from flaggerpy.canary import workload as wl
-from flaggerpy.canary.cache import Caches
+from flaggerpy.canary.informers import InformerRegistry, OptionalKind
 from flaggerpy.canary.memo import Memos
 from flaggerpy.canary.offload import Offload
 from flaggerpy.canary.reconciler import (
@@ -35,7 +34,6 @@ from flaggerpy.canary.reconciler import (
 from flaggerpy.canary.telemetry import ControllerObserver, Telemetry
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
-from flaggerpy.kube.errors import Forbidden, NotFound
 from flaggerpy.kube.informer import Informer
 from flaggerpy.kube.ownwrites import OwnWrites
 from flaggerpy.kube.reconcile import Result
@@ -178,18 +176,28 @@ class Controller:
         self.settings = settings or ControllerSettings()
         self._kube = kube
         engine = self.settings.engine
-        self.informers = informers if informers is not None else build_informers(kube, self.settings)
-        self.caches = Caches({resource: inf.store for resource, inf in self.informers.items()},
-                             on_unwatched=self._look_for_optional_kind)
-        # When each optional kind's CRD was last looked for, and the looks under way.
-        self._optional_looked_at: dict[Resource, float] = {}
-        self._optional_looks: set[asyncio.Task[None]] = set()
-        self.own_writes = OwnWrites()
-        """Every write of this process (workloads, Services, configs, routes, statuses): their echoes wake nobody."""
-        self._routers = Routers(kube, get_live=self._cached_route, get_live_grpc=self._cached_grpc_route,
-                                get_live_v1beta1=self._cached_v1beta1_route, own_writes=self.own_writes)
         memos = Memos()
         self._telemetry = Telemetry(observer, memos, on_status)
+        self._registry = InformerRegistry(
+            kube, self.settings, informers if informers is not None else build_informers(kube, self.settings),
+            optional=(
+                OptionalKind(res.GRPCROUTES_V1, GRPCROUTE_CRD, self._wire_grpc_routes),
+                OptionalKind(res.SCALEDOBJECTS, SCALEDOBJECT_CRD, self._wire_scaled_objects, recheck=True,
+                             on_watched=self._scaled_objects_watched),
+            ),
+            # Most clusters have no v1beta1 HTTPRoutes, and a second informer on every HTTPRoute would double the
+            # watch work: it starts when a canary first asks for that version.
+            lazy={res.HTTPROUTES_V1BETA1: self._wire_routes},
+            observe=self._telemetry.watch,
+        )
+        self.informers = self._registry.informers
+        self.caches = self._registry.caches
+        self.own_writes = OwnWrites()
+        """Every write of this process (workloads, Services, configs, routes, statuses): their echoes wake nobody."""
+        self._routers = Routers(kube, get_live=self._registry.cached(res.HTTPROUTES_V1),
+                                get_live_grpc=self._registry.cached(res.GRPCROUTES_V1),
+                                get_live_v1beta1=self._registry.cached(res.HTTPROUTES_V1BETA1),
+                                own_writes=self.own_writes)
         self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries", on_depth=self._telemetry.on_depth)
         self.reconciler = CanaryReconciler(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine,
@@ -200,85 +208,20 @@ class Controller:
         self._resync: asyncio.Task[None] | None = None
         self._wire()
 
-    def _cached_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The HTTPRoute from the cache."""
-        return self.informers[res.HTTPROUTES_V1].store.get_by_name(namespace, name)
-
-    def _cached_v1beta1_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The v1beta1 HTTPRoute from its own informer, started when a canary first asks for that version (most
-        clusters have none, and a second informer on every HTTPRoute would double the watch work); the router
-        reads the API server until that informer has synced."""
-        informer = self.informers.get(res.HTTPROUTES_V1BETA1)
-        if informer is None:
-            informer = Informer(self._kube, res.HTTPROUTES_V1BETA1, self.settings.namespace,
-                                settings=self.settings.watch)
-            informer.add_handlers(self._on_owned, self._on_route_update, self._on_route_delete)
-            self._telemetry.watch(informer)
-            self.informers[res.HTTPROUTES_V1BETA1] = informer
-            self.caches.add(res.HTTPROUTES_V1BETA1, informer.store)
-            informer.start()
-            return None
-        return informer.store.get_by_name(namespace, name) if informer.has_synced else None
-
-    def _cached_grpc_route(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The GRPCRoute from the cache when the cluster serves GRPCRoutes (else the router reads the API)."""
-        informer = self.informers.get(res.GRPCROUTES_V1)
-        return None if informer is None else informer.store.get_by_name(namespace, name)
-
-    async def _optional_informer(
-        self, resource: Resource, crd: str, wire: Callable[[Informer], None]
-    ) -> Informer | None:
-        """An informer (not started) on ``resource``, an optional kind, when the cluster serves its CRD ``crd``;
-        None when it does not (a watch on a kind the cluster does not serve would only retry forever) or when it is
-        watched already."""
-        if resource in self.informers:
-            return None
-        self._optional_looked_at[resource] = time.monotonic()
-        try:
-            await self._kube.get(res.CRDS, crd)
-        except (NotFound, Forbidden) as exc:
-            log.info("not watching an optional kind", resource=str(resource), reason=exc.__class__.__name__)
-            return None
-        informer = Informer(self._kube, resource, self.settings.namespace, settings=self.settings.watch)
-        wire(informer)
-        self._telemetry.watch(informer)
-        self.informers[resource] = informer
-        return informer
-
     def _wire_grpc_routes(self, informer: Informer) -> None:
         informer.add_handlers(self._on_owned, self._on_owned, self._on_route_delete)
 
     def _wire_scaled_objects(self, informer: Informer) -> None:
         self._wire_autoscaler(informer, res.SCALEDOBJECTS)
 
-    def _look_for_optional_kind(self, resource: Resource) -> None:
-        """A canary needs ScaledObjects, which this controller does not watch: look for their CRD again (at most
-        every ``optional_kind_recheck`` seconds, in the background) and start watching once KEDA is installed."""
-        if resource != res.SCALEDOBJECTS or self._optional_looks:
-            return
-        last = self._optional_looked_at.get(resource)
-        if last is not None and time.monotonic() - last < self.settings.optional_kind_recheck:
-            return
-        task = asyncio.get_running_loop().create_task(self._start_watching_scaled_objects())
-        self._optional_looks.add(task)
-        task.add_done_callback(self._optional_looks.discard)
-
-    async def _start_watching_scaled_objects(self) -> None:
-        try:
-            informer = await self._optional_informer(res.SCALEDOBJECTS, SCALEDOBJECT_CRD, self._wire_scaled_objects)
-        except Exception as exc:  # an unreachable API server now is retried at the next look
-            log.warning("could not look for the ScaledObject CRD", error=str(exc))
-            return
-        if informer is None:
-            return
-        log.info("KEDA installed: watching ScaledObjects")
-        informer.start()
-        # Canaries read the cache only once it is full: an empty one would tell them their ScaledObject is missing.
-        await informer.wait_for_sync(self.settings.sync_timeout)
-        self.caches.add(res.SCALEDOBJECTS, informer.store)
+    def _scaled_objects_watched(self, informer: Informer) -> None:
+        """ScaledObjects are watched from now on (KEDA installed after start): wake the canaries that use one."""
         wake = self._on_autoscaler(res.SCALEDOBJECTS)
         for scaled_object in informer.store.objects():
             wake(scaled_object)
+
+    def _wire_routes(self, informer: Informer) -> None:
+        informer.add_handlers(self._on_owned, self._on_route_update, self._on_route_delete)
 
     def _router_for(self, canary: Canary) -> Router:
         return self._routers.for_provider(canary.spec.provider or self.settings.engine.mesh_provider)
@@ -442,7 +385,7 @@ class Controller:
         self.informers[res.SERVICES].add_handlers(self._on_owned, self._unless_echo(res.SERVICES, self._on_owned),
                                                   self._forgetting(res.SERVICES, self._on_owned))
         self._wire_autoscaler(self.informers[res.HPAS], res.HPAS)
-        self.informers[res.HTTPROUTES_V1].add_handlers(self._on_owned, self._on_route_update, self._on_route_delete)
+        self._wire_routes(self.informers[res.HTTPROUTES_V1])
         for resource, kind in ((res.CONFIGMAPS, "configmap"), (res.SECRETS, "secret")):
             if resource in self.informers:
                 handler = self._on_config(kind)
@@ -457,24 +400,7 @@ class Controller:
         ``standby``: keep the caches warm for a takeover but call no handler until :meth:`resume_handlers` — a
         replica without the lease would only fill a work queue that no worker drains.
         """
-        # Optional kinds, read by canaries as soon as they are watched: no canary runs before the sync below.
-        for resource, crd, wire in (
-            (res.GRPCROUTES_V1, GRPCROUTE_CRD, self._wire_grpc_routes),
-            (res.SCALEDOBJECTS, SCALEDOBJECT_CRD, self._wire_scaled_objects),
-        ):
-            optional = await self._optional_informer(resource, crd, wire)
-            if optional is not None:
-                self.caches.add(resource, optional.store)
-        for informer in self.informers.values():
-            if standby:
-                informer.pause_handlers()
-            informer.start()
-        results = await asyncio.gather(
-            *(inf.wait_for_sync(self.settings.sync_timeout) for inf in self.informers.values())
-        )
-        for resource, synced in zip(self.informers, results, strict=True):
-            if not synced:
-                log.warning("cache not synced; is the CRD installed?", resource=str(resource))
+        await self._registry.start(standby)
 
     async def _process(self, key: str) -> Result:
         namespace, _, name = key.partition("/")
@@ -484,14 +410,12 @@ class Controller:
     async def resume_handlers(self) -> None:
         """Handle events again after a standby start: every cached object is replayed as added (so each canary is
         looked at once by the new leader), then events flow as usual."""
-        for informer in list(self.informers.values()):
-            await informer.resume_handlers()
+        await self._registry.resume_handlers()
 
     def liveness(self) -> list[str]:
         """What is dead and would not come back by itself (empty when alive): an informer that ended or keeps
         crashing, or a worker pool that stopped while the queue was still open. ``/healthz`` fails on any."""
-        dead = [f"informer {resource} is not running" for resource, informer in self.informers.items()
-                if not informer.alive]
+        dead = self._registry.dead()
         if self._workers is not None and self._workers.done() and not self.queue.shutting_down:
             dead.append("the canary workers stopped")
         return dead
@@ -527,8 +451,7 @@ class Controller:
             await asyncio.gather(self._workers, return_exceptions=True)
         # Outbound work still in the canaries' lanes (hooks a step waits for, alerts, Event hooks) is dropped.
         await self.reconciler.offload.close()
-        await asyncio.gather(*self._optional_looks, return_exceptions=True)
-        await asyncio.gather(*(inf.stop() for inf in self.informers.values()))
+        await self._registry.stop()
 
     async def __aenter__(self) -> Controller:
         await self.start()
