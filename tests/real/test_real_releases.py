@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from flaggerpy.kube.api import KubeClient
 from flaggerpy.kube.resources import PODS
 from tests.integration.conftest import ControllerFactory, wait_for
@@ -164,3 +166,34 @@ async def test_a_release_reads_nothing_and_writes_each_weight_once_on_a_real_clu
     assert [r for r in requests if r[0] == "get"] == [], requests
     route_writes = [r for r in requests if r[1].startswith("httproutes") and r[0] in ("patch", "update", "create")]
     assert len(route_writes) == 4, requests  # 10, 20, 30, then back to the primary
+
+
+async def test_bad_canaries_are_refused_by_the_real_crd_schema_naming_the_fields(cluster: RealCluster) -> None:
+    manifest = canary()
+    manifest["spec"]["service"]["port"] = "http"
+    manifest["spec"]["analysis"]["stepWeight"] = 0
+    manifest["spec"]["analysis"]["interval"] = 5
+    out = cluster.session.kubectl("apply", "-f", "-", input_text=yaml.safe_dump(manifest), check=False)
+    assert out.returncode != 0
+    for field in ("spec.service.port", "spec.analysis.stepWeight", "spec.analysis.interval"):
+        assert field in out.stderr, out.stderr
+    assert "is invalid" in out.stderr and cluster.get("flagger.app", "canaries", "podinfo") is None
+
+
+async def test_a_canary_whose_route_would_break_a_gateway_api_cel_rule_is_refused_before_any_route(
+    cluster: RealCluster, run_controller: ControllerFactory
+) -> None:
+    """A match path without its leading slash passes the Canary's schema but not the HTTPRoute's CEL rule (which
+    kube-apiserver enforces, see hack/fidelity.py's cel_rules): the controller names the field itself instead of
+    sending a route the API server would refuse."""
+    await cluster.create("apps", "deployments", deployment())
+    await cluster.create("flagger.app", "canaries", canary(analysis={
+        "interval": "1s", "threshold": 2, "iterations": 2, "match": [{"uri": {"prefix": "api"}}]}))
+
+    def refused() -> bool:
+        return any(c.get("reason") == "InvalidSpec" and "spec.analysis.match[0].uri.prefix" in c.get("message", "")
+                   for c in cluster.status().get("conditions") or [])
+
+    async with run_controller():
+        await wait_for(refused, 60, lambda: f"status {cluster.status()}")
+    assert cluster.get(*ROUTES, "podinfo") is None
