@@ -644,11 +644,11 @@ async def run_once(n: int, args: argparse.Namespace, progress: Progress) -> dict
     names = {f"app-{i:05d}": bool(failing_every) and i % failing_every == failing_every - 1 for i in range(n)}
     tracker = Tracker(names)
     sandbox: asyncio.subprocess.Process | None = None
-    real: bench_real.RealBenchCluster | None = None
+    real: bench_real.GatewayCluster | None = None
     if args.cluster == "real":
         real = await bench_real.start(workdir, NAMESPACE, n)
-        url, kubeconfig, tls = real.url, str(real.controller_kubeconfig), real.ssl_context()
-        servers = real.server_pids()
+        url, kubeconfig, tls = real.plane.url, str(real.controller_kubeconfig), real.plane.admin_ssl()
+        servers = bench_real.server_pids(real)
     else:
         sandbox, url, kubeconfig = await start_sandbox(workdir, n, args)
         tls, servers = None, {"sandbox": sandbox.pid}

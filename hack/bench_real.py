@@ -12,63 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import re
-import ssl
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "cluster"))
-from control_plane import (  # noqa: E402
-    CONTROLLER_NAMESPACE,
-    REPO_ROOT,
-    ControlPlane,
-    cached_binaries,
-    default_crds,
-    install_rbac,
-)
-from traefik_gateway import Traefik, start_gateway  # noqa: E402
+from control_plane import REPO_ROOT, ControlPlane, cached_binaries, default_crds  # noqa: E402
+from traefik_gateway import GatewayCluster, prepare  # noqa: E402
 
 GATEWAY_CRDS = REPO_ROOT.parent / "shared" / "gateway-api-v1.6.1"
 _SAMPLE = re.compile(r'^flaggerpy_api_requests_total\{([^}]*)\}\s+([0-9.e+]+)$', re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-@dataclass
-class RealBenchCluster:
-    """The running control plane, Traefik, and the controllers' ServiceAccount kubeconfig."""
-
-    plane: ControlPlane
-    traefik: Traefik
-    controller_kubeconfig: Path
-
-    @property
-    def url(self) -> str:
-        """The API server."""
-        return self.plane.url
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """Trust the cluster CA and authenticate as cluster admin (the bench's own requests)."""
-        context = ssl.create_default_context(cafile=str(self.plane.ca))
-        pki = self.plane.workdir / "pki"
-        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        return context
-
-    def server_pids(self) -> dict[str, int]:
-        """The processes whose CPU is the server side of the run."""
-        return {p.name: p.popen.pid for p in self.plane.processes
-                if p.popen is not None and p.name in ("kube-apiserver", "etcd")}
-
-    def stop(self) -> None:
-        """Stop Traefik and the control plane."""
-        self.traefik.stop()
-        self.plane.stop()
+def server_pids(cluster: GatewayCluster) -> dict[str, int]:
+    """The processes whose CPU is the server side of the run."""
+    return {p.name: p.popen.pid for p in cluster.plane.processes
+            if p.popen is not None and p.name in ("kube-apiserver", "etcd")}
 
 
-def _start(workdir: Path, namespace: str, canaries: int) -> RealBenchCluster:
+def _start(workdir: Path, namespace: str, canaries: int) -> GatewayCluster:
     binaries = cached_binaries()
     if binaries is None:
         raise RuntimeError("the control plane is not built: run hack/cluster/build first")
@@ -77,19 +43,10 @@ def _start(workdir: Path, namespace: str, canaries: int) -> RealBenchCluster:
     plane = ControlPlane(workdir / "cluster", binaries, nodes=nodes, node_pods=max(110, 3 * canaries // nodes + 50),
                          crds=default_crds(GATEWAY_CRDS))
     plane.start()
-    try:
-        install_rbac(plane)
-        plane.kubectl("create", "namespace", namespace)
-        traefik = start_gateway(plane, "public-gateway", "gateway")
-        kubeconfig = plane.service_account_kubeconfig(CONTROLLER_NAMESPACE, "flaggerpy",
-                                                      workdir / "controller.kubeconfig")
-    except BaseException:
-        plane.stop()
-        raise
-    return RealBenchCluster(plane, traefik, kubeconfig)
+    return prepare(plane, namespace)
 
 
-async def start(workdir: Path, namespace: str, canaries: int) -> RealBenchCluster:
+async def start(workdir: Path, namespace: str, canaries: int) -> GatewayCluster:
     """Start the cluster (in a thread: starting it blocks for seconds)."""
     return await asyncio.to_thread(_start, workdir, namespace, canaries)
 

@@ -19,7 +19,6 @@ import asyncio
 import copy
 import json
 import os
-import ssl
 import sys
 import tempfile
 import time
@@ -117,14 +116,6 @@ def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def real_ssl(plane: ControlPlane) -> ssl.SSLContext:
-    """Trust the cluster CA and present the admin client certificate."""
-    context = ssl.create_default_context(cafile=str(plane.ca))
-    pki = plane.workdir / "pki"
-    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    return context
-
-
 async def replay_on(plane: ControlPlane, cases: list[Case], progress: bool = False) -> dict[str, Any]:
     """Replay ``cases`` against a fresh sandbox and the running control plane ``plane``; return the report."""
     started = time.monotonic()
@@ -132,7 +123,7 @@ async def replay_on(plane: ControlPlane, cases: list[Case], progress: bool = Fal
         for doc in crd_documents():
             await sb.cluster.create("apiextensions.k8s.io", "customresourcedefinitions", copy.deepcopy(doc))
         sides = {"sandbox": Recorder("sandbox", sb.url, None, "sandbox"),
-                 "real": Recorder("real", plane.url, real_ssl(plane), None)}
+                 "real": Recorder("real", plane.url, plane.admin_ssl(), None)}
         async with sides["sandbox"], sides["real"]:
             results = []
             for index, case in enumerate(cases):

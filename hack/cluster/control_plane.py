@@ -177,6 +177,11 @@ class ControlPlane:
                 return dead
         return None
 
+    def admin_ssl(self) -> ssl.SSLContext:
+        """A TLS context trusting the cluster CA and presenting the admin client certificate."""
+        pki = self.workdir / "pki"
+        return self._ssl(Credential(pki / "admin.crt", pki / "admin.key"))
+
     def _ssl(self, credential: Credential) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca))
         context.load_cert_chain(str(credential.cert), str(credential.key))

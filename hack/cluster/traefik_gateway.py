@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from control_plane import ClusterError, ControlPlane
+from control_plane import CONTROLLER_NAMESPACE, ClusterError, ControlPlane, install_rbac
 
 GATEWAY_CLASS = "sandbox"
 TRAEFIK_CONTROLLER = "traefik.io/gateway-controller"
@@ -107,3 +107,34 @@ def start_gateway(plane: ControlPlane, name: str, namespace: str, timeout: float
         traefik.stop()
         raise
     return traefik
+
+
+@dataclass
+class GatewayCluster:
+    """A started control plane with deploy/rbac, Traefik accepting the Gateway ``gateway/public-gateway``, and a
+    kubeconfig holding the controller's ServiceAccount token (what the `real` suite and the benchmark run on)."""
+
+    plane: ControlPlane
+    traefik: Traefik
+    controller_kubeconfig: Path
+
+    def stop(self) -> None:
+        """Stop Traefik, then the control plane."""
+        self.traefik.stop()
+        self.plane.stop()
+
+
+def prepare(plane: ControlPlane, namespace: str, gateway_name: str = "public-gateway",
+            gateway_namespace: str = TRAEFIK_NAMESPACE) -> GatewayCluster:
+    """On a started ``plane``: deploy/rbac, the workload ``namespace``, Traefik and its Gateway, and the
+    controller's ServiceAccount kubeconfig. Stops the plane if any of it fails."""
+    try:
+        install_rbac(plane)
+        plane.kubectl("create", "namespace", namespace)
+        traefik = start_gateway(plane, gateway_name, gateway_namespace)
+        kubeconfig = plane.service_account_kubeconfig(CONTROLLER_NAMESPACE, "flaggerpy",
+                                                      plane.workdir / "controller.kubeconfig")
+    except BaseException:
+        plane.stop()
+        raise
+    return GatewayCluster(plane, traefik, kubeconfig)

@@ -92,19 +92,26 @@ class RecordingEvents:
 # -- cluster helpers --------------------------------------------------------------------------------------------
 
 
-class Cluster:
-    """Small in-process helpers over the sandbox store for arranging and observing a test."""
+class ClusterView:
+    """The helpers a scenario uses to arrange and observe a cluster, over ``get`` and ``update``: the sandbox's
+    :class:`Cluster` here and the real cluster's (tests/real/harness.py), so the same scenarios run on both."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sb = sandbox
-        self.cluster = sandbox.cluster
+    wait_within = 20.0
+    """Default bound of :meth:`wait_phase`, in seconds."""
 
     def get(self, group: str, plural: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
-        """The stored object, or None."""
-        return self.cluster.get(group, plural, namespace, name)
+        """The object, or None."""
+        raise NotImplementedError
+
+    async def update(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object, last write wins."""
+        raise NotImplementedError
+
+    async def settle(self) -> None:
+        """Make the following reads show the present (a view fed by watches catches up); nothing by default."""
 
     def canary(self, name: str = "podinfo") -> dict[str, Any]:
-        """The stored Canary (it must exist)."""
+        """The Canary (it must exist)."""
         obj = self.get("flagger.app", "canaries", name)
         assert obj is not None, f"canary {name} missing"
         return obj
@@ -120,16 +127,6 @@ class Cluster:
         rule = route["spec"]["rules"][-1]
         return [(b["name"], b.get("weight", 1)) for b in rule["backendRefs"]]
 
-    async def create(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """Create an object."""
-        return await self.cluster.create(group, plural, copy.deepcopy(obj))
-
-    async def update(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """Replace an object (without resourceVersion: last write wins)."""
-        obj = copy.deepcopy(obj)
-        obj["metadata"].pop("resourceVersion", None)
-        return await self.cluster.update(group, plural, obj)
-
     async def set_image(self, image: str, name: str = "podinfo") -> None:
         """Roll out a new revision of the Deployment ``name``."""
         dep = self.get("apps", "deployments", name)
@@ -142,11 +139,35 @@ class Cluster:
         await self.wait_phase("Initialized", name)
         await self.set_image(image, name)
 
-    async def wait_phase(self, phase: str, name: str = "podinfo", within: float = 20.0) -> dict[str, Any]:
-        """Wait until the Canary reaches ``phase``; returns its status."""
-        await wait_for(lambda: self.status(name).get("phase") == phase, within,
+    async def wait_phase(self, phase: str, name: str = "podinfo", within: float | None = None) -> dict[str, Any]:
+        """Wait until the Canary reaches ``phase`` (at most ``within`` or :attr:`wait_within` seconds); returns its
+        status."""
+        await wait_for(lambda: self.status(name).get("phase") == phase, within or self.wait_within,
                        lambda: f"canary {name} phase {self.status(name).get('phase')!r}, wanted {phase}")
+        await self.settle()
         return self.status(name)
+
+
+class Cluster(ClusterView):
+    """Small in-process helpers over the sandbox store for arranging and observing a test."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sb = sandbox
+        self.cluster = sandbox.cluster
+
+    def get(self, group: str, plural: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
+        """The stored object, or None."""
+        return self.cluster.get(group, plural, namespace, name)
+
+    async def create(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object."""
+        return await self.cluster.create(group, plural, copy.deepcopy(obj))
+
+    async def update(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object (without resourceVersion: last write wins)."""
+        obj = copy.deepcopy(obj)
+        obj["metadata"].pop("resourceVersion", None)
+        return await self.cluster.update(group, plural, obj)
 
 
 async def wait_for(predicate: Callable[[], bool], within: float = 10.0,

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,15 @@ from flaggerpy.kube.api import KubeClient, Resource
 from flaggerpy.kube.errors import Conflict, NotFound
 from flaggerpy.kube.informer import Informer
 from flaggerpy.kube.settings import WatchSettings
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import ClusterView
 from tests.manifests import GATEWAY_NAME, GATEWAY_NAMESPACE, NAMESPACE
 from tests.paths import GATEWAY_API_CRDS, REPO_ROOT
 
 CLUSTER_DIR = REPO_ROOT / "hack" / "cluster"
 sys.path.insert(0, str(CLUSTER_DIR))
-from control_plane import CONTROLLER_NAMESPACE, ControlPlane, cached_binaries, default_crds, install_rbac  # noqa: E402
-from traefik_gateway import TRAEFIK_CONTROLLER, Traefik, start_gateway  # noqa: E402, F401 (TRAEFIK_CONTROLLER: for the tests)
+from control_plane import CONTROLLER_NAMESPACE, ControlPlane, cached_binaries, default_crds  # noqa: E402, F401 (CONTROLLER_NAMESPACE: for the tests)
+from traefik_gateway import TRAEFIK_CONTROLLER, GatewayCluster, prepare  # noqa: E402, F401 (TRAEFIK_CONTROLLER: for the tests)
 
-CONTROLLER_SERVICE_ACCOUNT = "flaggerpy"
 REQUIRED_ENV = "FLAGGERPY_REAL_REQUIRED"
 # The kinds a scenario may leave in the test namespace; deleted between tests (one cluster serves the session).
 TEST_KINDS = ("canaries.flagger.app", "metrictemplates.flagger.app", "alertproviders.flagger.app",
@@ -59,13 +57,8 @@ def why_unavailable() -> str | None:
     return None
 
 
-@dataclass
-class RealSession:
+class RealSession(GatewayCluster):
     """One control plane for the whole test run, with the CRDs, deploy/rbac, namespaces, Traefik and a Gateway."""
-
-    plane: ControlPlane
-    controller_kubeconfig: Path
-    traefik: Traefik
 
     @property
     def admin_kubeconfig(self) -> Path:
@@ -103,21 +96,16 @@ def start_session(workdir: Path) -> Iterator[RealSession]:
     assert binaries is not None, why_unavailable()
     plane = ControlPlane(workdir, binaries, nodes=2, crds=default_crds(GATEWAY_API_CRDS))
     plane.start()
-    traefik: Traefik | None = None
+    prepared = prepare(plane, NAMESPACE, GATEWAY_NAME, GATEWAY_NAMESPACE)
+    session = RealSession(prepared.plane, prepared.traefik, prepared.controller_kubeconfig)
     try:
-        install_rbac(plane)
-        plane.kubectl("create", "namespace", NAMESPACE)
-        traefik = start_gateway(plane, GATEWAY_NAME, GATEWAY_NAMESPACE)
-        controller_kubeconfig = plane.service_account_kubeconfig(
-            CONTROLLER_NAMESPACE, CONTROLLER_SERVICE_ACCOUNT, workdir / "controller.kubeconfig")
-        yield RealSession(plane, controller_kubeconfig, traefik)
+        yield session
     finally:
-        if traefik is not None:
-            traefik.stop()
         if os.environ.get("FLAGGERPY_REAL_KEEP"):
+            session.traefik.stop()
             print(f"\nreal cluster left running: {plane.admin_kubeconfig}", file=sys.stderr)
         else:
-            plane.stop()
+            session.stop()
 
 
 def _version(obj: dict[str, Any]) -> int:
@@ -165,8 +153,11 @@ class Mirror:
             self.deleted[name] = version
 
 
-class RealCluster:
+class RealCluster(ClusterView):
     """Helpers over the real cluster, with the methods of the sandbox suite's ``Cluster``."""
+
+    # Real pods take seconds to be scheduled and ready.
+    wait_within = 60.0
 
     def __init__(self, session: RealSession, admin: KubeClient, namespace: str = NAMESPACE) -> None:
         self.session = session
@@ -193,6 +184,10 @@ class RealCluster:
         for informer in self._informers:
             await informer.stop()
 
+    async def settle(self) -> None:
+        """Catch every kind up with the API server (see :meth:`refresh`)."""
+        await self.refresh()
+
     async def refresh(self) -> None:
         """Bring every kind up to the API server's present: each kind is watched on its own stream, so one kind
         may show a later moment than another; a test reading several kinds after a wait refreshes first."""
@@ -214,23 +209,6 @@ class RealCluster:
             return await self.kube.get(RESOURCES[(group, plural)], name, namespace or self.namespace)
         except NotFound:
             return None
-
-    def canary(self, name: str = "podinfo") -> dict[str, Any]:
-        """The Canary (it must exist)."""
-        obj = self.get("flagger.app", "canaries", name)
-        assert obj is not None, f"canary {name} missing"
-        return obj
-
-    def status(self, name: str = "podinfo") -> dict[str, Any]:
-        """The Canary's status."""
-        return self.canary(name).get("status") or {}
-
-    def route_weights(self, name: str = "podinfo") -> list[tuple[str, int]]:
-        """(backend, weight) of every backendRef of the route's last (weighted) rule."""
-        route = self.get("gateway.networking.k8s.io", "httproutes", name)
-        assert route is not None, f"httproute {name} missing"
-        rule = route["spec"]["rules"][-1]
-        return [(b["name"], b.get("weight", 1)) for b in rule["backendRefs"]]
 
     def _seen(self, group: str, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Keep a write's answer: a test reads right after it writes, before the watch has delivered it."""
@@ -279,22 +257,3 @@ class RealCluster:
                 gone = answer
             mirror.remove(gone)
 
-    async def set_image(self, image: str, name: str = "podinfo") -> None:
-        """Roll out a new revision of the Deployment ``name``."""
-        dep = self.get("apps", "deployments", name)
-        assert dep is not None
-        dep["spec"]["template"]["spec"]["containers"][0]["image"] = image
-        await self.update("apps", "deployments", dep)
-
-    async def roll_out(self, image: str, name: str = "podinfo") -> None:
-        """Wait until the controller has initialised canary ``name``, then roll out ``image`` to its Deployment."""
-        await self.wait_phase("Initialized", name)
-        await self.set_image(image, name)
-
-    async def wait_phase(self, phase: str, name: str = "podinfo", within: float = 60.0) -> dict[str, Any]:
-        """Wait until the Canary reaches ``phase``; returns its status. Real pods take seconds to be scheduled
-        and ready, so the default bound is longer than the sandbox suite's."""
-        await wait_for(lambda: self.status(name).get("phase") == phase, within,
-                       lambda: f"canary {name} phase {self.status(name).get('phase')!r}, wanted {phase}")
-        await self.refresh()
-        return self.status(name)
