@@ -14,7 +14,16 @@ import enum
 import math
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Field, ValidationError, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from flaggerpy.apis.base import ApiModel, Duration, IntOrString, PositiveDuration, Time
 from flaggerpy.apis.durations import parse_duration
@@ -680,6 +689,33 @@ class Canary(_Resource):
     kind: str = "Canary"
     spec: CanarySpec
     status: CanaryStatus = Field(default_factory=CanaryStatus)
+    _dumped: list[Any] = PrivateAttr(default_factory=list)
+    """[metadata, spec, apiVersion, kind, their JSON] as :meth:`to_dict` last dumped them; one list shared by the
+    model's copies (``model_copy`` copies private attributes shallowly)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Canary as Kubernetes JSON, as :meth:`ApiModel.to_dict`; the status is dumped on every call, the rest
+        once per metadata and spec object.
+
+        The engine attaches each reconcile's status to the model it parsed from the spec (a status-only
+        ``model_copy``) and the router asks for the JSON form on every reconcile: dumping the unchanged metadata
+        and spec each time was most of a no-op reconcile. The metadata and spec of the result are shared between
+        calls: read them, never edit them (``copy.deepcopy`` first).
+        """
+        dumped = self._dumped
+        if not dumped or dumped[0] is not self.metadata or dumped[1] is not self.spec or \
+                dumped[2] != self.api_version or dumped[3] != self.kind:
+            base = self.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
+            dumped[:] = (self.metadata, self.spec, self.api_version, self.kind, base)
+        return {**dumped[4], "status": self.status.to_dict()}
+
+    def __eq__(self, other: object) -> bool:
+        # pydantic compares private attributes too: the JSON cache above is not part of a Canary's value.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__ and \
+            self.__pydantic_extra__ == other.__pydantic_extra__
+
 
     @classmethod
     def from_dict(cls, obj: Any) -> Canary:

@@ -13,6 +13,7 @@ import yaml
 from flaggerpy.apis.flagger import (
     AlertProvider,
     Canary,
+    CanaryStatus,
     MetricSample,
     MetricTemplate,
     Strategy,
@@ -270,3 +271,20 @@ def test_metric_templates_and_alert_providers() -> None:
         "address": "https://outlook.office.com/webhook/00000000",
         "proxy": "http://proxy.internal:3128",
     }
+
+
+def test_status_copies_dump_their_own_status_and_the_same_spec() -> None:
+    """The engine attaches each reconcile's status with a status-only copy; the JSON must follow that status and
+    stay what pydantic would dump, while a copy with another spec never gets the first one's JSON."""
+    parsed = canary("podinfo-gatewayapi.yaml")
+    progressing = parsed.model_copy(update={"status": CanaryStatus.model_validate({"phase": "Progressing",
+                                                                                  "canaryWeight": 20})})
+    succeeded = parsed.model_copy(update={"status": CanaryStatus.model_validate({"phase": "Succeeded"})})
+    for model in (parsed, progressing, succeeded, progressing):
+        assert model.to_dict() == model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    assert progressing.to_dict()["status"]["canaryWeight"] == 20
+    assert succeeded.to_dict()["status"]["phase"] == "Succeeded"
+    edited = succeeded.model_copy(update={"spec": succeeded.spec.model_copy(update={"provider": "gatewayapi:v1beta1"})})
+    assert edited.to_dict()["spec"]["provider"] == "gatewayapi:v1beta1"
+    assert progressing.to_dict()["spec"]["provider"] == parsed.spec.provider
+    assert parsed == canary("podinfo-gatewayapi.yaml")
