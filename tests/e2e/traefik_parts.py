@@ -70,10 +70,10 @@ def child_role(service: str, namespace: str, name: str) -> str | None:
 class TraefikGateway:
     """Traefik 3 on the sandbox, as a ``GatewayParts`` for ``real_parts``."""
 
-    # A pod that goes keeps serving for 2 s, as an app's graceful shutdown would: Traefik stops sending it
+    # A pod that goes keeps serving for 5 s, as an app's graceful shutdown would: Traefik stops sending it
     # requests only once it has seen the EndpointSlice change, which takes longer than the sandbox's default 0.2 s
     # on a loaded machine (a pod removed before that is a refused connection, a 502).
-    sandbox_options: dict[str, Any] = {"backends": True, "pod_settings": PodSettings(termination_delay=2.0)}
+    sandbox_options: dict[str, Any] = {"backends": True, "pod_settings": PodSettings(termination_delay=5.0)}
 
     def __init__(self) -> None:
         self.process: Subprocess | None = None
