@@ -15,6 +15,7 @@ from flaggerpy.routing.memo import RouteMemo
 
 if TYPE_CHECKING:
     from flaggerpy.canary.parsed import ParsedEntry
+    from flaggerpy.canary.steps import Plan
 
 
 @dataclass
@@ -56,6 +57,11 @@ class Memos:
     def peek(self, key: str) -> CanaryMemo | None:
         """The memo of canary ``key`` if there is one (never creates it)."""
         return self._by_key.get(key)
+
+    def plan(self, key: str) -> Plan | None:
+        """The plan of canary ``key`` as last parsed, or None when it was never parsed here."""
+        memo = self._by_key.get(key)
+        return None if memo is None or memo.parsed is None else memo.parsed.parsed.plan
 
     def drop(self, key: str) -> None:
         """Forget canary ``key`` (it was deleted)."""

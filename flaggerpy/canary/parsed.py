@@ -80,9 +80,7 @@ class ParsedCanaries:
 
     def plan(self, key: str) -> steps.Plan | None:
         """The plan of the canary ``namespace/name`` as last parsed, or None when it was never parsed here."""
-        memo = self._memos.peek(key) if key else None
-        entry = memo.parsed if memo is not None else None
-        return None if entry is None else entry.parsed.plan
+        return self._memos.plan(key)
 
     def forget(self, key: str) -> None:
         """Drop the memory of a deleted canary."""

@@ -23,6 +23,7 @@ from flaggerpy.kube.reconcile import Result
 from flaggerpy.routing.drift import intended_weights
 
 RECONCILER_NAME = "canary"
+# Phases in which a reconcile is a step of an analysis: Flagger observes flagger_canary_duration_seconds for those.
 ANALYSIS_PHASES = frozenset({Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING})
 OUTCOME_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
 

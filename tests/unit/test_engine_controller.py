@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flaggerpy.canary.context import is_gateway_canary
-from flaggerpy.canary.controller import _spec_changed, canary_owner, config_index, target_index
+from flaggerpy.canary.handlers import canary_owner, config_index, spec_changed, target_index
 from flaggerpy.kube.versions import is_older
 
 
@@ -28,11 +28,11 @@ def test_owned_objects_map_back_to_their_canary() -> None:
 def test_own_status_writes_do_not_wake_a_canary() -> None:
     old = canary_obj()
     new = {**canary_obj(), "status": {"phase": "Progressing"}}
-    assert not _spec_changed(old, new)
+    assert not spec_changed(old, new)
     annotated = canary_obj()
     annotated["metadata"]["annotations"] = {"flaggerpy.io/promote": "r1"}
-    assert _spec_changed(old, annotated)
-    assert _spec_changed(old, canary_obj(suspend=True))
+    assert spec_changed(old, annotated)
+    assert spec_changed(old, canary_obj(suspend=True))
 
 
 def test_only_gateway_api_canaries_are_handled() -> None:

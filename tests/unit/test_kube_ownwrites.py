@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flaggerpy.canary.controller import _only_status_changed
+from flaggerpy.canary.handlers import only_status_changed
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.ownwrites import OwnWrites
 
@@ -31,8 +31,8 @@ def test_objects_without_a_version_are_never_echoes() -> None:
 
 
 def test_status_only_updates_are_told_apart_from_edits() -> None:
-    assert _only_status_changed(deployment("7"), deployment("8", ready=1))
-    assert not _only_status_changed(deployment("7"), deployment("8", replicas=2))
+    assert only_status_changed(deployment("7"), deployment("8", ready=1))
+    assert not only_status_changed(deployment("7"), deployment("8", replicas=2))
     relabelled = deployment("8")
     relabelled["metadata"]["labels"] = {"app": "x"}
-    assert not _only_status_changed(deployment("7"), relabelled)
+    assert not only_status_changed(deployment("7"), relabelled)
