@@ -186,7 +186,7 @@ class StepIO:
         """Say why the canary waits; an Event only when the reason or message is new.
 
         ``text`` is Flagger's own Warning for this wait (reason ``Synced``, as Flagger files it); without it the
-        Event is flaggerpy's: a Warning with ``reason`` when ``warn``, else a Normal "Halt advancement" one.
+        Event is flaggerpy's own, filed under ``reason``: a Warning when ``warn``, else a Normal "Halt advancement".
         """
         before = st.condition(step.status, st.HALTED)
         st.halt(step.status, reason, message, step.at)
@@ -198,7 +198,7 @@ class StepIO:
         elif warn:
             await self._event(step, message, WARNING, reason)
         else:
-            await self._event(step, f"Halt advancement {step.name} {message}")
+            await self._event(step, f"Halt advancement {step.name} {message}", NORMAL, reason)
 
     async def _invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
         """A Canary that cannot be used: a Promoted=False/InvalidSpec condition and one Warning Event."""
