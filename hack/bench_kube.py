@@ -268,7 +268,9 @@ async def bench_watch(kube: KubeClient, watcher: Watcher, start: int, stop: int)
     names = [f"app-{i:05d}" for i in range(start, stop)]
     every = [f"app-{i:05d}" for i in range(stop)]
     out: dict[str, Any] = {}
-    makers: dict[str, Callable[[str], Obj]] = {"deployments": deployment, "canaries": canary, "httproutes": httproute}
+    makers: dict[str, Callable[[str], Obj]] = {
+        "deployments": deployment, "canaries": canary, "httproutes": lambda n: httproute(n, NAMESPACE),
+    }
     for resource, make in makers.items():
         handle = WATCHED[resource]
         before = await watcher.settle()
