@@ -198,8 +198,11 @@ class ControlPlane:
 
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True,
                 kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
-        """Run kubectl against this cluster as admin (or with ``kubeconfig``)."""
-        argv = ["kubectl", f"--kubeconfig={kubeconfig or self.admin_kubeconfig}", "--request-timeout=30s", *args]
+        """Run kubectl against this cluster as admin (or with ``kubeconfig``): the release's own kubectl from the
+        build, or the one on PATH when the build has none."""
+        built = self.binaries / "kubectl"
+        binary = str(built) if built.exists() else "kubectl"
+        argv = [binary, f"--kubeconfig={kubeconfig or self.admin_kubeconfig}", "--request-timeout=30s", *args]
         result = subprocess.run(argv, input=input_text, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
             raise ClusterError(f"{' '.join(argv[1:])} failed: {result.stderr.strip()}")
