@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from flaggerpy.analysis.providers.errors import AuthError, HttpError, MalformedResponse, ProviderConfigError
-from flaggerpy.analysis.providers.http import request
+from flaggerpy.analysis.providers.http import Response, request
 from flaggerpy.outbound import controller_session
 
 SCOPE = "https://www.googleapis.com/auth/monitoring.read"
@@ -120,40 +120,27 @@ def metadata_host() -> str:
 
 
 async def metadata_token(*, name: str, time_limit: float) -> str:
-    """An access token of the node's (or Workload Identity's) default service account.
-
-    The metadata server is reached through a session of its own: the tenant sessions refuse it by design.
-    """
+    """An access token of the node's (or Workload Identity's) default service account."""
     host = metadata_host()
     cache_key = ("metadata", host)
     cached = _cached(cache_key)
     if cached:
         return cached
-    async with controller_session() as session:
-        resp = await request(
-            session,
-        "GET",
-            f"http://{host}/computeMetadata/v1/instance/service-accounts/default/token",
-            provider=name,
-            time_limit=time_limit,
-            params={"scopes": SCOPE},
-            headers={"Metadata-Flavor": "Google"},
-        )
+    resp = await _metadata_get("instance/service-accounts/default/token", name, time_limit, {"scopes": SCOPE})
     return _store(cache_key, resp.json(name), name)
 
 
 async def metadata_project(*, name: str, time_limit: float) -> str:
     """The project id the node runs in."""
-    async with controller_session() as session:
-        resp = await request(
-            session,
-            "GET",
-            f"http://{metadata_host()}/computeMetadata/v1/project/project-id",
-            provider=name,
-            time_limit=time_limit,
-            headers={"Metadata-Flavor": "Google"},
-        )
+    resp = await _metadata_get("project/project-id", name, time_limit)
     return resp.body.decode().strip()
+
+
+async def _metadata_get(path: str, name: str, time_limit: float, params: Mapping[str, str] | None = None) -> Response:
+    # A session of its own: the tenant sessions refuse the metadata server by design.
+    async with controller_session() as session:
+        return await request(session, "GET", f"http://{metadata_host()}/computeMetadata/v1/{path}", provider=name,
+                             time_limit=time_limit, params=params, headers={"Metadata-Flavor": "Google"})
 
 
 def _cached(cache_key: tuple[str, ...]) -> str | None:
