@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from flaggerpy.sandbox import READY_ANNOTATION, Sandbox
+from flaggerpy.sandbox.apiserver import tables
 from flaggerpy.sandbox.controllers.pods import PodSettings, RangeClaim
 from tests.integration.conftest import wait_for
 
@@ -156,3 +157,19 @@ def test_sandboxes_side_by_side_hand_out_different_pod_ranges() -> None:
     finally:
         first.close()
         second.close()
+
+
+async def test_kubectl_get_shows_pod_and_slice_columns(sb: Sandbox) -> None:
+    await sb.cluster.create("", "services", service("cols", "cols"))
+    await sb.cluster.create("apps", "deployments", deployment("cols", replicas=1))
+    await wait_for(lambda: [e["conditions"]["ready"] for e in endpoints(sb, "cols")] == [True])
+    [pod] = pods(sb, "cols")
+    rows = tables.table(sb.cluster.resource("", "pods"), "v1", [pod], "1")
+    columns = [c["name"] for c in rows["columnDefinitions"]]
+    cells = dict(zip(columns, rows["rows"][0]["cells"], strict=True))
+    assert (cells["Ready"], cells["Status"], cells["Restarts"], cells["IP"]) == (
+        "1/1", "Running", 0, pod["status"]["podIP"])
+    rows = tables.table(sb.cluster.resource("discovery.k8s.io", "endpointslices"), "v1", slices(sb, "cols"), "1")
+    columns = [c["name"] for c in rows["columnDefinitions"]]
+    cells = dict(zip(columns, rows["rows"][0]["cells"], strict=True))
+    assert (cells["AddressType"], cells["Ports"], cells["Endpoints"]) == ("IPv4", "9898", pod["status"]["podIP"])

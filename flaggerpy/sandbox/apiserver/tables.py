@@ -31,6 +31,14 @@ _BUILTIN_COLUMNS: dict[tuple[str, str], list[tuple[str, str, str]]] = {
         ("MaxPods", "integer", ".spec.maxReplicas"), ("Replicas", "integer", ".status.currentReplicas"),
     ],
     ("coordination.k8s.io", "leases"): [("Holder", "string", ".spec.holderIdentity")],
+    ("", "pods"): [
+        ("Ready", "string", "pod-ready"), ("Status", "string", "pod-status"),
+        ("Restarts", "integer", "pod-restarts"), ("IP", "string", ".status.podIP"),
+    ],
+    ("discovery.k8s.io", "endpointslices"): [
+        ("AddressType", "string", ".addressType"), ("Ports", "string", "slice-ports"),
+        ("Endpoints", "string", "slice-endpoints"),
+    ],
     ("", "events"): [
         ("Type", "string", ".type"), ("Reason", "string", ".reason"), ("Object", "string", "involved"),
         ("Message", "string", ".message"),
@@ -84,6 +92,8 @@ def _cell(obj: dict[str, Any], path: str, kind: str) -> Any:
     if path == "target":
         ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
         return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+    if path.startswith(("pod-", "slice-")):
+        return _pod_or_slice_cell(obj, path)
     if path == "involved":
         involved = obj.get("involvedObject") or {}
         return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
@@ -93,6 +103,25 @@ def _cell(obj: dict[str, Any], path: str, kind: str) -> Any:
     if value is None:
         return "" if kind == "string" else None
     return value
+
+
+def _pod_or_slice_cell(obj: dict[str, Any], path: str) -> Any:
+    """The computed cells kubectl shows for pods (READY, STATUS, RESTARTS) and EndpointSlices (PORTS, ENDPOINTS)."""
+    status = obj.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    if path == "pod-ready":
+        total = len((obj.get("spec") or {}).get("containers") or [])
+        return f"{sum(1 for c in containers if c.get('ready'))}/{total}"
+    if path == "pod-status":
+        return "Terminating" if obj["metadata"].get("deletionTimestamp") else status.get("phase", "Pending")
+    if path == "pod-restarts":
+        return sum(int(c.get("restartCount") or 0) for c in containers)
+    if path == "slice-ports":
+        ports = [str(p.get("port")) for p in obj.get("ports") or []]
+        return ",".join(ports) or "<unset>"
+    addresses = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    return ",".join(addresses[:3]) + (f" + {len(addresses) - 3} more..." if len(addresses) > 3 else "") \
+        or "<unset>"
 
 
 def _custom_cell(obj: dict[str, Any], path: str, kind: str) -> Any:
