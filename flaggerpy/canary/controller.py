@@ -39,6 +39,7 @@ from flaggerpy.canary.reconciler import (
     EventSink,
     StatusObserver,
 )
+from flaggerpy.canary.stepio import StepIO
 from flaggerpy.canary.telemetry import ControllerObserver, Telemetry
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Resource
@@ -145,11 +146,11 @@ class Controller:
                                 get_live_v1beta1=self._registry.cached(res.HTTPROUTES_V1BETA1),
                                 own_writes=self.own_writes)
         self.queue: WorkQueue[str] = WorkQueue(self.settings.queue, name="canaries", on_depth=self._telemetry.on_depth)
-        self.reconciler = CanaryReconciler(
+        self.reconciler = CanaryReconciler(StepIO(
             kube, self.caches, self._router_for, analyzer, notifier, events, engine,
             on_status=self._telemetry.status_hook, own_writes=self.own_writes, memos=memos, wake=self.enqueue,
             offload=offload,
-        )
+        ))
         self._workers: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
         self._handlers.wire()
@@ -226,7 +227,7 @@ class Controller:
         if self._workers is not None:
             await asyncio.gather(self._workers, return_exceptions=True)
         # Outbound work still in the canaries' lanes (hooks a step waits for, alerts, Event hooks) is dropped.
-        await self.reconciler.offload.close()
+        await self.reconciler.io.offload.close()
         await self._registry.stop()
 
     async def __aenter__(self) -> Controller:

@@ -56,14 +56,18 @@ __all__ = [
 ]
 
 
-class CanaryReconciler(StepIO):
-    """The state machine of design.md, one step per :meth:`reconcile`."""
+class CanaryReconciler:
+    """The state machine of design.md, one step per :meth:`reconcile`: it decides, and ``io`` (a :class:`StepIO`)
+    does everything a decision needs done around it (persisting, Events, routing, workloads, hooks)."""
+
+    def __init__(self, io: StepIO) -> None:
+        self.io = io
 
     # -- entry point ---------------------------------------------------------------------------------------------
 
     def handles(self, obj: Mapping[str, Any]) -> bool:
         """Whether this controller owns the canary (see :func:`is_gateway_canary`)."""
-        return is_gateway_canary(obj, self.settings.mesh_provider)
+        return is_gateway_canary(obj, self.io.settings.mesh_provider)
 
     async def reconcile(self, key: str) -> Result:
         """Advance the canary ``namespace/name`` by at most one step; the Result says when to look again.
@@ -74,7 +78,7 @@ class CanaryReconciler(StepIO):
         its backoff.
         """
         try:
-            async with asyncio.timeout(self.settings.step_deadline):
+            async with asyncio.timeout(self.io.settings.step_deadline):
                 delay = await self._step(key)
         except Conflict as exc:
             return Result.conflict(exc)
@@ -84,60 +88,60 @@ class CanaryReconciler(StepIO):
 
     async def _step(self, key: str) -> float | None:
         namespace, _, name = key.partition("/")
-        obj = self._caches.get(res.CANARIES, namespace, name)
+        obj = self.io.caches.get(res.CANARIES, namespace, name)
         if obj is None:
-            self._forget(key)
-            self.slots.release(key)
+            self.io.forget(key)
+            self.io.slots.release(key)
             self._wake_waiters()
             return None
-        if self.own_writes.is_behind(res.CANARIES, obj):
-            return self.settings.stale_cache_retry
+        if self.io.own_writes.is_behind(res.CANARIES, obj):
+            return self.io.settings.stale_cache_retry
         if not self.handles(obj):
             return None
         # ``obj`` is the informer's own copy and stays read-only: the step edits a copy of the status only.
-        at = self._clock()
+        at = self.io.clock()
         try:
-            parsed = self._parsed.parse(obj)
+            parsed = self.io.parsed.parse(obj)
         except SpecError as exc:
-            await self._invalid(key, obj, exc, at)
+            await self.io.invalid(key, obj, exc, at)
             return None
         step = Step(key, obj, parsed.canary, parsed.plan, st.working_copy(obj), at, log=log.bind(canary=key),
                     warnings=parsed.warnings)
         try:
             return await self._dispatch(step)
         except SpecError as exc:
-            await self._invalid(key, step.obj, exc, at)
+            await self.io.invalid(key, step.obj, exc, at)
             return None
         except RouteNotOwned as exc:
-            await self._halt(step, "RouteNotOwned", str(exc), warn=True)
+            await self.io.halt(step, "RouteNotOwned", str(exc), warn=True)
             return step.plan.interval
         except MissingConfig as exc:
-            await self._halt(step, "ConfigNotFound", str(exc), warn=True)
+            await self.io.halt(step, "ConfigNotFound", str(exc), warn=True)
             return step.plan.interval
         except wl.WorkloadError as exc:
-            await self._halt(step, exc.reason, str(exc), warn=True)
+            await self.io.halt(step, exc.reason, str(exc), warn=True)
             return step.plan.interval
 
     async def _dispatch(self, step: Step) -> float | None:
         meta = step.obj["metadata"]
         if meta.get("deletionTimestamp"):
             return await self._terminate(step)
-        await self._sync_finalizer(step)
-        memo = self.memos.of(step.key)
+        await self.io.sync_finalizer(step)
+        memo = self.io.memos.of(step.key)
         if step.canary.suspended:
             # Flagger says so on every tick of a suspended canary; once per suspension is enough to be seen.
             if not memo.suspension_reported:
                 memo.suspension_reported = True
-                await self._event(step, "skipping canary run as object is suspended")
+                await self.io.event(step, "skipping canary run as object is suspended")
             return None
         memo.suspension_reported = False
-        self._clear_invalid(step)
-        await self._report_ignored(step)
+        self.io.clear_invalid(step)
+        await self.io.report_ignored(step)
         target_ref = step.canary.spec.target_ref
         kind = target_ref.kind or "Deployment"
-        target = self._caches.get(workload_resource(kind), meta["namespace"], target_ref.name)
+        target = self.io.caches.get(workload_resource(kind), meta["namespace"], target_ref.name)
         if target is None:
-            await self._halt(step, "TargetNotFound", f"{kind} {meta['namespace']}/{target_ref.name} not found",
+            await self.io.halt(step, "TargetNotFound", f"{kind} {meta['namespace']}/{target_ref.name} not found",
                              warn=True)
             return step.plan.interval
         # A shallow copy: the target is read, never edited (builders copy what they take from it).
@@ -164,72 +168,73 @@ class CanaryReconciler(StepIO):
         if step.repair_route and not step.routed:
             # One route write per step at most: repairing first and then moving the weight would make the router
             # compare the second write against a cache that has not seen the first yet.
-            await self._route(step)
+            await self.io.route(step)
         return delay
 
     # -- phases --------------------------------------------------------------------------------------------------
 
     async def _initialize(self, step: Step) -> float | None:
-        rev = await self._revision(step)
-        await self._ensure_primary(step, rev)
+        rev = await self.io.revision(step)
+        await self.io.ensure_primary(step, rev)
         if step.phase is None:
             step.move(Phase.INITIALIZING)
-            await self._commit(step)
-            return self.settings.poll_interval
-        primary = self._primary(step)
+            await self.io.commit(step)
+            return self.io.settings.poll_interval
+        primary = self.io.primary(step)
         if primary is None:
-            return self.settings.poll_interval
+            return self.io.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
             await self._primary_not_ready(step, ready.message)
-            return self.settings.poll_interval
-        await self._ensure_services(step)
+            return self.io.settings.poll_interval
+        await self.io.ensure_services(step)
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0, lastAppliedSpec=rev.spec,
                            lastPromotedSpec=rev.spec, trackedConfigs=rev.configs)
         step.move(Phase.INITIALIZED)
         st.unhalt(step.status)
-        await self._route(step)
-        await self._apply.scale(step.target, 0)
-        await self._commit(step)
-        await self._event(step, f"Initialization done! {step.canary_name}")
-        await self._notify(step, f"New {step.target['kind']} detected, initialization completed.", "info")
+        await self.io.route(step)
+        await self.io.apply.scale(step.target, 0)
+        await self.io.commit(step)
+        await self.io.event(step, f"Initialization done! {step.canary_name}")
+        await self.io.notify(step, f"New {step.target['kind']} detected, initialization completed.", "info")
         return None
 
     async def _repair_owned(self, step: Step) -> None:
         """Repair what the canary owns besides its workloads: the Services and the primary's autoscaler copy now, the
         route once, after the step, from its final status."""
-        await self._ensure_services(step)
-        await self._keep_primary_scaler(step)
+        await self.io.ensure_services(step)
+        await self.io.keep_primary_scaler(step)
         step.repair_route = True
 
     async def _idle(self, step: Step) -> float | None:
         await self._repair_owned(step)
-        rev = await self._revision(step)
-        if not self._is_new(step, rev):
+        rev = await self.io.revision(step)
+        if not self.io.is_new(step, rev):
             if wl.replicas_of(step.target) > 0:
                 # Pods are about to go: the route must provably send them nothing first (invariant 2).
-                await self._route(step, fresh=True)
-                await self._apply.scale(step.target, 0)
-            self.slots.release(step.key)
+                await self.io.route(step, fresh=True)
+                await self.io.apply.scale(step.target, 0)
+            self.io.slots.release(step.key)
             halted = st.condition(step.status, st.HALTED)
             if halted is not None:
                 st.unhalt(step.status)
-                await self._commit(step)
+                await self.io.commit(step)
                 if halted.get("reason") == WAIT_REASON:
                     self._wake_waiters()
             return None
-        if self.slots.limit and not await self._slot_free(step):
-            return self.settings.poll_interval
-        denied = await self._gate(step, HookType.CONFIRM_ROLLOUT)
+        if self.io.slots.limit and not await self._slot_free(step):
+            return self.io.settings.poll_interval
+        denied = await self.io.gate(step, HookType.CONFIRM_ROLLOUT)
         if denied is not None:
             # Past the slot check: the slot is held while approval is awaited (it starts without asking again).
-            self.slots.admit(step.key)
+            self.io.slots.admit(step.key)
             self._unwait(step)
             step.move(Phase.WAITING)
-            await self._commit(step)
-            await self._event(step, f"Halt {step.canary_name} advancement waiting for approval {denied.name}", WARNING)
+            await self.io.commit(step)
+            await self.io.event(step, f"Halt {step.canary_name} advancement waiting for approval {denied.name}",
+                                WARNING)
             if not denied.mute_alert:
-                await self._notify(step, "Canary is waiting for approval.", "warn")
+                await self.io.notify(step, "Canary is waiting for approval.", "warn")
             return step.plan.interval
         return await self._start(step, rev)
 
@@ -240,16 +245,16 @@ class CanaryReconciler(StepIO):
         of the Halted condition, written once when the wait begins and kept while the message stays the same, so
         a restarted controller or a new leader admits in the same order.
         """
-        census = self.slots.census(self._caches.list(res.CANARIES), self.handles)
-        if self.slots.may_start(step.key, census, step.at):
+        census = self.io.slots.census(self.io.caches.list(res.CANARIES), self.handles)
+        if self.io.slots.may_start(step.key, census, step.at):
             return True
         halted = st.condition(step.status, st.HALTED)
         if halted is not None and halted.get("reason") != WAIT_REASON:
             # The wait begins now, not when the canary began waiting for something else.
             st.unhalt(step.status)
-        await self._halt(step, WAIT_REASON,
-                         f"waiting for a free analysis slot ({self.slots.limit} canaries are being analysed)")
-        self.slots.queued(step.key, step.status, resource_version(step.obj))
+        await self.io.halt(step, WAIT_REASON,
+                         f"waiting for a free analysis slot ({self.io.slots.limit} canaries are being analysed)")
+        self.io.slots.queued(step.key, step.status, resource_version(step.obj))
         return False
 
     @staticmethod
@@ -261,46 +266,46 @@ class CanaryReconciler(StepIO):
 
     def _slot_freed(self, step: Step) -> None:
         """The status just written ends the canary's analysis: its slot goes to the next waiter."""
-        self.slots.freed(step.key, resource_version(step.obj))
+        self.io.slots.freed(step.key, resource_version(step.obj))
         self._wake_waiters()
 
     def _wake_waiters(self) -> None:
         """Wake the waiters the free slots let in now (oldest first), if a waker is wired."""
-        if self.wake is None or not self.slots.limit:
+        if self.io.wake is None or not self.io.slots.limit:
             return
-        for key in self.slots.next_up(self.slots.census(self._caches.list(res.CANARIES), self.handles)):
-            self.wake(key)
+        for key in self.io.slots.next_up(self.io.slots.census(self.io.caches.list(res.CANARIES), self.handles)):
+            self.io.wake(key)
 
     async def _manual(self, step: Step, decision: manual.Decision) -> float | None:
         """Act on a promote/abort/retry request once; its id is recorded in the status of the same step."""
         record_handled(step.status, decision.action, decision.request_id, decision.outcome, step.at)
         if not decision.applies:
-            await self._commit(step)
-            await self._event(step, decision.message, WARNING, "ManualRequestIgnored")
+            await self.io.commit(step)
+            await self.io.event(step, decision.message, WARNING, "ManualRequestIgnored")
             return 0.0
         if decision.action is Action.ABORT:
             return await self._fail(step, decision.message)
-        await self._event(step, decision.message)
+        await self.io.event(step, decision.message)
         if decision.action is Action.PROMOTE:
             return await self._promote(step)
-        return await self._start(step, await self._revision(step), retry=True)
+        return await self._start(step, await self.io.revision(step), retry=True)
 
     async def _start(self, step: Step, rev: Revision, restart: bool = False, retry: bool = False) -> float | None:
-        primary = self._primary(step)
-        await self._apply.scale(step.target, max(1, wl.replicas_of(primary) if primary else 1))
+        primary = self.io.primary(step)
+        await self.io.apply.scale(step.target, max(1, wl.replicas_of(primary) if primary else 1))
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0, lastAppliedSpec=rev.spec,
                            trackedConfigs=rev.configs)
         step.move(Phase.PROGRESSING)
         st.unhalt(step.status)
-        self.slots.admit(step.key)
-        await self._route(step, fresh=restart)
-        await self._commit(step)
+        self.io.slots.admit(step.key)
+        await self.io.route(step, fresh=restart)
+        await self.io.commit(step)
         if restart:
-            await self._event(step, f"New revision detected! Restarting analysis for {step.name}")
+            await self.io.event(step, f"New revision detected! Restarting analysis for {step.name}")
         elif not retry:
-            await self._event(step, f"New revision detected! Scaling up {step.name}")
-            await self._notify(step, "New revision detected, starting canary analysis.", "info")
-        return self.settings.poll_interval
+            await self.io.event(step, f"New revision detected! Scaling up {step.name}")
+            await self.io.notify(step, "New revision detected, starting canary analysis.", "info")
+        return self.io.settings.poll_interval
 
     async def _waiting(self, step: Step) -> float | None:
         await self._repair_owned(step)
@@ -308,31 +313,31 @@ class CanaryReconciler(StepIO):
                                                                        step.at))
         if remaining > 0:
             return remaining
-        denied = await self._gate(step, HookType.CONFIRM_ROLLOUT)
+        denied = await self.io.gate(step, HookType.CONFIRM_ROLLOUT)
         if denied is not None:
             st.mark_step(step.status, step.at)
-            await self._commit(step)
+            await self.io.commit(step)
             return step.plan.interval
-        return await self._start(step, await self._revision(step))
+        return await self._start(step, await self.io.revision(step))
 
     async def _progressing(self, step: Step) -> float | None:
         """One analysis tick of Progressing or WaitingPromotion, in the order of Flagger's ``advanceCanary``:
         revision check, readiness, rollback hooks, failed-checks threshold, then the analysis and the next step."""
         await self._repair_owned(step)
-        rev = await self._revision(step)
-        if self._is_new(step, rev):
+        rev = await self.io.revision(step)
+        if self.io.is_new(step, rev):
             return await self._start(step, rev, restart=True)
         if step.plan.skip_analysis:
             return await self._promote(step)
         blocked, delay = await self._blocked(step)
         if blocked:
             return delay
-        if await self._route(step):
+        if await self.io.route(step):
             # The route lacked the step the status holds (its write failed after the status was persisted, or
             # someone edited it): the analysis of this step starts now that the traffic really is there, so a
             # check never judges, and never advances past, a weight the route did not carry.
             st.mark_step(step.status, step.at)
-            await self._commit(step)
+            await self.io.commit(step)
             return step.plan.interval
         weight = int(step.status.get("canaryWeight") or 0)
         iterations = int(step.status.get("iterations") or 0)
@@ -348,8 +353,8 @@ class CanaryReconciler(StepIO):
             if remaining > 0:
                 return remaining
         if await self._route_pending(step):
-            return self.settings.poll_interval
-        if await self._rollback_requested(step):
+            return self.io.settings.poll_interval
+        if await self.io.rollback_requested(step):
             return await self._fail(step, f"Rolling back {step.canary_name} manual webhook invoked",
                                     alert=("Rolling back manual webhook invoked", "warn"))
         if failed_checks >= step.plan.threshold:
@@ -358,7 +363,7 @@ class CanaryReconciler(StepIO):
                                           f"{failed_checks}",
                                     alert=(f"Failed checks threshold reached {failed_checks}", "error"))
         if not started:
-            await self._event(step, f"Starting canary analysis for {step.name}")
+            await self.io.event(step, f"Starting canary analysis for {step.name}")
             if not await self._pre_rollout(step):
                 return await self._failed_check(step)
             return await self._next(step)
@@ -373,7 +378,7 @@ class CanaryReconciler(StepIO):
         iterations = int(step.status.get("iterations") or 0)
         if plan.strategy is Strategy.CANARY and step.phase is Phase.PROGRESSING:
             # Asked at every tick of the analysis, also at maxWeight, but no more once promotion was refused.
-            denied = await self._gate(step, HookType.CONFIRM_TRAFFIC_INCREASE)
+            denied = await self.io.gate(step, HookType.CONFIRM_TRAFFIC_INCREASE)
             if denied is not None:
                 return await self._traffic_increase_denied(step, denied)
         if not steps.analysis_complete(plan, weight, iterations):
@@ -387,25 +392,25 @@ class CanaryReconciler(StepIO):
         # The Halted condition (a flaggerpy extension) says why the weight holds; Flagger's Warning repeats per tick.
         st.halt(step.status, TRAFFIC_INCREASE_REFUSED, f"waiting for traffic increase approval {denied.name}",
                 step.at)
-        await self._commit(step)
-        await self._event(step, f"Halt {step.canary_name} advancement waiting for traffic increase approval "
+        await self.io.commit(step)
+        await self.io.event(step, f"Halt {step.canary_name} advancement waiting for traffic increase approval "
                                 f"{denied.name}", WARNING)
         if not denied.mute_alert:
-            await self._notify(step, "Canary traffic increase is waiting for approval.", "warn")
+            await self.io.notify(step, "Canary traffic increase is waiting for approval.", "warn")
         return step.plan.interval
 
     async def _pre_rollout(self, step: Step) -> bool:
         """Flagger's ``runPreRolloutHooks``: a passed Event per hook up to the first failure, which is a Warning."""
-        failed = await self._gate(step, HookType.PRE_ROLLOUT)
+        failed = await self.io.gate(step, HookType.PRE_ROLLOUT)
         if failed is None:
             return True
-        await self._event(step, f"Halt {step.canary_name} advancement pre-rollout check {failed.name} failed "
+        await self.io.event(step, f"Halt {step.canary_name} advancement pre-rollout check {failed.name} failed "
                                 f"{_hook_error(failed)}".rstrip(), WARNING)
         return False
 
     async def _primary_not_ready(self, step: Step, message: str) -> None:
         # Flagger's IsPrimaryReady words, as a Warning; the Halted condition says the same.
-        await self._halt(step, "PrimaryNotReady", message, text=f"{step.primary} not ready: {message}")
+        await self.io.halt(step, "PrimaryNotReady", message, text=f"{step.primary} not ready: {message}")
 
     async def _route_pending(self, step: Step) -> bool:
         """Halt (True) while a Gateway has not accepted the route's current generation.
@@ -414,11 +419,11 @@ class CanaryReconciler(StepIO):
         controller has just written is always a generation behind for a moment, and saying so would cost a status
         write and an Event per step for nothing.
         """
-        router = self._router(step)
-        accepted, reason = await router.is_accepted(step.working_canary(), memo=self.memos.of(step.key).route)
+        router = self.io.router(step)
+        accepted, reason = await router.is_accepted(step.working_canary(), memo=self.io.memos.of(step.key).route)
         if accepted:
             return False
-        await self._halt(step, ROUTE_NOT_ACCEPTED, reason)
+        await self.io.halt(step, ROUTE_NOT_ACCEPTED, reason)
         return True
 
     async def _blocked(self, step: Step) -> tuple[bool, float | None]:
@@ -426,17 +431,17 @@ class CanaryReconciler(StepIO):
 
         (True, next delay) when the step must stop here, (False, None) when the analysis may go on.
         """
-        primary = self._primary(step)
+        primary = self.io.primary(step)
         if primary is None:
             await self._primary_not_ready(step, "not found")
-            return True, self.settings.poll_interval
+            return True, self.io.settings.poll_interval
         ready = wl.readiness(primary, step.plan.primary_ready_threshold)
         if not ready.ready:
             await self._primary_not_ready(step, ready.message)
-            return True, self.settings.poll_interval
+            return True, self.io.settings.poll_interval
         if wl.replicas_of(step.target) == 0:
             # Someone (or a crash between our writes) left the canary without pods: bring them back first.
-            await self._apply.scale(step.target, max(1, wl.replicas_of(primary)))
+            await self.io.apply.scale(step.target, max(1, wl.replicas_of(primary)))
         ready = wl.readiness(step.target, step.plan.canary_ready_threshold)
         if not ready.ready:
             waited = st.seconds_since(step.status.get("lastTransitionTime"), step.at) or 0.0
@@ -447,9 +452,9 @@ class CanaryReconciler(StepIO):
             # No route repair towards pods that are not ready (invariant 2): the weight comes back once they are.
             step.repair_route = False
             kind = str(step.target.get("kind") or "Deployment").lower()
-            await self._halt(step, "CanaryNotReady", ready.message,
+            await self.io.halt(step, "CanaryNotReady", ready.message,
                              text=f"canary {kind} {step.name} not ready: {ready.message}")
-            return True, self.settings.poll_interval
+            return True, self.io.settings.poll_interval
         return False, None
 
     async def _analyse(self, step: Step) -> bool:
@@ -458,36 +463,36 @@ class CanaryReconciler(StepIO):
         Flagger calls them one by one (webhooks first) and stops at the first failure, with one Warning: the same
         Warning is emitted here, for the first failure in Flagger's order, although all of them ran.
         """
-        context = self._step_context(step, HookType.ROLLOUT)
+        context = self.io.step_context(step, HookType.ROLLOUT)
 
         async def tick() -> tuple[list[MetricResult], list[WebhookResult]]:
             metrics, hooks = await asyncio.gather(
-                self._analyzer.check_metrics(step.canary, context),
-                self._analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),
+                self.io.analyzer.check_metrics(step.canary, context),
+                self.io.analyzer.run_webhooks(step.canary, HookType.ROLLOUT, context),
             )
             return metrics, hooks
 
         outbound = bool(step.canary.analysis.metrics or hooks_of(step.canary, HookType.ROLLOUT))
-        outcome, first = await self._offloaded(step, "analysis", tick, outbound)
+        outcome, first = await self.io.offloaded(step, "analysis", tick, outbound)
         if isinstance(outcome, DeadlineExceeded):
             if first:
-                await self._event(step, f"Halt {step.canary_name} advancement analysis {outcome}", WARNING)
+                await self.io.event(step, f"Halt {step.canary_name} advancement analysis {outcome}", WARNING)
             return False
         metrics, hooks = outcome
-        self._record_metrics(step, metrics)
-        self._record_hooks(step, hooks)
+        self.io.record_metrics(step, metrics)
+        self.io.record_hooks(step, hooks)
         for hook in hooks:
             if not hook.passed:
-                await self._event(step, f"Halt {step.canary_name} advancement external check {hook.name} failed "
+                await self.io.event(step, f"Halt {step.canary_name} advancement external check {hook.name} failed "
                                         f"{_hook_error(hook)}".rstrip(), WARNING)
                 return False
         builtin = {m.name for m in step.canary.analysis.metrics or () if m.is_builtin}
-        provider = step.canary.spec.provider or self.settings.mesh_provider
+        provider = step.canary.spec.provider or self.io.settings.mesh_provider
         for metric in metrics:
             if metric.passed or metric.skipped or metric.dry_run:
                 continue
             message = messages.metric_halt(step.canary_name, step.name, provider, metric, metric.name in builtin)
-            await self._event(step, message, WARNING)
+            await self.io.event(step, message, WARNING)
             return False
         return True
 
@@ -495,7 +500,7 @@ class CanaryReconciler(StepIO):
         """Count a failed tick; the rollback comes on the next tick if the threshold is reached (as in Flagger)."""
         step.status["failedChecks"] = int(step.status.get("failedChecks") or 0) + 1
         st.mark_step(step.status, step.at)
-        await self._commit(step)
+        await self.io.commit(step)
         return step.plan.interval
 
     async def _advance(self, step: Step) -> float | None:
@@ -514,26 +519,26 @@ class CanaryReconciler(StepIO):
         st.unhalt(step.status)
         # Status first: if the route write then fails, the next reconcile repairs the route from the status, so
         # traffic never goes back a step (route first, a failed status write would undo a weight already live).
-        await self._commit(step)
-        await self._route(step)
-        await self._event(step, message)
+        await self.io.commit(step)
+        await self.io.route(step)
+        await self.io.event(step, message)
         return plan.interval
 
     async def _to_promotion(self, step: Step, then: Callable[[Step], Awaitable[float | None]]) -> float | None:
         """Flagger's ``runConfirmPromotionHooks`` before ``then`` (the blue/green switch or the promotion)."""
-        denied = await self._gate(step, HookType.CONFIRM_PROMOTION)
+        denied = await self.io.gate(step, HookType.CONFIRM_PROMOTION)
         if denied is None:
             return await then(step)
         if step.phase is not Phase.WAITING_PROMOTION:
             step.move(Phase.WAITING_PROMOTION)
-            await self._commit(step)
-            await self._event(step, f"Halt {step.canary_name} advancement waiting for promotion approval "
+            await self.io.commit(step)
+            await self.io.event(step, f"Halt {step.canary_name} advancement waiting for promotion approval "
                                     f"{denied.name}", WARNING)
             if not denied.mute_alert:
-                await self._notify(step, "Canary promotion is waiting for approval.", "warn")
+                await self.io.notify(step, "Canary promotion is waiting for approval.", "warn")
         else:
             st.mark_step(step.status, step.at)
-            await self._commit(step)
+            await self.io.commit(step)
         return step.plan.interval
 
     async def _switch(self, step: Step) -> float | None:
@@ -543,36 +548,36 @@ class CanaryReconciler(StepIO):
         step.status["iterations"] = step.plan.iterations + 1
         st.mark_step(step.status, step.at)
         st.unhalt(step.status)
-        await self._commit(step)
-        await self._route(step)
+        await self.io.commit(step)
+        await self.io.route(step)
         if step.plan.mirror:
-            await self._event(step, "Stop traffic mirroring and route all traffic to canary")
+            await self.io.event(step, "Stop traffic mirroring and route all traffic to canary")
         else:
-            await self._event(step, "Routing all traffic to canary")
+            await self.io.event(step, "Routing all traffic to canary")
         return step.plan.interval
 
     async def _promote(self, step: Step) -> float | None:
         target = step.target["metadata"]["name"]
         namespace = step.target["metadata"]["namespace"]
-        await self._event(step, f"Copying {target}.{namespace} template spec to {target}-primary.{namespace}")
+        await self.io.event(step, f"Copying {target}.{namespace} template spec to {target}-primary.{namespace}")
         step.move(Phase.PROMOTING)
         st.unhalt(step.status)
-        await self._commit(step)
-        await self._route(step)
+        await self.io.commit(step)
+        await self.io.route(step)
         return 0.0
 
     async def _promoting(self, step: Step) -> float | None:
         await self._repair_owned(step)
-        rev = await self._revision(step)
-        if self._is_new(step, rev):
+        rev = await self.io.revision(step)
+        if self.io.is_new(step, rev):
             return await self._start(step, rev, restart=True)
-        if await self._ensure_primary(step, rev):
-            return self.settings.poll_interval
-        primary = self._primary(step)
+        if await self.io.ensure_primary(step, rev):
+            return self.io.settings.poll_interval
+        primary = self.io.primary(step)
         ready = wl.readiness(primary, step.plan.primary_ready_threshold) if primary else None
         if ready is None or not ready.ready:
             await self._primary_not_ready(step, ready.message if ready else "not found")
-            return self.settings.poll_interval
+            return self.io.settings.poll_interval
         weight = int(step.status.get("canaryWeight") or 0)
         if step.plan.strategy is Strategy.CANARY and step.plan.step_weight_promotion > 0 and weight > 0:
             # Flagger's runPromotionTrafficShift with stepWeightPromotion: back to the primary step by step.
@@ -585,16 +590,16 @@ class CanaryReconciler(StepIO):
             st.mark_step(step.status, step.at)
             st.unhalt(step.status)
             if weight > 0:
-                await self._commit(step)
-                await self._route(step)
-                await self._event(step, f"Advance {step.canary_name} primary weight {100 - weight}")
+                await self.io.commit(step)
+                await self.io.route(step)
+                await self.io.event(step, f"Advance {step.canary_name} primary weight {100 - weight}")
                 return step.plan.interval
             await self._finalise(step)
-            await self._event(step, f"Advance {step.canary_name} primary weight 100")
+            await self.io.event(step, f"Advance {step.canary_name} primary weight 100")
             return 0.0
         if not step.plan.skip_analysis:
             # A skipped analysis never moved traffic: Flagger has nothing to route back then.
-            await self._event(step, "Routing all traffic to primary")
+            await self.io.event(step, "Routing all traffic to primary")
         await self._finalise(step)
         return 0.0
 
@@ -603,33 +608,33 @@ class CanaryReconciler(StepIO):
         step.status.update(canaryWeight=0, iterations=0)
         step.move(Phase.FINALISING)
         st.unhalt(step.status)
-        await self._commit(step)
-        await self._route(step, fresh=True)
+        await self.io.commit(step)
+        await self.io.route(step, fresh=True)
 
     async def _finalising(self, step: Step) -> float | None:
         # The route again (from the cache, a write only if the last one was lost): pods go only once it is primary's.
-        await self._route(step)
+        await self.io.route(step)
         step.status.update(canaryWeight=0, failedChecks=0, iterations=0,
                            lastPromotedSpec=step.status.get("lastAppliedSpec"))
         step.move(Phase.SUCCEEDED)
         st.unhalt(step.status)
-        self.slots.release(step.key)
-        await self._apply.scale(step.target, 0)
-        await self._commit(step)
+        self.io.slots.release(step.key)
+        await self.io.apply.scale(step.target, 0)
+        await self.io.commit(step)
         self._slot_freed(step)
 
         async def tail() -> None:
             # Flagger runs post-rollout hooks before it says the promotion is complete.
             await self._post_rollout(step)
             if step.plan.skip_analysis:
-                await self._event(step, f"Promotion completed! Canary analysis was skipped for {step.name}")
-                await self._notify(step, "Canary analysis was skipped, promotion finished.", "info")
+                await self.io.event(step, f"Promotion completed! Canary analysis was skipped for {step.name}")
+                await self.io.notify(step, "Canary analysis was skipped, promotion finished.", "info")
             else:
-                await self._event(step, f"Promotion completed! Scaling down {step.name}")
-                await self._notify(step, "Canary analysis completed successfully, promotion finished.", "info")
+                await self.io.event(step, f"Promotion completed! Scaling down {step.name}")
+                await self.io.notify(step, "Canary analysis completed successfully, promotion finished.", "info")
 
         # The step is persisted: what follows it goes out from the canary's lane, in order, without a worker.
-        self.offload.spawn(step.key, tail)
+        self.io.offload.spawn(step.key, tail)
         return None
 
     async def _fail(self, step: Step, reason: str, alert: tuple[str, str] | None = None) -> float | None:
@@ -638,29 +643,29 @@ class CanaryReconciler(StepIO):
         ``alert`` is the (message, severity) Flagger sends for this reason; the reason itself by default. Failed
         resets failedChecks as Flagger's SyncStatus does.
         """
-        await self._event(step, reason, WARNING)
+        await self.io.event(step, reason, WARNING)
         message, severity = alert or (reason, "error")
-        await self._notify(step, message, severity)
+        await self.io.notify(step, message, severity)
         step.status.update(canaryWeight=0, iterations=0, failedChecks=0)
         step.move(Phase.FAILED)
         st.unhalt(step.status)
-        self.slots.release(step.key)
-        await self._route(step, fresh=True)
-        await self._event(step, f"Canary failed! Scaling down {step.canary_name}", WARNING)
-        await self._apply.scale(step.target, 0)
-        await self._commit(step)
+        self.io.slots.release(step.key)
+        await self.io.route(step, fresh=True)
+        await self.io.event(step, f"Canary failed! Scaling down {step.canary_name}", WARNING)
+        await self.io.apply.scale(step.target, 0)
+        await self.io.commit(step)
         self._slot_freed(step)
-        self.offload.spawn(step.key, lambda: self._post_rollout(step))
+        self.io.offload.spawn(step.key, lambda: self._post_rollout(step))
         return None
 
     async def _post_rollout(self, step: Step) -> None:
         """Flagger's ``runPostRolloutHooks``, run from the canary's lane after the step is persisted (so it calls
         the analyzer itself: asking the lane for a result from inside the lane would wait for itself)."""
         hook = HookType.POST_ROLLOUT
-        results = await self._analyzer.run_webhooks(step.canary, hook, self._step_context(step, hook))
-        failed = await self._passed_events(step, hook, results, emit=True)
+        results = await self.io.analyzer.run_webhooks(step.canary, hook, self.io.step_context(step, hook))
+        failed = await self.io.passed_events(step, hook, results, emit=True)
         if failed is not None:
-            await self._event(step, f"Post-rollout hook {failed.name} failed {_hook_error(failed)}".rstrip(), WARNING)
+            await self.io.event(step, f"Post-rollout hook {failed.name} failed {_hook_error(failed)}".rstrip(), WARNING)
 
     # -- deletion ------------------------------------------------------------------------------------------------
 
@@ -672,28 +677,28 @@ class CanaryReconciler(StepIO):
         meta = step.obj["metadata"]
         ref = step.canary.spec.target_ref
         kind = ref.kind or "Deployment"
-        target = self._caches.get(workload_resource(kind), meta["namespace"], ref.name)
+        target = self.io.caches.get(workload_resource(kind), meta["namespace"], ref.name)
         # A canary that never got past initialisation has nothing to restore.
         if target is not None and step.phase not in (None, Phase.INITIALIZING):
             step.target = {**target, "kind": kind}
             if step.phase is not Phase.TERMINATING:
                 step.move(Phase.TERMINATING)
-                await self._commit(step)
-                await self._event(step, f"Terminating canary {step.canary_name}")
-            primary = self._primary(step)
-            await self._apply.scale(step.target, max(1, wl.replicas_of(primary) if primary else 1))
+                await self.io.commit(step)
+                await self.io.event(step, f"Terminating canary {step.canary_name}")
+            primary = self.io.primary(step)
+            await self.io.apply.scale(step.target, max(1, wl.replicas_of(primary) if primary else 1))
             ready = wl.readiness(step.target, step.plan.canary_ready_threshold)
             if not ready.ready:
-                await self._halt(step, "TargetNotReady", ready.message)
-                return self.settings.poll_interval
+                await self.io.halt(step, "TargetNotReady", ready.message)
+                return self.io.settings.poll_interval
             apex_name = step.canary.apex_name
-            apex = self._caches.get(res.SERVICES, meta["namespace"], apex_name)
+            apex = self.io.caches.get(res.SERVICES, meta["namespace"], apex_name)
             if apex is not None:
-                key, value = wl.selector_label(step.target, self.settings.selector_labels)
-                await self._apply.point_apex_at_target(apex, key, value)
-            await self._router(step).finalize(step.working_canary(), memo=self.memos.of(step.key).route)
-        await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
-        await self._events(step.obj, NORMAL, SYNCED, f"Terminated canary {step.canary_name}", step.canary)
+                key, value = wl.selector_label(step.target, self.io.settings.selector_labels)
+                await self.io.apply.point_apex_at_target(apex, key, value)
+            await self.io.router(step).finalize(step.working_canary(), memo=self.io.memos.of(step.key).route)
+        await self.io.patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
+        await self.io.events(step.obj, NORMAL, SYNCED, f"Terminated canary {step.canary_name}", step.canary)
         return None
 
 

@@ -55,7 +55,8 @@ _PROGRESSING_HOOKS = frozenset({HookType.PRE_ROLLOUT, HookType.ROLLOUT, HookType
 
 
 class StepIO:
-    """The I/O side of a step; :class:`~flaggerpy.canary.reconciler.CanaryReconciler` adds the state machine."""
+    """The I/O side of a step, the collaborator of :class:`~flaggerpy.canary.reconciler.CanaryReconciler` (which
+    decides): persisting the status, Events, alerts, routing, the primary and config copies, webhooks."""
 
     def __init__(
         self,
@@ -77,21 +78,21 @@ class StepIO:
         self.wake = wake
         """Asks for a reconcile of another canary now (the controller's ``enqueue``): a freed analysis slot wakes the
         waiter it lets in instead of leaving it to its next poll. Without it, waiters notice on their poll interval."""
-        self._caches = caches
+        self.caches = caches
         self._router_for = router_for
-        self._analyzer = analyzer
+        self.analyzer = analyzer
         self._notifier = notifier
-        self._events = events
+        self.events = events
         self.settings = settings or EngineSettings()
-        self._clock = clock
+        self.clock = clock
         self.own_writes = own_writes if own_writes is not None else OwnWrites()
         """What this engine wrote (workloads, Services, configs, Canary statuses), shared with the routers."""
-        self._apply = Applier(kube, caches, self.own_writes, self.settings.selector_labels,
+        self.apply = Applier(kube, caches, self.own_writes, self.settings.selector_labels,
                               self.settings.include_label_prefixes)
         self.slots = Slots(self.settings.max_concurrent_canaries)
         self.memos = memos if memos is not None else Memos()
         """Everything remembered about each canary between reconciles, dropped when it is deleted."""
-        self._parsed = ParsedCanaries(self.memos)
+        self.parsed = ParsedCanaries(self.memos)
         self._on_status = on_status
         self.offload = offload if offload is not None else Offload(
             deadline=self.settings.analysis_deadline, inline_wait=self.settings.analysis_inline_wait)
@@ -102,9 +103,9 @@ class StepIO:
 
     def plan(self, key: str) -> steps.Plan | None:
         """The plan of a canary as last reconciled (None before its first reconcile here)."""
-        return self._parsed.plan(key)
+        return self.parsed.plan(key)
 
-    def _forget(self, key: str) -> None:
+    def forget(self, key: str) -> None:
         """Drop what is remembered about a canary that is gone."""
         namespace, _, name = key.partition("/")
         self.own_writes.forget_name(res.CANARIES, namespace, name)
@@ -113,7 +114,7 @@ class StepIO:
 
     # -- persistence and reporting -------------------------------------------------------------------------------
 
-    async def _commit(self, step: Step) -> None:
+    async def commit(self, step: Step) -> None:
         """Persist the working status when it differs from the cached one (invariant 5)."""
         cookies = affinity.status_cookies(step.doc)
         for key in ("sessionAffinityCookie", "primarySessionAffinityCookie", "previousSessionAffinityCookie"):
@@ -126,7 +127,7 @@ class StepIO:
         generation = step.obj["metadata"].get("generation")
         if generation is not None:
             step.status["observedGeneration"] = generation
-        written = await self._replace_status(step)
+        written = await self.replace_status(step)
         self.own_writes.remember(res.CANARIES, written)
         step.obj = written
         step.status = st.working_copy(written)
@@ -136,7 +137,7 @@ class StepIO:
             except Exception:  # telemetry must never fail a step that is already persisted
                 step.log.exception("status observer failed")
 
-    async def _replace_status(self, step: Step) -> dict[str, Any]:
+    async def replace_status(self, step: Step) -> dict[str, Any]:
         """Write the step's status with resourceVersion concurrency.
 
         The step has already acted (route, scale) by now, so a Conflict caused only by a change outside the status
@@ -157,15 +158,15 @@ class StepIO:
                 body = {**latest, "status": step.status}
         return await client.replace_status(body)
 
-    async def _event(self, step: Step, message: str, type_: str = NORMAL, reason: str = SYNCED) -> None:
+    async def event(self, step: Step, message: str, type_: str = NORMAL, reason: str = SYNCED) -> None:
         if type_ == NORMAL:
             step.log.info(message)
         else:
             step.log.warning(message)
         # The working status: an Event's webhook payload carries the phase and checksum of the step that emitted it.
-        await self._events(step.doc, type_, reason, message, step.working_canary())
+        await self.events(step.doc, type_, reason, message, step.working_canary())
 
-    async def _notify(self, step: Step, message: str, severity: str) -> None:
+    async def notify(self, step: Step, message: str, severity: str) -> None:
         """Send an alert from the canary's lane: a slow or hanging alert channel never holds the step."""
         canary = step.canary
         fields = {
@@ -181,7 +182,7 @@ class StepIO:
 
         self.offload.spawn(step.key, send)
 
-    async def _halt(self, step: Step, reason: str, message: str, warn: bool = False,
+    async def halt(self, step: Step, reason: str, message: str, warn: bool = False,
                     text: str | None = None) -> None:
         """Say why the canary waits; an Event only when the reason or message is new.
 
@@ -190,17 +191,17 @@ class StepIO:
         """
         before = st.condition(step.status, st.HALTED)
         st.halt(step.status, reason, message, step.at)
-        await self._commit(step)
+        await self.commit(step)
         if before is not None and (before.get("reason"), before.get("message")) == (reason, message):
             return
         if text is not None:
-            await self._event(step, text, WARNING)
+            await self.event(step, text, WARNING)
         elif warn:
-            await self._event(step, message, WARNING, reason)
+            await self.event(step, message, WARNING, reason)
         else:
-            await self._event(step, f"Halt advancement {step.name} {message}", NORMAL, reason)
+            await self.event(step, f"Halt advancement {step.name} {message}", NORMAL, reason)
 
-    async def _invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
+    async def invalid(self, key: str, obj: dict[str, Any], exc: SpecError, at: datetime) -> None:
         """A Canary that cannot be used: a Promoted=False/InvalidSpec condition and one Warning Event."""
         message = "; ".join(str(e) for e in exc.errors) or exc.kind
         status = st.working_copy(obj)
@@ -210,9 +211,9 @@ class StepIO:
         log.warning("invalid canary spec", canary=key, problems=message)
         written = await self._kube.resource(res.CANARIES).replace_status({**obj, "status": status})
         self.own_writes.remember(res.CANARIES, written)
-        await self._events(obj, WARNING, st.INVALID_SPEC, message)
+        await self.events(obj, WARNING, st.INVALID_SPEC, message)
 
-    async def _report_ignored(self, step: Step) -> None:
+    async def report_ignored(self, step: Step) -> None:
         """One Warning Event per spec generation listing the fields ignored under Flagger's precedence.
 
         The release goes on with the fields that win; the ``IgnoredFields`` condition remembers what was reported.
@@ -221,11 +222,11 @@ class StepIO:
         before = st.condition(step.status, st.IGNORED_FIELDS)
         report = st.note_ignored_fields(step.status, message, step.obj["metadata"].get("generation"), step.at)
         if report or (before is not None and not message):
-            await self._commit(step)
+            await self.commit(step)
         if report:
-            await self._event(step, f"Ignored fields of {step.name}: {message}", WARNING, st.IGNORED_FIELDS)
+            await self.event(step, f"Ignored fields of {step.name}: {message}", WARNING, st.IGNORED_FIELDS)
 
-    def _clear_invalid(self, step: Step) -> None:
+    def clear_invalid(self, step: Step) -> None:
         cond = st.condition(step.status, st.PROMOTED)
         if cond is not None and cond.get("reason") == st.INVALID_SPEC:
             phase = step.phase
@@ -236,10 +237,10 @@ class StepIO:
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
-    def _router(self, step: Step) -> Router:
+    def router(self, step: Step) -> Router:
         return self._router_for(step.canary)
 
-    async def _route(self, step: Step, fresh: bool = False) -> bool:
+    async def route(self, step: Step, fresh: bool = False) -> bool:
         """Make the route match the working status (created 100% primary; written only on difference); True when
         it was written.
 
@@ -248,17 +249,17 @@ class StepIO:
         relist) must not make the router skip the one write that must not be skipped.
         """
         step.routed = True
-        return await self._router(step).reconcile(step.working_canary(), intended_weights(step.doc),
+        return await self.router(step).reconcile(step.working_canary(), intended_weights(step.doc),
                                                   memo=self.memos.of(step.key).route, force=fresh)
 
-    async def _revision(self, step: Step) -> Revision:
+    async def revision(self, step: Step) -> Revision:
         checksums: dict[str, str] = {}
         renames: dict[str, str] = {}
         if self.settings.config_tracking:
-            checksums, renames = await self._apply.ensure_configs(step.target)
-        return Revision(self._template_hash(step), checksums, renames)
+            checksums, renames = await self.apply.ensure_configs(step.target)
+        return Revision(self.template_hash(step), checksums, renames)
 
-    def _template_hash(self, step: Step) -> str:
+    def template_hash(self, step: Step) -> str:
         """``spec_hash`` of the target's pod template, recomputed only when the template changed: comparing it
         with the last one seen is cheaper than serialising and hashing it on every reconcile."""
         template = step.target["spec"]["template"]
@@ -270,17 +271,17 @@ class StepIO:
         memo.template_hash = (template, digest)
         return digest
 
-    def _is_new(self, step: Step, rev: Revision) -> bool:
+    def is_new(self, step: Step, rev: Revision) -> bool:
         if rev.spec != step.status.get("lastAppliedSpec"):
             return True
         return self.settings.config_tracking and rev.configs != (step.status.get("trackedConfigs") or {})
 
-    def _primary(self, step: Step) -> dict[str, Any] | None:
+    def primary(self, step: Step) -> dict[str, Any] | None:
         meta = step.target["metadata"]
-        return self._caches.get(workload_resource(step.target["kind"]), meta["namespace"],
+        return self.caches.get(workload_resource(step.target["kind"]), meta["namespace"],
                                 wl.primary_name(meta["name"]))
 
-    async def _ensure_services(self, step: Step) -> None:
+    async def ensure_services(self, step: Step) -> None:
         """Create or repair the three Services; skipped while nothing they are built from or compared with
         changed since they were last found in order (the spec, the target's identity, the live Services)."""
         key, value = wl.selector_label(step.target, self.settings.selector_labels)
@@ -290,7 +291,7 @@ class StepIO:
         namespace = step.canary.metadata.namespace
         live = tuple(
             (obj["metadata"].get("uid"), obj["metadata"].get("resourceVersion")) if obj is not None else None
-            for obj in (self._caches.get(res.SERVICES, namespace, n) for n in (names.apex, names.primary, names.canary))
+            for obj in (self.caches.get(res.SERVICES, namespace, n) for n in (names.apex, names.primary, names.canary))
         )
         inputs = (step.obj["metadata"].get("uid"), key, value, template if spec.service.port_discovery else None,
                   live)
@@ -299,7 +300,7 @@ class StepIO:
         if seen is not None and seen[0] is spec and seen[1] == inputs:
             return
         desired = svc.build_services(step.canary, step.obj, key, value, template)
-        written = await self._apply.ensure_services(desired)
+        written = await self.apply.ensure_services(desired)
         for name in written:
             step.log.info("service reconciled", service=name)
         if written:
@@ -307,7 +308,7 @@ class StepIO:
         else:
             memo.services_in_order = (spec, inputs)
 
-    async def _ensure_primary(self, step: Step, rev: Revision) -> bool:
+    async def ensure_primary(self, step: Step, rev: Revision) -> bool:
         """Bring the primary's autoscaler copy, config copies and workload in line; True when the workload was written.
 
         The autoscaler is checked first, so a reference that cannot work (an AutoscalerError, which the reconciler
@@ -315,21 +316,21 @@ class StepIO:
         """
         ref = step.canary.spec.autoscaler_ref
         if ref is not None:
-            await self._apply.ensure_scaler(step.canary, ref, step.target)
+            await self.apply.ensure_scaler(step.canary, ref, step.target)
         if rev.renames:
-            await self._apply.copy_configs(step.canary, list(rev.renames))
-        return await self._apply.ensure_primary(step.canary, self.memos.of(step.key), step.target, rev.renames,
+            await self.apply.copy_configs(step.canary, list(rev.renames))
+        return await self.apply.ensure_primary(step.canary, self.memos.of(step.key), step.target, rev.renames,
                                                 ref is not None,
                                                 wl.revision_id(rev.spec, rev.configs))
 
-    async def _keep_primary_scaler(self, step: Step) -> None:
+    async def keep_primary_scaler(self, step: Step) -> None:
         """Create the primary's autoscaler copy where it is missing: an ``autoscalerRef`` added to a canary that is
         already initialised, or a copy deleted by hand, takes effect without waiting for the next release."""
         ref = step.canary.spec.autoscaler_ref
         if ref is not None:
-            await self._apply.ensure_scaler(step.canary, ref, step.target, create_only=True)
+            await self.apply.ensure_scaler(step.canary, ref, step.target, create_only=True)
 
-    def _step_context(self, step: Step, hook: HookType | None = None) -> StepContext:
+    def step_context(self, step: Step, hook: HookType | None = None) -> StepContext:
         phase = step.status.get("phase", "")
         if hook in _PROGRESSING_HOOKS:
             phase = Phase.PROGRESSING.value
@@ -341,7 +342,7 @@ class StepIO:
         )
 
     @staticmethod
-    def _analysis_step(step: Step) -> tuple[Any, ...]:
+    def analysis_step(step: Step) -> tuple[Any, ...]:
         """What identifies the step whose outbound work is asked for: a result is reused only by the same step
         (same phase, weight, iteration, tick and revision), never by the next one."""
         status = step.status
@@ -350,7 +351,7 @@ class StepIO:
                 status.get("trackedConfigs") and tuple(sorted(status["trackedConfigs"].items())),
                 step.obj["metadata"].get("generation"), (step.target.get("metadata") or {}).get("generation"))
 
-    async def _offloaded(self, step: Step, what: Any, work: Callable[[], Any], outbound: bool) -> tuple[Any, bool]:
+    async def offloaded(self, step: Step, what: Any, work: Callable[[], Any], outbound: bool) -> tuple[Any, bool]:
         """The outcome of ``work`` from the canary's lane, and whether this is its first use (see Offload).
 
         Without ``outbound`` (the canary has no hook or metric for it: nothing leaves the process) the work is
@@ -358,49 +359,49 @@ class StepIO:
         """
         if not outbound:
             return await work(), True
-        return await self.offload.result(step.key, self._analysis_step(step), what, work, ttl=step.plan.interval)
+        return await self.offload.result(step.key, self.analysis_step(step), what, work, ttl=step.plan.interval)
 
-    async def _hooks(self, step: Step, hook: HookType) -> tuple[list[WebhookResult], bool]:
+    async def hooks(self, step: Step, hook: HookType) -> tuple[list[WebhookResult], bool]:
         """The webhooks of ``hook`` for this step, called in the canary's lane; and whether the answers are new."""
-        context = self._step_context(step, hook)
-        results, first = await self._offloaded(
-            step, hook, lambda: self._analyzer.run_webhooks(step.canary, hook, context),
+        context = self.step_context(step, hook)
+        results, first = await self.offloaded(
+            step, hook, lambda: self.analyzer.run_webhooks(step.canary, hook, context),
             outbound=bool(hooks_of(step.canary, hook)))
         if isinstance(results, DeadlineExceeded):
             return [WebhookResult(str(hook), hook, False, error=str(results))], first
         return results, first
 
-    async def _gate(self, step: Step, hook: HookType) -> WebhookResult | None:
+    async def gate(self, step: Step, hook: HookType) -> WebhookResult | None:
         """The first failed webhook of ``hook``, or None when all said yes (or there are none).
 
         Flagger calls the hooks one by one and stops at the first that says no, with a "check passed" Event for each
         yes before it: the same Events are emitted here (once per answer), although the hooks were called
         concurrently.
         """
-        results, first = await self._hooks(step, hook)
-        return await self._passed_events(step, hook, results, first)
+        results, first = await self.hooks(step, hook)
+        return await self.passed_events(step, hook, results, first)
 
-    async def _passed_events(self, step: Step, hook: HookType, results: list[WebhookResult],
+    async def passed_events(self, step: Step, hook: HookType, results: list[WebhookResult],
                              emit: bool) -> WebhookResult | None:
         for result in results:
             if not result.passed:
                 return result
             if emit:
-                await self._event(step, messages.hook_passed(hook, result.name))
+                await self.event(step, messages.hook_passed(hook, result.name))
         return None
 
-    async def _rollback_requested(self, step: Step) -> bool:
+    async def rollback_requested(self, step: Step) -> bool:
         """Whether a ``rollback`` hook signals a rollback, with Flagger's Events for each hook asked."""
-        results, first = await self._hooks(step, HookType.ROLLBACK)
+        results, first = await self.hooks(step, HookType.ROLLBACK)
         for result in results:
             if result.passed:
-                await self._event(step, f"Rollback check {result.name} passed", WARNING)
+                await self.event(step, f"Rollback check {result.name} passed", WARNING)
                 return True
             if first:
-                await self._event(step, f"Rollback hook {result.name} not signaling a rollback")
+                await self.event(step, f"Rollback hook {result.name} not signaling a rollback")
         return False
 
-    def _record_metrics(self, step: Step, results: list[MetricResult]) -> None:
+    def record_metrics(self, step: Step, results: list[MetricResult]) -> None:
         history = list(step.status.get("metricHistory") or [])
         stamp = st.timestamp(step.at)
         for result in results:
@@ -419,7 +420,7 @@ class StepIO:
         if history:
             step.status["metricHistory"] = history[-METRIC_HISTORY_LIMIT:]
 
-    def _record_hooks(self, step: Step, results: list[WebhookResult]) -> None:
+    def record_hooks(self, step: Step, results: list[WebhookResult]) -> None:
         """Keep each ``rollout`` hook's result beside the metric values of the step (Flagger records a passing
         call nowhere; a failing one only in its Event), written with the step's status."""
         if not results:
@@ -440,7 +441,7 @@ class StepIO:
 
     # -- finalizer ---------------------------------------------------------------------------------------------
 
-    async def _patch_finalizers(self, step: Step, finalizers: list[str]) -> None:
+    async def patch_finalizers(self, step: Step, finalizers: list[str]) -> None:
         meta = step.obj["metadata"]
         written = await self._kube.resource(res.CANARIES).patch(
             meta["name"], meta["namespace"],
@@ -449,10 +450,10 @@ class StepIO:
         self.own_writes.remember(res.CANARIES, written)
         step.obj = {**written, "status": step.obj.get("status") or {}}
 
-    async def _sync_finalizer(self, step: Step) -> None:
+    async def sync_finalizer(self, step: Step) -> None:
         finalizers = list(step.obj["metadata"].get("finalizers") or [])
         wanted = bool(step.canary.spec.revert_on_deletion)
         if wanted and FINALIZER not in finalizers:
-            await self._patch_finalizers(step, [*finalizers, FINALIZER])
+            await self.patch_finalizers(step, [*finalizers, FINALIZER])
         elif not wanted and FINALIZER in finalizers:
-            await self._patch_finalizers(step, [f for f in finalizers if f != FINALIZER])
+            await self.patch_finalizers(step, [f for f in finalizers if f != FINALIZER])

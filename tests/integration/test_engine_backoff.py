@@ -21,7 +21,7 @@ async def test_constant_409_on_status_backs_off_per_key_and_recovers(
     counters = cluster.sb.counters
     async with run_controller() as ctl:
         await cluster.wait_phase("Initialized")
-        attempts = ctl.reconciler.settings.status_write_attempts
+        attempts = ctl.reconciler.io.settings.status_write_attempts
         cluster.sb.faults.conflicts.append(Rule(verb="update", resource="canaries/status", rate=1.0))
         puts_before, gets_before = counters.get("update", STATUS), counters.get("get", "canaries.flagger.app")
         await cluster.set_image(NEW_IMAGE)

@@ -60,7 +60,7 @@ def write_statuses(analysis: dict[str, Any], phases: list[str], skip: bool = Fal
         obj = canary_object(analysis, status={"phase": previous})
         obj["spec"]["skipAnalysis"] = skip
         # The hook the engine calls after each status write.
-        controller.reconciler._on_status(Canary.from_dict(obj), {"phase": phase})
+        controller.reconciler.io._on_status(Canary.from_dict(obj), {"phase": phase})
         previous = phase
     return observer
 
@@ -92,6 +92,6 @@ def test_ab_testing_publishes_the_audience_on_the_canary_while_the_status_weight
     obj = canary_object({"interval": "1m", "iterations": 3, "match": [{"headers": {"x": {"exact": "1"}}}]})
     for status in ({"phase": "Progressing", "iterations": 0}, {"phase": "Progressing", "iterations": 1},
                    {"phase": "Finalising", "iterations": 0}):
-        controller.reconciler._on_status(Canary.from_dict(obj), {**status, "canaryWeight": 0})
+        controller.reconciler.io._on_status(Canary.from_dict(obj), {**status, "canaryWeight": 0})
     # Flagger's recorder.SetWeight(0, 100) in runAB.
     assert observer.weights == [0, 100, 0]
