@@ -10,6 +10,7 @@ fails; a ``rollback`` hook that passes asks for a rollback; ``event`` hooks rece
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
@@ -87,10 +88,18 @@ def canary_checksum(canary: Canary) -> str:
 def status_checksum(tracked_configs: Mapping[str, str] | None, last_applied_spec: str | None) -> str:
     """:func:`canary_checksum` from the two status fields (the engine holds them as JSON, not as a model), so hook
     and event payloads carry the same checksum for the same revision."""
-    material = json.dumps(
-        {"trackedConfigs": dict(tracked_configs or {}), "lastAppliedSpec": last_applied_spec or ""},
-        sort_keys=True,
-    )
+    configs = tuple(sorted(dict(tracked_configs or {}).items()))
+    try:
+        return _checksum(configs, last_applied_spec or "")
+    except TypeError:  # a value that cannot be a cache key (a hand-written status): hash it uncached
+        return _checksum.__wrapped__(configs, last_applied_spec or "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _checksum(configs: tuple[tuple[str, Any], ...], last_applied_spec: str) -> str:
+    # Asked for every hook type of every step, but a revision's checksum changes once per release: serialising
+    # and hashing it each time was 2% of the leader's CPU at 300 canaries.
+    material = json.dumps({"trackedConfigs": dict(configs), "lastAppliedSpec": last_applied_spec}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 

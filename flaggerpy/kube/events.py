@@ -7,13 +7,13 @@ instead of creating another. Recording never raises: a failed write is logged an
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal
 
 from flaggerpy.kube.api import KubeClient, Obj
@@ -50,7 +50,14 @@ def object_reference(obj: Obj) -> dict[str, str]:
 
 
 def _timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second_text(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _second_text(second: int) -> str:
+    # Event times have second precision and several Events a second share one: formatting each was 1.7% of the
+    # leader's CPU at 300 canaries.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 @dataclass
