@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import email.utils
 import os
+import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -26,7 +27,7 @@ from urllib.request import getproxies, proxy_bypass
 import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.config import ConfigException, load_incluster_config, load_kube_config
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from yarl import URL
 
 from flaggerpy.kube import jsonio
@@ -279,9 +280,6 @@ class KubeClient:
         self._wire: _Transport | None = None
         limit = self.settings.token_bucket()
         self._bucket = TokenBucket(*limit) if limit is not None else None
-        self._backoff = wait_exponential_jitter(
-            multiplier=self.settings.backoff_initial, max=self.settings.backoff_max, jitter=self.settings.backoff_jitter
-        )
 
     async def open(self) -> KubeClient:
         """Load configuration and create the shared ApiClient (idempotent)."""
@@ -462,9 +460,17 @@ class KubeClient:
         """Seconds to wait after failed attempt number ``attempt``: the server's Retry-After, else the backoff."""
         if isinstance(exc, ApiError) and exc.retry_after is not None:
             return min(exc.retry_after, self.settings.retry_after_max)
-        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-        state.attempt_number = attempt
-        return float(self._backoff(state))
+        return self._backoff(attempt)
+
+    def _backoff(self, attempt: int) -> float:
+        """``backoff_initial`` doubled per failed attempt, plus up to ``backoff_jitter`` seconds, at most
+        ``backoff_max`` (the exponential-with-jitter schedule tenacity's ``wait_exponential_jitter`` computes)."""
+        settings = self.settings
+        try:
+            delay = settings.backoff_initial * 2.0 ** (attempt - 1) + random.uniform(0, settings.backoff_jitter)
+        except OverflowError:
+            return settings.backoff_max
+        return max(0.0, min(delay, settings.backoff_max))
 
     async def request(
         self,
