@@ -690,24 +690,26 @@ class Canary(_Resource):
     spec: CanarySpec
     status: CanaryStatus = Field(default_factory=CanaryStatus)
     _dumped: list[Any] = PrivateAttr(default_factory=list)
-    """[metadata, spec, apiVersion, kind, their JSON] as :meth:`to_dict` last dumped them; one list shared by the
-    model's copies (``model_copy`` copies private attributes shallowly)."""
+    """[metadata, spec, apiVersion, kind, status, the JSON of the first four, the status's] as :meth:`to_dict` last
+    dumped them; one list shared by the model's copies (``model_copy`` copies private attributes shallowly)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The Canary as Kubernetes JSON, as :meth:`ApiModel.to_dict`; the status is dumped on every call, the rest
-        once per metadata and spec object.
+        """The Canary as Kubernetes JSON, as :meth:`ApiModel.to_dict`, dumped again only for other metadata, spec or
+        status objects than last time: a Canary is not edited once dumped (a changed status is a new copy).
 
         The engine attaches each reconcile's status to the model it parsed from the spec (a status-only
-        ``model_copy``) and the router asks for the JSON form on every reconcile: dumping the unchanged metadata
-        and spec each time was most of a no-op reconcile. The metadata and spec of the result are shared between
+        ``model_copy``) and the router asks for the JSON form on every reconcile, mostly of the same status:
+        dumping all of it each time was most of a no-op reconcile. The parts of the result are shared between
         calls: read them, never edit them (``copy.deepcopy`` first).
         """
         dumped = self._dumped
         if not dumped or dumped[0] is not self.metadata or dumped[1] is not self.spec or \
                 dumped[2] != self.api_version or dumped[3] != self.kind:
             base = self.model_dump(by_alias=True, exclude_none=True, mode="json", exclude={"status"})
-            dumped[:] = (self.metadata, self.spec, self.api_version, self.kind, base)
-        return {**dumped[4], "status": self.status.to_dict()}
+            dumped[:] = (self.metadata, self.spec, self.api_version, self.kind, None, base, None)
+        if dumped[4] is not self.status:
+            dumped[4], dumped[6] = self.status, self.status.to_dict()
+        return {**dumped[5], "status": dumped[6]}
 
     def __eq__(self, other: object) -> bool:
         # pydantic compares private attributes too: the JSON cache above is not part of a Canary's value.

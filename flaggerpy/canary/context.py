@@ -15,6 +15,7 @@ from flaggerpy.canary import status as st
 from flaggerpy.canary import steps
 from flaggerpy.canary import workload as wl
 from flaggerpy.canary.phases import Phase, check
+from flaggerpy.kube import jsonio
 from flaggerpy.log import get_logger
 from flaggerpy.routing.base import Router
 
@@ -90,6 +91,12 @@ class Step:
     """The route was reconciled in this step."""
     repair_route: bool = False
     """The route must match the status when the step ends (drift repair)."""
+    _working: tuple[bytes, Canary] | None = field(default=None, init=False, repr=False, compare=False)
+    """(the status as JSON bytes, the typed Canary carrying it) as :meth:`working_canary` last built it."""
+
+    def __post_init__(self) -> None:
+        # A step starts from the status ``canary`` was parsed with (``status`` is a copy of the same JSON).
+        self._working = (jsonio.dumps(self.status), self.canary)
 
     @property
     def name(self) -> str:
@@ -113,8 +120,16 @@ class Step:
 
     def working_canary(self) -> Canary:
         """The typed Canary with the status this step is about to persist (the router routes from it: session-
-        affinity cookies follow its revision and phase; Event webhooks report its phase)."""
-        return self.canary.model_copy(update={"status": CanaryStatus.model_validate(self.status)})
+        affinity cookies follow its revision and phase; Event webhooks report its phase). Shared by the calls
+        that see the same status: read it, never edit it.
+
+        Built again only when the status changed since the last call: a reconcile asks for it for the route, each
+        Event and the acceptance check, mostly with the status it started from.
+        """
+        key = jsonio.dumps(self.status)
+        if self._working is None or self._working[0] != key:
+            self._working = (key, self.canary.model_copy(update={"status": CanaryStatus.model_validate(self.status)}))
+        return self._working[1]
 
     @property
     def phase(self) -> Phase | None:
