@@ -116,7 +116,7 @@ class TraefikProcess:
                         if resp.status == 200:
                             return
                 await asyncio.sleep(0.1)
-        tail = log_path.read_text(errors="replace")[-1000:].strip()
+        tail = (await asyncio.to_thread(log_path.read_text, errors="replace"))[-1000:].strip()
         raise DemoError(f"traefik did not start on {self.metrics_target}: {tail or 'no output'}")
 
     async def stop(self) -> None:
