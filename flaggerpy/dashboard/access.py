@@ -71,7 +71,8 @@ async def discover(kube: KubeClient, fallback: list[str]) -> Scope:
     if first == OK:
         namespaces = [None]
     elif first == NOT_SERVED:
-        scope.denied["canaries"] = NO_CRD
+        # The scope is found once, at start: say so, or the page waits for canaries that never come.
+        scope.denied["canaries"] = f"{NO_CRD}; restart the dashboard once they are"
     else:
         namespaces = [ns for ns in await _candidates(kube, fallback) if await probe(kube, res.CANARIES, ns) == OK]
         scope.denied["canaries"] = ("not allowed to list canaries in all namespaces: showing "

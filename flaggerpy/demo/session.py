@@ -196,7 +196,7 @@ class Demo:
                     serve(DashboardSettings(kubeconfig=str(sandbox.kubeconfig_path),
                                             port=self.options.dashboard_port)) as dashboard:
                 report.telemetry(running.telemetry_url)
-                report.line(f"dashboard of this release: {dashboard.canary_url(manifests.NAMESPACE, manifests.APP)}")
+                report.dashboard(dashboard.canary_url(manifests.NAMESPACE, manifests.APP))
                 if self._traefik is not None:
                     self._proxy_traffic = ProxyTraffic(self._traefik.web_port, manifests.HOST, self.options.rps)
                     self._proxy_traffic.start()

@@ -89,6 +89,8 @@ class DemoState:
     metrics_backend: str = ""
     telemetry_url: str = ""
     """Base URL of the controller's /metrics, /healthz and /readyz; empty until the controller runs."""
+    dashboard_url: str = ""
+    """The web dashboard's page of the demo's canary; empty until it is served."""
     stage: str = "starting"
     phase: str = ""
     primary_weight: int | None = None
@@ -164,6 +166,9 @@ class Reporter(Protocol):
 
     def telemetry(self, url: str) -> None:
         """The controller serves its /metrics, /healthz and /readyz at ``url``."""
+
+    def dashboard(self, url: str) -> None:
+        """The web dashboard shows the demo's canary at ``url``."""
 
     def line(self, text: str) -> None:
         """A message outside the dashboard (summary, kubeconfig path)."""
@@ -268,6 +273,11 @@ class PlainReporter:
         self.state.telemetry_url = url
         self._print(f"controller metrics at {url}/metrics (health: /healthz, /readyz)")
 
+    def dashboard(self, url: str) -> None:
+        """Print where the release's web page is."""
+        self.state.dashboard_url = url
+        self._print(f"dashboard of this release: {url}")
+
     def line(self, text: str) -> None:
         """Print ``text`` as is."""
         self._out.write(text + "\n")
@@ -328,6 +338,10 @@ class LiveReporter:
         """Show where to scrape the controller."""
         self.state.telemetry_url = url
 
+    def dashboard(self, url: str) -> None:
+        """Show the release's web page in the header, beside the scrape address."""
+        self.state.dashboard_url = url
+
     def line(self, text: str) -> None:
         """Print above the dashboard (or after it, once stopped)."""
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
@@ -346,6 +360,7 @@ class LiveReporter:
             ("    elapsed ", "dim"), f"{state.elapsed:.1f}s",
             ("    metrics ", "dim"), state.metrics_backend,
             *((("\nscrape  ", "dim"), f"{state.telemetry_url}/metrics") if state.telemetry_url else ()),
+            *((("\nweb     ", "dim"), state.dashboard_url) if state.dashboard_url else ()),
         )
         parts: list[RenderableType] = [header, self._bar(), self._traffic()]
         for block in state.releases:

@@ -91,3 +91,15 @@ def test_plain_lines_say_one_change_each() -> None:
 
 def test_rounding_noise_never_shows_a_negative_zero() -> None:
     assert format_value(MetricResult("error-rate", -1.4e-14, True, max=1.0)) == "0.00"
+
+
+def test_the_dashboard_address_is_in_the_header_and_a_timed_plain_line() -> None:
+    url = "http://127.0.0.1:41235/#/canary/test/podinfo"
+    console = Console(record=True, width=160, file=io.StringIO(), color_system=None)
+    live = LiveReporter(DemoState("flaggerpy demo: test", threshold=3), console)
+    live.dashboard(url)
+    console.print(live.render())
+    assert f"web     {url}" in console.export_text()
+    out = io.StringIO()
+    PlainReporter(DemoState("flaggerpy demo: test", threshold=3), out).dashboard(url)
+    assert out.getvalue().endswith(f"s] dashboard of this release: {url}\n")
