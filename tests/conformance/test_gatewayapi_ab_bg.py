@@ -4,6 +4,8 @@ refused promotion that keeps analysing (WaitingPromotion) until a metric fails."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from tests.conformance.conftest import (
@@ -49,22 +51,35 @@ async def test_ab_testing(cluster: Cluster, run_controller: ControllerFactory, h
     weights: list[int] = []
     matched: list[list[int]] = []
 
-    def watch() -> bool:
-        status = cluster.status()
-        if status.get("phase") == "Progressing" and status.get("iterations"):
-            weights.append(status.get("canaryWeight", 0))
-            # The status is written before the route, so a snapshot may still show the route of the step before.
-            rule = cluster.get("gateway.networking.k8s.io", "httproutes", "podinfo")["spec"]["rules"][0]
-            if rule["matches"][0].get("headers"):
+    async def observe() -> None:
+        # Every committed version, in order: polling snapshots can miss a short A/B window on a loaded machine.
+        async for change in cluster.cluster.changes([("flagger.app", "canaries"),
+                                                     ("gateway.networking.k8s.io", "httproutes")]):
+            meta = change.object.get("metadata") or {}
+            if change.type == "DELETED" or meta.get("name") != "podinfo":
+                continue
+            if change.plural == "canaries":
+                status = change.object.get("status") or {}
+                if status.get("phase") == "Progressing" and status.get("iterations"):
+                    weights.append(status.get("canaryWeight", 0))
+                continue
+            rule = change.object["spec"]["rules"][0]
+            if (rule.get("matches") or [{}])[0].get("headers"):
                 assert rule["matches"][0]["headers"][0]["name"].lower() == "x-canary"
                 matched.append([b["weight"] for b in rule["backendRefs"]])
-        return status.get("phase") == "Succeeded"
 
-    async with run_controller():
-        await initialized(cluster, hooks, analysis)
-        await cluster.set_image(NEW_IMAGE)
-        await wait_for(watch, 30, lambda: f"status {cluster.status()}")
-        await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
+    observer = asyncio.create_task(observe())
+    try:
+        async with run_controller():
+            await initialized(cluster, hooks, analysis)
+            await cluster.set_image(NEW_IMAGE)
+            await wait_for(lambda: cluster.status().get("phase") == "Succeeded", 30,
+                           lambda: f"status {cluster.status()}")
+            await wait_for(lambda: sent(hooks, "Promotion completed!"), 10)
+    finally:
+        observer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await observer
     assert hooks.timeline() == AB
     assert weights and set(weights) == {0}  # Flagger's status: canaryWeight stays 0 during A/B
     assert [0, 100] in matched  # while the insiders' requests all go to the canary
