@@ -115,3 +115,11 @@ def test_kubeconfig_problems_name_the_file_and_the_field(tmp_path: Path) -> None
         load_kubeconfig(kubeconfig(tmp_path, "https://127.0.0.1:1", {}), context="other")
     with pytest.raises(KubeconfigError, match="TLS material"):
         load_kubeconfig(kubeconfig(tmp_path, "https://127.0.0.1:1", {"certificate-authority": "/nonexistent"}))
+
+
+def test_the_backends_command_names_an_unusable_kubeconfig(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flaggerpy.cli import main
+
+    assert main(["sandbox", "backends", "--kubeconfig", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flaggerpy sandbox backends: --kubeconfig: ") and "cannot read kubeconfig" in err
