@@ -30,7 +30,7 @@ from flaggerpy.ctl.render import (
     canary_widths,
     plain_line,
 )
-from flaggerpy.ctl.view import Row, row, target_key
+from flaggerpy.ctl.view import Row, events_by_canary, parse_canary, row_from, target_key
 from flaggerpy.kube import resources as res
 from flaggerpy.kube.api import KubeClient, Obj
 from flaggerpy.kube.errors import Forbidden, NotFound
@@ -72,8 +72,12 @@ Targets = dict[tuple[str, str, str], Obj]
 
 def build_rows(canaries: Iterable[Obj], events: Iterable[Obj], targets: Targets | None = None) -> list[Row]:
     """One row per canary, sorted by namespace and name."""
-    event_list = list(events)
-    rows = [row(obj, event_list, targets) for obj in canaries]
+    by_canary = events_by_canary(events)
+    rows = []
+    for obj in canaries:
+        meta = obj.get("metadata") or {}
+        lines = by_canary.get((str(meta.get("namespace") or ""), str(meta.get("name") or "")), [])
+        rows.append(row_from(obj, parse_canary(obj), lines, targets))
     return sorted(rows, key=lambda r: (r.namespace, r.name))
 
 

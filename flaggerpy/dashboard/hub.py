@@ -222,6 +222,7 @@ class Hub:
             self.caches.get(res.HTTPROUTES_V1, namespace, route_name),
             self.caches.get(res.DEPLOYMENTS, namespace, f"{target_name}-primary"),
             self.caches.get(res.DEPLOYMENTS, namespace, target_name),
+            canary=canary,
         )
         page["scope"] = self.caches.scope.describe()
         page["health"] = self.caches.health()

@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -18,20 +17,21 @@ from flaggerpy.apis.annotations import Action
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.canary import manual
 from flaggerpy.canary.phases import Phase
-from flaggerpy.ctl.view import EventLine, events_for, parse_canary, parse_time, row
+from flaggerpy.canary.status import timestamp
+from flaggerpy.ctl.view import RELEASE_START, EventLine, Row, events_for, parse_canary, parse_time, row, row_from
 from flaggerpy.kube.api import Obj
+from flaggerpy.outbound import redact_url
 
 ACTIONS = ("promote", "abort", "retry", "pause", "resume")
 # Events that say the canary weight now is N, and those that mean all traffic went back to the primary.
 _ADVANCE = re.compile(r"^Advance \S+ canary weight (\d+)")
-_TO_PRIMARY = ("Promotion completed", "Canary failed", "Rolling back")
-_RELEASE_START = "New revision detected"
 _SUCCEEDED = "Promotion completed"
 _FAILED = ("Canary failed", "Rolling back")
+_TO_PRIMARY = (_SUCCEEDED, *_FAILED)
 
 
 def _stamp(when: datetime | None) -> str | None:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+    return timestamp(when) if when else None
 
 
 def _event(line: EventLine) -> dict[str, Any]:
@@ -41,7 +41,10 @@ def _event(line: EventLine) -> dict[str, Any]:
 
 def list_row(obj: Obj, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The Canaries page's line of one Canary (``events``: the Events about it, any order)."""
-    r = row(obj, events)
+    return _row_dict(obj, row(obj, events))
+
+
+def _row_dict(obj: Obj, r: Row) -> dict[str, Any]:
     status = obj.get("status") or {}
     return {
         "key": f"{r.namespace}/{r.name}",
@@ -60,17 +63,6 @@ def list_row(obj: Obj, events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def display_url(url: str) -> str:
-    """A webhook URL without credentials, query or fragment (they may carry tokens)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable URL)"
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def available_actions(obj: Obj) -> dict[str, bool]:
     """Which actions can take effect now (the server checks again when one is requested)."""
     suspended = bool((obj.get("spec") or {}).get("suspend"))
@@ -81,14 +73,13 @@ def available_actions(obj: Obj) -> dict[str, bool]:
     return out
 
 
-def timeline(canary: Canary | None, status: Mapping[str, Any], lines: list[EventLine],
-             now: datetime) -> list[dict[str, Any]]:
+def timeline(status: Mapping[str, Any], lines: list[EventLine], now: datetime) -> list[dict[str, Any]]:
     """The weight steps of the current release, oldest first: ``{time, weight, label}``.
 
     Taken from the Events that moved traffic (their text is Flagger's; ``lines`` in the order they happened), else
     from the metric samples (each carries the weight it was measured at), and the status now.
     """
-    start = next((ln.time for ln in reversed(lines) if ln.message.startswith(_RELEASE_START)), None)
+    start = next((ln.time for ln in reversed(lines) if ln.message.startswith(RELEASE_START)), None)
     points: list[tuple[datetime, int, str]] = []
     for line in lines:
         if line.time is None or (start is not None and line.time < start):
@@ -96,7 +87,7 @@ def timeline(canary: Canary | None, status: Mapping[str, Any], lines: list[Event
         match = _ADVANCE.match(line.message)
         if match:
             points.append((line.time, int(match.group(1)), line.message))
-        elif line.message.startswith((_RELEASE_START, *_TO_PRIMARY)):
+        elif line.message.startswith((RELEASE_START, *_TO_PRIMARY)):
             points.append((line.time, 0, line.message))
     if not any(_ADVANCE.match(p[2]) for p in points):
         # No Events that moved traffic (expired after an hour, or not listable): the samples still say the weights.
@@ -149,7 +140,7 @@ def webhooks(canary: Canary | None, status: Mapping[str, Any], lines: list[Event
         calls = [{"time": c.get("time"), "weight": c.get("weight"), "iteration": c.get("iteration"),
                   "passed": bool(c.get("passed")), "statusCode": c.get("statusCode"), "error": c.get("error")}
                  for c in history if c.get("name") == hook.name]
-        out.append({"name": hook.name, "type": hook.hook_type, "url": display_url(hook.url),
+        out.append({"name": hook.name, "type": hook.hook_type, "url": redact_url(hook.url),
                     "timeout": hook.timeout_seconds, "calls": calls, "results": said})
     return out
 
@@ -195,7 +186,7 @@ def revision(workload: Obj | None) -> dict[str, Any] | None:
 
 def releases(status: Mapping[str, Any], lines: list[EventLine]) -> list[dict[str, Any]]:
     """Past and current releases, newest first: when each began and ended, its outcome and its metric checks."""
-    starts = [i for i, ln in enumerate(lines) if ln.message.startswith(_RELEASE_START)]
+    starts = [i for i, ln in enumerate(lines) if ln.message.startswith(RELEASE_START)]
     history = list(status.get("metricHistory") or [])
     out = []
     for n, first in enumerate(starts):
@@ -227,17 +218,17 @@ def _within(when: datetime | None, began: datetime | None, until: datetime | Non
 
 
 def detail(obj: Obj, events: Iterable[Mapping[str, Any]], route: Obj | None, primary: Obj | None,
-           target: Obj | None, now: datetime | None = None) -> dict[str, Any]:
-    """Everything the canary page shows."""
+           target: Obj | None, now: datetime | None = None, canary: Canary | None = None) -> dict[str, Any]:
+    """Everything the canary page shows; ``canary``: ``obj`` already parsed (validating it again costs)."""
     now = now or datetime.now(UTC)
     meta = obj.get("metadata") or {}
     namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     status = obj.get("status") or {}
-    canary = parse_canary(obj)
+    canary = canary or parse_canary(obj)
     lines = events_for(events, namespace, name)
     analysis = canary.analysis if canary is not None else None
     return {
-        "row": list_row(obj, events),
+        "row": _row_dict(obj, row_from(obj, canary, lines)),
         "strategy": canary.strategy.value if canary is not None else None,
         "analysis": None if analysis is None else {
             "interval": analysis.interval, "threshold": canary.threshold if canary else None,
@@ -248,7 +239,7 @@ def detail(obj: Obj, events: Iterable[Mapping[str, Any]], route: Obj | None, pri
         "conditions": [{"type": c.get("type"), "status": c.get("status"), "reason": c.get("reason"),
                         "message": c.get("message")} for c in status.get("conditions") or []],
         "actions": available_actions(obj),
-        "timeline": timeline(canary, status, lines, now),
+        "timeline": timeline(status, lines, now),
         "metrics": metrics(canary, status),
         "webhooks": webhooks(canary, status, lines),
         "events": [_event(ln) for ln in reversed(lines)],
