@@ -19,6 +19,7 @@ from flaggerpy.apis.lenient import parse_leniently, unaffected
 from flaggerpy.apis.validation import canary_problems
 from flaggerpy.ctl.lintschema import MODELS, unknown_fields
 from flaggerpy.ctl.lintyaml import Document
+from flaggerpy.outbound import address_problem
 
 FLAGGER_KINDS = ("Canary", "MetricTemplate", "AlertProvider")
 SERVED_API_VERSION = f"{API_GROUP}/{API_VERSION}"
@@ -95,7 +96,7 @@ def _parse(doc: Document, findings: list[Finding]) -> _Parsed | None:
     return None if model is None else _Parsed(doc, label, model)
 
 
-def _url_problem(value: str) -> str | None:
+def _url_problem(value: str, proxy: bool) -> str | None:
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 (it raises ValueError for a port that is not a number)
@@ -103,7 +104,9 @@ def _url_problem(value: str) -> str | None:
         return f"{value!r} is not a URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{value!r} is not an http(s) URL with a host (e.g. http://flagger-loadtester.test/)"
-    return None
+    # What else the controller's outbound policy refuses (user info, a fragment); its message leaves the URL out,
+    # which may hold a password.
+    return address_problem(value, allow_user_info=proxy)
 
 
 def url_problems(kind: str, body: dict[str, Any]) -> list[FieldError]:
@@ -128,7 +131,8 @@ def url_problems(kind: str, body: dict[str, Any]) -> list[FieldError]:
     else:
         urls += [("spec.address", get(body, "spec", "address")), ("spec.proxy", get(body, "spec", "proxy"))]
     return [FieldError(field, problem) for field, value in urls
-            if isinstance(value, str) and value and (problem := _url_problem(value)) is not None]
+            if isinstance(value, str) and value
+            and (problem := _url_problem(value, field == "spec.proxy")) is not None]
 
 
 def _find(parsed: list[_Parsed], kind: type, namespace: str, name: str) -> _Parsed | None:

@@ -222,6 +222,22 @@ def test_urls_are_checked() -> None:
     ]
 
 
+def test_urls_the_controller_would_refuse_are_errors_without_echoing_credentials() -> None:
+    canary = CANARY.replace("STEP", "10").replace("    alerts:\n", (
+        "    webhooks:\n"
+        "      - {name: load, url: 'http://user:s3cret@loadtester.test/'}\n"
+        "      - {name: gate, url: 'http://loadtester.test/gate#check'}\n"
+        "    alerts:\n"))
+    provider = PROVIDER.replace("type: slack,", "type: slack, proxy: 'http://user:pw@proxy.test:3128',")
+    found = lines(("c.yaml", canary), ("t.yaml", TEMPLATE.replace("VAR", "app")), ("p.yaml", provider))
+    assert found == [
+        "c.yaml:20: spec.analysis.webhooks[0].url: must not contain user info (user:password@); use the Secret's "
+        "credentials",
+        "c.yaml:21: spec.analysis.webhooks[1].url: must not contain a fragment ('#')",
+    ]
+    assert not any("s3cret" in line for line in found)
+
+
 def test_every_problem_of_every_document_is_reported_in_one_run(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     canary = (CANARY.replace("STEP", "-5")
