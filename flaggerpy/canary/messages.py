@@ -12,8 +12,9 @@ from flaggerpy.analysis.builtin import DURATION, SUCCESS_RATE
 
 
 def go_number(value: float) -> str:
-    """A number as Go's ``%v`` prints a float64 (``99``, ``99.5``, ``1e-05``)."""
-    return f"{value:g}" if value != int(value) or abs(value) >= 1e21 else str(int(value))
+    """A number as Go's ``%v`` prints a float64 (``99``, ``99.5``, ``99.12345``, ``1e-05``): the shortest digits
+    that read back as the same value, as Python's ``repr`` (``:g`` would round to 6 digits)."""
+    return repr(value) if value != int(value) or abs(value) >= 1e21 else str(int(value))
 
 
 def go_duration(milliseconds: float) -> str:

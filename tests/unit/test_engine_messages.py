@@ -36,3 +36,8 @@ def test_custom_metric_halts_and_missing_values() -> None:
 def test_hook_passed_texts() -> None:
     assert messages.hook_passed("confirm-traffic-increase", "gate") == "Confirm-traffic-increase check gate passed"
     assert messages.hook_passed("pre-rollout", "smoke") == "Pre-rollout check smoke passed"
+
+
+def test_bounds_print_every_digit_as_gos_percent_v() -> None:
+    assert [messages.go_number(v) for v in (99.0, 99.5, 99.12345, 0.0001, 1e-05, 1e21)] == [
+        "99", "99.5", "99.12345", "0.0001", "1e-05", "1e+21"]
