@@ -22,7 +22,6 @@ from flaggerpy.ctl.view import RELEASE_START, EventLine, Row, events_for, parse_
 from flaggerpy.kube.api import Obj
 from flaggerpy.outbound import redact_url
 
-ACTIONS = ("promote", "abort", "retry", "pause", "resume")
 # Events that say the canary weight now is N, and those that mean all traffic went back to the primary.
 _ADVANCE = re.compile(r"^Advance \S+ canary weight (\d+)")
 _SUCCEEDED = "Promotion completed"
