@@ -30,8 +30,13 @@ import aiohttp
 import pytest
 import yaml
 
+from flaggerpy.analysis.builtin import Flavour
 from tests.ports import free_port
 from tests.tools import PROMETHEUS_MISSING
+
+SANDBOX_FLAVOURS = [flavour for flavour in Flavour if flavour is not Flavour.TRAEFIK]
+"""The builtin flavours whose metric names the sandbox's Gateway exports. Traefik's are measured against the real
+Traefik's own /metrics (tests/e2e/test_demo_traefik.py)."""
 
 PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 _READY_TIMEOUT = 30.0

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from flaggerpy.analysis.base import StepContext
-from flaggerpy.analysis.builtin import Flavour
 from flaggerpy.analysis.checks import MetricChecker, MetricSettings
 from flaggerpy.sandbox import Sandbox
-from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, requires_prometheus
+from tests.e2e.prometheus_fixture import SANDBOX_FLAVOURS, PrometheusServer, ScrapeTarget, requires_prometheus
 from tests.integration.test_dataplane_sandbox import CRDS, HOST, install, ready
 from tests.unit.test_analysis_fixtures import Lookup, canary, template
 from tests.unit.test_analysis_templates import FLAGGER_ENVOY_LATENCY, FLAGGER_ERROR_RATE
@@ -58,7 +57,7 @@ async def _measure(prometheus_url: str) -> dict[str, dict[str, float | None]]:
         metricsServer=prometheus_url,
     )
     measured: dict[str, dict[str, float | None]] = {}
-    for flavour in Flavour:
+    for flavour in SANDBOX_FLAVOURS:
         async with MetricChecker(lookup, MetricSettings(builtin_flavour=flavour)) as checker:
             results = await checker.check_metrics(subject, StepContext("Progressing", "x"))
         assert [r.error for r in results if r.value is None] == [], flavour

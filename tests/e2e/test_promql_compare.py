@@ -19,12 +19,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from flaggerpy.analysis.builtin import Flavour, builtin_query
+from flaggerpy.analysis.builtin import builtin_query
 from flaggerpy.analysis.templates import TemplateModel, render
 from flaggerpy.apis.flagger import Canary
 from flaggerpy.demo import manifests
 from flaggerpy.sandbox import Sandbox
-from tests.e2e.prometheus_fixture import PrometheusServer, ScrapeTarget, requires_prometheus
+from tests.e2e.prometheus_fixture import SANDBOX_FLAVOURS, PrometheusServer, ScrapeTarget, requires_prometheus
 
 pytestmark = [pytest.mark.e2e, requires_prometheus]
 
@@ -103,7 +103,7 @@ def _queries() -> list[tuple[str, float]]:
     """(query, relative tolerance): what the builtin checks, the demo's template and common dashboards ask."""
     builtin = [
         (_rendered(builtin_query(name, flavour)), 0.05)
-        for flavour in Flavour for name in ("request-success-rate", "request-duration")
+        for flavour in SANDBOX_FLAVOURS for name in ("request-success-rate", "request-duration")
     ]
     template = _rendered(manifests.metric_template("http://unused")["spec"]["query"])
     cluster = 'envoy_cluster_name=~"test_podinfo-.*"'
