@@ -328,12 +328,11 @@ class Demo:
 
     def _revision(self, deployment: dict[str, Any]) -> None:
         """A new image on the app's Deployment starts a new release block (superseding one still running)."""
-        containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
-        image = str((containers or [{}])[0].get("image") or "")
+        image = _image(deployment)
         if not image or image == self._image:
             return
         if self._release_number and not self._release_outcome:
-            self.reporter.outcome(f"superseded by {image.rpartition(':')[2]} before it finished")
+            self.reporter.outcome(f"superseded by {_version(image)} before it finished")
         self._image = image
         self._release_number = self._release_number + 1 if self._image_seen else 0
         self._image_seen = True
@@ -360,7 +359,7 @@ class Demo:
 
     def _latest(self, primary: dict[str, Any]) -> str:
         """What became of the latest release (one the user started with ``kubectl set image`` under --keep)."""
-        version = primary["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(":")[2]
+        version = _version(_image(primary))
         name = f"release {self._release_number} ({self._image})"
         if not self._release_outcome:
             weight = self._weights[1] if self._weights else 0
@@ -410,9 +409,7 @@ class Demo:
             self.reporter.traffic(self._measured(sandbox))
 
     def _outcome(self, phase: str, primary: dict[str, Any]) -> Outcome:
-        containers = primary["spec"]["template"]["spec"]["containers"]
-        primary_image = containers[0]["image"]
-        version = primary_image.rpartition(":")[2]
+        version = _version(_image(primary))
         primary_weight = self._weights[0] if self._weights else 0
         elapsed = self.reporter.state.elapsed
         if phase == "Succeeded":
@@ -429,6 +426,17 @@ class Demo:
         if not healthy:
             summary += " (unexpected end state)"
         return Outcome(phase, self.expected, healthy, summary)
+
+
+def _image(deployment: dict[str, Any]) -> str:
+    """The image of the Deployment's (the app's only) container; empty when it has none."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    return str((containers or [{}])[0].get("image") or "")
+
+
+def _version(image: str) -> str:
+    """The tag of ``image`` (``6.0.2`` of ``ghcr.io/stefanprodan/podinfo:6.0.2``)."""
+    return image.rpartition(":")[2]
 
 
 def _pod_answers(sandbox: Sandbox) -> dict[str, tuple[int, int]]:
