@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -20,6 +20,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from flaggerpy.apis.flagger import Canary
 from flaggerpy.ctl import common
 from flaggerpy.ctl.render import (
     canaries_plain,
@@ -70,14 +71,15 @@ SETTLE_MAX_SECONDS = 2.0
 Targets = dict[tuple[str, str, str], Obj]
 
 
-def build_rows(canaries: Iterable[Obj], events: Iterable[Obj], targets: Targets | None = None) -> list[Row]:
-    """One row per canary, sorted by namespace and name."""
+def build_rows(canaries: Iterable[Obj], events: Iterable[Obj], targets: Targets | None = None,
+               parse: Callable[[Obj], Canary | None] = parse_canary) -> list[Row]:
+    """One row per canary, sorted by namespace and name; ``parse``: how a Canary object is read (validated)."""
     by_canary = events_by_canary(events)
     rows = []
     for obj in canaries:
         meta = obj.get("metadata") or {}
         lines = by_canary.get((str(meta.get("namespace") or ""), str(meta.get("name") or "")), [])
-        rows.append(row_from(obj, parse_canary(obj), lines, targets))
+        rows.append(row_from(obj, parse(obj), lines, targets))
     return sorted(rows, key=lambda r: (r.namespace, r.name))
 
 
@@ -162,6 +164,9 @@ class _Watches:
         self.targets = {kind: Informer(kube, resource, namespace, settings=WATCH_SETTINGS)
                         for kind, resource in common.TARGETS.items()}
         self.all = [self.canaries, self.events, *self.targets.values()]
+        # Each canary parsed once per resourceVersion: validating a spec costs ~0.5 ms, and every change redraws
+        # every row (1,000 canaries would hold the event loop half a second per redraw).
+        self._parsed: dict[tuple[str, str], tuple[str, Canary | None]] = {}
         for informer in self.all:
             informer.add_handlers(self._mark, self._mark, self._mark)
             informer.observe_reconnects(self._lost)
@@ -188,7 +193,19 @@ class _Watches:
             for obj in informer.store.objects():
                 meta = obj.get("metadata") or {}
                 targets[(kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
-        return build_rows(self.canaries.store.objects(), self.events.store.objects(), targets)
+        # Rebuilt on every call from the canaries cached now, so deleted ones do not stay in it.
+        parsed, self._parsed = self._parsed, {}
+
+        def parse(obj: Obj) -> Canary | None:
+            meta = obj.get("metadata") or {}
+            key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            version = str(meta.get("resourceVersion") or "")
+            hit = parsed.get(key)
+            canary = hit[1] if hit is not None and version and hit[0] == version else parse_canary(obj)
+            self._parsed[key] = (version, canary)
+            return canary
+
+        return build_rows(self.canaries.store.objects(), self.events.store.objects(), targets, parse)
 
 
 async def watch(kube: KubeClient, namespace: str | None, out: TextIO, tty: bool, err: TextIO | None = None) -> int:
