@@ -20,10 +20,15 @@ def _drop_empty(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            cleaned = _drop_empty(item)
-            if cleaned is None or cleaned == [] or cleaned == {}:
+            # Only containers are walked (and dropped when they come back empty): the route of every step is
+            # normalised, and comparing each scalar with [] and {} was most of the time spent here.
+            if isinstance(item, dict | list):
+                item = _drop_empty(item)
+                if not item:
+                    continue
+            elif item is None:
                 continue
-            out[key] = cleaned
+            out[key] = item
         return out
     if isinstance(value, list):
         return [_drop_empty(item) for item in value]
