@@ -193,6 +193,11 @@ class WebhookRunner(SessionUser):
                 )
         return results
 
+    def sends_events(self, canary: Canary) -> bool:
+        """Whether :meth:`send_event` would call anything for ``canary`` (its ``event`` hooks, else the
+        controller-wide one)."""
+        return self._event_webhook is not None or bool(hooks_of(canary, HookType.EVENT))
+
     async def send_event(
         self, canary: Canary, type: str, message: str, phase: str | None = None
     ) -> list[WebhookResult]:

@@ -282,7 +282,17 @@ async def test_controller_event_webhook_only_without_canary_event_hooks(hooks: H
 
 
 async def test_no_event_destination_sends_nothing(runner: WebhookRunner) -> None:
+    assert not runner.sends_events(make_canary([]))
     assert await runner.send_event(make_canary([]), "Normal", "hello") == []
+
+
+async def test_sends_events_names_every_destination(hooks: Hooks) -> None:
+    own = make_canary([{"name": "audit", "type": "event", "url": hooks.url("/own")}])
+    rollout_only = make_canary([{"name": "load", "type": "rollout", "url": hooks.url("/load")}])
+    async with WebhookRunner() as runner:
+        assert runner.sends_events(own) and not runner.sends_events(rollout_only)
+    async with WebhookRunner(event_webhook=hooks.url("/global")) as runner:
+        assert runner.sends_events(rollout_only)
 
 
 async def test_shared_session_is_left_open(hooks: Hooks) -> None:
