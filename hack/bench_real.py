@@ -11,6 +11,7 @@ flaggerpy-system where deploy/rbac grants the Lease.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections import defaultdict
@@ -23,7 +24,7 @@ sys.path.insert(0, str(HERE / "cluster"))
 from control_plane import REPO_ROOT, ControlPlane, cached_binaries, default_crds  # noqa: E402
 from traefik_gateway import GatewayCluster, prepare  # noqa: E402
 
-GATEWAY_CRDS = REPO_ROOT.parent / "shared" / "gateway-api-v1.6.1"
+GATEWAY_CRDS = Path(os.environ.get("FLAGGERPY_GATEWAY_CRDS", REPO_ROOT.parent / "shared" / "gateway-api-v1.6.1"))
 _SAMPLE = re.compile(r'^flaggerpy_api_requests_total\{([^}]*)\}\s+([0-9.e+]+)$', re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
