@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.release_harness import Subprocess, flaggerpy_argv
 from tests.integration.conftest import wait_for
@@ -79,9 +80,18 @@ async def test_a_killed_leader_is_replaced_mid_release_and_no_step_repeats(
     primary = cluster.get("apps", "deployments", "podinfo-primary")
     assert primary is not None
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == NEW_IMAGE
-    # The replicas wrote real Events: one promotion, whichever replica made it.
-    events = json.loads(cluster.session.kubectl(
-        "get", "events", "-n", cluster.namespace, "--field-selector", "involvedObject.kind=Canary",
-        "-o", "json").stdout)["items"]
-    promoted = [e for e in events if e.get("message") == "Promotion completed! Scaling down podinfo.test"]
-    assert len(promoted) == 1 and promoted[0].get("count", 1) == 1, promoted
+    # The replicas wrote real Events: one promotion, whichever replica made it (the Event may follow the status).
+    def canary_events() -> list[dict[str, Any]]:
+        return json.loads(cluster.session.kubectl(
+            "get", "events", "-n", cluster.namespace, "--field-selector", "involvedObject.kind=Canary",
+            "-o", "json").stdout)["items"]
+
+    def promoted() -> list[dict[str, Any]]:
+        return [e for e in canary_events() if e.get("message") == "Promotion completed! Scaling down podinfo.test"]
+
+    def seen() -> str:
+        return f"no promotion Event among {[(e.get('reason'), e.get('message')) for e in canary_events()]}"
+
+    await wait_for(lambda: bool(promoted()), 30, seen)
+    [event] = promoted()
+    assert event.get("count", 1) == 1, event
