@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flaggerpy.routing.memo import RouteMemo
 
 if TYPE_CHECKING:
-    from flaggerpy.canary.parsed import Parsed, ParsedEntry
+    from flaggerpy.canary.parsed import ParsedEntry
     from flaggerpy.canary.steps import Plan
 
 
@@ -24,8 +24,6 @@ class CanaryMemo:
 
     parsed: ParsedEntry | None = None
     """The spec last parsed and its model (canary/parsed.py)."""
-    parsed_status: tuple[dict[str, Any], Parsed] | None = None
-    """(the informer's status object, the Parsed built with it) as last parsed (canary/parsed.py)."""
     template_hash: tuple[Any, str] | None = None
     """(pod template, its spec hash) of the target as last hashed."""
     services_in_order: tuple[Any, tuple[Any, ...]] | None = None

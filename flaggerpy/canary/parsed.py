@@ -65,19 +65,13 @@ class ParsedCanaries:
         entry = memo.parsed if memo is not None else None
         spec, metadata = obj.get("spec"), _metadata(obj)
         if entry is not None and entry.metadata == metadata and entry.spec == spec:
-            if memo is not None and memo.parsed_status is not None and memo.parsed_status[0] is obj.get("status"):
-                # The same informer object again (a resync, a re-queue): informer copies are never edited.
-                return memo.parsed_status[1]
             try:
                 status = CanaryStatus.model_validate(obj.get("status") or {})
             except ValidationError:
                 status = None  # the full parse below names the bad status fields in its usual words
             if status is not None:
                 canary = entry.parsed.canary.model_copy(update={"status": status})
-                parsed = Parsed(canary, entry.parsed.plan, entry.parsed.warnings)
-                if memo is not None and isinstance(obj.get("status"), dict):
-                    memo.parsed_status = (obj["status"], parsed)
-                return parsed
+                return Parsed(canary, entry.parsed.plan, entry.parsed.warnings)
         canary = Canary.from_dict(obj)
         parsed = Parsed(canary, steps.plan_of(canary), tuple(canary.spec_warnings()))
         if key:
