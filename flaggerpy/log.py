@@ -7,6 +7,11 @@ import sys
 
 import structlog
 
+CACHE_LOGGERS = True
+"""Whether a logger keeps the configuration it was first used with (structlog's ``cache_logger_on_first_use``: a
+log call then skips the configuration lookup). The test suite turns it off, because a module's logger cached after a
+command configured logging in-process would never reach ``structlog.testing.capture_logs`` again."""
+
 
 def configure(level: str = "info", json: bool | None = None) -> None:
     """Configure structlog and the stdlib root logger once per process.
@@ -36,7 +41,7 @@ def configure(level: str = "info", json: bool | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
 
 

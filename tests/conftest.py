@@ -6,6 +6,7 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, settings
 
+import flaggerpy.log
 from tests.paths import GATEWAY_API_CRDS, GATEWAY_CRDS_ENV
 
 GATEWAY_API_CRD_FILES = ("backendtlspolicies", "gatewayclasses", "gateways", "grpcroutes", "httproutes",
@@ -30,6 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
     and failures deep inside the tests that apply them."""
     if not (GATEWAY_API_CRDS / "gateway.networking.k8s.io_httproutes.yaml").is_file():
         pytest.exit(MISSING_CRDS, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+# A command run in-process (flaggerpy run, the demo) configures logging for the whole process; its loggers must not
+# be cached, so that the next test's capture_logs sees them.
+flaggerpy.log.CACHE_LOGGERS = False
 
 
 @pytest.fixture(autouse=True)
