@@ -290,8 +290,11 @@ class WebhookRunner(SessionUser):
                 name, hook_type, False, error=f"no answer within {attempt_seconds:g}s", mute_alert=mute_alert
             )
         except TimeoutError:
-            return WebhookResult(name, hook_type, False, mute_alert=mute_alert,
-                                 error=f"no answer within {budget:g}s, the limit of one webhook call with its retries")
+            # An attempt cut to the whole budget ends with both timers due at once, and either may fire first: that
+            # is the attempt's timeout, said the same way whichever won.
+            timed_out = (f"no answer within {attempt_seconds:g}s" if attempt_seconds >= budget
+                         else f"no answer within {budget:g}s, the limit of one webhook call with its retries")
+            return WebhookResult(name, hook_type, False, mute_alert=mute_alert, error=timed_out)
         except OutboundRefused as exc:
             return WebhookResult(name, hook_type, False, error=f"url: {exc}", mute_alert=mute_alert)
         except aiohttp.ClientError as exc:
